@@ -1,0 +1,224 @@
+"""Users, bots and their tokens. Passwords are hashed with argon2; tokens are random and only
+their SHA-256 is stored, so a database dump does not hand out sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from ..core.errors import InvalidCredentials, InvalidFormBody, MissingPermissions, Unauthorized, UnknownUser, UsernameTaken
+from ..core.snowflake import new_id
+from ..db.models import Token, User
+from ..events.types import E
+from . import shapes
+from .context import Platform, Tx
+
+_hasher = PasswordHasher()
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{2,32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthUser:
+    id: int
+    username: str
+    global_name: str | None
+    avatar: str | None
+    bot: bool
+    is_admin: bool
+    token_id: int
+
+    def as_user(self) -> dict[str, Any]:
+        return shapes.user(self)
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _new_token(user_id: int) -> str:
+    head = base64.urlsafe_b64encode(str(user_id).encode()).decode().rstrip("=")
+    return f"{head}.{secrets.token_urlsafe(6)}.{secrets.token_urlsafe(27)}"
+
+
+def check_username(username: Any) -> str:
+    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
+        raise InvalidFormBody.field(
+            "username", "USERNAME_INVALID_CHARACTERS",
+            "Username must be 2-32 characters of letters, digits, '_', '.' or '-'.",
+        )
+    return username
+
+
+def check_password(password: Any) -> str:
+    if not isinstance(password, str) or not 8 <= len(password) <= 128:
+        raise InvalidFormBody.field("password", "PASSWORD_TOO_SHORT", "Password must be 8-128 characters long.")
+    return password
+
+
+async def _insert_user(tx: Tx, **values: Any) -> Any:
+    try:
+        async with tx.conn.begin_nested():
+            return (await tx.conn.execute(insert(User).values(**values).returning(User))).one()
+    except IntegrityError:
+        raise UsernameTaken() from None
+
+
+async def _issue_token(tx: Tx, user_id: int, kind: str) -> str:
+    token = _new_token(user_id)
+    await tx.conn.execute(insert(Token).values(id=new_id(), user_id=user_id, token_hash=hash_token(token), kind=kind))
+    return token
+
+
+async def do_register(platform: Platform, *, username: str, password: str, email: str | None = None,
+                      global_name: str | None = None, is_admin: bool = False) -> tuple[Any, str]:
+    check_username(username)
+    check_password(password)
+    if email is not None and (not isinstance(email, str) or len(email) > 254 or "@" not in email):
+        raise InvalidFormBody.field("email", "EMAIL_INVALID", "Not a well formed email address.")
+    password_hash = await asyncio.to_thread(_hasher.hash, password)
+    async with platform.transaction() as tx:
+        row = await _insert_user(
+            tx, id=new_id(), username=username, global_name=global_name, email=email,
+            password_hash=password_hash, is_admin=is_admin,
+        )
+        token = await _issue_token(tx, row.id, "bearer")
+    return row, token
+
+
+async def do_login(platform: Platform, *, login: str, password: str) -> tuple[Any, str]:
+    async with platform.read() as conn:
+        row = (
+            await conn.execute(
+                select(User).where(
+                    (func.lower(User.username) == login.lower()) | (func.lower(User.email) == login.lower()),
+                    User.bot.is_(False),
+                )
+            )
+        ).first()
+    if row is None or row.password_hash is None:
+        await asyncio.to_thread(_dummy_verify)  # same cost whether or not the user exists
+        raise InvalidCredentials()
+    try:
+        await asyncio.to_thread(_hasher.verify, row.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise InvalidCredentials() from None
+    async with platform.transaction() as tx:
+        token = await _issue_token(tx, row.id, "bearer")
+    return row, token
+
+
+_DUMMY_HASH = _hasher.hash("not-a-password")
+
+
+def _dummy_verify() -> None:
+    try:
+        _hasher.verify(_DUMMY_HASH, "wrong-password")
+    except VerificationError:
+        pass
+
+
+async def do_create_bot(platform: Platform, *, owner_id: int | None, username: str,
+                        global_name: str | None = None, bio: str | None = None) -> tuple[Any, str]:
+    check_username(username)
+    async with platform.transaction() as tx:
+        row = await _insert_user(tx, id=new_id(), username=username, global_name=global_name, bot=True,
+                                 owner_id=owner_id, bio=bio)
+        token = await _issue_token(tx, row.id, "bot")
+    return row, token
+
+
+_AUTH = text(
+    """
+    SELECT u.id, u.username, u.global_name, u.avatar, u.bot, u.is_admin, t.id AS token_id, t.kind
+    FROM tokens t JOIN users u ON u.id = t.user_id
+    WHERE t.token_hash = :h AND t.revoked_at IS NULL
+    """
+)
+
+
+async def authenticate(platform: Platform, scheme: str, token: str) -> AuthUser:
+    """`scheme` is "Bot" or "Bearer"; a bot token must be sent as Bot, a user token as Bearer."""
+    if not token or len(token) > 200:
+        raise Unauthorized()
+    async with platform.read() as conn:
+        row = (await conn.execute(_AUTH, {"h": hash_token(token)})).first()
+    if row is None or (row.kind == "bot") != (scheme == "Bot"):
+        raise Unauthorized()
+    return AuthUser(row.id, row.username, row.global_name, row.avatar, row.bot, row.is_admin, row.token_id)
+
+
+async def do_revoke_token(platform: Platform, me: AuthUser) -> None:
+    async with platform.transaction() as tx:
+        await tx.conn.execute(update(Token).where(Token.id == me.token_id).values(revoked_at=func.now()))
+        await tx.emit(E.TOKEN_REVOKED, {"token_ids": [str(me.token_id)]}, user_ids=[me.id])
+
+
+async def do_reset_bot_token(platform: Platform, me: AuthUser, bot_id: int) -> str:
+    """Revokes every token of the bot and issues a new one (Discord's "reset token")."""
+    async with platform.transaction() as tx:
+        bot = (await tx.conn.execute(select(User).where(User.id == bot_id, User.bot.is_(True)))).first()
+        if bot is None:
+            raise UnknownUser()
+        if bot.owner_id != me.id and not me.is_admin:
+            raise MissingPermissions()
+        revoked = (
+            await tx.conn.execute(
+                update(Token).where(Token.user_id == bot_id, Token.revoked_at.is_(None)).values(revoked_at=func.now()).returning(Token.id)
+            )
+        ).scalars().all()
+        token = await _issue_token(tx, bot_id, "bot")
+        await tx.emit(E.TOKEN_REVOKED, {"token_ids": [str(t) for t in revoked]}, user_ids=[bot_id])
+    return token
+
+
+async def get_user(platform: Platform, user_id: int) -> Any:
+    async with platform.read() as conn:
+        row = (await conn.execute(select(User).where(User.id == user_id))).first()
+    if row is None:
+        raise UnknownUser()
+    return row
+
+
+async def list_bots(platform: Platform, me: AuthUser) -> list[Any]:
+    async with platform.read() as conn:
+        query = select(User).where(User.bot.is_(True)).order_by(User.id)
+        if not me.is_admin:
+            query = query.where(User.owner_id == me.id)
+        return list((await conn.execute(query)).all())
+
+
+async def do_modify_me(platform: Platform, me: AuthUser, changes: dict[str, Any]) -> Any:
+    values: dict[str, Any] = {}
+    if "username" in changes:
+        values["username"] = check_username(changes["username"])
+    if "global_name" in changes:
+        name = changes["global_name"]
+        if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 32):
+            raise InvalidFormBody.field("global_name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
+        values["global_name"] = name
+    if "bio" in changes:
+        bio = changes["bio"]
+        if bio is not None and (not isinstance(bio, str) or len(bio) > 190):
+            raise InvalidFormBody.field("bio", "BASE_TYPE_MAX_LENGTH", "Must be 190 or fewer in length.")
+        values["bio"] = bio
+    async with platform.transaction() as tx:
+        if values:
+            try:
+                async with tx.conn.begin_nested():
+                    await tx.conn.execute(update(User).where(User.id == me.id).values(**values))
+            except IntegrityError:
+                raise UsernameTaken() from None
+        row = (await tx.conn.execute(select(User).where(User.id == me.id))).one()
+        if values:
+            await tx.emit(E.USER_UPDATE, shapes.user(row), user_ids=[me.id])
+    return row

@@ -1,0 +1,90 @@
+"""The HTTP application: builds the runtime (database, Redis, object store, event publisher)
+in its lifespan and mounts the REST routes under /api/v10."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from ..actions.context import Platform
+from ..core.config import Settings
+from ..core.logging import setup_logging
+from ..db.engine import make_engine
+from ..events.publisher import EventPublisher
+from ..services.objectstore import make_object_store
+from . import errors
+from .middleware import EdgeMiddleware
+from .ratelimit import RateLimiter
+from .routes import channels, guilds, messages, users
+
+
+async def build_platform(settings: Settings, database_url: str, redis_url: str) -> Platform:
+    engine = make_engine(database_url, schema=settings.database_schema, pool_size=settings.database_pool_size)
+    redis = Redis.from_url(redis_url)
+    publisher = EventPublisher(make_engine(database_url, schema=settings.database_schema, pool_size=1), redis, prefix=settings.redis_prefix, maxlen=settings.event_stream_maxlen,
+                               poll_seconds=settings.event_publish_poll_seconds)
+    return Platform(settings=settings, engine=engine, redis=redis, store=make_object_store(settings), publisher=publisher)
+
+
+async def close_platform(platform: Platform) -> None:
+    await platform.publisher.stop()
+    await platform.redis.aclose()
+    await platform.engine.dispose()
+
+
+def create_app(settings: Settings, *, database_url: str, redis_url: str) -> FastAPI:
+    """`database_url` and `redis_url` are resolved by the caller (embedded or configured)."""
+    setup_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = await build_platform(settings, database_url, redis_url)
+        app.state.platform = platform
+        app.state.ratelimiter = RateLimiter(platform.redis, settings)
+        await platform.publisher.start()
+        try:
+            yield
+        finally:
+            await close_platform(platform)
+
+    app = FastAPI(title="Townsquare", version="0.1.0", lifespan=lifespan, default_response_class=ORJSONResponse,
+                  openapi_url="/api/v10/openapi.json", docs_url=None, redoc_url=None)
+    errors.install(app)
+    for module in (users, guilds, channels, messages):
+        app.include_router(module.router)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> ORJSONResponse:
+        platform: Platform = app.state.platform
+        checks: dict[str, str] = {}
+        try:
+            async with platform.read() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["postgres"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["postgres"] = f"error: {type(exc).__name__}"
+        try:
+            await platform.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["redis"] = f"error: {type(exc).__name__}"
+        try:
+            await platform.store.check()
+            checks["object_store"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["object_store"] = f"error: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return ORJSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
+
+    app.add_middleware(EdgeMiddleware, settings=settings)
+    return app
