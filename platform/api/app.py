@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
+from .responses import FastJSONResponse
 from redis.asyncio import Redis
 from sqlalchemy import text
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
         finally:
             await close_platform(platform)
 
-    app = FastAPI(title="Townsquare", version="0.1.0", lifespan=lifespan, default_response_class=ORJSONResponse,
+    app = FastAPI(title="Townsquare", version="0.1.0", lifespan=lifespan, default_response_class=FastJSONResponse,
                   openapi_url="/api/v10/openapi.json", docs_url=None, redoc_url=None)
     errors.install(app)
     for module in (users, guilds, channels, messages):
@@ -64,7 +64,7 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
         return {"status": "ok"}
 
     @app.get("/ready", include_in_schema=False)
-    async def ready() -> ORJSONResponse:
+    async def ready() -> FastJSONResponse:
         platform: Platform = app.state.platform
         checks: dict[str, str] = {}
         try:
@@ -84,7 +84,7 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
         except Exception as exc:  # noqa: BLE001
             checks["object_store"] = f"error: {type(exc).__name__}"
         ok = all(v == "ok" for v in checks.values())
-        return ORJSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
+        return FastJSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
 
     app.add_middleware(EdgeMiddleware, settings=settings)
     return app

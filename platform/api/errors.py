@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from .responses import FastJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import RateLimited, TownsquareError
@@ -54,7 +54,7 @@ def validation_errors(errors: list[Any]) -> dict[str, Any]:
     return out
 
 
-def error_response(exc: TownsquareError) -> ORJSONResponse:
+def error_response(exc: TownsquareError) -> FastJSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
         headers = {
@@ -68,28 +68,28 @@ def error_response(exc: TownsquareError) -> ORJSONResponse:
         }
         if exc.is_global:
             headers["X-RateLimit-Global"] = "true"
-    return ORJSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+    return FastJSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(TownsquareError)
-    async def _domain(_: Request, exc: TownsquareError) -> ORJSONResponse:
+    async def _domain(_: Request, exc: TownsquareError) -> FastJSONResponse:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> FastJSONResponse:
         errors = list(exc.errors())
         if any(e.get("type") == "json_invalid" for e in errors):
-            return ORJSONResponse({"message": "The request body contains invalid JSON.", "code": 50109}, status_code=400)
-        return ORJSONResponse({"message": "Invalid Form Body", "code": 50035, "errors": validation_errors(errors)}, status_code=400)
+            return FastJSONResponse({"message": "The request body contains invalid JSON.", "code": 50109}, status_code=400)
+        return FastJSONResponse({"message": "Invalid Form Body", "code": 50035, "errors": validation_errors(errors)}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         code = {413: 40005}.get(exc.status_code, 0)
         message = {404: "404: Not Found", 405: "405: Method Not Allowed"}.get(exc.status_code, str(exc.detail))
-        return ORJSONResponse({"message": message, "code": code}, status_code=exc.status_code)
+        return FastJSONResponse({"message": message, "code": code}, status_code=exc.status_code)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> FastJSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
-        return ORJSONResponse({"message": "500: Internal Server Error", "code": 0}, status_code=500)
+        return FastJSONResponse({"message": "500: Internal Server Error", "code": 0}, status_code=500)

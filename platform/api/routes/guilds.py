@@ -129,9 +129,9 @@ async def add_member(guild_id: Snowflake, user_id: Snowflake, me: Me, platform: 
     obj = await guilds.do_add_member(platform, me.id, guild_id, user_id)
     if obj is None:
         return Response(status_code=204)
-    from fastapi.responses import ORJSONResponse
+    from ..responses import FastJSONResponse
 
-    return ORJSONResponse(obj, status_code=201)
+    return FastJSONResponse(obj, status_code=201)
 
 
 @router.patch("/guilds/{guild_id}/members/{user_id}")

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import ORJSONResponse
+from ..responses import FastJSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import UploadFile
 
@@ -150,18 +150,18 @@ async def _read_message_request(request: Request, platform: Any, channel_id: int
 
 
 @router.post("/channels/{channel_id}/messages")
-async def create_message(channel_id: Snowflake, request: Request, me: Me, platform: PlatformDep) -> ORJSONResponse:
+async def create_message(channel_id: Snowflake, request: Request, me: Me, platform: PlatformDep) -> FastJSONResponse:
     new = await _read_message_request(request, platform, channel_id)
-    return ORJSONResponse(await messages.do_send_message(platform, me, channel_id, new))
+    return FastJSONResponse(await messages.do_send_message(platform, me, channel_id, new))
 
 
 @router.get("/channels/{channel_id}/messages")
 async def history(channel_id: Snowflake, me: Me, platform: PlatformDep, before: OptSnowflakeQuery = None,
                   after: OptSnowflakeQuery = None, around: OptSnowflakeQuery = None,
-                  limit: int = Query(50, ge=1, le=100)) -> ORJSONResponse:
+                  limit: int = Query(50, ge=1, le=100)) -> FastJSONResponse:
     if sum(x is not None for x in (before, after, around)) > 1:
         raise InvalidFormBody("Only one of before, after and around may be given")
-    return ORJSONResponse(await messages.get_history(platform, me.id, channel_id, before=before, after=after, around=around, limit=limit))
+    return FastJSONResponse(await messages.get_history(platform, me.id, channel_id, before=before, after=after, around=around, limit=limit))
 
 
 @router.get("/channels/{channel_id}/messages/search")
