@@ -298,7 +298,7 @@ async def test_file_over_limit_is_413_and_nothing_is_written(world: World, small
         before = await history_ids(world, world.general_id)
         files_before = stored_files(small_server, world.general_id)
 
-        over = await upload(c, world.alice, world.general_id, [("over.bin", JUNK[:1025], "application/octet-stream")], content="x")
+        over = await upload(c, world.alice, world.general_id, [("over.bin", (JUNK * 2)[:1025], "application/octet-stream")], content="x")
         assert_discord_error(over, 413, 40005)
         # a small first file must not be left behind when a later one is too large
         mixed = await upload(c, world.alice, world.general_id,

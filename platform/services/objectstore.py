@@ -14,7 +14,7 @@ from ..core.config import Settings
 
 class ObjectStore(Protocol):
     async def put(self, key: str, data: bytes, content_type: str) -> None: ...
-    async def get(self, key: str) -> bytes: ...
+    async def get(self, key: str) -> bytes: ...  # FileNotFoundError for a missing key, in every store
     async def delete(self, key: str) -> None: ...
     async def check(self) -> None: ...
 
@@ -75,9 +75,16 @@ class S3ObjectStore:
         if self._bucket_ready:
             return
 
+        from minio.error import S3Error
+
         def make() -> None:
             if not self.client.bucket_exists(self.bucket):
-                self.client.make_bucket(self.bucket)
+                try:
+                    self.client.make_bucket(self.bucket)
+                except S3Error as exc:
+                    # two first uploads at once (or two servers) both saw no bucket
+                    if exc.code != "BucketAlreadyOwnedByYou":
+                        raise
 
         await asyncio.to_thread(make)
         self._bucket_ready = True
@@ -87,8 +94,15 @@ class S3ObjectStore:
         await asyncio.to_thread(self.client.put_object, self.bucket, key, io.BytesIO(data), len(data), content_type)
 
     async def get(self, key: str) -> bytes:
+        from minio.error import S3Error
+
         def read() -> bytes:
-            response = self.client.get_object(self.bucket, key)
+            try:
+                response = self.client.get_object(self.bucket, key)
+            except S3Error as exc:
+                if exc.code in ("NoSuchKey", "NoSuchBucket"):
+                    raise FileNotFoundError(key) from exc  # as the local store says it
+                raise
             try:
                 return response.read()
             finally:

@@ -1,0 +1,177 @@
+"""The repo's foundation: import names, migrations, embedded services, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from townsquare.platform.core.config import Settings
+from townsquare.platform.db.migrate import downgrade, upgrade
+from townsquare.platform.db.models import Base
+
+from .helpers import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_stdlib_platform_is_not_shadowed() -> None:
+    assert not (ROOT / "platform" / "__init__.py").exists()
+    for code in ("import platform; print(platform.system())", "import townsquare.platform.api.app"):
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    for module in ("pip", "pytest"):
+        done = subprocess.run([sys.executable, "-m", module, "--version"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+
+
+def test_migrations_upgrade_from_empty_and_downgrade(services) -> None:  # type: ignore[no-untyped-def]
+    schema = f"ts_migrate_{os.getpid()}"
+    url = services.database_url
+    upgrade(url, schema)
+
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def inspect() -> tuple[list[str], list]:
+        engine = create_async_engine(url, connect_args={"server_settings": {"search_path": schema}})
+        async with engine.connect() as conn:
+            tables = (await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = :s ORDER BY 1"), {"s": schema})).scalars().all()
+            diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata))
+        await engine.dispose()
+        return list(tables), diff
+
+    tables, diff = asyncio.run(inspect())
+    assert {"users", "guilds", "channels", "messages", "events", "reactions", "read_states", "audit_log"} <= set(tables)
+    assert diff == [], f"models and migrations disagree: {diff}"
+    downgrade(url, schema)
+    tables, _ = asyncio.run(inspect())
+    assert tables == ["alembic_version"]
+
+    async def drop() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await engine.dispose()
+
+    asyncio.run(drop())
+
+
+def test_embedded_services_keep_data_across_restarts(tmp_path: Path) -> None:
+    """With no DATABASE_URL / REDIS_URL: a real PostgreSQL and a real redis-server, both
+    keeping their data in the data folder."""
+    script = f"""
+import asyncio, sys
+import asyncpg, redis
+from townsquare.platform.core.config import Settings
+from townsquare.platform.services.embedded import resolve_services
+s = Settings(data_dir={str(tmp_path)!r}, database_url=None, redis_url=None)
+svc = resolve_services(s)
+async def main():
+    conn = await asyncpg.connect(svc.database_url.replace('+asyncpg', ''))
+    await conn.execute("CREATE TABLE IF NOT EXISTS t (v text)")
+    if sys.argv[1] == "write":
+        await conn.execute("INSERT INTO t VALUES ('kept')")
+    print("pg", await conn.fetchval("SELECT string_agg(v, ',') FROM t"))
+    await conn.close()
+asyncio.run(main())
+r = redis.Redis.from_url(svc.redis_url)
+if sys.argv[1] == "write":
+    r.set("k", "kept")
+    r.execute_command("BGREWRITEAOF")
+    import time; time.sleep(1.5)
+print("redis", r.get("k"))
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    first = subprocess.run([sys.executable, "-c", script, "write"], capture_output=True, text=True, timeout=180, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "pg kept" in first.stdout and "redis b'kept'" in first.stdout
+    second = subprocess.run([sys.executable, "-c", script, "read"], capture_output=True, text=True, timeout=180, env=env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "pg kept" in second.stdout and "redis b'kept'" in second.stdout
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not answer")
+
+
+@pytest.mark.parametrize("command", ["serve"])
+def test_cli_serve_against_configured_services(command: str, settings: Settings, services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
+           "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "", "TOWNSQUARE_REDIS_PREFIX": settings.redis_prefix + "cli:",
+           "TOWNSQUARE_PORT": str(port), "TOWNSQUARE_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", command], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health", proc)
+        ready = httpx.get(f"http://127.0.0.1:{port}/ready").json()
+        assert ready["checks"] == {"postgres": "ok", "redis": "ok", "object_store": "ok"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
+    """`townsquare up` with nothing configured: prints the URL and admin login; a second start
+    continues with the same data."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(TOWNSQUARE_PORT=str(port), TOWNSQUARE_DATA_DIR=str(tmp_path / "data"), TOWNSQUARE_LOG_LEVEL="WARNING")
+    base = f"http://127.0.0.1:{port}"
+
+    def start() -> tuple[subprocess.Popen, str, str]:
+        proc = subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", "up"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 180
+        for line in proc.stdout:
+            if "admin login:" in line:
+                user, password = line.split("admin login:")[1].strip().split(" / ")
+                return proc, user, password
+            if time.monotonic() > deadline:
+                break
+        proc.kill()
+        raise AssertionError("up did not print the admin login")
+
+    proc, user, password = start()
+    try:
+        token = httpx.post(f"{base}/api/v10/auth/login", json={"login": user, "password": password}).json()["token"]
+        h = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{base}/api/v10/users/@me", headers=h).json()["townsquare_admin"] is True
+        guild = httpx.post(f"{base}/api/v10/guilds", json={"name": "persisted"}, headers=h).json()
+        httpx.post(f"{base}/api/v10/channels/{guild['system_channel_id']}/messages", json={"content": "still here?"}, headers=h)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    proc, user2, password2 = start()
+    try:
+        assert (user2, password2) == (user, password)
+        token = httpx.post(f"{base}/api/v10/auth/login", json={"login": user, "password": password}).json()["token"]
+        h = {"Authorization": f"Bearer {token}"}
+        history = httpx.get(f"{base}/api/v10/channels/{guild['system_channel_id']}/messages", headers=h).json()
+        assert [m["content"] for m in history] == ["still here?"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
