@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from townsquare.platform.actions.context import Platform
-from townsquare.platform.events.publisher import LOCK_KEY, EventPublisher, decode_entry, stream_key
+from townsquare.platform.events.publisher import EventPublisher, lock_key, decode_entry, stream_key
 from townsquare.platform.events.types import E
 
 from .helpers import World, wait_for
@@ -22,7 +22,7 @@ def _publisher(platform: Platform) -> EventPublisher:
     s = platform.settings
     url = platform.engine.url.render_as_string(hide_password=False)
     return EventPublisher(make_engine(url, schema=s.database_schema, pool_size=1), platform.redis, prefix=s.redis_prefix,
-                          maxlen=s.event_stream_maxlen, poll_seconds=3600)
+                          maxlen=s.event_stream_maxlen, poll_seconds=3600, schema=s.database_schema)
 
 
 async def _stream(redis: Redis, prefix: str, after: int = 0) -> list[dict]:
@@ -138,7 +138,7 @@ async def test_stream_missing_entries_is_repaired(platform: Platform) -> None:
     await publisher.publish_pending()
     async with platform.transaction() as tx:
         # hold the publishers' lock so that no running publisher XADDs these (the "crash")
-        await tx.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+        await tx.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(platform.settings.database_schema)})
         for n in range(3):
             await tx.emit(E.USER_UPDATE, {"repair": n}, user_ids=[1])
         last = (await tx.conn.execute(text("SELECT coalesce(max(position), 0) FROM events"))).scalar_one()

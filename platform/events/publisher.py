@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import zlib
 import logging
 from typing import Any
 
@@ -30,7 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = 0x7473_6576  # "tsev"
+def lock_key(schema: str | None) -> int:
+    """The advisory lock of one event log: one per schema, so that separate installations
+    (or test sessions) sharing a database do not wait for each other."""
+    return 0x7473_6576_0000_0000 | zlib.crc32((schema or "public").encode())
 BATCH = 500
 
 _TAKE = text(
@@ -77,10 +81,12 @@ def decode_entry(fields: dict[bytes, bytes]) -> dict[str, Any]:
 
 
 class EventPublisher:
-    def __init__(self, engine: AsyncEngine, redis: Redis, *, prefix: str, maxlen: int, poll_seconds: float) -> None:
+    def __init__(self, engine: AsyncEngine, redis: Redis, *, prefix: str, maxlen: int, poll_seconds: float,
+                 schema: str | None = None) -> None:
         """`engine` is the publisher's own (one connection): its lock session and its queries
         stay apart from the request pool."""
         self._engine = engine
+        self._lock = lock_key(schema)
         self._redis = redis
         self._key = stream_key(prefix)
         self._maxlen = maxlen
@@ -122,31 +128,41 @@ class EventPublisher:
 
     async def publish_pending(self) -> int:
         """Positions and publishes every event that is safe to publish; returns how many."""
-        total = 0
         async with self._engine.connect() as conn:
-            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})
+            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": self._lock})
             await conn.commit()
             try:
-                last = (await conn.execute(_LAST_POSITION)).scalar_one()
-                await self._repair_stream(conn, last)
-                while True:
-                    rows = (await conn.execute(_TAKE, {"limit": BATCH})).all()
-                    if not rows:
-                        await conn.commit()
-                        break
-                    positions = list(range(last + 1, last + 1 + len(rows)))
-                    await conn.execute(_ASSIGN, {"ids": [r.id for r in rows], "positions": positions})
-                    await conn.commit()
-                    await self._xadd(zip(positions, rows))
-                    last = positions[-1]
-                    total += len(rows)
-                    if len(rows) < BATCH:
-                        break
+                total = await self._publish_locked(conn)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await conn.rollback()
+                raise
             finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
-                await conn.commit()
+                try:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._lock})
+                    await conn.commit()
+                except Exception:  # noqa: BLE001 - a dead session releases its lock when closed
+                    await conn.invalidate()
         self.published += total
         return total
+
+    async def _publish_locked(self, conn: Any) -> int:
+        total = 0
+        last = (await conn.execute(_LAST_POSITION)).scalar_one()
+        await self._repair_stream(conn, last)
+        while True:
+            rows = (await conn.execute(_TAKE, {"limit": BATCH})).all()
+            if not rows:
+                await conn.commit()
+                return total
+            positions = list(range(last + 1, last + 1 + len(rows)))
+            await conn.execute(_ASSIGN, {"ids": [r.id for r in rows], "positions": positions})
+            await conn.commit()
+            await self._xadd(zip(positions, rows))
+            last = positions[-1]
+            total += len(rows)
+            if len(rows) < BATCH:
+                return total
 
     async def _xadd(self, entries: Any) -> None:
         pipe = self._redis.pipeline(transaction=False)
