@@ -114,23 +114,7 @@ async def do_modify_channel(platform: Platform, user_id: int, channel_id: int, v
         if row.type == GROUP_DM:
             values = {k: v for k, v in values.items() if k == "name"}
         elif row.type in THREAD_TYPES:
-            meta = dict(row.thread_metadata or {})
-            is_owner = row.owner_id == user_id
-            manager = access.can(int(P.MANAGE_THREADS))
-            thread_values: dict[str, Any] = {}
-            for key in ("archived", "locked", "auto_archive_duration", "invitable"):
-                if key in values:
-                    if key == "locked" or (not is_owner and not manager) or (meta.get("locked") and not manager):
-                        if not manager:
-                            raise MissingPermissions()
-                    meta[key] = values.pop(key)
-                    if key == "archived":
-                        meta["archive_timestamp"] = datetime.now(timezone.utc).isoformat()
-            if values and not (is_owner or manager):
-                raise MissingPermissions()
-            values = {k: v for k, v in values.items() if k in ("name", "rate_limit_per_user")}
-            thread_values["thread_metadata"] = meta
-            values.update(thread_values)
+            values = _thread_changes(access, user_id, values)
         else:
             access.require(int(P.MANAGE_CHANNELS))
             if "permission_overwrites" in values:
@@ -150,6 +134,24 @@ async def do_modify_channel(platform: Platform, user_id: int, channel_id: int, v
             await tx.audit(guild_id=row.guild_id, user_id=user_id, action_type=action, target_id=channel_id,
                            changes=changes(before, {k: v for k, v in values.items() if k != "permission_overwrites"}), reason=reason)
     return obj
+
+
+def _thread_changes(access: ChannelAccess, user_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """What a thread edit may change: its creator renames, archives and unarchives it; only
+    MANAGE_THREADS locks it, or touches a locked thread or someone else's."""
+    row = access.channel
+    meta = dict(row.thread_metadata or {})
+    manager = access.can(int(P.MANAGE_THREADS))
+    if not manager and (row.owner_id != user_id or meta.get("locked") or "locked" in values):
+        raise MissingPermissions()
+    for key in ("archived", "locked", "auto_archive_duration", "invitable"):
+        if key in values:
+            meta[key] = values[key]
+    if "archived" in values:
+        meta["archive_timestamp"] = datetime.now(timezone.utc).isoformat()
+    out = {k: v for k, v in values.items() if k in ("name", "rate_limit_per_user")}
+    out["thread_metadata"] = meta
+    return out
 
 
 async def do_delete_channel(platform: Platform, user_id: int, channel_id: int, reason: str | None) -> dict[str, Any]:
