@@ -41,7 +41,8 @@ class NewMessage:
     reference: dict[str, Any] | None = None
     allowed_mentions: dict[str, Any] | None = None
     flags: int = 0
-    attachments: list[dict[str, Any]] = field(default_factory=list)  # already stored: id, filename, ...
+    uploads: list[Any] = field(default_factory=list)  # attachments.Upload, stored by do_send_message
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # stored rows: id, filename, storage_key, ...
 
 
 @dataclass
@@ -151,9 +152,34 @@ async def _existing_by_nonce(platform: Platform, conn: Any, channel_id: int, aut
 
 async def do_send_message(platform: Platform, author: Any, channel_id: int, new: NewMessage) -> dict[str, Any]:
     """Sends a message as `author` (an AuthUser). With a nonce already used by this author in
-    this channel, returns the first message and writes nothing."""
-    if not new.content.strip() and not new.attachments and not new.embeds:
+    this channel, returns the first message and writes nothing.
+
+    Files are written to the object store only after the sender was checked (so a refused
+    upload stores nothing), and removed again if the message is not written after all."""
+    if not new.content.strip() and not new.uploads and not new.attachments and not new.embeds:
         raise EmptyMessage()
+    if not new.uploads:
+        return await _send(platform, author, channel_id, new)
+    from .attachments import store_uploads
+    from .guilds import delete_objects
+
+    async with platform.read() as conn:
+        access = await channel_access(conn, author.id, channel_id)
+        check_sendable(access)
+        access.require(int(P.ATTACH_FILES))
+    new.attachments = await store_uploads(platform, channel_id, new.uploads)
+    keys = [a["storage_key"] for a in new.attachments]
+    try:
+        sent = await _send(platform, author, channel_id, new)
+    except BaseException:
+        await delete_objects(platform, keys)
+        raise
+    if {a["id"] for a in sent["attachments"]} != {str(a["id"]) for a in new.attachments}:
+        await delete_objects(platform, keys)  # a retried send (nonce): the first message's files stay
+    return sent
+
+
+async def _send(platform: Platform, author: Any, channel_id: int, new: NewMessage) -> dict[str, Any]:
     message_id = new_id()
     async with platform.transaction() as tx:
         access = await channel_access(tx.conn, author.id, channel_id)

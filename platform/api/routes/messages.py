@@ -140,12 +140,11 @@ async def _read_message_request(request: Request, platform: Any, channel_id: int
     _check_content(platform, body.content)
     embeds = body.embeds or ([body.embed] if body.embed else [])
     _check_embeds(embeds)
-    stored = await attachments.store_uploads(platform, channel_id, uploads) if uploads else []
     return messages.NewMessage(
         content=body.content, nonce=None if body.nonce is None else str(body.nonce), tts=body.tts, embeds=embeds,
         reference=body.message_reference.model_dump() if body.message_reference else None,
         allowed_mentions=body.allowed_mentions.model_dump() if body.allowed_mentions else None,
-        flags=body.flags & 4, attachments=stored,
+        flags=body.flags & 4, uploads=uploads,
     )
 
 
