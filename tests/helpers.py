@@ -16,6 +16,7 @@ import uvicorn
 from townsquare.platform.actions import guilds, users
 from townsquare.platform.actions.context import Platform
 from townsquare.platform.api.app import create_app
+from townsquare.platform.api.server import TownsquareServer
 from townsquare.platform.core.config import Settings
 
 
@@ -46,7 +47,7 @@ def start_server(settings: Settings, database_url: str, redis_url: str, **overri
     s = settings.model_copy(update={"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}", **overrides})
     app = create_app(s, database_url=database_url, redis_url=redis_url)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, loop="asyncio", lifespan="on")
-    server = uvicorn.Server(config)
+    server = TownsquareServer(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

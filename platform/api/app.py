@@ -17,6 +17,8 @@ from ..core.config import Settings
 from ..core.logging import setup_logging
 from ..db.engine import make_engine
 from ..events.publisher import EventPublisher
+from ..gateway import routes as gateway_routes
+from ..gateway.hub import GatewayHub
 from ..services.objectstore import make_object_store
 from . import errors
 from .middleware import EdgeMiddleware
@@ -47,10 +49,14 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
         platform = await build_platform(settings, database_url, redis_url)
         app.state.platform = platform
         app.state.ratelimiter = RateLimiter(platform.redis, settings)
+        hub = GatewayHub(platform)
+        app.state.hub = hub
         await platform.publisher.start()
+        await hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             await close_platform(platform)
 
     app = FastAPI(title="Townsquare", version="0.1.0", lifespan=lifespan, default_response_class=FastJSONResponse,
@@ -58,6 +64,7 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
     errors.install(app)
     for module in (users, guilds, channels, messages):
         app.include_router(module.router)
+    app.include_router(gateway_routes.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, Any]:

@@ -28,41 +28,16 @@ def _migrate(settings: Settings, database_url: str) -> None:
     upgrade(database_url, settings.database_schema)
 
 
-class _Server:
-    """uvicorn's server, but a signal ends it with exit status 0 (uvicorn re-raises the
-    signal after its graceful shutdown, which turns a clean Ctrl-C into an error status)."""
-
-    @staticmethod
-    def make(config: Any) -> Any:
-        import contextlib
-        import signal
-
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self) -> Any:
-                loop = asyncio.get_running_loop()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, self.handle_exit, sig, None)
-                try:
-                    yield
-                finally:
-                    for sig in (signal.SIGINT, signal.SIGTERM):
-                        loop.remove_signal_handler(sig)
-
-        return Server(config)
-
-
 async def _serve(settings: Settings, database_url: str, redis_url: str, on_ready: Any = None) -> None:
     import uvicorn
 
     from ..api.app import create_app
+    from ..api.server import TownsquareServer
 
     api = create_app(settings, database_url=database_url, redis_url=redis_url)
     config = uvicorn.Config(api, host=settings.host, port=settings.port, loop="none", http="httptools", log_config=None,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=10)
-    server = _Server.make(config)
+    server = TownsquareServer(config)
     if on_ready is not None:
         async def announce() -> None:
             while not server.started:

@@ -1,0 +1,54 @@
+"""The uvicorn server Townsquare runs: a signal ends it with exit status 0 (uvicorn re-raises
+the signal after its graceful shutdown), and gateway sessions are told to RECONNECT before
+uvicorn closes their sockets, so they resume elsewhere without loss."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+
+class TownsquareServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - serve() always runs in a loop
+            yield
+            return
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+                installed.append(sig)
+            except (ValueError, RuntimeError):  # not the main thread (tests run servers in threads)
+                pass
+        try:
+            yield
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        hub = getattr(self.config.loaded_app, "state", None) and _find_hub(self.config.loaded_app)
+        if hub is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(hub.stop(), 10)
+        await super().shutdown(sockets)
+
+
+def _find_hub(app: Any) -> Any:
+    """The FastAPI app sits under uvicorn's middleware wrappers."""
+    for _ in range(10):
+        state = getattr(app, "state", None)
+        if state is not None and getattr(state, "_state", {}).get("hub") is not None:
+            return state.hub
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None

@@ -1,0 +1,129 @@
+"""One WebSocket connection: its identity, its filters, and a bounded send queue.
+
+Backpressure: frames wait in a bounded queue drained by one writer task. Past the high-water
+mark, typing and presence frames are dropped; at the limit a session that still cannot keep up
+is closed with a resumable code (4000), so it resumes and replays instead of silently missing
+a message."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from .protocol import SEQ_SHIFT, Close
+
+QUEUE_HIGH_WATER = 256
+QUEUE_LIMIT = 2048
+
+
+@dataclass(eq=False)
+class Session:
+    id: str
+    user_id: int
+    token_id: int
+    bot: bool
+    intents: int
+    ws: WebSocket
+    compress: bool = False
+    guild_ids: set[int] = field(default_factory=set)
+    position: int = 0  # stream position of the last dispatch sent (or replayed)
+    ephemeral_n: int = 0  # ephemeral dispatches sent since `position`
+    buffer: list[tuple[int, str, bool]] | None = None  # live frames held back while replaying
+    closed: bool = False
+    dropped: int = 0
+    _queue: deque[str] = field(default_factory=deque)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _compressor: Any = None
+    _writer: asyncio.Task[None] | None = None
+
+    def start_writer(self) -> None:
+        if self.compress:
+            self._compressor = zlib.compressobj()
+        self._writer = asyncio.create_task(self._write_loop(), name=f"gw-writer-{self.id}")
+
+    def next_seq(self, position: int | None) -> int:
+        """Stream events carry their position; ephemeral ones the count since the last one."""
+        if position is not None:
+            self.position, self.ephemeral_n = position, 0
+            return position << SEQ_SHIFT
+        self.ephemeral_n = min(self.ephemeral_n + 1, (1 << SEQ_SHIFT) - 1)
+        return (self.position << SEQ_SHIFT) | self.ephemeral_n
+
+    def send_dispatch(self, event: str, data_json: str, position: int | None, *, replay: bool = False) -> None:
+        """Queues one dispatch; `data_json` is the already-encoded `d`. A stream event at or
+        before the last position sent is a duplicate (a replay overlapping live delivery) and
+        is dropped, so a session gets every event exactly once and in order."""
+        if self.closed:
+            return
+        ephemeral = position is None
+        if self.buffer is not None and not replay:
+            self.buffer.append((position or 0, f"{event}\x00{data_json}", ephemeral))
+            return
+        if not ephemeral and position <= self.position:  # type: ignore[operator]
+            return
+        if ephemeral and len(self._queue) >= QUEUE_HIGH_WATER:
+            self.dropped += 1
+            return
+        if len(self._queue) >= QUEUE_LIMIT:
+            self.dropped += 1
+            asyncio.create_task(self.close(Close.UNKNOWN_ERROR, "too slow to keep up; resume"))
+            return
+        seq = self.next_seq(position)
+        self._push(f'{{"op":0,"t":"{event}","s":{seq},"d":{data_json}}}')
+
+    def send_raw(self, frame: str) -> None:
+        if not self.closed:
+            self._push(frame)
+
+    def _push(self, frame: str) -> None:
+        self._queue.append(frame)
+        self._ready.set()
+
+    def flush_buffer(self) -> None:
+        """Ends a start-up or replay: sends the live frames held back meanwhile (those the
+        replay already covered are dropped by the position check)."""
+        held, self.buffer = self.buffer or [], None
+        for position, packed, ephemeral in held:
+            event, _, data_json = packed.partition("\x00")
+            self.send_dispatch(event, data_json, None if ephemeral else position)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def _write_loop(self) -> None:
+        try:
+            while not self.closed:
+                await self._ready.wait()
+                self._ready.clear()
+                while self._queue:
+                    frame = self._queue.popleft()
+                    if self._compressor is not None:
+                        data = self._compressor.compress(frame.encode()) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
+                        await self.ws.send_bytes(data)
+                    else:
+                        await self.ws.send_text(frame)
+        except Exception:  # noqa: BLE001 - a broken socket ends the session; the reader notices too
+            self.closed = True
+
+    async def drain(self, timeout: float = 2.0) -> None:
+        """Waits (bounded) until queued frames are written."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._queue and not self.closed and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        if self.closed:
+            return
+        await self.drain(1.0)
+        self.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=int(code), reason=reason[:120])
