@@ -8,6 +8,7 @@ import contextlib
 import logging
 import secrets
 import time
+import zlib
 from collections import deque
 from typing import Any
 
@@ -41,7 +42,7 @@ class Connection:
         self.ws = ws
         self.ws_url = ws_url
         self.session: Session | None = None
-        self.compress = False
+        self.compressor: Any = None
         self._frames: deque[float] = deque()
         self.heartbeat_timeout = HEARTBEAT_INTERVAL_MS / 1000 * 1.5
 
@@ -60,7 +61,7 @@ class Connection:
             await self.ws.accept()
             await self.ws.close(Close.DECODE_ERROR, "Only compress=zlib-stream is supported")
             return
-        self.compress = compress == "zlib-stream"
+        self.compressor = zlib.compressobj() if compress == "zlib-stream" else None
         await self.ws.accept()
         await self._send_direct(_frame(Op.HELLO, {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}))
         code, reason = 1000, ""
@@ -163,7 +164,7 @@ class Connection:
         if shard is not None and (not isinstance(shard, list) or shard[:2] != [0, 1]):
             raise GatewayClose(Close.INVALID_SHARD, "Invalid shard")
         s = Session(id=secrets.token_hex(16), user_id=me.id, token_id=me.token_id, bot=me.bot, intents=intents, ws=self.ws,
-                    compress=self.compress)
+                    compressor=self.compressor)
         await self._start(s, resume_after=None, user=me.as_user(), presence=d.get("presence"))
 
     async def _resume(self, d: dict[str, Any]) -> None:
@@ -192,7 +193,7 @@ class Connection:
             self.hub.unregister(old)
             await old.close(Close.UNKNOWN_ERROR, "Session resumed elsewhere")
         s = Session(id=session_id, user_id=me.id, token_id=me.token_id, bot=record["bot"], intents=record["intents"], ws=self.ws,
-                    compress=self.compress, position=after)
+                    compressor=self.compressor, position=after)
         await self._start(s, resume_after=after, user=None, presence=None)
 
     async def _start(self, s: Session, *, resume_after: int | None, user: dict[str, Any] | None, presence: Any) -> None:
@@ -271,12 +272,8 @@ class Connection:
             await self._send_direct(frame)
 
     async def _send_direct(self, frame: str) -> None:
-        if self.compress:
-            if not hasattr(self, "_z"):
-                import zlib
-
-                self._z = zlib.compressobj()
-            await self.ws.send_bytes(self._z.compress(frame.encode()) + self._z.flush(2))
+        if self.compressor is not None:
+            await self.ws.send_bytes(self.compressor.compress(frame.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH))
         else:
             await self.ws.send_text(frame)
 

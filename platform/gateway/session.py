@@ -30,7 +30,6 @@ class Session:
     bot: bool
     intents: int
     ws: WebSocket
-    compress: bool = False
     guild_ids: set[int] = field(default_factory=set)
     position: int = 0  # stream position of the last dispatch sent (or replayed)
     ephemeral_n: int = 0  # ephemeral dispatches sent since `position`
@@ -39,12 +38,10 @@ class Session:
     dropped: int = 0
     _queue: deque[str] = field(default_factory=deque)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
-    _compressor: Any = None
+    compressor: Any = None  # the connection's zlib-stream context (one per socket, shared with HELLO)
     _writer: asyncio.Task[None] | None = None
 
     def start_writer(self) -> None:
-        if self.compress:
-            self._compressor = zlib.compressobj()
         self._writer = asyncio.create_task(self._write_loop(), name=f"gw-writer-{self.id}")
 
     def next_seq(self, position: int | None) -> int:
@@ -104,8 +101,8 @@ class Session:
                 self._ready.clear()
                 while self._queue:
                     frame = self._queue.popleft()
-                    if self._compressor is not None:
-                        data = self._compressor.compress(frame.encode()) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
+                    if self.compressor is not None:
+                        data = self.compressor.compress(frame.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
                         await self.ws.send_bytes(data)
                     else:
                         await self.ws.send_text(frame)

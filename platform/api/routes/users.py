@@ -107,6 +107,22 @@ async def my_read_states(me: Me, platform: PlatformDep) -> dict[str, Any]:
     return {"version": 0, "partial": False, "entries": await readstates.read_states(platform, me.id)}
 
 
+@router.get("/oauth2/applications/@me")
+@router.get("/applications/@me")
+async def my_application(me: Me, platform: PlatformDep) -> dict[str, Any]:
+    """A bot's application (Discord libraries ask at login). In Townsquare every bot is its
+    own application: same id, owned by whoever created the bot."""
+    if not me.bot:
+        from ...core.errors import MissingAccess
+
+        raise MissingAccess()
+    row = await users.get_user(platform, me.id)
+    owner = user_shape(await users.get_user(platform, row.owner_id)) if row.owner_id else user_shape(row)
+    return {"id": str(row.id), "name": row.username, "description": row.bio or "", "icon": None, "bot_public": False,
+            "bot_require_code_grant": False, "owner": owner, "team": None, "verify_key": "", "flags": 0,
+            "summary": "", "rpc_origins": [], "bot": user_shape(row)}
+
+
 @router.get("/users/{user_id}")
 async def get_user(user_id: Snowflake, me: Me, platform: PlatformDep) -> dict[str, Any]:
     return user_shape(await users.get_user(platform, user_id))
