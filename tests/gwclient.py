@@ -102,3 +102,73 @@ class GatewayClient:
 
     def events(self, t: str) -> list[dict[str, Any]]:
         return [f["d"] for f in self.dispatches if f["t"] == t]
+
+
+class ResilientClient:
+    """Keeps one gateway session alive across drops: reconnects to any live instance and
+    RESUMEs; records every MESSAGE_CREATE it is given, in order."""
+
+    def __init__(self, urls: list[str], token: str, intents: int | None, rng: Any) -> None:
+        self.urls, self.token, self.intents, self.rng = urls, token, intents, rng
+        self.session_id: str | None = None
+        self.seq: int | None = None
+        self.messages: list[str] = []
+        self.invalidated = 0
+        self.resumes = 0
+        self.current: GatewayClient | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            gw = GatewayClient(self.rng.choice(self.urls))
+            self.current = gw
+            try:
+                if self.session_id is None:
+                    await gw.identify(self.token, intents=self.intents)
+                    self.session_id = gw.session_id
+                else:
+                    await gw.resume(self.token, session_id=self.session_id, seq=self.seq)
+                    self.resumes += 1
+                beat = asyncio.create_task(self._heartbeat(gw))
+                try:
+                    while not self._stop.is_set():
+                        frame = await gw.next(timeout=3600)
+                        if frame.get("s") is not None:
+                            self.seq = frame["s"]
+                        if frame["op"] == 9:
+                            self.invalidated += 1
+                            return
+                        if frame["op"] == 7:
+                            break
+                        if frame["op"] == 0 and frame["t"] == "MESSAGE_CREATE":
+                            self.messages.append(frame["d"]["id"])
+                finally:
+                    beat.cancel()
+            except (ConnectionError, OSError, asyncio.TimeoutError, Exception):  # noqa: BLE001 - any failure: reconnect
+                pass
+            finally:
+                await gw.close()
+            await asyncio.sleep(0.05)
+
+    @staticmethod
+    async def _heartbeat(gw: GatewayClient) -> None:
+        while True:
+            await asyncio.sleep(5)
+            await gw.send({"op": 1, "d": gw.seq})
+
+    async def drop(self) -> None:
+        if self.current is not None:
+            await self.current.drop()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self.current is not None:
+            await self.current.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
