@@ -273,6 +273,9 @@ class GatewayHub:
                 await self.join_guild(s, int(env["guild_id"]))
             if s in self.audience(env):
                 self.deliver(s, env, encoded={}, replay=True)
+                await s.writable()
+            if s.closed:
+                return
 
     # --- session records in Redis (for RESUME on any instance) ------------------------------
 

@@ -38,6 +38,7 @@ class Session:
     dropped: int = 0
     _queue: deque[str] = field(default_factory=deque)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _writable: asyncio.Event = field(default_factory=asyncio.Event)
     compressor: Any = None  # the connection's zlib-stream context (one per socket, shared with HELLO)
     _writer: asyncio.Task[None] | None = None
 
@@ -60,6 +61,9 @@ class Session:
             return
         ephemeral = position is None
         if self.buffer is not None and not replay:
+            if len(self.buffer) >= QUEUE_LIMIT * 4:
+                asyncio.create_task(self.close(Close.UNKNOWN_ERROR, "too slow to keep up; resume"))
+                return
             self.buffer.append((position or 0, f"{event}\x00{data_json}", ephemeral))
             return
         if not ephemeral and position <= self.position:  # type: ignore[operator]
@@ -67,7 +71,7 @@ class Session:
         if ephemeral and len(self._queue) >= QUEUE_HIGH_WATER:
             self.dropped += 1
             return
-        if len(self._queue) >= QUEUE_LIMIT:
+        if len(self._queue) >= QUEUE_LIMIT and not replay:  # a replay waits for the writer instead
             self.dropped += 1
             asyncio.create_task(self.close(Close.UNKNOWN_ERROR, "too slow to keep up; resume"))
             return
@@ -88,7 +92,13 @@ class Session:
         held, self.buffer = self.buffer or [], None
         for position, packed, ephemeral in held:
             event, _, data_json = packed.partition("\x00")
-            self.send_dispatch(event, data_json, None if ephemeral else position)
+            self.send_dispatch(event, data_json, None if ephemeral else position, replay=True)
+
+    async def writable(self) -> None:
+        """Waits until the queue is below its high-water mark (replays pace themselves so)."""
+        while len(self._queue) >= QUEUE_HIGH_WATER and not self.closed:
+            self._writable.clear()
+            await self._writable.wait()
 
     @property
     def queued(self) -> int:
@@ -101,6 +111,8 @@ class Session:
                 self._ready.clear()
                 while self._queue:
                     frame = self._queue.popleft()
+                    if len(self._queue) < QUEUE_HIGH_WATER:
+                        self._writable.set()
                     if self.compressor is not None:
                         data = self.compressor.compress(frame.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
                         await self.ws.send_bytes(data)
@@ -108,6 +120,8 @@ class Session:
                         await self.ws.send_text(frame)
         except Exception:  # noqa: BLE001 - a broken socket ends the session; the reader notices too
             self.closed = True
+        finally:
+            self._writable.set()
 
     async def drain(self, timeout: float = 2.0) -> None:
         """Waits (bounded) until queued frames are written."""
@@ -120,6 +134,7 @@ class Session:
             return
         await self.drain(1.0)
         self.closed = True
+        self._writable.set()
         if self._writer is not None:
             self._writer.cancel()
         with contextlib.suppress(Exception):
