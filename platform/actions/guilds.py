@@ -209,11 +209,24 @@ async def do_modify_member(platform: Platform, user_id: int, guild_id: int, targ
             await tx.conn.execute(update(Member).where(Member.guild_id == guild_id, Member.user_id == target_id).values(**update_values))
         obj = member_object(await _member(tx.conn, guild_id, target_id))
         await tx.emit(E.GUILD_MEMBER_UPDATE, {**obj, "guild_id": str(guild_id)}, guild_id=guild_id)
-        action = A.MEMBER_ROLE_UPDATE if "roles" in update_values else A.MEMBER_UPDATE
-        old = {"nick": before.nick, "roles": [str(r) for r in before.roles]}
-        new = {k: ([str(r) for r in v] if k == "roles" else v) for k, v in update_values.items()}
-        await tx.audit(guild_id=guild_id, user_id=user_id, action_type=action, target_id=target_id, changes=changes(old, new), reason=reason)
+        if "nick" in update_values:
+            await tx.audit(guild_id=guild_id, user_id=user_id, action_type=A.MEMBER_UPDATE, target_id=target_id,
+                           changes=changes({"nick": before.nick}, {"nick": update_values["nick"]}), reason=reason)
+        if "roles" in update_values:
+            await tx.audit(guild_id=guild_id, user_id=user_id, action_type=A.MEMBER_ROLE_UPDATE, target_id=target_id,
+                           changes=await _role_changes(tx.conn, before.roles, update_values["roles"]), reason=reason)
     return obj
+
+
+async def _role_changes(conn: Any, before: list[int], after: list[int]) -> list[dict[str, Any]]:
+    """Discord's shape for role changes: `$add` / `$remove` lists of {id, name}."""
+    added, removed = sorted(set(after) - set(before)), sorted(set(before) - set(after))
+    names = dict((await conn.execute(select(Role.id, Role.name).where(Role.id.in_(added + removed)))).all()) if added or removed else {}
+    out = []
+    for key, ids in (("$add", added), ("$remove", removed)):
+        if ids:
+            out.append({"key": key, "new_value": [{"id": str(r), "name": names.get(r, "")} for r in ids]})
+    return out
 
 
 async def do_set_member_role(platform: Platform, user_id: int, guild_id: int, target_id: int, role_id: int, *, add: bool,

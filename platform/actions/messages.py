@@ -196,9 +196,10 @@ async def _send(platform: Platform, author: Any, channel_id: int, new: NewMessag
             referenced = (await tx.conn.execute(_REFERENCED, {"id": ref_id, "cid": channel_id})).first()
             if referenced is None and new.reference.get("fail_if_not_exists", True):
                 raise InvalidFormBody.field("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
-            reference = {"type": 0, "message_id": str(ref_id), "channel_id": str(channel_id)}
-            if access.guild_id is not None:
-                reference["guild_id"] = str(access.guild_id)
+            if referenced is not None:  # an unknown reference with fail_if_not_exists=false: a plain message
+                reference = {"type": 0, "message_id": str(ref_id), "channel_id": str(channel_id)}
+                if access.guild_id is not None:
+                    reference["guild_id"] = str(access.guild_id)
         mentions = Mentions([], [], [], False)
         if "<" in new.content or "@" in new.content or referenced is not None:
             mentions = await parse_mentions(tx.conn, access, new.content, new.allowed_mentions,

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from ..core.errors import InvalidFormBody
 from ..core.permissions import P
 from .access import channel_access, guild_access, visible_channels
 from .context import Platform
@@ -30,6 +31,8 @@ class SearchQuery:
 
 
 def _filters(q: SearchQuery, params: dict[str, Any]) -> list[str]:
+    if q.content and "\x00" in q.content:
+        raise InvalidFormBody.field("content", "BASE_TYPE_BAD_CHARACTER", "Text may not contain NUL characters.")
     where = ["m.channel_id = ANY(:readable)"]
     if q.content:
         where.append("m.search_vector @@ websearch_to_tsquery('simple', :content)")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request
+from pydantic import Field
 
 from ..actions.context import Platform
 from ..actions.users import AuthUser, authenticate
 from ..core.errors import Unauthorized
 from ..core.snowflake import MAX_SNOWFLAKE
+from .strictjson import check_text
 
 
 def get_platform(request: Request) -> Platform:
@@ -60,6 +62,8 @@ AnonLimited = Depends(anonymous_rate_limit)
 # ("1e999", "-1", 2**80) are a 400, never an overflow in PostgreSQL.
 Snowflake = Annotated[int, Path(ge=0, le=MAX_SNOWFLAKE)]
 OptSnowflakeQuery = Annotated[int | None, Query(ge=0, le=MAX_SNOWFLAKE)]
+SnowflakeInt = Annotated[int, Field(ge=0, le=MAX_SNOWFLAKE)]  # ids inside bodies
+SnowflakeListQuery = Annotated[list[SnowflakeInt], Query(max_length=100)]
 
 
 def audit_reason(x_audit_log_reason: Annotated[str | None, Header()] = None) -> str | None:
@@ -67,7 +71,9 @@ def audit_reason(x_audit_log_reason: Annotated[str | None, Header()] = None) -> 
         return None
     from urllib.parse import unquote
 
-    return unquote(x_audit_log_reason)[:512]
+    reason = unquote(x_audit_log_reason)[:512]
+    check_text(reason, "X-Audit-Log-Reason")
+    return reason
 
 
 Reason = Annotated[str | None, Depends(audit_reason)]

@@ -12,7 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from .responses import FastJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sqlalchemy.exc import DBAPIError
+
 from ..core.errors import RateLimited, TownsquareError
+from .strictjson import DomainHTTPException
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +86,19 @@ def install(app: FastAPI) -> None:
             return FastJSONResponse({"message": "The request body contains invalid JSON.", "code": 50109}, status_code=400)
         return FastJSONResponse({"message": "Invalid Form Body", "code": 50035, "errors": validation_errors(errors)}, status_code=400)
 
+    @app.exception_handler(DBAPIError)
+    async def _data(request: Request, exc: DBAPIError) -> FastJSONResponse:
+        """A value PostgreSQL refuses (out of range, bad characters) is the client's mistake;
+        anything else from the database is ours."""
+        if _is_data_error(exc):
+            return FastJSONResponse({"message": "Invalid Form Body", "code": 50035}, status_code=400)
+        log.exception("database error", extra={"path": request.url.path})
+        return FastJSONResponse({"message": "500: Internal Server Error", "code": 0}, status_code=500)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:
+        if isinstance(exc, DomainHTTPException):
+            return error_response(exc.error)
         code = {413: 40005}.get(exc.status_code, 0)
         message = {404: "404: Not Found", 405: "405: Method Not Allowed"}.get(exc.status_code, str(exc.detail))
         return FastJSONResponse({"message": message, "code": code}, status_code=exc.status_code)
@@ -93,3 +107,10 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> FastJSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
         return FastJSONResponse({"message": "500: Internal Server Error", "code": 0}, status_code=500)
+
+
+def _is_data_error(exc: DBAPIError) -> bool:
+    import asyncpg
+
+    cause = exc.orig.__cause__ if exc.orig is not None and exc.orig.__cause__ is not None else exc.orig
+    return isinstance(cause, (asyncpg.DataError, OverflowError))

@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...actions import channels, guilds
 from ...actions.access import PRIVATE_THREAD, PUBLIC_THREAD, channel_access
 from ...core.permissions import MAX_PERMISSION_VALUE
+from ..strictjson import StrictJSONRoute
 from ..deps import Me, PlatformDep, Reason, Snowflake, as_body
 
-router = APIRouter(prefix="/api/v10")
+router = APIRouter(prefix="/api/v10", route_class=StrictJSONRoute)
 MAX = (1 << 63) - 1
 
 

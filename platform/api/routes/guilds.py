@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...actions import audit, channels, guilds, search
 from ...core.permissions import MAX_PERMISSION_VALUE
-from ..deps import Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, as_body
+from ..strictjson import StrictJSONRoute
+from ..deps import Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt, SnowflakeListQuery, as_body
 from .channels import OverwriteBody
 
-router = APIRouter(prefix="/api/v10")
+router = APIRouter(prefix="/api/v10", route_class=StrictJSONRoute)
 MAX = (1 << 63) - 1
 
 
@@ -53,7 +54,7 @@ class RoleBody(Body):
 
 class MemberBody(Body):
     nick: str | None = Field(default=None, max_length=32)
-    roles: list[int] | None = Field(default=None, max_length=250)
+    roles: list[SnowflakeInt] | None = Field(default=None, max_length=250)
 
 
 class MyMemberBody(Body):
@@ -196,23 +197,15 @@ async def audit_logs(guild_id: Snowflake, me: Me, platform: PlatformDep, user_id
 @router.get("/guilds/{guild_id}/messages/search")
 async def search_guild(guild_id: Snowflake, me: Me, platform: PlatformDep,
                        content: str | None = Query(None, max_length=1024),
-                       author_id: list[int] = Query([], max_length=100), channel_id: list[int] = Query([], max_length=500),
-                       mentions: list[int] = Query([], max_length=100),
+                       author_id: SnowflakeListQuery = [], channel_id: Annotated[list[SnowflakeInt], Query(max_length=500)] = [],
+                       mentions: SnowflakeListQuery = [],
                        has: list[Literal["file", "image", "link", "embed"]] = Query([], max_length=4),
                        pinned: bool | None = None, min_id: OptSnowflakeQuery = None, max_id: OptSnowflakeQuery = None,
                        sort_order: Literal["asc", "desc"] = "desc", offset: int = Query(0, ge=0, le=9975),
                        limit: int = Query(25, ge=1, le=25)) -> dict[str, Any]:
-    q = search.SearchQuery(content=content, author_ids=_ids(author_id), channel_ids=_ids(channel_id), mentions=_ids(mentions),
+    q = search.SearchQuery(content=content, author_ids=author_id, channel_ids=channel_id, mentions=mentions,
                            has=list(has), pinned=pinned, min_id=min_id, max_id=max_id, sort_order=sort_order, offset=offset, limit=limit)
     return await search.search_guild(platform, me.id, guild_id, q)
-
-
-def _ids(values: list[int]) -> list[int]:
-    from ...core.errors import InvalidFormBody
-
-    if any(not 0 <= v <= MAX for v in values):
-        raise InvalidFormBody.field("id", "NUMBER_TYPE_MAX", "Value is not a snowflake.")
-    return values
 
 
 @router.get("/invites/{code}")

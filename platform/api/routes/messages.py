@@ -12,10 +12,11 @@ from starlette.datastructures import UploadFile
 
 from ...actions import attachments, messages, reactions, readstates, search
 from ...core.errors import InvalidFormBody, InvalidJson, PayloadTooLarge
-from ..deps import Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake
+from ..strictjson import StrictJSONRoute, check_text, parse_json
+from ..deps import Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt, SnowflakeListQuery
 from ..errors import validation_errors
 
-router = APIRouter(prefix="/api/v10")
+router = APIRouter(prefix="/api/v10", route_class=StrictJSONRoute)
 MAX = (1 << 63) - 1
 
 
@@ -32,8 +33,8 @@ class ReferenceBody(Body):
 
 class AllowedMentionsBody(Body):
     parse: list[Literal["users", "roles", "everyone"]] = Field(default_factory=list, max_length=3)
-    users: list[int] = Field(default_factory=list, max_length=100)
-    roles: list[int] = Field(default_factory=list, max_length=100)
+    users: list[SnowflakeInt] = Field(default_factory=list, max_length=100)
+    roles: list[SnowflakeInt] = Field(default_factory=list, max_length=100)
     replied_user: bool = False
 
 
@@ -72,7 +73,7 @@ class EditMessageBody(Body):
 
 
 class BulkDeleteBody(Body):
-    messages: list[int] = Field(max_length=100)
+    messages: list[SnowflakeInt] = Field(max_length=100)
 
 
 def _check_content(platform: Any, content: str) -> None:
@@ -82,6 +83,7 @@ def _check_content(platform: Any, content: str) -> None:
 
 
 def _check_embeds(embeds: list[dict[str, Any]]) -> None:
+    check_text(embeds, "embeds")  # also bounds the nesting depth
     if len(orjson.dumps(embeds)) > 6000 * 2:
         raise InvalidFormBody.field("embeds", "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
 
@@ -98,7 +100,7 @@ async def _read_json(request: Request) -> Any:
     if not raw:
         return {}
     try:
-        return orjson.loads(raw)
+        return parse_json(raw)
     except orjson.JSONDecodeError:
         raise InvalidJson() from None
 
@@ -112,19 +114,20 @@ async def _read_message_request(request: Request, platform: Any, channel_id: int
             form = await request.form(max_files=limit, max_fields=limit + 5, max_part_size=platform.settings.max_body_bytes)
         except PayloadTooLarge:
             raise
-        except Exception as exc:  # malformed multipart, or too many parts
-            if getattr(exc, "status_code", None) == 413:
+        except Exception as exc:  # malformed multipart, too many parts, or a part too large
+            if getattr(exc, "status_code", None) == 413 or "maximum size" in str(getattr(exc, "detail", exc)):
                 raise PayloadTooLarge() from None
             raise InvalidFormBody.field("files", "FILE_UPLOAD_INVALID", "Malformed multipart body or too many files.") from None
         payload: Any = {}
         if "payload_json" in form:
             value = form["payload_json"]
             try:
-                payload = orjson.loads(value if isinstance(value, str) else await value.read())
+                payload = parse_json(value.encode() if isinstance(value, str) else await value.read())
             except orjson.JSONDecodeError:
                 raise InvalidJson() from None
         elif "content" in form and isinstance(form["content"], str):
             payload = {"content": form["content"]}
+            check_text(payload)
         files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
         body = _parse(CreateMessageBody, payload)
         meta = {str(a.id): a for a in body.attachments}
@@ -165,7 +168,7 @@ async def history(channel_id: Snowflake, me: Me, platform: PlatformDep, before: 
 
 @router.get("/channels/{channel_id}/messages/search")
 async def search_channel(channel_id: Snowflake, me: Me, platform: PlatformDep, content: str | None = Query(None, max_length=1024),
-                         author_id: list[int] = Query([], max_length=100), mentions: list[int] = Query([], max_length=100),
+                         author_id: SnowflakeListQuery = [], mentions: SnowflakeListQuery = [],
                          has: list[Literal["file", "image", "link", "embed"]] = Query([], max_length=4),
                          min_id: OptSnowflakeQuery = None, max_id: OptSnowflakeQuery = None,
                          sort_order: Literal["asc", "desc"] = "desc", offset: int = Query(0, ge=0, le=9975),
@@ -194,8 +197,6 @@ async def delete_message(channel_id: Snowflake, message_id: Snowflake, me: Me, p
 
 @router.post("/channels/{channel_id}/messages/bulk-delete", status_code=204)
 async def bulk_delete(channel_id: Snowflake, body: BulkDeleteBody, me: Me, platform: PlatformDep, reason: Reason) -> Response:
-    if any(not 0 <= m <= MAX for m in body.messages):
-        raise InvalidFormBody.field("messages", "NUMBER_TYPE_MAX", "Value is not a snowflake.")
     await messages.do_bulk_delete(platform, me.id, channel_id, body.messages, reason)
     return Response(status_code=204)
 

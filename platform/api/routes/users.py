@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...actions import channels, guilds, readstates, users
 from ...actions.shapes import user as user_shape
-from ..deps import AnonLimited, Me, PlatformDep, Snowflake, as_body
+from ..strictjson import StrictJSONRoute
+from ..deps import AnonLimited, Me, PlatformDep, Snowflake, SnowflakeInt, as_body
 
-router = APIRouter(prefix="/api/v10")
+router = APIRouter(prefix="/api/v10", route_class=StrictJSONRoute)
 
 
 class Body(BaseModel):
@@ -43,8 +44,8 @@ class ModifyMeBody(Body):
 
 
 class OpenDMBody(Body):
-    recipient_id: int | None = Field(default=None, ge=0, le=(1 << 63) - 1)
-    recipients: list[int] | None = Field(default=None, max_length=10)
+    recipient_id: SnowflakeInt | None = None
+    recipients: list[SnowflakeInt] | None = Field(default=None, max_length=10)
     name: str | None = Field(default=None, max_length=100)
 
 
