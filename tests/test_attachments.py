@@ -240,7 +240,7 @@ HOSTILE_NAMES = [
     "..",
     ".htaccess",
     'quo"te\'s <b>.txt',
-    "ctrl\x00\x01\r\nSet-Cookie: x=1.txt",
+    "ctrl\x01\r\nSet-Cookie: x=1.txt",
     "résumé naïve.pdf",
     "日本語.png",
     "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
@@ -249,6 +249,11 @@ HOSTILE_NAMES = [
     "   ",
     "",
 ]
+
+
+async def test_nul_in_a_file_name_is_refused(world: World) -> None:
+    r = await upload(world.client, world.alice, world.general_id, [("nul\x00.txt", b"x", "text/plain")], part_names=["p.txt"])
+    assert r.status_code == 400 and r.json()["code"] == 50035
 
 
 async def test_hostile_names_are_made_safe(world: World, server: RunningServer, data_dir: Path) -> None:

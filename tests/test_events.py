@@ -10,19 +10,14 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from townsquare.platform.actions.context import Platform
-from townsquare.platform.events.publisher import EventPublisher, lock_key, decode_entry, stream_key
+from townsquare.platform.events.publisher import EventPublisher, decode_entry, stream_key
 from townsquare.platform.events.types import E
 
-from .helpers import World, wait_for
+from .helpers import RunningServer, World, wait_for
 
 
-def _publisher(platform: Platform) -> EventPublisher:
-    from townsquare.platform.db.engine import make_engine
-
-    s = platform.settings
-    url = platform.engine.url.render_as_string(hide_password=False)
-    return EventPublisher(make_engine(url, schema=s.database_schema, pool_size=1), platform.redis, prefix=s.redis_prefix,
-                          maxlen=s.event_stream_maxlen, poll_seconds=3600, schema=s.database_schema)
+def _leader(server: RunningServer) -> EventPublisher:
+    return server.platform.publisher
 
 
 async def _stream(redis: Redis, prefix: str, after: int = 0) -> list[dict]:
@@ -68,41 +63,36 @@ async def test_rolled_back_write_emits_nothing(platform: Platform) -> None:
     assert count == 0
 
 
-async def test_late_commit_is_not_skipped(platform: Platform) -> None:
+async def test_late_commit_is_not_skipped(platform: Platform, server: RunningServer) -> None:
     """T1 writes first but commits last; T2 commits in between. The publisher must not hand
     out a position to T2's event while T1 can still commit below it."""
-    publisher = _publisher(platform)
-    await publisher.publish_pending()  # drain whatever earlier tests left
-    before = await _last_position(platform)
-    engine = platform.engine
-    t1 = await engine.connect()
+    leader = _leader(server)
+    t1 = await platform.engine.connect()
     tx1 = await t1.begin()
-    await t1.execute(text("INSERT INTO events (type, data) VALUES ('TEST', '{\"n\": 1}')"))
+    await t1.execute(text("INSERT INTO events (type, data) VALUES ('TEST', '{\"late\": 1}')"))
     async with platform.transaction() as tx2:
-        await tx2.emit(E.USER_UPDATE, {"n": 2}, user_ids=[1])
-    # T2 is committed but T1 is open: nothing at or after T1 may be positioned yet
-    await publisher.publish_pending()
+        await tx2.emit(E.USER_UPDATE, {"late": 2}, user_ids=[1])
+    cycles = leader.cycles
+    await wait_for(lambda: _true(leader.cycles >= cycles + 3))  # the leader has looked, several times
     async with platform.read() as conn:
-        positioned = (await conn.execute(text(
-            "SELECT data->>'n' FROM events WHERE position > :p AND data ? 'n' ORDER BY position"), {"p": before})).scalars().all()
-    assert positioned == []
+        positioned = (await conn.execute(text("SELECT count(*) FROM events WHERE data ? 'late' AND position IS NOT NULL"))).scalar_one()
+    assert positioned == 0  # T2 waits behind the still-open T1
     await tx1.commit()
     await t1.close()
-    await publisher.publish_pending()
-    async with platform.read() as conn:
-        rows = (await conn.execute(text(
-            "SELECT position, data->>'n' AS n FROM events WHERE position > :p ORDER BY position"), {"p": before})).all()
-    assert [r.n for r in rows if r.n] == ["1", "2"]
-    positions = [r.position for r in rows]
-    assert positions == list(range(before + 1, before + 1 + len(positions)))  # dense: no gaps
-    stream = await _stream(platform.redis, platform.settings.redis_prefix, before)
-    assert [e["position"] for e in stream][: len(positions)] == positions
-    await publisher.stop()
+
+    async def both() -> list:
+        async with platform.read() as conn:
+            rows = (await conn.execute(text("SELECT position, data->>'late' AS n FROM events WHERE data ? 'late' ORDER BY position"))).all()
+        return rows if all(r.position is not None for r in rows) else []
+
+    rows = await wait_for(both)
+    assert [r.n for r in rows] == ["1", "2"]
+    stream = await _stream(platform.redis, platform.settings.redis_prefix, rows[0].position - 1)
+    in_stream = [e["data"].get("late") for e in stream if "late" in e["data"]]
+    assert in_stream == [1, 2]
 
 
-async def test_concurrent_writers_get_dense_ordered_positions(platform: Platform) -> None:
-    publisher = _publisher(platform)
-    await publisher.publish_pending()
+async def test_concurrent_writers_get_dense_ordered_positions(platform: Platform, server: RunningServer) -> None:
     before = await _last_position(platform)
 
     async def writer(i: int) -> None:
@@ -110,45 +100,57 @@ async def test_concurrent_writers_get_dense_ordered_positions(platform: Platform
             async with platform.transaction() as tx:
                 await tx.emit(E.USER_UPDATE, {"w": i, "j": j}, user_ids=[1])
 
-    async def publish_loop(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await publisher.publish_pending()
-            await asyncio.sleep(0)
-
-    stop = asyncio.Event()
-    loop_task = asyncio.create_task(publish_loop(stop))
     await asyncio.gather(*(writer(i) for i in range(5)))
-    stop.set()
-    await loop_task
-    await publisher.publish_pending()
-    stream = await _stream(platform.redis, platform.settings.redis_prefix, before)
-    mine = [e for e in stream if "w" in e["data"]]
-    assert len(mine) == 50
+
+    async def mine() -> list[dict]:
+        stream = await _stream(platform.redis, platform.settings.redis_prefix, before)
+        found = [e for e in stream if "w" in e["data"]]
+        return stream if len(found) == 50 else []
+
+    stream = await wait_for(mine)
     positions = [e["position"] for e in stream]
-    assert positions == list(range(before + 1, before + 1 + len(positions)))
+    assert positions == list(range(before + 1, before + 1 + len(positions)))  # dense: no gaps, no repeats
+    ours = [e for e in stream if "w" in e["data"]]
     for i in range(5):  # each writer's own events keep their order
-        assert [e["data"]["j"] for e in mine if e["data"]["w"] == i] == list(range(10))
-    await publisher.stop()
+        assert [e["data"]["j"] for e in ours if e["data"]["w"] == i] == list(range(10))
 
 
-async def test_stream_missing_entries_is_repaired(platform: Platform) -> None:
-    """A publisher that died between its commit and its XADD leaves positions that only
-    PostgreSQL has; the next publish re-adds them first, in order."""
-    publisher = _publisher(platform)
-    await publisher.publish_pending()
-    async with platform.transaction() as tx:
-        # hold the publishers' lock so that no running publisher XADDs these (the "crash")
-        await tx.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(platform.settings.database_schema)})
-        for n in range(3):
-            await tx.emit(E.USER_UPDATE, {"repair": n}, user_ids=[1])
-        last = (await tx.conn.execute(text("SELECT coalesce(max(position), 0) FROM events"))).scalar_one()
-        ids = (await tx.conn.execute(text(
-            "SELECT id FROM events WHERE position IS NULL AND data ? 'repair' ORDER BY id"))).scalars().all()
-        assert len(ids) == 3
-        for offset, event_id in enumerate(ids, start=1):
-            await tx.conn.execute(text("UPDATE events SET position = :p WHERE id = :id"), {"p": last + offset, "id": event_id})
-    await publisher.publish_pending()
-    stream = await _stream(platform.redis, platform.settings.redis_prefix, last)
-    assert [e["data"].get("repair") for e in stream[:3]] == [0, 1, 2]
-    assert [e["position"] for e in stream[:3]] == [last + 1, last + 2, last + 3]
-    await publisher.stop()
+async def test_failover_and_stream_repair(platform: Platform, server: RunningServer) -> None:
+    """The leader's connection dies and Redis lost the stream's tail: a (re)elected leader
+    re-adds what PostgreSQL has, and publishing goes on without gaps."""
+    s = platform.settings
+    standby = EventPublisher(platform.engine.url.render_as_string(hide_password=False), platform.redis, prefix=s.redis_prefix,
+                             maxlen=s.event_stream_maxlen, poll_seconds=0.05, schema=s.database_schema)
+    await standby.start()
+    try:
+        async with platform.transaction() as tx:
+            await tx.emit(E.USER_UPDATE, {"before_failover": True}, user_ids=[1])
+        last = await wait_for(lambda: _positioned(platform, "before_failover"))
+        assert not standby.leader  # only one leader per schema
+        await platform.redis.delete(stream_key(s.redis_prefix))  # Redis loses the stream
+        async with platform.read() as conn:  # the leader's session dies
+            await conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE application_name = 'townsquare-publisher' AND pid <> pg_backend_pid() "
+                                    "AND pg_has_role(usename, 'USAGE')"))
+        async with platform.transaction() as tx:
+            await tx.emit(E.USER_UPDATE, {"after_failover": True}, user_ids=[1])
+
+        async def republished() -> list[dict]:
+            stream = await _stream(platform.redis, s.redis_prefix, max(last - 5, 0))
+            return stream if any("after_failover" in e["data"] for e in stream) else []
+
+        stream = await wait_for(republished, timeout=20)
+        positions = [e["position"] for e in stream]
+        assert positions == list(range(positions[0], positions[0] + len(positions)))
+        assert last in positions  # the lost tail came back from PostgreSQL
+    finally:
+        await standby.stop()
+
+
+async def _positioned(platform: Platform, key: str) -> int | None:
+    async with platform.read() as conn:
+        return (await conn.execute(text("SELECT position FROM events WHERE data ? :k"), {"k": key})).scalar()
+
+
+async def _true(value: bool) -> bool:
+    return value

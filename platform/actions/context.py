@@ -13,20 +13,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import insert
+import orjson
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..core.config import Settings
 from ..core.snowflake import new_id
-from ..db.models import AuditLogEntry, Event
-from ..events.publisher import EventPublisher
+from ..db.models import AuditLogEntry
+from ..events.publisher import EventPublisher, notify_channel
 from ..events.types import E
 from ..services.objectstore import ObjectStore
+from .authcache import AuthCache
+
+
+_EMIT = text(
+    """
+    WITH e AS (INSERT INTO events (type, data, guild_id, channel_id, user_ids)
+               VALUES (:type, CAST(:data AS jsonb), :guild_id, :channel_id, :user_ids) RETURNING 1)
+    SELECT pg_notify(:channel, '') FROM e
+    """
+)
 
 
 @dataclass
 class Tx:
     conn: AsyncConnection
+    notify_channel: str
     events: int = 0
 
     async def emit(
@@ -41,10 +53,9 @@ class Tx:
         """Writes an event row in this transaction. `user_ids` restricts the audience (a DM's
         recipients, one user's own read state); otherwise the audience is whoever can view
         `channel_id` (or any member of `guild_id`)."""
-        await self.conn.execute(
-            insert(Event).values(type=str(type), data=data, guild_id=guild_id, channel_id=channel_id, user_ids=user_ids)
-        )
-        self.events += 1
+        await self.conn.execute(_EMIT, {"type": str(type), "data": orjson.dumps(data).decode(), "guild_id": guild_id,
+                                        "channel_id": channel_id, "user_ids": user_ids, "channel": self.notify_channel})
+        self.events += 1  # the NOTIFY reaches the leading publisher at commit, whichever process it is
 
     async def audit(
         self,
@@ -72,17 +83,23 @@ class Platform:
     redis: Redis
     store: ObjectStore
     publisher: EventPublisher
-    extras: dict[str, Any] = field(default_factory=dict)
+    auth_cache: AuthCache = field(default_factory=AuthCache)
+
+    @property
+    def notify_channel(self) -> str:
+        return notify_channel(self.settings.database_schema)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         async with self.engine.begin() as conn:
-            tx = Tx(conn)
+            tx = Tx(conn, self.notify_channel)
             yield tx
         if tx.events:
             self.publisher.wake()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        """Autocommit: a read costs one round trip, not BEGIN + query + ROLLBACK."""
         async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn

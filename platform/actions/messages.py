@@ -7,6 +7,7 @@ query-count test keeps it there."""
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -51,6 +52,7 @@ class Mentions:
     roles: list[int]
     channels: list[int]
     everyone: bool
+    user_objects: list[dict[str, Any]] = field(default_factory=list)  # as PostgreSQL built them, in `users` order
 
 
 def _ids(pattern: re.Pattern[str], content: str) -> list[int]:
@@ -65,7 +67,9 @@ def _ids(pattern: re.Pattern[str], content: str) -> list[int]:
 _RESOLVE_MENTIONS = text(
     """
     SELECT
-      (SELECT coalesce(array_agg(u.id), '{}') FROM users u WHERE u.id = ANY(:users)) AS users,
+      (SELECT coalesce(jsonb_agg(jsonb_build_object('id', u.id, 'username', u.username, 'global_name', u.global_name,
+                                                    'avatar', u.avatar, 'bot', u.bot)), '[]')
+         FROM users u WHERE u.id = ANY(:users)) AS users,
       (SELECT coalesce(array_agg(r.id), '{}') FROM roles r WHERE r.id = ANY(:roles) AND r.guild_id = :gid
          AND (r.mentionable OR :can_everyone)) AS roles,
       (SELECT coalesce(array_agg(c.id), '{}') FROM channels c WHERE c.id = ANY(:channels) AND c.guild_id = :gid) AS channels
@@ -95,12 +99,14 @@ async def parse_mentions(conn: Any, access: ChannelAccess, content: str, allowed
     if users or roles or channels:
         row = (await conn.execute(_RESOLVE_MENTIONS, {"users": users, "roles": roles, "channels": channels,
                                                       "gid": access.guild_id, "can_everyone": can_everyone})).one()
-        found_users = set(row.users)
-        users = [u for u in users if u in found_users]
+        found = {int(u["id"]): u for u in row.users}
+        users = [u for u in users if u in found]
+        user_objects = [found[u] for u in users]
         found_roles = set(row.roles)
         roles = [r for r in roles if r in found_roles]
         found_channels = set(row.channels)
         channels = [c for c in channels if c in found_channels]
+        return Mentions(users, roles, channels, everyone, user_objects)
     return Mentions(users, roles, channels, everyone)
 
 
@@ -115,24 +121,39 @@ def check_sendable(access: ChannelAccess) -> None:
             raise ThreadLocked()
 
 
-_INSERT = text(
+# The whole write of a send in one statement (one round trip): the message, its event (with the
+# NOTIFY that wakes the publisher), and the channel's last message. The channel row is locked
+# last and only until the commit that follows at once, so senders to one channel barely wait.
+_SEND = text(
     """
-    INSERT INTO messages (id, channel_id, guild_id, author_id, type, content, nonce, tts, mention_everyone, mentions,
-                          mention_roles, mention_channels, reference, referenced_message_id, embeds, has_attachments, flags)
-    VALUES (:id, :channel_id, :guild_id, :author_id, :type, :content, :nonce, :tts, :mention_everyone, :mentions,
-            :mention_roles, :mention_channels, :reference, :referenced_message_id, :embeds, :has_attachments, :flags)
-    ON CONFLICT (channel_id, author_id, nonce) WHERE nonce IS NOT NULL DO NOTHING
-    RETURNING *
+    WITH m AS (
+        INSERT INTO messages (id, channel_id, guild_id, author_id, type, content, nonce, tts, mention_everyone, mentions,
+                              mention_roles, mention_channels, reference, referenced_message_id, embeds, has_attachments, flags)
+        VALUES (:id, :channel_id, :guild_id, :author_id, :type, :content, :nonce, :tts, :mention_everyone, :mentions,
+                :mention_roles, :mention_channels, CAST(:reference AS jsonb), :referenced_message_id, CAST(:embeds AS jsonb),
+                :has_attachments, :flags)
+        ON CONFLICT (channel_id, author_id, nonce) WHERE nonce IS NOT NULL DO NOTHING
+        RETURNING id
+    ), e AS (
+        INSERT INTO events (type, data, guild_id, channel_id, user_ids)
+        SELECT 'MESSAGE_CREATE', CAST(:event AS jsonb), :guild_id, :channel_id, :user_ids FROM m
+        RETURNING 1
+    ), c AS (
+        UPDATE channels SET last_message_id = greatest(coalesce(last_message_id, 0), :id), message_count = message_count + 1,
+          thread_metadata = CASE WHEN type IN (10, 11, 12) AND (thread_metadata->>'archived')::boolean
+                                 THEN thread_metadata || '{"archived": false}' ELSE thread_metadata END
+        WHERE id = :channel_id AND EXISTS (SELECT 1 FROM m)
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM m) AS inserted, (SELECT count(*) FROM c) AS touched,
+           (SELECT pg_notify(:notify, '') FROM e) IS NULL AS notified
     """
-).bindparams()
+)
 
-_TOUCH_CHANNEL = text(
-    """
-    UPDATE channels SET last_message_id = :id, message_count = message_count + 1,
-      thread_metadata = CASE WHEN type IN (10, 11, 12) AND (thread_metadata->>'archived')::boolean
-                             THEN thread_metadata || '{"archived": false}' ELSE thread_metadata END
-    WHERE id = :cid
-    """
+_ATTACH = text(
+    "INSERT INTO attachments (id, message_id, channel_id, filename, description, content_type, size, storage_key, width, height) "
+    "SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(id bigint, message_id bigint, channel_id bigint, filename text, "
+    "description text, content_type text, size bigint, storage_key text, width int, height int)"
 )
 
 _REFERENCED = text(
@@ -204,26 +225,27 @@ async def _send(platform: Platform, author: Any, channel_id: int, new: NewMessag
         if "<" in new.content or "@" in new.content or referenced is not None:
             mentions = await parse_mentions(tx.conn, access, new.content, new.allowed_mentions,
                                             referenced.author_id if referenced is not None else None)
-        row = (await tx.conn.execute(_INSERT, {
+        values = {
             "id": message_id, "channel_id": channel_id, "guild_id": access.guild_id, "author_id": author.id,
             "type": 19 if reference else 0, "content": new.content, "nonce": new.nonce, "tts": new.tts,
             "mention_everyone": mentions.everyone, "mentions": mentions.users, "mention_roles": mentions.roles,
-            "mention_channels": mentions.channels, "reference": _json(reference),
+            "mention_channels": mentions.channels, "reference": reference,
             "referenced_message_id": referenced.id if referenced is not None else None,
-            "embeds": _json(new.embeds), "has_attachments": bool(new.attachments), "flags": new.flags,
-        })).first()
-        if row is None:  # a retried send: hand back the original
+            "embeds": new.embeds, "has_attachments": bool(new.attachments), "flags": new.flags, "edited_at": None,
+            "pinned_at": None, "thread_id": None,
+        }
+        obj = _message_object(platform, values, author.as_user(), mentions.user_objects, new.attachments, referenced, channel_id)
+        audience = _audience(access)
+        result = (await tx.conn.execute(_SEND, {
+            **values, "reference": _json(reference), "embeds": _json(new.embeds), "event": _json(obj),
+            "user_ids": audience.get("user_ids"), "notify": tx.notify_channel,
+        })).one()
+        if not result.inserted:  # a retried send: hand back the original
             return await _existing_by_nonce(platform, tx.conn, channel_id, author.id, new.nonce or "", author.id)
+        tx.events += 1
         if new.attachments:
-            await tx.conn.execute(text(
-                "INSERT INTO attachments (id, message_id, channel_id, filename, description, content_type, size, storage_key, width, height) "
-                "SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(id bigint, message_id bigint, channel_id bigint, filename text, "
-                "description text, content_type text, size bigint, storage_key text, width int, height int)"),
-                {"rows": _json([{**a, "message_id": message_id, "channel_id": channel_id} for a in new.attachments])})
-        await tx.conn.execute(_TOUCH_CHANNEL, {"id": message_id, "cid": channel_id})
-        mention_users = await _mention_users(tx.conn, mentions.users) if mentions.users else []
-        obj = _message_object(platform, row, author.as_user(), mention_users, new.attachments, referenced, channel_id)
-        await tx.emit(E.MESSAGE_CREATE, obj, **_audience(access))
+            await tx.conn.execute(_ATTACH, {"rows": _json([{**a, "message_id": message_id, "channel_id": channel_id}
+                                                            for a in new.attachments])})
     return obj
 
 
@@ -240,30 +262,12 @@ def _audience(access: ChannelAccess) -> dict[str, Any]:
     return {"channel_id": ch.id, "guild_id": ch.guild_id}
 
 
-async def _mention_users(conn: Any, ids: list[int]) -> list[dict[str, Any]]:
-    rows = (await conn.execute(text(
-        "SELECT jsonb_build_object('id', id, 'username', username, 'global_name', global_name, 'avatar', avatar, 'bot', bot) AS u "
-        "FROM users WHERE id = ANY(:ids)"), {"ids": ids})).scalars().all()
-    order = {u: i for i, u in enumerate(ids)}
-    return sorted(rows, key=lambda u: order.get(int(u["id"]), 0))
-
-
-class _Row:
-    """A message row plus the json columns the shape reads."""
-
-    def __init__(self, row: Any, **extra: Any) -> None:
-        self.__dict__.update(row._mapping)
-        self.__dict__.update(extra)
-
-
-def _message_object(platform: Platform, row: Any, author: dict[str, Any], mention_users: list[dict[str, Any]],
+def _message_object(platform: Platform, values: dict[str, Any], author: dict[str, Any], mention_users: list[dict[str, Any]],
                     attachments: list[dict[str, Any]], referenced: Any, channel_id: int) -> dict[str, Any]:
-    ref = None
-    if referenced is not None:
-        ref = dict(referenced._mapping)
-    wrapped = _Row(row, mention_users=mention_users, attachments=[{**a, "channel_id": channel_id} for a in attachments],
-                   reactions=[], referenced=ref)
-    return shapes.message(wrapped, author=author, base_url=platform.settings.base_url)
+    """The new message's object, built from the values about to be written (no read-back)."""
+    row = SimpleNamespace(**values, mention_users=mention_users, attachments=[{**a, "channel_id": channel_id} for a in attachments],
+                          reactions=[], referenced=dict(referenced._mapping) if referenced is not None else None)
+    return shapes.message(row, author=author, base_url=platform.settings.base_url)
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -150,17 +150,26 @@ async def authenticate(platform: Platform, scheme: str, token: str) -> AuthUser:
     """`scheme` is "Bot" or "Bearer"; a bot token must be sent as Bot, a user token as Bearer."""
     if not token or len(token) > 200:
         raise Unauthorized()
-    async with platform.read() as conn:
-        row = (await conn.execute(_AUTH, {"h": hash_token(token)})).first()
-    if row is None or (row.kind == "bot") != (scheme == "Bot"):
+    digest = hash_token(token)
+    cached = platform.auth_cache.get(digest)
+    if cached is None:
+        async with platform.read() as conn:
+            row = (await conn.execute(_AUTH, {"h": digest})).first()
+        if row is None:
+            raise Unauthorized()
+        cached = (AuthUser(row.id, row.username, row.global_name, row.avatar, row.bot, row.is_admin, row.token_id), row.kind)
+        platform.auth_cache.put(digest, cached)
+    user, kind = cached
+    if (kind == "bot") != (scheme == "Bot"):
         raise Unauthorized()
-    return AuthUser(row.id, row.username, row.global_name, row.avatar, row.bot, row.is_admin, row.token_id)
+    return user
 
 
 async def do_revoke_token(platform: Platform, me: AuthUser) -> None:
     async with platform.transaction() as tx:
         await tx.conn.execute(update(Token).where(Token.id == me.token_id).values(revoked_at=func.now()))
         await tx.emit(E.TOKEN_REVOKED, {"token_ids": [str(me.token_id)]}, user_ids=[me.id])
+    platform.auth_cache.forget_tokens({me.token_id})
 
 
 async def do_reset_bot_token(platform: Platform, me: AuthUser, bot_id: int) -> str:
@@ -178,6 +187,7 @@ async def do_reset_bot_token(platform: Platform, me: AuthUser, bot_id: int) -> s
         ).scalars().all()
         token = await _issue_token(tx, bot_id, "bot")
         await tx.emit(E.TOKEN_REVOKED, {"token_ids": [str(t) for t in revoked]}, user_ids=[bot_id])
+    platform.auth_cache.forget_tokens(set(revoked))
     return token
 
 
@@ -221,4 +231,5 @@ async def do_modify_me(platform: Platform, me: AuthUser, changes: dict[str, Any]
         row = (await tx.conn.execute(select(User).where(User.id == me.id))).one()
         if values:
             await tx.emit(E.USER_UPDATE, shapes.user(row), user_ids=[me.id])
+    platform.auth_cache.forget_user(me.id)
     return row

@@ -29,7 +29,7 @@ from .routes import channels, guilds, messages, users
 async def build_platform(settings: Settings, database_url: str, redis_url: str) -> Platform:
     engine = make_engine(database_url, schema=settings.database_schema, pool_size=settings.database_pool_size)
     redis = Redis.from_url(redis_url)
-    publisher = EventPublisher(make_engine(database_url, schema=settings.database_schema, pool_size=1), redis, prefix=settings.redis_prefix, maxlen=settings.event_stream_maxlen,
+    publisher = EventPublisher(database_url, redis, prefix=settings.redis_prefix, maxlen=settings.event_stream_maxlen,
                                poll_seconds=settings.event_publish_poll_seconds, schema=settings.database_schema)
     return Platform(settings=settings, engine=engine, redis=redis, store=make_object_store(settings), publisher=publisher)
 

@@ -14,7 +14,7 @@ from ..core.snowflake import MAX_SNOWFLAKE
 from .strictjson import check_text
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
     return request.app.state.platform
 
 
@@ -66,7 +66,7 @@ SnowflakeInt = Annotated[int, Field(ge=0, le=MAX_SNOWFLAKE)]  # ids inside bodie
 SnowflakeListQuery = Annotated[list[SnowflakeInt], Query(max_length=100)]
 
 
-def audit_reason(x_audit_log_reason: Annotated[str | None, Header()] = None) -> str | None:
+async def audit_reason(x_audit_log_reason: Annotated[str | None, Header()] = None) -> str | None:
     if x_audit_log_reason is None:
         return None
     from urllib.parse import unquote

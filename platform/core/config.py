@@ -27,7 +27,7 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL"))
     database_schema: str | None = None  # run inside this schema (tests use one per session)
-    database_pool_size: int = 10
+    database_pool_size: int = 20
     redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
     redis_prefix: str = "ts:"
 

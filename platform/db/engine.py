@@ -21,7 +21,7 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
     engine = create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size // 2,
         pool_pre_ping=False,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,

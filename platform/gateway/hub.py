@@ -96,8 +96,17 @@ class GatewayHub:
         if position > self.position + 1:
             # the stream lost entries (trimmed or Redis restarted): fill the gap from PostgreSQL
             for missed in await self.events_between(self.position, position - 1):
-                await self._dispatch(missed)
-        await self._dispatch(env)
+                await self._dispatch_safely(missed)
+        await self._dispatch_safely(env)
+
+    async def _dispatch_safely(self, env: dict[str, Any]) -> None:
+        """One malformed event must not stop the stream for everyone: it is logged and skipped."""
+        try:
+            await self._dispatch(env)
+        except Exception:
+            log.exception("gateway could not dispatch an event; skipped", extra={"position": env.get("position"), "type": env.get("type")})
+        finally:
+            self.position = max(self.position, env["position"])
 
     async def _dispatch(self, env: dict[str, Any]) -> None:
         self.position = env["position"]
@@ -110,8 +119,11 @@ class GatewayHub:
                 cid = int(data["id"])
                 before = {s: guild.can_view(s.user_id, cid) for s in self.by_guild[gid]}
             guild.apply(event, data)
+        if event == "USER_UPDATE" and "id" in data:
+            self.platform.auth_cache.forget_user(int(data["id"]))
         if event == "TOKEN_REVOKED":
             revoked = {int(t) for t in data["token_ids"]}
+            self.platform.auth_cache.forget_tokens(revoked)  # other processes' revocations
             for s in list(self.sessions.values()):
                 if s.token_id in revoked:
                     asyncio.create_task(s.close(Close.AUTHENTICATION_FAILED, "token revoked"))
