@@ -272,8 +272,11 @@ def _message_object(platform: Platform, values: dict[str, Any], author: dict[str
 
 # --- reading -------------------------------------------------------------------------------
 
+# Every column but the search vector, which no reader needs and which costs to decode.
 _PAGE = """
-    SELECT m.*,
+    SELECT m.id, m.channel_id, m.guild_id, m.author_id, m.type, m.content, m.nonce, m.tts, m.edited_at, m.pinned_at,
+      m.mention_everyone, m.mentions, m.mention_roles, m.mention_channels, m.reference, m.referenced_message_id,
+      m.thread_id, m.embeds, m.has_attachments, m.flags,
       jsonb_build_object('id', u.id, 'username', u.username, 'global_name', u.global_name, 'avatar', u.avatar, 'bot', u.bot) AS author,
       (SELECT jsonb_agg(jsonb_build_object('emoji', x.emoji, 'count', x.n, 'me', x.me) ORDER BY x.first)
          FROM (SELECT r.emoji, count(*) AS n, bool_or(r.user_id = :me) AS me, min(r.created_at) AS first
