@@ -52,7 +52,7 @@ async def test_global_limit_per_token(world: World, strict_server: RunningServer
     limited = [r for r in responses if r.status_code == 429]
     # past 50 in one second the global limit answers (the route's own bucket may too, later)
     assert any(r.json()["global"] is True and r.headers["x-ratelimit-global"] == "true" for r in limited)
-    assert all(r.status_code in (200, 429) for r in responses)
+    assert {r.status_code for r in responses} <= {200, 429}, [r.text for r in responses if r.status_code not in (200, 429)][:3]
 
 
 async def test_login_is_limited_per_address(strict_server: RunningServer) -> None:

@@ -4,7 +4,9 @@ and, through the event stream (TOKEN_REVOKED, USER_UPDATE), in every other one."
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 TTL_SECONDS = 30.0
@@ -15,6 +17,25 @@ class AuthCache:
     def __init__(self, ttl: float = TTL_SECONDS) -> None:
         self._ttl = ttl
         self._entries: dict[bytes, tuple[float, Any]] = {}
+        self._inflight: dict[bytes, asyncio.Future[Any]] = {}
+
+    async def single_flight(self, key: bytes, load: Callable[[], Awaitable[Any]]) -> Any:
+        """One lookup per key at a time: a burst of requests with a new token costs one query."""
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value = await load()
+            future.set_result(value)
+            return value
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must log it
+            raise
+        finally:
+            del self._inflight[key]
 
     def get(self, token_hash: bytes) -> Any | None:
         hit = self._entries.get(token_hash)

@@ -153,16 +153,23 @@ async def authenticate(platform: Platform, scheme: str, token: str) -> AuthUser:
     digest = hash_token(token)
     cached = platform.auth_cache.get(digest)
     if cached is None:
-        async with platform.read() as conn:
-            row = (await conn.execute(_AUTH, {"h": digest})).first()
-        if row is None:
-            raise Unauthorized()
-        cached = (AuthUser(row.id, row.username, row.global_name, row.avatar, row.bot, row.is_admin, row.token_id), row.kind)
-        platform.auth_cache.put(digest, cached)
+        cached = await platform.auth_cache.single_flight(digest, lambda: _lookup(platform, digest))
+    if cached is None:
+        raise Unauthorized()
     user, kind = cached
     if (kind == "bot") != (scheme == "Bot"):
         raise Unauthorized()
     return user
+
+
+async def _lookup(platform: Platform, digest: bytes) -> tuple[AuthUser, str] | None:
+    async with platform.read() as conn:
+        row = (await conn.execute(_AUTH, {"h": digest})).first()
+    if row is None:
+        return None
+    found = (AuthUser(row.id, row.username, row.global_name, row.avatar, row.bot, row.is_admin, row.token_id), row.kind)
+    platform.auth_cache.put(digest, found)
+    return found
 
 
 async def do_revoke_token(platform: Platform, me: AuthUser) -> None:

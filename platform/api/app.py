@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from .responses import FastJSONResponse
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
 
 from ..actions.context import Platform
@@ -28,7 +28,8 @@ from .routes import channels, guilds, messages, users
 
 async def build_platform(settings: Settings, database_url: str, redis_url: str) -> Platform:
     engine = make_engine(database_url, schema=settings.database_schema, pool_size=settings.database_pool_size)
-    redis = Redis.from_url(redis_url)
+    # A blocking pool: a burst waits for a free connection instead of failing.
+    redis = Redis(connection_pool=BlockingConnectionPool.from_url(redis_url, max_connections=64, timeout=10))
     publisher = EventPublisher(database_url, redis, prefix=settings.redis_prefix, maxlen=settings.event_stream_maxlen,
                                poll_seconds=settings.event_publish_poll_seconds, schema=settings.database_schema)
     return Platform(settings=settings, engine=engine, redis=redis, store=make_object_store(settings), publisher=publisher)

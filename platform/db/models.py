@@ -21,6 +21,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
@@ -32,6 +33,9 @@ class XID8(UserDefinedType[int]):
 
     def get_col_spec(self, **kw: Any) -> str:
         return "xid8"
+
+
+ischema_names["xid8"] = XID8  # so that reflection (alembic's comparison) knows the type
 
 
 class Base(DeclarativeBase):
