@@ -125,7 +125,7 @@ def cpu_snapshot(server_pid: int) -> dict[str, float]:
     for pid, (comm, fields) in stats.items():
         try:
             ticks = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
-            if pid == server_pid:
+            if pid == server_pid or int(fields[1]) == server_pid:  # with --workers: the worker processes too
                 out["server"] += ticks
             elif pid == me:
                 out["bench"] += ticks
@@ -581,7 +581,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(data_dir=data_dir / "app", database_url=database_url, redis_url=redis_url, database_schema=schema,
                         redis_prefix=prefix, rate_limit_scale=args.rate_limit_scale, log_level="WARNING",
                         host="127.0.0.1", port=port)
-    results["config"] = {
+    results["config"] = {"workers": args.workers,
         "duration_s": args.duration, "warmup_s": args.warmup, "clients": args.clients, "post_rate_per_client": args.rate,
         "history_rate_per_client": args.history_rate, "history_messages": args.history_messages, "page_limit": args.page_limit,
         "rate_limit_scale": args.rate_limit_scale, "embedded_services": embedded, "schema": schema,
@@ -608,8 +608,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             env["TOWNSQUARE_DATABASE_POOL_SIZE"] = str(args.pool_size)
         # cwd outside the repo: with the repo root on sys.path, its platform/ folder would
         # shadow the standard library's `platform` module.
+        command = [sys.executable, "-c", SERVER_CODE]
+        if args.workers > 1:  # the supervisor and its workers; PostgreSQL CPU "ours" then counts the supervisor's sockets only
+            command = [sys.executable, "-m", "townsquare.platform.cli", "serve", "--no-migrate", "--workers", str(args.workers)]
         with open(server_log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-c", SERVER_CODE], env=env, cwd=str(data_dir), stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(command, env=env, cwd=str(data_dir), stdout=out, stderr=subprocess.STDOUT)
         await wait_ready(url, proc, server_log)
         log(f"server pid {proc.pid} ready at {url}")
         probe = Probe(proc.pid, pg, urlsplit(plain_pg_dsn(database_url)).port or 5432)
@@ -782,6 +785,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--history-rate", type=float, default=10.0, help="open-loop history pages per second per client (default 10)")
     p.add_argument("--history-messages", type=int, default=100_000, help="messages in the history channel (default 100000)")
     p.add_argument("--page-limit", type=int, default=50, help="history page size (default 50)")
+    p.add_argument("--workers", type=int, default=1, help="server processes (townsquare serve --workers N; default 1)")
     p.add_argument("--pool-size", type=int, default=0, help="server's TOWNSQUARE_DATABASE_POOL_SIZE (default: the server's default)")
     p.add_argument("--rate-limit-scale", type=float, default=1_000_000.0, help="TOWNSQUARE_RATE_LIMIT_SCALE for the server")
     args = p.parse_args(argv)

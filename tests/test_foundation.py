@@ -175,3 +175,19 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
+
+
+def test_cli_serve_with_two_workers(settings: Settings, services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
+           "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "", "TOWNSQUARE_REDIS_PREFIX": settings.redis_prefix + "w:",
+           "TOWNSQUARE_PORT": str(port), "TOWNSQUARE_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", "serve", "--no-migrate", "--workers", "2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health", proc)
+        statuses = {httpx.get(f"http://127.0.0.1:{port}/ready").status_code for _ in range(10)}
+        assert statuses == {200}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

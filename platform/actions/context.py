@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from redis.asyncio import Redis
@@ -85,7 +86,7 @@ class Platform:
     publisher: EventPublisher
     auth_cache: AuthCache = field(default_factory=AuthCache)
 
-    @property
+    @cached_property
     def notify_channel(self) -> str:
         return notify_channel(self.settings.database_schema)
 

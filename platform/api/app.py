@@ -96,3 +96,12 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
 
     app.add_middleware(EdgeMiddleware, settings=settings)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """For `townsquare serve --workers N`: each worker builds its app from the environment."""
+    import os
+
+    from ..core.config import Settings
+
+    return create_app(Settings(), database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"])

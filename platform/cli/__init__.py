@@ -67,13 +67,25 @@ def migrate() -> None:
 
 
 @app.command()
-def serve(no_migrate: Annotated[bool, typer.Option(help="Do not apply migrations at start.")] = False) -> None:
-    """Run the HTTP server (REST API) on TOWNSQUARE_HOST:TOWNSQUARE_PORT."""
+def serve(no_migrate: Annotated[bool, typer.Option(help="Do not apply migrations at start.")] = False,
+          workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes sharing the port.")] = 1) -> None:
+    """Run the HTTP server (REST API and gateway) on TOWNSQUARE_HOST:TOWNSQUARE_PORT."""
     settings = get_settings()
     services = _services(settings)
     if not no_migrate:
         _migrate(settings, services.database_url)
-    _run(_serve(settings, services.database_url, services.redis_url))
+    if workers == 1:
+        _run(_serve(settings, services.database_url, services.redis_url))
+        return
+    import os
+
+    import uvicorn
+
+    # Each worker is a full instance (its own gateway, publisher standby, pools); they find the
+    # services this process resolved (embedded ones included) through the environment.
+    os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = services.database_url, services.redis_url
+    uvicorn.run("townsquare.platform.api.app:app_from_env", factory=True, workers=workers, host=settings.host, port=settings.port,
+                loop="uvloop", http="httptools", log_config=None, access_log=False, timeout_graceful_shutdown=10)
 
 
 async def ensure_admin(settings: Settings, database_url: str, redis_url: str) -> tuple[str, str]:
