@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..actions.access import PRIVATE_THREAD, THREAD_TYPES, parse_overwrites
 from ..core.permissions import ALL, P, Overwrite, apply_overwrites, base_permissions, has
 
+VIEW, MANAGE_THREADS = int(P.VIEW_CHANNEL), int(P.MANAGE_THREADS)
+
 
 @dataclass
 class ChannelInfo:
@@ -34,6 +36,7 @@ class GuildState:
     member_roles: dict[int, list[int]]  # every member of the guild -> role ids
     version: int = 0
     _cache: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    _viewers: dict[int, tuple[int, frozenset[int]]] = field(default_factory=dict)
 
     def is_member(self, user_id: int) -> bool:
         return user_id in self.member_roles
@@ -63,12 +66,22 @@ class GuildState:
         if channel.type in THREAD_TYPES and channel.parent_id in self.channels:
             source = self.channels[channel.parent_id]
         perms = apply_overwrites(base, guild_id=self.id, user_id=user_id, role_ids=roles, overwrites=source.overwrites)
-        if channel.type == PRIVATE_THREAD and user_id not in channel.members and not has(perms, P.MANAGE_THREADS):
+        if channel.type == PRIVATE_THREAD and user_id not in channel.members and not has(perms, MANAGE_THREADS):
             return 0
         return perms
 
     def can_view(self, user_id: int, channel_id: int) -> bool:
-        return bool(self.permissions(user_id, channel_id) & P.VIEW_CHANNEL)
+        return self.permissions(user_id, channel_id) & VIEW != 0
+
+    def viewers(self, channel_id: int) -> frozenset[int]:
+        """Every member who can see the channel, computed once per state version: fanning an
+        event out to a thousand sessions is then one set lookup each."""
+        hit = self._viewers.get(channel_id)
+        if hit is not None and hit[0] == self.version:
+            return hit[1]
+        users = frozenset(u for u in self.member_roles if self._compute(u, channel_id) & VIEW)
+        self._viewers[channel_id] = (self.version, users)
+        return users
 
     def apply(self, event: str, data: dict[str, Any]) -> None:
         """Folds one event into the state (events of other kinds change nothing)."""

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from ..actions.context import Platform
 from ..events.publisher import decode_entry, stream_key
 from .guildstate import GuildState, load_guild_state
-from .protocol import CONTENT_EVENTS, Close, Intent, Op, intent_allows
+from .protocol import SEQ_SHIFT, CONTENT_EVENTS, GUILD_PRESENCES, GUILDS, MESSAGE_CONTENT, Close, Op, intent_allows
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -150,9 +150,9 @@ class GatewayHub:
         payload = orjson.dumps(data).decode()
         for s, saw in before.items():
             sees = guild.can_view(s.user_id, cid)
-            if saw and not sees and s.intents & Intent.GUILDS:
+            if saw and not sees and s.intents & GUILDS:
                 s.send_dispatch("CHANNEL_DELETE", payload, None)
-            elif sees and not saw and s.intents & Intent.GUILDS:
+            elif sees and not saw and s.intents & GUILDS:
                 s.send_dispatch("CHANNEL_CREATE", payload, None)
 
     def audience(self, env: dict[str, Any]) -> list[Session]:
@@ -169,9 +169,8 @@ class GatewayHub:
         cid = env.get("channel_id")
         if cid is None or env["type"] in _CHANNEL_SCOPED_GUILD_EVENTS:
             return list(sessions)
-        guild = self.guilds[gid]
-        cid = int(cid)
-        return [s for s in sessions if guild.can_view(s.user_id, cid)]
+        viewers = self.guilds[gid].viewers(int(cid))
+        return [s for s in sessions if s.user_id in viewers]
 
     def deliver(self, s: Session, env: dict[str, Any], *, encoded: dict[int, str] | None = None, replay: bool = False) -> None:
         event, data = env["type"], env["data"]
@@ -179,14 +178,15 @@ class GatewayHub:
         if not intent_allows(s.intents, event, in_dm=in_dm):
             return
         key = 0
-        if event in CONTENT_EVENTS and s.bot and not s.intents & Intent.MESSAGE_CONTENT and not in_dm and not _addressed_to(data, s.user_id):
+        if event in CONTENT_EVENTS and s.bot and not s.intents & MESSAGE_CONTENT and not in_dm and not _addressed_to(data, s.user_id):
             key = 1
         cache = env.setdefault("_encoded", {}) if encoded is None else encoded
-        payload = cache.get(key)
-        if payload is None:
+        hit = cache.get(key)
+        if hit is None:
             payload = orjson.dumps(_without_content(data) if key else data).decode()
-            cache[key] = payload
-        s.send_dispatch(event, payload, env["position"], replay=replay)
+            frame = f'{{"op":0,"t":"{event}","s":{env["position"] << SEQ_SHIFT},"d":{payload}}}'
+            hit = cache[key] = (payload, frame)
+        s.send_dispatch(event, hit[0], env["position"], replay=replay, frame=hit[1])
         self.dispatched += 1
 
     def _on_ephemeral(self, env: dict[str, Any]) -> None:
@@ -197,7 +197,7 @@ class GatewayHub:
             for gid in env.get("guild_ids", []):
                 per_guild = None
                 for s in self.by_guild.get(int(gid), ()):
-                    if s.intents & Intent.GUILD_PRESENCES:
+                    if s.intents & GUILD_PRESENCES:
                         per_guild = per_guild or orjson.dumps({**data, "guild_id": str(gid)}).decode()
                         s.send_dispatch(event, per_guild, None)
             return
@@ -239,7 +239,7 @@ class GatewayHub:
             return
         s.guild_ids.add(gid)
         self.by_guild[gid].add(s)
-        if announce and s.intents & Intent.GUILDS:
+        if announce and s.intents & GUILDS:
             from .ready import guild_create
 
             async with self.platform.read() as conn:

@@ -70,7 +70,7 @@ for _i in Intent:
 
 _G, _M = Intent.GUILDS, Intent.GUILD_MEMBERS
 # event type -> (intent in a guild, intent in a DM); None means always delivered.
-EVENT_INTENTS: dict[str, tuple[int | None, int | None]] = {
+_EVENT_INTENTS: dict[str, tuple[int | None, int | None]] = {
     "GUILD_CREATE": (_G, None), "GUILD_UPDATE": (_G, None), "GUILD_DELETE": (None, None),
     "GUILD_ROLE_CREATE": (_G, None), "GUILD_ROLE_UPDATE": (_G, None), "GUILD_ROLE_DELETE": (_G, None),
     "CHANNEL_CREATE": (_G, None), "CHANNEL_UPDATE": (_G, None), "CHANNEL_DELETE": (_G, None),
@@ -92,6 +92,10 @@ EVENT_INTENTS: dict[str, tuple[int | None, int | None]] = {
     "PRESENCE_UPDATE": (Intent.GUILD_PRESENCES, None),
 }
 
+# Plain ints: IntFlag arithmetic is slow, and this is looked up for every delivery.
+EVENT_INTENTS = {event: (None if g is None else int(g), None if d is None else int(d)) for event, (g, d) in _EVENT_INTENTS.items()}
+GUILDS, GUILD_PRESENCES, MESSAGE_CONTENT = int(Intent.GUILDS), int(Intent.GUILD_PRESENCES), int(Intent.MESSAGE_CONTENT)
+
 # Dropped first when a client falls behind; everything else is never skipped.
 EPHEMERAL = frozenset({"TYPING_START", "PRESENCE_UPDATE"})
 # Events whose content a bot without MESSAGE_CONTENT sees emptied (Discord's rule).
@@ -101,4 +105,4 @@ CONTENT_EVENTS = frozenset({"MESSAGE_CREATE", "MESSAGE_UPDATE"})
 def intent_allows(intents: int, event: str, *, in_dm: bool) -> bool:
     guild_intent, dm_intent = EVENT_INTENTS.get(event, (None, None))
     needed = dm_intent if in_dm else guild_intent
-    return needed is None or bool(intents & needed)
+    return needed is None or intents & needed != 0

@@ -53,8 +53,9 @@ class Session:
         self.ephemeral_n = min(self.ephemeral_n + 1, (1 << SEQ_SHIFT) - 1)
         return (self.position << SEQ_SHIFT) | self.ephemeral_n
 
-    def send_dispatch(self, event: str, data_json: str, position: int | None, *, replay: bool = False) -> None:
-        """Queues one dispatch; `data_json` is the already-encoded `d`. A stream event at or
+    def send_dispatch(self, event: str, data_json: str, position: int | None, *, replay: bool = False, frame: str | None = None) -> None:
+        """Queues one dispatch; `data_json` is the already-encoded `d` (and `frame`, for a stream
+        event, the whole frame: the same for every session, built once). A stream event at or
         before the last position sent is a duplicate (a replay overlapping live delivery) and
         is dropped, so a session gets every event exactly once and in order."""
         if self.closed:
@@ -76,7 +77,9 @@ class Session:
             asyncio.create_task(self.close(Close.UNKNOWN_ERROR, "too slow to keep up; resume"))
             return
         seq = self.next_seq(position)
-        self._push(f'{{"op":0,"t":"{event}","s":{seq},"d":{data_json}}}')
+        if frame is None or position is None:
+            frame = f'{{"op":0,"t":"{event}","s":{seq},"d":{data_json}}}'
+        self._push(frame)
 
     def send_raw(self, frame: str) -> None:
         if not self.closed:
