@@ -14,26 +14,32 @@ GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT (--connect-concurrency at a time), the
 and the guild's GUILD_CREATE; it heartbeats as the protocol asks. Every client sees every
 channel, so each message is one delivery per client: deliveries = messages x clients.
 
-Phases, against Townsquare and then against a bare `websockets` broadcast server (the ceiling):
+Both servers run side by side, each with its own fleet of --clients clients (the bare server
+relays frames, so the idle fleet costs nothing). Phases:
   rate      --senders senders post at a fixed total --rate messages/s (open loop, evenly
-            staggered), round-robin over the channels, for --duration s after --warmup s.
-            Townsquare: POST /api/v10/channels/{id}/messages (Authorization: Bot <token>), every
-            message persisted. Bare: each sender has a WebSocket to the bare server, which
-            relays each frame to every client with websockets.broadcast() (no parsing, no
-            storage, no per-connection task). The bare frames have the size of the MESSAGE_CREATE
-            dispatch Townsquare sent in the same run (its bytes with the marker replaced).
+            staggered), round-robin over the channels, for --duration s after --warmup s;
+            Townsquare first, then the bare server. Townsquare: POST
+            /api/v10/channels/{id}/messages (Authorization: Bot <token>), every message
+            persisted. Bare: each sender has a WebSocket to the bare server, which relays each
+            frame to every client with websockets.broadcast() (no parsing, no storage, no
+            per-connection task). The bare frames are Townsquare's MESSAGE_CREATE dispatch of
+            this run with the marker replaced (same size, same shape).
   saturate  --saturate-senders sender connections (over the same bots) as fast as the system
-            delivers, for --saturate-duration s: a new message is sent only while fewer than
-            --window messages are still undelivered to some client (closed loop). This keeps
-            every session's queue below --window frames, so the server's backpressure (close
-            4000 at 2,048 queued frames) never triggers, and measures the maximum sustained
-            deliveries/s (more sender connections than --senders, so that the POST round trip of
-            a busy server does not bound the rate instead of the window).
+            delivers: a new message is sent only while fewer than --window messages are still
+            undelivered to some client (closed loop). This keeps every session's queue below
+            --window frames, so the server's backpressure (close 4000 at 2,048 queued frames)
+            never triggers, and measures the maximum sustained deliveries/s. It runs in
+            --saturate-rounds rounds per server (1 s warm-up + --saturate-duration/rounds s
+            each), alternating Townsquare / bare, so that a background load that comes and goes
+            on a shared machine weighs on both alike. More sender connections than --senders,
+            so that the POST round trip of a busy server does not bound the rate instead (with
+            16 connections and a window of 50, both servers measured about 10% lower: fewer
+            frames are queued per session, so less is batched per wake-up).
 
 Clients (--client): "task" (default) is the websockets.asyncio client, one reader task per
 client; "callback" drives websockets' sans-I/O ClientProtocol from an asyncio.Protocol and
-counts each frame in data_received, without a task switch per frame: it halves the client's CPU
-per delivery, which on a 2-core machine leaves more CPU to the server under test.
+counts each frame in data_received, without a task switch per frame: about a third less client
+CPU per delivery at a fixed rate, which on a 2-core machine leaves more CPU to the servers.
 
 Each message's content starts with "gwb:<seq>:<send time, perf_counter_ns>;" (the *scheduled*
 send time in the rate phase, so a sender that falls behind cannot hide it). A client finds it
@@ -43,9 +49,10 @@ the measured window. After each phase the script waits (bounded) until every mes
 delivered to every client and counts losses and duplicates. It also reports, per message, the
 latency to the first client and the spread between the first and the last client (fan-out time).
 
-CPU per party for each measured window, from /proc: the server process, its PostgreSQL backends
-(found through its sockets), Redis, this bench process (clients + senders), and everything else
-on the machine. Shares these helpers (and Http1, its minimal HTTP/1.1 client) with bench/api.py.
+CPU per party for each measured window, from /proc: the server process (with --workers, the
+supervisor and its workers), its PostgreSQL backends (found through its sockets), Redis, this
+bench process (clients + senders), the other server under test (idle meanwhile), and everything
+else on the machine. Shares these helpers (and Http1, its minimal HTTP/1.1 client) with bench/api.py.
 
 --profile-dir DIR runs `py-spy record --nonblocking` (binary from --py-spy, default `py-spy` on
 PATH) on the Townsquare server during each measured window and leaves collapsed stacks in DIR.
@@ -507,9 +514,12 @@ class BareSenders:
         self.conns = [await connect(self.url, max_size=2**24, ping_interval=None, compression=None, close_timeout=2)
                       for _ in range(self.n)]
 
+    def frame(self, seq: int, sent_at: int) -> bytes:
+        return b"%sgwb:%d:%d%s" % (self.prefix, seq, sent_at, self.suffix)
+
     async def send(self, k: int, seq: int, sent_at: int) -> str | None:
         try:
-            await self.conns[k].send(b"%sgwb:%d:%d%s" % (self.prefix, seq, sent_at, self.suffix), text=True)
+            await self.conns[k].send(self.frame(seq, sent_at), text=True)
         except ConnectionClosed:
             return "closed"
         return None
@@ -529,8 +539,8 @@ def synthetic_template() -> bytes:
 # --- a phase ------------------------------------------------------------------------------------
 
 async def run_phase(label: str, *, tally: Tally, fleet: Fleet, senders: Any, n_senders: int, rate: float | None, window: int,
-                    warmup: float, duration: float, probe: Any, profile: tuple[str, int, Path] | None,
-                    drain_timeout: float = 30.0) -> dict[str, Any]:
+                    warmup: float, duration: float, probe: Any, profile: tuple[str, int, Path, bool] | None,
+                    idle_pid: int | None = None, drain_timeout: float = 30.0) -> dict[str, Any]:
     """`rate` messages/s in total (open loop), or None: closed loop bounded by `window`
     undelivered messages. Returns the phase's figures."""
     clock = time.perf_counter_ns
@@ -542,7 +552,7 @@ async def run_phase(label: str, *, tally: Tally, fleet: Fleet, senders: Any, n_s
     t.lat = []
     t.in_window = 0
     t.lo, t.hi = lo, hi
-    completed0, total0 = t.completed, t.total
+    completed0 = t.completed
     errors: dict[str, int] = {}
     failed: set[int] = set()
     service: list[int] = []  # sender-side send time (POST round trip for Townsquare)
@@ -601,7 +611,18 @@ async def run_phase(label: str, *, tally: Tally, fleet: Fleet, senders: Any, n_s
             await send_one(k, clock())
 
     async def cpu_window() -> None:
-        cpu["cores"] = await probe.measure(lo / 1e9, hi / 1e9)
+        async def idle_server() -> float | None:  # the other server under test, idle meanwhile (not "others")
+            if idle_pid is None:
+                return None
+            await asyncio.sleep(max(0.0, (lo - clock()) / 1e9))
+            first = await asyncio.to_thread(tree_ticks, idle_pid)
+            await asyncio.sleep(max(0.0, (hi - clock()) / 1e9))
+            return (await asyncio.to_thread(tree_ticks, idle_pid) - first) / duration
+
+        cpu["cores"], idle = await asyncio.gather(probe.measure(lo / 1e9, hi / 1e9), idle_server())
+        if idle is not None:
+            cpu["cores"]["idle_other_server"] = round(idle, 2)
+            cpu["cores"]["others"] = round(max(0.0, cpu["cores"]["others"] - idle), 2)
 
     async def monitor() -> None:
         last_total, last_at = t.total, clock()
@@ -616,11 +637,12 @@ async def run_phase(label: str, *, tally: Tally, fleet: Fleet, senders: Any, n_s
     async def spy() -> None:
         if profile is None:
             return
-        binary, pid, out = profile
+        binary, pid, out, children = profile
         await asyncio.sleep(max(0.0, (lo - clock()) / 1e9))
         proc = await asyncio.create_subprocess_exec(
             binary, "record", "--pid", str(pid), "--duration", str(max(1, int(duration))), "--rate", "100", "--nonblocking",
-            "--format", "raw", "--output", str(out), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            *(["--subprocesses"] if children else []), "--format", "raw", "--output", str(out),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         _, err = await proc.communicate()
         if proc.returncode != 0:
             log(f"    py-spy failed ({proc.returncode}): {err.decode()[-300:]}")
@@ -661,6 +683,7 @@ async def run_phase(label: str, *, tally: Tally, fleet: Fleet, senders: Any, n_s
         "fanout_spread": lat_summary(spread),
         "sender_send_time": lat_summary(service),
         "cpu_cores": cpu.get("cores"),
+        "_lat": t.lat,  # raw, for combine_rounds; popped before the JSON
     }
     c = result["cpu_cores"] or {}
     if t.in_window and c:
@@ -677,12 +700,28 @@ async def run_phase(label: str, *, tally: Tally, fleet: Fleet, senders: Any, n_s
         f"sender send time p50 {result['sender_send_time']['p50_ms']} ms / p99 {result['sender_send_time']['p99_ms']} ms")
     if c:
         log(f"  {'':<22} cpu cores: server {c['server']}, its postgres backends {c['postgres_ours']}, redis {c['redis']}, "
-            f"bench {c['bench']}, others {c['others']} (machine busy {c['machine_busy']} of {os.cpu_count()}); "
+            f"bench {c['bench']}, idle other server {c.get('idle_other_server', '-')}, others {c['others']} "
+            f"(machine busy {c['machine_busy']} of {os.cpu_count()}); "
             f"server {result.get('server_cpu_us_per_delivery')} us/delivery, bench {result.get('bench_cpu_us_per_delivery')} us/delivery")
     return result
 
 
 # --- set-up -------------------------------------------------------------------------------------
+
+def tree_ticks(pid: int) -> float:
+    """CPU seconds of a process and its children (a server and its --workers)."""
+    total = 0.0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
 
 def new_token(user_id: int) -> str:
     """Same shape as platform/actions/users.py `_new_token`."""
@@ -726,16 +765,11 @@ async def create_world(url: str, pg: Any, n_channels: int, n_bots: int) -> dict[
     return {"guild_id": int(guild["id"]), "channel_ids": channel_ids, "tokens": tokens}
 
 
-def bare_server(port: int, compression: str | None, cwd: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", BARE_CODE, str(port), compression or "none"], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-async def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+async def wait_port(port: int, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"bare server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            raise RuntimeError(f"bare server exited with {proc.returncode}:\n{log_path.read_text()[-2000:]}")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
@@ -757,42 +791,87 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) ->
         proc.wait()
 
 
-async def run_target(name: str, args: argparse.Namespace, *, tally: Tally, fleet: Fleet, senders: Any, probe: Any,
-                     profile_pid: int | None, connect_kwargs: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    log(f"  connecting {args.clients} clients, {args.connect_concurrency} at a time")
-    spy = None
-    if profile_pid is not None and args.profile_dir:  # until the last client is in (py-spy writes its stacks on SIGINT)
-        spy = await asyncio.create_subprocess_exec(
-            args.py_spy, "record", "--pid", str(profile_pid), "--rate", "100", "--nonblocking", "--format", "raw",
-            "--output", str(Path(args.profile_dir) / f"{name}-connect.txt"), stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL)
-    out["connect"] = conn = await fleet.connect_all(args.clients, args.connect_concurrency, **connect_kwargs)
-    if spy is not None:
-        spy.send_signal(signal.SIGINT)
-        await spy.wait()
-    log(f"  {conn['clients']} clients connected in {conn['total_s']} s ({conn['connects_per_s']}/s; per client p50 {conn['p50_ms']} ms, "
-        f"p99 {conn['p99_ms']} ms{', GUILD_CREATE ' + str(conn['guild_create_bytes_mean']) + ' bytes' if 'guild_create_bytes_mean' in conn else ''})"
-        f"{'; errors ' + str(conn['errors']) if conn['errors'] else ''}")
-    gc.collect()
-    gc.freeze()  # the long-lived connection objects: keep the collector off them during the phases
-    await asyncio.sleep(1.0)
-
-    def profile(phase: str) -> tuple[str, int, Path] | None:
-        if profile_pid is None or not args.profile_dir:
-            return None
-        return args.py_spy, profile_pid, Path(args.profile_dir) / f"{name}-{phase}.txt"
-
-    log(f"\n  {name} rate: {args.rate:g} msg/s over {args.senders} senders, {args.channels} channels, {fleet.open} clients")
-    out["rate"] = await run_phase(f"{name} rate", tally=tally, fleet=fleet, senders=senders, n_senders=args.senders, rate=args.rate,
-                                  window=args.window, warmup=args.warmup, duration=args.duration, probe=probe, profile=profile("rate"))
-    log(f"\n  {name} saturate: closed loop over {args.saturate_senders} sender connections, at most {args.window} undelivered messages")
-    out["saturate"] = await run_phase(f"{name} saturate", tally=tally, fleet=fleet, senders=senders, n_senders=args.saturate_senders,
-                                      rate=None,
-                                      window=args.window, warmup=min(args.warmup, 1.0), duration=args.saturate_duration, probe=probe,
-                                      profile=profile("saturate"))
-    out["other_frames"] = fleet.other_frames
+def combine_rounds(label: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure for the saturate rounds of a target: sums, duration-weighted CPU, and
+    latency percentiles over every delivery of every round."""
+    dur = sum(r["duration_s"] for r in rounds)
+    got = sum(r["deliveries_received_in_window"] for r in rounds)
+    lat: list[int] = []
+    for r in rounds:
+        lat.extend(r.pop("_lat"))
+    out: dict[str, Any] = {
+        "mode": "closed", "rounds": len(rounds), "clients": rounds[0]["clients"], "senders": rounds[0]["senders"],
+        "window": rounds[0]["window"], "duration_s": dur,
+        "messages_per_s": round(sum(r["messages_per_s"] * r["duration_s"] for r in rounds) / dur, 1),
+        "deliveries_received_in_window": got, "deliveries_per_s": round(got / dur, 1),
+        **{k: sum(r[k] for r in rounds) for k in ("messages_accepted", "deliveries_expected", "deliveries", "lost", "duplicates",
+                                                   "deliveries_of_failed_sends", "window_stalls")},
+        "send_errors": {k: sum(r["send_errors"].get(k, 0) for r in rounds) for r0 in rounds for k in r0["send_errors"]},
+        "clients_closed_by_server": rounds[-1]["clients_closed_by_server"],
+        "latency": lat_summary(lat),
+    }
+    cpus = [(r["cpu_cores"], r["duration_s"]) for r in rounds if r.get("cpu_cores")]
+    if cpus:
+        keys = [k for k, v in cpus[0][0].items() if isinstance(v, (int, float))]
+        out["cpu_cores"] = {k: round(sum(c[k] * d for c, d in cpus) / sum(d for _, d in cpus), 2) for k in keys}
+        if got:
+            out["server_cpu_us_per_delivery"] = round(sum(c["server"] * d for c, d in cpus) / got * 1e6, 2)
+            out["bench_cpu_us_per_delivery"] = round(sum(c["bench"] * d for c, d in cpus) / got * 1e6, 2)
+    out["per_round"] = rounds
+    c = out.get("cpu_cores", {})
+    log(f"  {label:<22} {out['messages_per_s']:>6.1f} msg/s  {out['deliveries_per_s']:>9.1f} deliveries/s  over {len(rounds)} rounds "
+        f"({dur:g} s); p99 {out['latency']['p99_ms']} ms; lost {out['lost']}; server {c.get('server')} cores, "
+        f"{out.get('server_cpu_us_per_delivery')} us/delivery; others {c.get('others')} cores")
     return out
+
+
+class Target:
+    """One server under test: its fleet of clients, its senders, its CPU probe."""
+
+    def __init__(self, name: str, fleet: Fleet, probe: Any, profile_pid: int | None) -> None:
+        self.name, self.fleet, self.probe, self.profile_pid = name, fleet, probe, profile_pid
+        self.idle_pid: int | None = None  # the other server's process (and its children), idle during this one's phases
+        self.senders: Any = None
+        self.results: dict[str, Any] = {}
+        self.rounds: list[dict[str, Any]] = []
+
+    def profile(self, args: argparse.Namespace, phase: str) -> tuple[str, int, Path, bool] | None:
+        if self.profile_pid is None or not args.profile_dir:
+            return None
+        return args.py_spy, self.profile_pid, Path(args.profile_dir) / f"{self.name}-{phase}.txt", args.workers > 1
+
+    async def connect(self, args: argparse.Namespace, **kwargs: Any) -> None:
+        log(f"\n{self.name}: connecting {args.clients} clients, {args.connect_concurrency} at a time")
+        spy = None
+        if self.profile_pid is not None and args.profile_dir:  # until the last client is in (py-spy writes on SIGINT)
+            spy = await asyncio.create_subprocess_exec(
+                args.py_spy, "record", "--pid", str(self.profile_pid), "--rate", "100", "--nonblocking",
+                *(["--subprocesses"] if args.workers > 1 else []), "--format", "raw",
+                "--output", str(Path(args.profile_dir) / f"{self.name}-connect.txt"), stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL)
+        self.results["connect"] = conn = await self.fleet.connect_all(args.clients, args.connect_concurrency, **kwargs)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await spy.wait()
+        log(f"  {conn['clients']} clients connected in {conn['total_s']} s ({conn['connects_per_s']}/s; per client p50 {conn['p50_ms']} ms, "
+            f"p99 {conn['p99_ms']} ms{', GUILD_CREATE ' + str(conn['guild_create_bytes_mean']) + ' bytes' if 'guild_create_bytes_mean' in conn else ''})"
+            f"{'; errors ' + str(conn['errors']) if conn['errors'] else ''}")
+
+    async def rate_phase(self, args: argparse.Namespace, tally: Tally) -> None:
+        log(f"\n  {self.name} rate: {args.rate:g} msg/s over {args.senders} senders, {args.channels} channels, {self.fleet.open} clients")
+        r = await run_phase(f"{self.name} rate", tally=tally, fleet=self.fleet, senders=self.senders, n_senders=args.senders,
+                            rate=args.rate, window=args.window, warmup=args.warmup, duration=args.duration, probe=self.probe,
+                            profile=self.profile(args, "rate"), idle_pid=self.idle_pid)
+        r.pop("_lat")
+        self.results["rate"] = r
+
+    async def saturate_round(self, args: argparse.Namespace, tally: Tally, n: int) -> None:
+        log(f"\n  {self.name} saturate, round {n + 1}/{args.saturate_rounds}: closed loop over {args.saturate_senders} sender "
+            f"connections, at most {args.window} undelivered messages")
+        self.rounds.append(await run_phase(
+            f"{self.name} saturate {n + 1}", tally=tally, fleet=self.fleet, senders=self.senders, n_senders=args.saturate_senders,
+            rate=None, window=args.window, warmup=1.0, duration=args.saturate_duration / args.saturate_rounds, probe=self.probe,
+            profile=self.profile(args, f"saturate-{n + 1}"), idle_pid=self.idle_pid))
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -810,8 +889,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"bench": "gateway", "machine": machine(), "source": source_revision()}
     m = results["machine"]
     log(f"machine: {m.get('nproc')} cpus ({m.get('cpu_model')}), {m.get('mem_total_gib')} GiB, Linux {m['kernel']}, Python {m['python']}")
-    if nofile < args.clients + 200:
-        raise SystemExit(f"open-file limit {nofile} is too low for {args.clients} clients")
+    both = not args.skip_townsquare and not args.skip_bare
+    if nofile < args.clients * (2 if both else 1) + 300:
+        raise SystemExit(f"open-file limit {nofile} is too low for {args.clients} clients per server")
 
     tmp = tempfile.TemporaryDirectory(prefix="townsquare-gwbench-")
     data_dir = Path(tmp.name)
@@ -826,10 +906,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     compression = "deflate" if args.permessage_deflate else None
     results["config"] = {
         "clients": args.clients, "channels": args.channels, "senders": args.senders, "rate_messages_per_s": args.rate,
-        "duration_s": args.duration, "warmup_s": args.warmup, "saturate_duration_s": args.saturate_duration, "window": args.window,
-        "connect_concurrency": args.connect_concurrency, "intents": INTENTS, "permessage_deflate": bool(compression),
+        "duration_s": args.duration, "warmup_s": args.warmup, "saturate_duration_s": args.saturate_duration,
+        "saturate_rounds": args.saturate_rounds, "saturate_senders": args.saturate_senders, "window": args.window,
+        "connect_concurrency": args.connect_concurrency, "workers": args.workers, "intents": INTENTS, "permessage_deflate": bool(compression),
         "rate_limit_scale": args.rate_limit_scale, "embedded_services": embedded, "schema": schema, "open_file_limit": nofile,
-        "saturate_senders": args.saturate_senders, "client": args.client,
+        "client": args.client,
         "client_detail": ("websockets.asyncio client on uvloop, one reader task per client" if args.client == "task" else
                           "websockets sans-I/O ClientProtocol in an asyncio.Protocol on uvloop, counted in data_received")
         + "; the marker found with bytes.find, no JSON parsing",
@@ -843,14 +924,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     pg_port = urlsplit(plain_pg_dsn(database_url)).port or 5432
     proc: subprocess.Popen[bytes] | None = None
     bare: subprocess.Popen[bytes] | None = None
-    server_log = data_dir / "server.log"
+    server_log, bare_log = data_dir / "server.log", data_dir / "bare.log"
     tally = Tally()
+    targets: list[Target] = []
+    world: dict[str, Any] = {}
     try:
         results["postgres_version"] = await pg.fetchval("SHOW server_version")
         t = time.monotonic()
         upgrade(database_url, schema)
         log(f"migrated schema in {time.monotonic() - t:.1f} s")
 
+        ts: Target | None = None
+        bt: Target | None = None
         if not args.skip_townsquare:
             env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "TOWNSQUARE_DATABASE_SCHEMA": schema,
                    "TOWNSQUARE_REDIS_PREFIX": prefix, "TOWNSQUARE_HOST": "127.0.0.1", "TOWNSQUARE_PORT": str(port),
@@ -859,60 +944,84 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             if args.pool_size:
                 env["TOWNSQUARE_DATABASE_POOL_SIZE"] = str(args.pool_size)
             # cwd outside the repo: its platform/ folder would shadow the standard library's `platform`
+            command = [sys.executable, "-c", SERVER_CODE]
+            if args.workers > 1:  # the supervisor and its workers (their CPU counts as the server's; PostgreSQL "ours"
+                # then counts the supervisor's sockets only)
+                command = [sys.executable, "-m", "townsquare.platform.cli", "serve", "--no-migrate", "--workers", str(args.workers)]
             with open(server_log, "wb") as out:
-                proc = subprocess.Popen([sys.executable, "-c", SERVER_CODE], env=env, cwd=str(data_dir), stdout=out, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(command, env=env, cwd=str(data_dir), stdout=out, stderr=subprocess.STDOUT)
             await wait_ready(url, proc, server_log)
-            log(f"server pid {proc.pid} ready at {url}")
-            probe = Probe(proc.pid, pg, pg_port, interval=1.0)  # 1 s: reading 1,000+ socket fds costs the bench CPU
-            results["background_cpu_cores_before"] = idle = await probe.background(1.0)
-            log(f"background load before the run: {idle['others']} cores used by other programs")
+            log(f"Townsquare server pid {proc.pid} ready at {url}")
+            # probes sample every 1 s: reading the server's 1,000+ socket fds costs the bench CPU
+            ts = Target("townsquare", Fleet(tally, compression=compression, mode=args.client), Probe(proc.pid, pg, pg_port, interval=1.0),
+                        proc.pid)
+            targets.append(ts)
+        if not args.skip_bare:
+            with open(bare_log, "wb") as out:
+                bare = subprocess.Popen([sys.executable, "-c", BARE_CODE, str(bare_port), compression or "none"], cwd=str(data_dir),
+                                        stdout=out, stderr=subprocess.STDOUT)
+            await wait_port(bare_port, bare, bare_log)
+            log(f"bare broadcast server pid {bare.pid} listening on 127.0.0.1:{bare_port}")
+            bt = Target("bare", Fleet(tally, compression=compression, mode=args.client), Probe(bare.pid, pg, pg_port, interval=1.0), None)
+            targets.append(bt)
+        if ts is not None and bt is not None:
+            ts.idle_pid, bt.idle_pid = bare.pid, proc.pid  # type: ignore[union-attr]
+        results["background_cpu_cores_before"] = idle = await targets[0].probe.background(1.0)
+        log(f"background load before the run: {idle['others']} cores used by other programs")
 
+        if ts is not None:
             t = time.monotonic()
             world = await create_world(url, pg, args.channels, args.clients + args.senders)
-            log(f"world: guild {world['guild_id']}, {len(world['channel_ids'])} channels, {args.clients + args.senders} bots "
-                f"({time.monotonic() - t:.1f} s)")
             results["world_s"] = round(time.monotonic() - t, 2)
+            log(f"world: guild {world['guild_id']}, {len(world['channel_ids'])} channels, {args.clients + args.senders} bots "
+                f"({results['world_s']} s)")
+            ts.senders = RestSenders(port, world["tokens"][args.clients:], world["channel_ids"], max(args.senders, args.saturate_senders))
+            await ts.connect(args, townsquare=(url.replace("http://", "ws://") + "/gateway?v=10&encoding=json",
+                                               world["tokens"][:args.clients], str(world["guild_id"])))
+        if bt is not None:
+            await bt.connect(args, bare_url=f"ws://127.0.0.1:{bare_port}/")
+        gc.collect()
+        gc.freeze()  # the long-lived connection objects: keep the collector off them during the phases
+        await asyncio.sleep(1.0)
 
-            log("\nTownsquare")
-            fleet = Fleet(tally, compression=compression, mode=args.client)
-            senders = RestSenders(port, world["tokens"][args.clients:], world["channel_ids"], max(args.senders, args.saturate_senders))
-            try:
-                results["townsquare"] = await run_target(
-                    "townsquare", args, tally=tally, fleet=fleet, senders=senders, probe=probe,
-                    profile_pid=proc.pid, connect_kwargs={"townsquare": (
-                        url.replace("http://", "ws://") + "/gateway?v=10&encoding=json", world["tokens"][:args.clients],
-                        str(world["guild_id"]))})
-            finally:
-                await senders.close()
-                await fleet.close()
+        # rate phases, Townsquare first (the bare frames copy its MESSAGE_CREATE dispatch)
+        if ts is not None:
+            await ts.rate_phase(args, tally)
             if tally.sample is not None:
-                results["townsquare"]["message_create_frame_bytes"] = len(tally.sample)
-            stored = await pg.fetchval("SELECT count(*) FROM messages WHERE guild_id = $1", world["guild_id"])
-            accepted = sum(results["townsquare"][p]["messages_accepted"] for p in ("rate", "saturate"))
-            results["townsquare"]["persisted"] = {"messages_accepted": accepted, "rows": stored, "consistent": stored == accepted}
-            log(f"  persisted: {accepted} messages accepted, {stored} rows stored")
-            stop_process(proc)
-            log(f"  server stopped (exit {proc.returncode})")
-
-        if not args.skip_bare:
-            log("\nbare websockets broadcast server (the ceiling)")
-            bare = bare_server(bare_port, compression, str(data_dir))
-            await wait_port(bare_port, bare)
-            bare_probe = Probe(bare.pid, pg, pg_port, interval=1.0)
+                ts.results["message_create_frame_bytes"] = len(tally.sample)
+        if bt is not None:
             template = tally.sample or synthetic_template()
-            fleet = Fleet(tally, compression=compression, mode=args.client)
-            senders = BareSenders(f"ws://127.0.0.1:{bare_port}/publish", max(args.senders, args.saturate_senders), template)
-            await senders.open()
-            try:
-                results["bare"] = await run_target("bare", args, tally=tally, fleet=fleet, senders=senders, probe=bare_probe,
-                                                   profile_pid=None, connect_kwargs={"bare_url": f"ws://127.0.0.1:{bare_port}/"})
-            finally:
-                await senders.close()
-                await fleet.close()
-            results["bare"]["frame_bytes"] = len(template) + 10
-            stop_process(bare)
+            bt.senders = BareSenders(f"ws://127.0.0.1:{bare_port}/publish", max(args.senders, args.saturate_senders), template)
+            await bt.senders.open()
+            bt.results["frame_bytes"] = len(bt.senders.frame(10**6, time.perf_counter_ns()))
+            await bt.rate_phase(args, tally)
+        # saturate rounds, alternating between the targets: a changing background load on a
+        # shared machine then weighs on both alike
+        for n in range(args.saturate_rounds):
+            for target in targets:
+                await target.saturate_round(args, tally, n)
+        log("")
+        for target in targets:
+            target.results["saturate"] = combine_rounds(f"{target.name} saturate", target.rounds)
+            target.results["other_frames"] = target.fleet.other_frames
+
+        for target in targets:
+            await target.senders.close()
+            await target.fleet.close()
+        if ts is not None:
+            stored = await pg.fetchval("SELECT count(*) FROM messages WHERE guild_id = $1", world["guild_id"])
+            accepted = ts.results["rate"]["messages_accepted"] + ts.results["saturate"]["messages_accepted"]
+            ts.results["persisted"] = {"messages_accepted": accepted, "rows": stored, "consistent": stored == accepted}
+            log(f"  Townsquare persisted: {accepted} messages accepted, {stored} rows stored")
+        for target in targets:
+            results[target.name] = target.results
     finally:
         t = time.monotonic()
+        for target in targets:
+            with contextlib.suppress(Exception):
+                if target.senders is not None:
+                    await target.senders.close()
+                await target.fleet.close()
         stop_process(proc)
         stop_process(bare)
         try:
@@ -926,46 +1035,56 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 await redis.delete(*keys[i:i + 500])
         finally:
             await redis.aclose()
-        log(f"\ncleaned up (schema dropped, redis keys deleted) in {time.monotonic() - t:.1f} s")
+        log(f"\ncleaned up (servers stopped, schema dropped, redis keys deleted) in {time.monotonic() - t:.1f} s")
         if proc is not None and proc.returncode not in (0, None, -signal.SIGINT):
             log(f"server exited with {proc.returncode}; last log lines:\n{server_log.read_text()[-2000:]}")
+        if bare is not None and bare.returncode not in (0, None, -signal.SIGINT, 1):
+            log(f"bare server exited with {bare.returncode}; last log lines:\n{bare_log.read_text()[-2000:]}")
         stop_embedded(services)
         tmp.cleanup()
 
     # --- verdict -------------------------------------------------------------------------------
-    ts, bare_r = results.get("townsquare"), results.get("bare")
-    targets: dict[str, Any] = {}
-    if ts and bare_r:
-        share = ts["saturate"]["deliveries_per_s"] / max(bare_r["saturate"]["deliveries_per_s"], 1e-9)
-        targets["saturated_share_of_bare"] = {"value": round(share, 3), "target": TARGETS["saturated_share_of_bare"],
-                                              "townsquare_deliveries_per_s": ts["saturate"]["deliveries_per_s"],
-                                              "bare_deliveries_per_s": bare_r["saturate"]["deliveries_per_s"],
-                                              "met": share >= TARGETS["saturated_share_of_bare"]}
-    if ts:
-        p99 = ts["rate"]["latency"]["p99_ms"]
-        targets["rate_p99_ms"] = {"value": p99, "target": TARGETS["rate_p99_ms"], "clients": ts["rate"]["clients"],
-                                  "messages_per_s": args.rate, "met": p99 is not None and p99 <= TARGETS["rate_p99_ms"]}
-        lost = ts["rate"]["lost"] + ts["saturate"]["lost"]
-        targets["no_loss"] = {"value": lost, "target": 0, "met": lost == 0 and not ts["rate"]["duplicates"] and not ts["saturate"]["duplicates"]
-                              and ts.get("persisted", {}).get("consistent", False)}
-    results["targets"] = targets
-    results["all_targets_met"] = bool(targets) and all(v["met"] for v in targets.values())
+    tr, br = results.get("townsquare"), results.get("bare")
+    verdict: dict[str, Any] = {}
+    if tr and br:
+        share = tr["saturate"]["deliveries_per_s"] / max(br["saturate"]["deliveries_per_s"], 1e-9)
+        t_us, b_us = tr["saturate"].get("server_cpu_us_per_delivery"), br["saturate"].get("server_cpu_us_per_delivery")
+        verdict["saturated_share_of_bare"] = {
+            "value": round(share, 3), "target": TARGETS["saturated_share_of_bare"], "met": share >= TARGETS["saturated_share_of_bare"],
+            "townsquare_deliveries_per_s": tr["saturate"]["deliveries_per_s"], "bare_deliveries_per_s": br["saturate"]["deliveries_per_s"],
+            # less sensitive to what else runs on the machine: server CPU per delivery, bare / Townsquare
+            "server_cpu_per_delivery_share": round(b_us / t_us, 3) if t_us and b_us else None,
+            "townsquare_server_cpu_us_per_delivery": t_us, "bare_server_cpu_us_per_delivery": b_us}
+    if tr:
+        p99 = tr["rate"]["latency"]["p99_ms"]
+        verdict["rate_p99_ms"] = {"value": p99, "target": TARGETS["rate_p99_ms"], "met": p99 is not None and p99 <= TARGETS["rate_p99_ms"],
+                                  "clients": tr["rate"]["clients"], "offered_messages_per_s": args.rate,
+                                  "delivered_messages_per_s": tr["rate"]["messages_per_s"],
+                                  "bare_p99_ms_same_load": br["rate"]["latency"]["p99_ms"] if br else None}
+        lost = tr["rate"]["lost"] + tr["saturate"]["lost"]
+        verdict["no_loss"] = {"value": lost, "target": 0, "met": lost == 0 and not tr["rate"]["duplicates"]
+                              and not tr["saturate"]["duplicates"] and tr.get("persisted", {}).get("consistent", False)}
+    results["targets"] = verdict
+    results["all_targets_met"] = bool(verdict) and all(v["met"] for v in verdict.values())
     results["total_s"] = round(time.monotonic() - began, 1)
 
     log(f"\n{'figure':<48} {'townsquare':>12} {'bare':>12}")
-    rows = [("rate: deliveries/s", "rate", "deliveries_per_s", None), ("rate: latency p50 (ms)", "rate", "latency", "p50_ms"),
-            ("rate: latency p99 (ms)", "rate", "latency", "p99_ms"), ("rate: latency max (ms)", "rate", "latency", "max_ms"),
-            ("rate: lost deliveries", "rate", "lost", None),
+    rows = [("rate: delivered messages/s", "rate", "messages_per_s", None), ("rate: deliveries/s", "rate", "deliveries_per_s", None),
+            ("rate: latency p50 (ms)", "rate", "latency", "p50_ms"), ("rate: latency p99 (ms)", "rate", "latency", "p99_ms"),
+            ("rate: latency max (ms)", "rate", "latency", "max_ms"), ("rate: lost deliveries", "rate", "lost", None),
+            ("rate: server CPU per delivery (us)", "rate", "server_cpu_us_per_delivery", None),
             ("saturate: deliveries/s", "saturate", "deliveries_per_s", None), ("saturate: messages/s", "saturate", "messages_per_s", None),
-            ("saturate: latency p99 (ms)", "saturate", "latency", "p99_ms"), ("saturate: lost deliveries", "saturate", "lost", None)]
+            ("saturate: latency p99 (ms)", "saturate", "latency", "p99_ms"), ("saturate: lost deliveries", "saturate", "lost", None),
+            ("saturate: server CPU per delivery (us)", "saturate", "server_cpu_us_per_delivery", None)]
     for label, phase, key, sub in rows:
         vals = []
-        for r in (ts, bare_r):
-            v = r[phase][key] if r else None
+        for r in (tr, br):
+            v = r[phase].get(key) if r else None
             vals.append("-" if v is None else v[sub] if sub else v)
         log(f"{label:<48} {vals[0]!s:>12} {vals[1]!s:>12}")
-    for key, v in targets.items():
-        log(f"target {key}: {v['value']} (target {v['target']}): {'met' if v['met'] else 'NOT met'}")
+    for key, v in verdict.items():
+        extra = f"; by server CPU per delivery: {v['server_cpu_per_delivery_share']}" if key == "saturated_share_of_bare" else ""
+        log(f"target {key}: {v['value']} (target {v['target']}): {'met' if v['met'] else 'NOT met'}{extra}")
     log(f"total {results['total_s']} s")
     return results
 
@@ -973,21 +1092,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=20.0, help="measured seconds of each rate phase (default 20)")
-    p.add_argument("--saturate-duration", type=float, default=10.0, help="measured seconds of each saturate phase (default 10)")
+    p.add_argument("--saturate-duration", type=float, default=10.0,
+                   help="measured seconds of saturation per server, split into --saturate-rounds rounds (default 10)")
+    p.add_argument("--saturate-rounds", type=int, default=2,
+                   help="saturate rounds per server, alternating between the servers (default 2; each after 1 s of warm-up)")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each rate phase (default 2; 1 for saturate)")
     p.add_argument("--clients", type=int, default=1000, help="gateway clients, one bot each (default 1000)")
     p.add_argument("--channels", type=int, default=10, help="text channels in the guild, posted to in turn (default 10)")
     p.add_argument("--senders", type=int, default=4, help="sending bots, one connection each (default 4)")
-    p.add_argument("--saturate-senders", type=int, default=16,
-                   help="sender connections in the saturate phases, over the same bots (default 16: enough that --window, "
-                        "not the POST round trip, bounds the rate)")
+    p.add_argument("--saturate-senders", type=int, default=48,
+                   help="sender connections in the saturate phases, over the same bots (default 48: enough that --window, "
+                        "not the POST round trip of a busy server, bounds the rate)")
     p.add_argument("--client", choices=("task", "callback"), default="task",
                    help="task: websockets.asyncio client, one reader task per client (default); callback: websockets' "
                         "sans-I/O protocol counted in the transport callback (no task switch per frame: a cheaper client)")
     p.add_argument("--rate", type=float, default=20.0, help="messages/s in total during the rate phases (default 20)")
-    p.add_argument("--window", type=int, default=50, help="saturate phases: most messages not yet delivered to every client (default 50)")
+    p.add_argument("--window", type=int, default=100,
+                   help="saturate phases: most messages not yet delivered to every client, so also the most frames queued "
+                        "per session (default 100; the server closes a session at 2,048)")
     p.add_argument("--connect-concurrency", type=int, default=50, help="handshakes + IDENTIFYs at a time (default 50)")
     p.add_argument("--permessage-deflate", action="store_true", help="clients offer permessage-deflate (browsers do; bots usually not)")
+    p.add_argument("--workers", type=int, default=1, help="Townsquare server processes (townsquare serve --workers N; default 1)")
     p.add_argument("--pool-size", type=int, default=0, help="server's TOWNSQUARE_DATABASE_POOL_SIZE (default: the server's default)")
     p.add_argument("--rate-limit-scale", type=float, default=1_000_000.0, help="TOWNSQUARE_RATE_LIMIT_SCALE for the server")
     p.add_argument("--skip-bare", action="store_true", help="no bare-server ceiling")
@@ -995,12 +1120,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-dir", default="", help="run py-spy on the Townsquare server during each measured window; stacks go here")
     p.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="py-spy binary for --profile-dir")
     args = p.parse_args(argv)
-    if not 0 < args.duration <= 60 or not 0 < args.saturate_duration <= 60 or not 0 <= args.warmup <= 10:
-        p.error("--duration and --saturate-duration must be in (0, 60] and --warmup in [0, 10] (the run stays bounded)")
+    if not 0 < args.duration <= 60 or not 0 < args.saturate_duration <= 60 or not 0 <= args.warmup <= 10 or not 1 <= args.saturate_rounds <= 10:
+        p.error("--duration and --saturate-duration must be in (0, 60], --warmup in [0, 10] and --saturate-rounds 1-10 "
+                "(the run stays bounded)")
     if not 1 <= args.clients <= 5000 or not 1 <= args.channels <= 100 or not 1 <= args.senders <= 50 or not 1 <= args.saturate_senders <= 100:
         p.error("--clients must be 1-5000, --channels 1-100, --senders 1-50, --saturate-senders 1-100")
     if not 0 < args.rate <= 10_000 or not 1 <= args.window <= 2000 or not 1 <= args.connect_concurrency <= 500:
         p.error("--rate must be in (0, 10000], --window 1-2000 (below the server's 2,048-frame queue), --connect-concurrency 1-500")
+    if not 1 <= args.workers <= 16:
+        p.error("--workers must be 1-16")
     if args.skip_bare and args.skip_townsquare:
         p.error("nothing to run")
     return args

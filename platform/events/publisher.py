@@ -107,8 +107,10 @@ class EventPublisher:
         self.cycles = 0  # publish rounds run while leader (tests watch it)
 
     def wake(self) -> None:
-        """Called after a local commit that wrote events: publish now, not at the next poll."""
-        self._wake.set()
+        """Called after a local commit that wrote events: publish now, not at the next poll
+        (a standby ignores it: the leader hears the commit's NOTIFY)."""
+        if self.leader:
+            self._wake.set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-publisher")
@@ -148,7 +150,8 @@ class EventPublisher:
                 while not await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock):
                     if self._stopping:
                         return
-                    await self._sleep(max(self._poll * 4, 0.5))  # standby: another process leads
+                    self._wake.clear()  # local commits wake a leader; a standby just waits its turn
+                    await self._sleep(max(self._poll * 4, 0.5))
                 await self._conn.add_listener(self._channel, self._on_notify)
                 self.last_position = await self._conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
                 self.leader = True

@@ -12,6 +12,7 @@ from ..actions.access import THREAD_TYPES
 from ..actions.channels import list_dms
 from ..actions.guilds import guild_object
 from .presence import presences_of
+from .protocol import GUILD_PRESENCES
 
 if TYPE_CHECKING:
     from .hub import GatewayHub
@@ -35,7 +36,7 @@ async def guild_create(hub: GatewayHub, conn: AsyncConnection, s: Session, gid: 
         channels=[shapes.channel(c) for c in visible if c.type not in THREAD_TYPES],
         threads=[shapes.channel(c) for c in visible if c.type in THREAD_TYPES and not (c.thread_metadata or {}).get("archived")],
         members=[shapes.member(m, shapes.user_json(m.user)) for m in members],
-        presences=await presences_of(hub, [m.user_id for m in members]),
+        presences=await presences_of(hub, [m.user_id for m in members]) if s.intents & GUILD_PRESENCES else [],
         member_count=count,
         large=count > MEMBERS_IN_GUILD_CREATE,
         joined_at=shapes.iso(me.joined_at) if me is not None else None,
