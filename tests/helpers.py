@@ -129,3 +129,21 @@ async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+def assert_discord_error(r: httpx.Response, status: int | None = None, code: int | None = None) -> dict[str, Any]:
+    """A 4xx in Discord's JSON error shape: {"message": str, "code": int, optional "errors"}."""
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    if status is not None:
+        assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers.get("content-type", "").startswith("application/json"), (r.headers, r.text)
+    body = r.json()
+    assert isinstance(body, dict), body
+    assert isinstance(body.get("message"), str) and body["message"], body
+    assert isinstance(body.get("code"), int) and not isinstance(body["code"], bool), body
+    assert set(body) <= {"message", "code", "errors"}, body
+    if "errors" in body:
+        assert isinstance(body["errors"], dict) and body["errors"], body
+    if code is not None:
+        assert body["code"] == code, body
+    return body

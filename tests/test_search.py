@@ -13,7 +13,7 @@ import pytest
 
 from townsquare.platform.core.snowflake import snowflake_from_time
 
-from .helpers import Actor, World, person
+from .helpers import Actor, World, assert_discord_error, person
 
 VIEW_CHANNEL = 1 << 10
 READ_MESSAGE_HISTORY = 1 << 16
@@ -22,22 +22,6 @@ MAX_SNOWFLAKE = (1 << 63) - 1
 
 # --- local helpers ---------------------------------------------------------------------------
 
-def assert_discord_error(r: httpx.Response, status: int | None = None, code: int | None = None) -> dict[str, Any]:
-    """A 4xx in Discord's JSON error shape: {"message": str, "code": int, optional "errors"}."""
-    assert 400 <= r.status_code < 500, (r.status_code, r.text)
-    if status is not None:
-        assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    body = r.json()
-    assert isinstance(body, dict), body
-    assert isinstance(body.get("message"), str) and body["message"], body
-    assert isinstance(body.get("code"), int) and not isinstance(body["code"], bool), body
-    assert set(body) <= {"message", "code", "errors"}, body
-    if "errors" in body:
-        assert isinstance(body["errors"], dict), body
-    if code is not None:
-        assert body["code"] == code, body
-    return body
 
 
 def require(condition: bool, message: str) -> None:

@@ -39,9 +39,7 @@ class P(IntFlag):
     PIN_MESSAGES = 1 << 51
 
 
-ALL = 0
-for _flag in P:
-    ALL |= int(_flag)
+ALL = sum(int(flag) for flag in P)  # distinct bits: the sum is their union
 
 # What @everyone can do in a new society: a friendly chat room, not a moderated one.
 DEFAULT_EVERYONE = int(

@@ -64,9 +64,7 @@ class Intent(IntFlag):
     DIRECT_MESSAGE_POLLS = 1 << 25
 
 
-ALL_INTENTS = 0
-for _i in Intent:
-    ALL_INTENTS |= int(_i)
+ALL_INTENTS = sum(int(i) for i in Intent)  # distinct bits: the sum is their union
 
 _G, _M = Intent.GUILDS, Intent.GUILD_MEMBERS
 # event type -> (intent in a guild, intent in a DM); None means always delivered.
