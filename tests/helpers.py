@@ -46,7 +46,8 @@ def start_server(settings: Settings, database_url: str, redis_url: str, **overri
     port = free_port()
     s = settings.model_copy(update={"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}", **overrides})
     app = create_app(s, database_url=database_url, redis_url=redis_url)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, loop="asyncio", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, loop="asyncio", lifespan="on",
+                            ws_per_message_deflate=False)
     server = TownsquareServer(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -35,8 +35,9 @@ async def _serve(settings: Settings, database_url: str, redis_url: str, on_ready
     from ..api.server import TownsquareServer
 
     api = create_app(settings, database_url=database_url, redis_url=redis_url)
+    # per-message deflate off: gateway clients that want compression ask for zlib-stream
     config = uvicorn.Config(api, host=settings.host, port=settings.port, loop="none", http="httptools", log_config=None,
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=10, ws_per_message_deflate=False)
     server = TownsquareServer(config)
     if on_ready is not None:
         async def announce() -> None:
@@ -85,7 +86,8 @@ def serve(no_migrate: Annotated[bool, typer.Option(help="Do not apply migrations
     # services this process resolved (embedded ones included) through the environment.
     os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = services.database_url, services.redis_url
     uvicorn.run("townsquare.platform.api.app:app_from_env", factory=True, workers=workers, host=settings.host, port=settings.port,
-                loop="uvloop", http="httptools", log_config=None, access_log=False, timeout_graceful_shutdown=10)
+                loop="uvloop", http="httptools", log_config=None, access_log=False, timeout_graceful_shutdown=10,
+                ws_per_message_deflate=False)
 
 
 async def ensure_admin(settings: Settings, database_url: str, redis_url: str) -> tuple[str, str]:
