@@ -9,14 +9,15 @@ import json
 import os
 import socket
 import struct
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
 
-from townsquare.platform.gateway import session as session_module
+from townsquare.platform.core.config import Settings
 
 from .gwclient import GatewayClient
-from .helpers import RunningServer, World, wait_for
+from .helpers import RunningServer, World, start_server, wait_for
 
 
 class SlowSocket:
@@ -74,12 +75,15 @@ class SlowSocket:
 
 
 @pytest.fixture
-def small_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(session_module, "QUEUE_HIGH_WATER", 8)
-    monkeypatch.setattr(session_module, "QUEUE_LIMIT", 40)
+def small_queue(settings: Settings, services) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
+    """A server whose sessions have small queues, so that a slow client overflows soon."""
+    running = start_server(settings, services.database_url, services.redis_url, gateway_queue_high_water=8, gateway_queue_limit=40)
+    yield running
+    running.stop()
 
 
-async def test_slow_client_drops_typing_then_is_closed_resumably(world: World, server: RunningServer, small_queue: None) -> None:
+async def test_slow_client_drops_typing_then_is_closed_resumably(world: World, small_queue: RunningServer) -> None:
+    server = small_queue
     port = int(server.url.rsplit(":", 1)[1])
     slow = SlowSocket(port)
     slow.send({"op": 2, "d": {"token": world.bob.token}})

@@ -8,7 +8,9 @@ import json
 import pytest
 
 from .gwclient import GatewayClient
-from .helpers import RunningServer, World
+from townsquare.platform.core.config import Settings
+
+from .helpers import RunningServer, World, start_server
 
 GUILDS_AND_MESSAGES = (1 << 0) | (1 << 9) | (1 << 15)
 
@@ -115,17 +117,15 @@ async def test_rate_limit_and_api_version(world: World, server: RunningServer) -
         assert ws.close_code == 4012
 
 
-async def test_heartbeat_timeout_closes_zombie(world: World, server: RunningServer) -> None:
-    from townsquare.platform.gateway import connection
-
-    gw = GatewayClient(server.url)
-    original = connection.HEARTBEAT_INTERVAL_MS
-    connection.HEARTBEAT_INTERVAL_MS = 200  # a fake, short interval: no heartbeat within 1.5x closes
+async def test_heartbeat_timeout_closes_zombie(settings: Settings, services) -> None:  # type: ignore[no-untyped-def]
+    quick = start_server(settings, services.database_url, services.redis_url, gateway_heartbeat_ms=200)
     try:
-        await gw.open()
-        await _expect_close(gw, 4009)
+        gw = GatewayClient(quick.url)
+        hello = await gw.open()
+        assert hello["d"]["heartbeat_interval"] == 200
+        await _expect_close(gw, 4009)  # no heartbeat within 1.5 intervals
     finally:
-        connection.HEARTBEAT_INTERVAL_MS = original
+        quick.stop()
 
 
 async def test_presence_update_and_typing(world: World, server: RunningServer) -> None:

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     event_stream_maxlen: int = 100_000
     event_publish_poll_seconds: float = 0.25
 
+    gateway_heartbeat_ms: int = 41_250  # HELLO's interval; no frame for 1.5x closes the session (4009)
+    gateway_queue_high_water: int = 256  # queued frames past which typing/presence are dropped
+    gateway_queue_limit: int = 2048  # queued frames at which a too-slow session is closed (4000, resumable)
+
     log_level: str = "INFO"
     log_json: bool = True
 

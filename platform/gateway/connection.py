@@ -19,7 +19,7 @@ from ..actions import users
 from ..core.errors import Unauthorized
 from .hub import MAX_REPLAY, GatewayHub
 from .presence import STATUSES, set_presence
-from .protocol import ALL_INTENTS, API_VERSION, FRAMES_PER_MINUTE, HEARTBEAT_INTERVAL_MS, MAX_FRAME_BYTES, SEQ_SHIFT, Close, Op
+from .protocol import ALL_INTENTS, API_VERSION, FRAMES_PER_MINUTE, MAX_FRAME_BYTES, SEQ_SHIFT, Close, Op
 from .ready import guild_create, ready_payload
 from .session import Session
 
@@ -44,7 +44,10 @@ class Connection:
         self.session: Session | None = None
         self.compressor: Any = None
         self._frames: deque[float] = deque()
-        self.heartbeat_timeout = HEARTBEAT_INTERVAL_MS / 1000 * 1.5
+        settings = hub.platform.settings
+        self.heartbeat_ms = settings.gateway_heartbeat_ms
+        self.heartbeat_timeout = self.heartbeat_ms / 1000 * 1.5
+        self.queue_limits = {"high_water": settings.gateway_queue_high_water, "limit": settings.gateway_queue_limit}
 
     async def run(self) -> None:
         params = self.ws.query_params
@@ -63,7 +66,7 @@ class Connection:
             return
         self.compressor = zlib.compressobj() if compress == "zlib-stream" else None
         await self.ws.accept()
-        await self._send_direct(_frame(Op.HELLO, {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}))
+        await self._send_direct(_frame(Op.HELLO, {"heartbeat_interval": self.heartbeat_ms}))
         code, reason = 1000, ""
         try:
             while True:
@@ -164,7 +167,7 @@ class Connection:
         if shard is not None and (not isinstance(shard, list) or shard[:2] != [0, 1]):
             raise GatewayClose(Close.INVALID_SHARD, "Invalid shard")
         s = Session(id=secrets.token_hex(16), user_id=me.id, token_id=me.token_id, bot=me.bot, intents=intents, ws=self.ws,
-                    compressor=self.compressor)
+                    compressor=self.compressor, **self.queue_limits)
         await self._start(s, resume_after=None, user=me.as_user(), presence=d.get("presence"))
 
     async def _resume(self, d: dict[str, Any]) -> None:
@@ -193,7 +196,7 @@ class Connection:
             self.hub.unregister(old)
             await old.close(Close.UNKNOWN_ERROR, "Session resumed elsewhere")
         s = Session(id=session_id, user_id=me.id, token_id=me.token_id, bot=record["bot"], intents=record["intents"], ws=self.ws,
-                    compressor=self.compressor, position=after)
+                    compressor=self.compressor, position=after, **self.queue_limits)
         await self._start(s, resume_after=after, user=None, presence=None)
 
     async def _start(self, s: Session, *, resume_after: int | None, user: dict[str, Any] | None, presence: Any) -> None:

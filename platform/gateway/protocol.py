@@ -5,7 +5,6 @@ from __future__ import annotations
 from enum import IntEnum, IntFlag
 
 API_VERSION = 10
-HEARTBEAT_INTERVAL_MS = 41_250
 MAX_FRAME_BYTES = 4096
 FRAMES_PER_MINUTE = 120
 SEQ_SHIFT = 16  # s = position << 16 | n: n counts ephemeral dispatches since that position

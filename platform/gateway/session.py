@@ -18,8 +18,6 @@ from starlette.websockets import WebSocket
 
 from .protocol import SEQ_SHIFT, Close
 
-QUEUE_HIGH_WATER = 256
-QUEUE_LIMIT = 2048
 
 
 @dataclass(eq=False)
@@ -40,6 +38,8 @@ class Session:
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     _writable: asyncio.Event = field(default_factory=asyncio.Event)
     compressor: Any = None  # the connection's zlib-stream context (one per socket, shared with HELLO)
+    high_water: int = 256  # settings.gateway_queue_high_water
+    limit: int = 2048  # settings.gateway_queue_limit
     _writer: asyncio.Task[None] | None = None
 
     def start_writer(self) -> None:
@@ -62,17 +62,17 @@ class Session:
             return
         ephemeral = position is None
         if self.buffer is not None and not replay:
-            if len(self.buffer) >= QUEUE_LIMIT * 4:
+            if len(self.buffer) >= self.limit * 4:
                 asyncio.create_task(self.close(Close.UNKNOWN_ERROR, "too slow to keep up; resume"))
                 return
             self.buffer.append((position or 0, f"{event}\x00{data_json}", ephemeral))
             return
         if not ephemeral and position <= self.position:  # type: ignore[operator]
             return
-        if ephemeral and len(self._queue) >= QUEUE_HIGH_WATER:
+        if ephemeral and len(self._queue) >= self.high_water:
             self.dropped += 1
             return
-        if len(self._queue) >= QUEUE_LIMIT and not replay:  # a replay waits for the writer instead
+        if len(self._queue) >= self.limit and not replay:  # a replay waits for the writer instead
             self.dropped += 1
             asyncio.create_task(self.close(Close.UNKNOWN_ERROR, "too slow to keep up; resume"))
             return
@@ -99,7 +99,7 @@ class Session:
 
     async def writable(self) -> None:
         """Waits until the queue is below its high-water mark (replays pace themselves so)."""
-        while len(self._queue) >= QUEUE_HIGH_WATER and not self.closed:
+        while len(self._queue) >= self.high_water and not self.closed:
             self._writable.clear()
             await self._writable.wait()
 
@@ -114,7 +114,7 @@ class Session:
                 self._ready.clear()
                 while self._queue:
                     frame = self._queue.popleft()
-                    if len(self._queue) < QUEUE_HIGH_WATER:
+                    if len(self._queue) < self.high_water:
                         self._writable.set()
                     if self.compressor is not None:
                         data = self.compressor.compress(frame.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
