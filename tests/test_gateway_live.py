@@ -122,3 +122,14 @@ async def test_revoked_token_closes_sessions(world: World, server: RunningServer
     if r.status_code == 403:  # bots made by the fixture have no owner: revoke by logging out instead
         await world.client.post("/api/v10/auth/logout", headers=bot.headers)
     assert await gw.closed() == 4004
+
+
+async def test_profile_change_reaches_guild_members(world: World, server: RunningServer) -> None:
+    bob = await _connect(server, world.bob.token)
+    await world.client.patch("/api/v10/users/@me", json={"global_name": "Alice the Great"}, headers=world.alice.headers)
+    while True:
+        frame = await bob.next(t="GUILD_MEMBER_UPDATE")
+        if frame["d"]["user"]["id"] == str(world.alice.id):
+            break
+    assert frame["d"]["user"]["global_name"] == "Alice the Great" and frame["d"]["guild_id"] == str(world.guild_id)
+    await bob.close()

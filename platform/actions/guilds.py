@@ -188,6 +188,12 @@ async def _require_above(conn: Any, access: Any, user_id: int, role_ids: list[in
         raise MissingPermissions()
 
 
+async def emit_member_update(tx: Tx, guild_id: int, user_id: int) -> dict[str, Any]:
+    obj = member_object(await _member(tx.conn, guild_id, user_id))
+    await tx.emit(E.GUILD_MEMBER_UPDATE, {**obj, "guild_id": str(guild_id)}, guild_id=guild_id)
+    return obj
+
+
 async def do_modify_member(platform: Platform, user_id: int, guild_id: int, target_id: int, values: dict[str, Any],
                            reason: str | None) -> dict[str, Any]:
     async with platform.transaction() as tx:
@@ -207,8 +213,7 @@ async def do_modify_member(platform: Platform, user_id: int, guild_id: int, targ
             update_values["roles"] = roles
         if update_values:
             await tx.conn.execute(update(Member).where(Member.guild_id == guild_id, Member.user_id == target_id).values(**update_values))
-        obj = member_object(await _member(tx.conn, guild_id, target_id))
-        await tx.emit(E.GUILD_MEMBER_UPDATE, {**obj, "guild_id": str(guild_id)}, guild_id=guild_id)
+        obj = await emit_member_update(tx, guild_id, target_id)
         if "nick" in update_values:
             await tx.audit(guild_id=guild_id, user_id=user_id, action_type=A.MEMBER_UPDATE, target_id=target_id,
                            changes=changes({"nick": before.nick}, {"nick": update_values["nick"]}), reason=reason)

@@ -238,5 +238,10 @@ async def do_modify_me(platform: Platform, me: AuthUser, changes: dict[str, Any]
         row = (await tx.conn.execute(select(User).where(User.id == me.id))).one()
         if values:
             await tx.emit(E.USER_UPDATE, shapes.user(row), user_ids=[me.id])
+            # the others see the new name through their guilds, as Discord's GUILD_MEMBER_UPDATE
+            from .guilds import emit_member_update
+
+            for guild_id in (await tx.conn.execute(text("SELECT guild_id FROM members WHERE user_id = :u"), {"u": me.id})).scalars():
+                await emit_member_update(tx, guild_id, me.id)
     platform.auth_cache.forget_user(me.id)
     return row
