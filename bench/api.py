@@ -798,8 +798,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_bench(main: Any, args: argparse.Namespace) -> int:
+    """Runs a benchmark's `main(args)` on uvloop and prints its results as the last line."""
     try:
         import uvloop
 
@@ -808,6 +808,10 @@ def run(argv: list[str] | None = None) -> int:
         results = asyncio.run(main(args))
     print(json.dumps(results, default=str), flush=True)
     return 0
+
+
+def run(argv: list[str] | None = None) -> int:
+    return run_bench(main, parse_args(argv))
 
 
 if __name__ == "__main__":

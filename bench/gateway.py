@@ -1135,15 +1135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        import uvloop
-
-        results = uvloop.run(main(args))
-    except ImportError:  # pragma: no cover
-        results = asyncio.run(main(args))
-    print(json.dumps(results, default=str), flush=True)
-    return 0
+    return _api.run_bench(main, parse_args(argv))
 
 
 if __name__ == "__main__":
