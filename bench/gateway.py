@@ -68,7 +68,6 @@ import base64
 import contextlib
 import gc
 import importlib.util
-import json
 import os
 import random
 import resource
