@@ -95,12 +95,12 @@ def resolve(row: Any, user_id: int) -> int:
     return perms
 
 
-async def channel_access(conn: AsyncConnection, user_id: int, channel_id: int, *, need_view: bool = True) -> ChannelAccess:
+async def channel_access(conn: AsyncConnection, user_id: int, channel_id: int) -> ChannelAccess:
     row = (await conn.execute(_CHANNEL_ACCESS, {"uid": user_id, "cid": channel_id})).first()
     if row is None:
         raise UnknownChannel()
     perms = resolve(row, user_id)
-    if need_view and not perms & P.VIEW_CHANNEL:
+    if not perms & P.VIEW_CHANNEL:
         raise MissingAccess()
     return ChannelAccess(row, perms, row.guild_owner_id, list(row.member_roles or []))
 
@@ -184,10 +184,3 @@ class _GuildChannelRow:
         if name in ("member_roles", "is_member", "everyone_permissions", "role_permissions"):
             return getattr(self._g, name)
         return getattr(self._row, name)
-
-
-def require_admin(is_admin: bool) -> None:
-    from ..core.errors import NotAdmin
-
-    if not is_admin:
-        raise NotAdmin()

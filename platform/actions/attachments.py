@@ -79,8 +79,8 @@ class Upload:
 
 
 async def store_uploads(platform: Platform, channel_id: int, uploads: list[Upload]) -> list[dict[str, Any]]:
-    """Writes the files and returns attachment rows for `NewMessage.attachments`. A message
-    that then fails leaves orphan objects, which `delete_objects` style cleanup tolerates."""
+    """Writes the files and returns attachment rows for `NewMessage.attachments`; the caller
+    removes them again (`Platform.delete_objects`) if the message is not written."""
     # every size first: a too large third file must not leave the first two behind
     for up in uploads:
         if len(up.data) > platform.settings.max_upload_bytes:

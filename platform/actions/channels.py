@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
 
-from ..core.errors import InvalidFormBody, InvalidRecipients, MissingPermissions, UnknownChannel, UnknownMessage, UnknownOverwrite, UnknownUser
+from ..core.errors import InvalidFormBody, InvalidRecipients, MissingPermissions, ThreadLocked, UnknownChannel, UnknownMessage, UnknownOverwrite, UnknownUser
 from ..core.permissions import P
 from ..core.snowflake import new_id
 from ..db.models import Channel, Message, ThreadMember, User
@@ -19,7 +19,6 @@ from .access import (
 )
 from .audit import A, changes
 from .context import Platform, Tx
-from .guilds import delete_objects
 
 GUILD_CHANNEL_TYPES = (GUILD_TEXT, GUILD_CATEGORY, GUILD_ANNOUNCEMENT)
 
@@ -187,7 +186,7 @@ async def do_delete_channel(platform: Platform, user_id: int, channel_id: int, r
         action = A.THREAD_DELETE if row.type in THREAD_TYPES else A.CHANNEL_DELETE
         await tx.audit(guild_id=row.guild_id, user_id=user_id, action_type=action, target_id=channel_id,
                        changes=changes(None, {"name": row.name, "type": row.type}), reason=reason)
-    await delete_objects(platform, list(keys))
+    await platform.delete_objects(list(keys))
     return obj
 
 
@@ -309,8 +308,6 @@ async def do_join_thread(platform: Platform, user_id: int, thread_id: int, targe
             raise UnknownChannel()
         meta = access.channel.thread_metadata or {}
         if meta.get("archived") or meta.get("locked"):
-            from ..core.errors import ThreadLocked
-
             raise ThreadLocked()
         member = target_id if target_id is not None else user_id
         if member != user_id:
@@ -355,7 +352,3 @@ async def list_thread_members(platform: Platform, user_id: int, thread_id: int) 
             raise UnknownChannel()
         rows = (await conn.execute(select(ThreadMember).where(ThreadMember.thread_id == thread_id).order_by(ThreadMember.user_id))).all()
     return [{"id": str(thread_id), "user_id": str(r.user_id), "join_timestamp": shapes.iso(r.joined_at), "flags": 0} for r in rows]
-
-
-def is_archived(access: ChannelAccess) -> bool:
-    return access.is_thread and bool((access.channel.thread_metadata or {}).get("archived"))

@@ -98,6 +98,14 @@ class Platform:
         if tx.events:
             self.publisher.wake()
 
+    async def delete_objects(self, keys: list[str]) -> None:
+        """Best effort after commit: a file left behind is garbage, a row without its file is a bug."""
+        for key in keys:
+            try:
+                await self.store.delete(key)
+            except Exception:  # noqa: BLE001 - the row is gone already; never fail the request for this
+                pass
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """Autocommit: a read costs one round trip, not BEGIN + query + ROLLBACK."""

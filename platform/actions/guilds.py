@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text, update
 
 from ..core.errors import (
-    InvalidFormBody, MissingPermissions, TownsquareError, UnknownGuild, UnknownInvite, UnknownMember, UnknownRole, UnknownUser,
+    InvalidFormBody, MissingPermissions, TownsquareError, UnknownInvite, UnknownMember, UnknownRole, UnknownUser,
 )
 from ..core.permissions import ALL, DEFAULT_EVERYONE, P
 from ..core.snowflake import new_id
@@ -98,16 +98,7 @@ async def do_delete_guild(platform: Platform, user_id: int, guild_id: int) -> No
         await tx.conn.execute(delete(Guild).where(Guild.id == guild_id))
         # the guild's own events stop being visible with its membership: address its members directly
         await tx.emit(E.GUILD_DELETE, {"id": str(guild_id), "unavailable": False}, user_ids=list(members))
-    await delete_objects(platform, keys)
-
-
-async def delete_objects(platform: Platform, keys: list[str]) -> None:
-    """Best effort after commit: a file left behind is garbage, a row without its file is a bug."""
-    for key in keys:
-        try:
-            await platform.store.delete(key)
-        except Exception:  # noqa: BLE001 - the row is gone already; never fail the request for this
-            pass
+    await platform.delete_objects(keys)
 
 
 # --- members -------------------------------------------------------------------------------
@@ -400,11 +391,3 @@ async def do_accept_invite(platform: Platform, user_id: int, code: str) -> dict[
         if added is not None:
             await tx.conn.execute(update(Invite).where(Invite.code == code).values(uses=Invite.uses + 1))
     return _invite_object(row, guild, None) | {"new_member": added is not None}
-
-
-async def require_guild(platform: Platform, guild_id: int) -> Any:
-    async with platform.read() as conn:
-        row = (await conn.execute(select(Guild).where(Guild.id == guild_id))).first()
-    if row is None:
-        raise UnknownGuild()
-    return row

@@ -7,11 +7,12 @@ query-count test keeps it there."""
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 
 from ..core.errors import (
@@ -23,6 +24,7 @@ from ..core.snowflake import new_id, snowflake_from_time
 from ..events.types import E
 from . import shapes
 from .access import DM, GROUP_DM, TEXT_TYPES, THREAD_TYPES, ChannelAccess, channel_access
+from .attachments import store_uploads
 from .audit import A
 from .context import Platform, Tx
 
@@ -181,9 +183,6 @@ async def do_send_message(platform: Platform, author: Any, channel_id: int, new:
         raise EmptyMessage()
     if not new.uploads:
         return await _send(platform, author, channel_id, new)
-    from .attachments import store_uploads
-    from .guilds import delete_objects
-
     async with platform.read() as conn:
         access = await channel_access(conn, author.id, channel_id)
         check_sendable(access)
@@ -193,10 +192,10 @@ async def do_send_message(platform: Platform, author: Any, channel_id: int, new:
     try:
         sent = await _send(platform, author, channel_id, new)
     except BaseException:
-        await delete_objects(platform, keys)
+        await platform.delete_objects(keys)
         raise
     if {a["id"] for a in sent["attachments"]} != {str(a["id"]) for a in new.attachments}:
-        await delete_objects(platform, keys)  # a retried send (nonce): the first message's files stay
+        await platform.delete_objects(keys)  # a retried send (nonce): the first message's files stay
     return sent
 
 
@@ -250,8 +249,6 @@ async def _send(platform: Platform, author: Any, channel_id: int, new: NewMessag
 
 
 def _json(value: Any) -> Any:
-    import orjson
-
     return None if value is None else orjson.dumps(value).decode()
 
 
@@ -400,9 +397,7 @@ async def do_delete_message(platform: Platform, user_id: int, channel_id: int, m
         if row.author_id != user_id and access.guild_id is not None:
             await tx.audit(guild_id=access.guild_id, user_id=user_id, action_type=A.MESSAGE_DELETE, target_id=row.author_id,
                            options={"channel_id": str(channel_id), "count": "1"}, reason=reason)
-    from .guilds import delete_objects
-
-    await delete_objects(platform, list(keys))
+    await platform.delete_objects(list(keys))
 
 
 async def _after_delete(tx: Tx, channel_id: int, count: int) -> None:
@@ -435,9 +430,7 @@ async def do_bulk_delete(platform: Platform, user_id: int, channel_id: int, mess
                                               "guild_id": str(access.guild_id)}, **_audience(access))
         await tx.audit(guild_id=access.guild_id, user_id=user_id, action_type=A.MESSAGE_BULK_DELETE, target_id=channel_id,
                        options={"count": str(len(deleted))}, reason=reason)
-    from .guilds import delete_objects
-
-    await delete_objects(platform, list(keys))
+    await platform.delete_objects(list(keys))
 
 
 # --- pins ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ..db.models import Token, User
 from ..events.types import E
 from . import shapes
 from .context import Platform, Tx
+from .guilds import emit_member_update
 
 _hasher = PasswordHasher()
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{2,32}$")
@@ -239,8 +240,6 @@ async def do_modify_me(platform: Platform, me: AuthUser, changes: dict[str, Any]
         if values:
             await tx.emit(E.USER_UPDATE, shapes.user(row), user_ids=[me.id])
             # the others see the new name through their guilds, as Discord's GUILD_MEMBER_UPDATE
-            from .guilds import emit_member_update
-
             for guild_id in (await tx.conn.execute(text("SELECT guild_id FROM members WHERE user_id = :u"), {"u": me.id})).scalars():
                 await emit_member_update(tx, guild_id, me.id)
     platform.auth_cache.forget_user(me.id)

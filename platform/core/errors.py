@@ -42,10 +42,6 @@ class MissingPermissions(TownsquareError):
     status, code, message = 403, 50013, "Missing Permissions"
 
 
-class NotAdmin(TownsquareError):
-    status, code, message = 403, 20001, "Only instance administrators can do this"
-
-
 class CannotEditOthersMessage(TownsquareError):
     status, code, message = 403, 50005, "Cannot edit a message authored by another user"
 
@@ -139,10 +135,6 @@ class UsernameTaken(TownsquareError):
 
     def __init__(self) -> None:
         super().__init__(errors={"username": {"_errors": [{"code": "USERNAME_ALREADY_TAKEN", "message": "Username is unavailable. Try adding numbers or characters."}]}})
-
-
-class CannotDeleteChannelKind(TownsquareError):
-    status, code, message = 400, 50074, "Cannot delete a channel required for Community guilds"
 
 
 class InvalidRecipients(TownsquareError):

@@ -13,9 +13,10 @@ from collections import deque
 from typing import Any
 
 import orjson
+from sqlalchemy import text
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..actions import users
+from ..actions import shapes, users
 from ..core.errors import Unauthorized
 from .hub import MAX_REPLAY, GatewayHub
 from .presence import STATUSES, set_presence
@@ -183,8 +184,6 @@ class Connection:
             raise GatewayClose(Close.INVALID_SEQ, "Invalid seq")
         after = seq >> SEQ_SHIFT
         async with self.hub.platform.read() as conn:
-            from sqlalchemy import text
-
             newest = (await conn.execute(text("SELECT coalesce(max(position), 0) FROM events"))).scalar_one()
         if after > newest:
             raise GatewayClose(Close.INVALID_SEQ, "Invalid seq")
@@ -206,8 +205,6 @@ class Connection:
         self.session = s
         s.start_writer()
         async with hub.platform.read() as conn:
-            from sqlalchemy import text
-
             guild_ids = (await conn.execute(text("SELECT guild_id FROM members WHERE user_id = :u"), {"u": s.user_id})).scalars().all()
         for gid in guild_ids:
             await hub.join_guild(s, gid)
@@ -243,10 +240,6 @@ class Connection:
 
     async def _request_members(self, d: dict[str, Any]) -> None:
         """Op 8, enough for libraries that chunk members at start-up: one chunk per guild."""
-        from sqlalchemy import text
-
-        from ..actions import shapes
-
         s = self.session
         assert s is not None
         raw_ids = d.get("guild_id")
