@@ -3,12 +3,12 @@ in its lifespan and mounts the REST routes under /api/v10."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from .responses import FastJSONResponse
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
 
@@ -23,6 +23,7 @@ from ..services.objectstore import make_object_store
 from . import errors
 from .middleware import EdgeMiddleware
 from .ratelimit import RateLimiter
+from .responses import FastJSONResponse
 from .routes import channels, guilds, messages, users
 
 
@@ -100,8 +101,4 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
 
 def app_from_env() -> FastAPI:
     """For `townsquare serve --workers N`: each worker builds its app from the environment."""
-    import os
-
-    from ..core.config import Settings
-
     return create_app(Settings(), database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"])

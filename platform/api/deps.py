@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import Depends, Header, Path, Query, Request
 from pydantic import Field
@@ -69,8 +70,6 @@ SnowflakeListQuery = Annotated[list[SnowflakeInt], Query(max_length=100)]
 async def audit_reason(x_audit_log_reason: Annotated[str | None, Header()] = None) -> str | None:
     if x_audit_log_reason is None:
         return None
-    from urllib.parse import unquote
-
     reason = unquote(x_audit_log_reason)[:512]
     check_text(reason, "X-Audit-Log-Reason")
     return reason

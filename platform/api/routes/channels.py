@@ -10,11 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...actions import channels, guilds
 from ...actions.access import PRIVATE_THREAD, PUBLIC_THREAD, channel_access
 from ...core.permissions import MAX_PERMISSION_VALUE
+from ..deps import Me, PlatformDep, Reason, Snowflake, SnowflakeInt, as_body
 from ..strictjson import StrictJSONRoute
-from ..deps import Me, PlatformDep, Reason, Snowflake, as_body
 
 router = APIRouter(prefix="/api/v10", route_class=StrictJSONRoute)
-MAX = (1 << 63) - 1
 
 
 class Body(BaseModel):
@@ -22,7 +21,7 @@ class Body(BaseModel):
 
 
 class OverwriteBody(Body):
-    id: int = Field(ge=0, le=MAX)
+    id: SnowflakeInt
     type: Literal[0, 1]
     allow: int = Field(default=0, ge=0, le=MAX_PERMISSION_VALUE)
     deny: int = Field(default=0, ge=0, le=MAX_PERMISSION_VALUE)
@@ -32,7 +31,7 @@ class ModifyChannelBody(Body):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     topic: str | None = Field(default=None, max_length=1024)
     position: int | None = Field(default=None, ge=0, le=10_000)
-    parent_id: int | None = Field(default=None, ge=0, le=MAX)
+    parent_id: SnowflakeInt | None = None
     nsfw: bool | None = None
     rate_limit_per_user: int | None = Field(default=None, ge=0, le=21600)
     permission_overwrites: list[OverwriteBody] | None = Field(default=None, max_length=100)

@@ -8,13 +8,15 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...actions import audit, channels, guilds, search
+from ...core.errors import UnknownInvite
 from ...core.permissions import MAX_PERMISSION_VALUE
-from ..strictjson import StrictJSONRoute
+from ...core.snowflake import MAX_SNOWFLAKE
 from ..deps import Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt, SnowflakeListQuery, as_body
+from ..responses import FastJSONResponse
+from ..strictjson import StrictJSONRoute
 from .channels import OverwriteBody
 
 router = APIRouter(prefix="/api/v10", route_class=StrictJSONRoute)
-MAX = (1 << 63) - 1
 
 
 class Body(BaseModel):
@@ -29,7 +31,7 @@ class GuildBody(Body):
 class ModifyGuildBody(Body):
     name: str | None = Field(default=None, min_length=2, max_length=100)
     description: str | None = Field(default=None, max_length=300)
-    system_channel_id: int | None = Field(default=None, ge=0, le=MAX)
+    system_channel_id: SnowflakeInt | None = None
 
 
 class ChannelBody(Body):
@@ -37,7 +39,7 @@ class ChannelBody(Body):
     type: Literal[0, 4, 5] = 0
     topic: str | None = Field(default=None, max_length=1024)
     position: int = Field(default=0, ge=0, le=10_000)
-    parent_id: int | None = Field(default=None, ge=0, le=MAX)
+    parent_id: SnowflakeInt | None = None
     nsfw: bool = False
     rate_limit_per_user: int = Field(default=0, ge=0, le=21600)
     permission_overwrites: list[OverwriteBody] = Field(default_factory=list, max_length=100)
@@ -111,7 +113,7 @@ async def active_threads(guild_id: Snowflake, me: Me, platform: PlatformDep) -> 
 
 @router.get("/guilds/{guild_id}/members")
 async def list_members(guild_id: Snowflake, me: Me, platform: PlatformDep, limit: int = Query(1, ge=1, le=1000),
-                       after: int = Query(0, ge=0, le=MAX)) -> list[dict[str, Any]]:
+                       after: int = Query(0, ge=0, le=MAX_SNOWFLAKE)) -> list[dict[str, Any]]:
     return await guilds.list_members(platform, me.id, guild_id, after=after, limit=limit)
 
 
@@ -130,8 +132,6 @@ async def add_member(guild_id: Snowflake, user_id: Snowflake, me: Me, platform: 
     obj = await guilds.do_add_member(platform, me.id, guild_id, user_id)
     if obj is None:
         return Response(status_code=204)
-    from ..responses import FastJSONResponse
-
     return FastJSONResponse(obj, status_code=201)
 
 
@@ -219,8 +219,6 @@ async def accept_invite(code: str, me: Me, platform: PlatformDep) -> dict[str, A
 
 
 def _code(code: str) -> str:
-    from ...core.errors import UnknownInvite
-
     if not 1 <= len(code) <= 16 or not code.replace("-", "").replace("_", "").isalnum():
         raise UnknownInvite()
     return code

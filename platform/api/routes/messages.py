@@ -6,18 +6,18 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
-from ..responses import FastJSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import UploadFile
 
 from ...actions import attachments, messages, reactions, readstates, search
 from ...core.errors import InvalidFormBody, InvalidJson, PayloadTooLarge
-from ..strictjson import StrictJSONRoute, check_text, parse_json
+from ...core.snowflake import MAX_SNOWFLAKE
 from ..deps import Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt, SnowflakeListQuery
 from ..errors import validation_errors
+from ..responses import FastJSONResponse
+from ..strictjson import StrictJSONRoute, check_text, parse_json
 
 router = APIRouter(prefix="/api/v10", route_class=StrictJSONRoute)
-MAX = (1 << 63) - 1
 
 
 class Body(BaseModel):
@@ -25,9 +25,9 @@ class Body(BaseModel):
 
 
 class ReferenceBody(Body):
-    message_id: int = Field(ge=0, le=MAX)
-    channel_id: int | None = Field(default=None, ge=0, le=MAX)
-    guild_id: int | None = Field(default=None, ge=0, le=MAX)
+    message_id: SnowflakeInt
+    channel_id: SnowflakeInt | None = None
+    guild_id: SnowflakeInt | None = None
     fail_if_not_exists: bool = True
 
 
@@ -60,7 +60,7 @@ class CreateMessageBody(Body):
     def _nonce(cls, value: int | str | None) -> int | str | None:
         if isinstance(value, str) and len(value) > 25:
             raise ValueError("Nonce must be 25 characters or fewer")
-        if isinstance(value, int) and not -MAX <= value <= MAX:
+        if isinstance(value, int) and not -MAX_SNOWFLAKE <= value <= MAX_SNOWFLAKE:
             raise ValueError("Nonce is out of range")
         return value
 
@@ -253,7 +253,7 @@ async def remove_reaction(channel_id: Snowflake, message_id: Snowflake, emoji: s
 
 @router.get("/channels/{channel_id}/messages/{message_id}/reactions/{emoji}")
 async def list_reactions(channel_id: Snowflake, message_id: Snowflake, emoji: str, me: Me, platform: PlatformDep,
-                         after: int = Query(0, ge=0, le=MAX), limit: int = Query(25, ge=1, le=100)) -> list[dict[str, Any]]:
+                         after: int = Query(0, ge=0, le=MAX_SNOWFLAKE), limit: int = Query(25, ge=1, le=100)) -> list[dict[str, Any]]:
     return await reactions.list_reactors(platform, me.id, channel_id, message_id, emoji, after=after, limit=limit)
 
 

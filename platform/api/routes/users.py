@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...actions import channels, guilds, readstates, users
 from ...actions.shapes import user as user_shape
-from ..strictjson import StrictJSONRoute
+from ...core.errors import MissingAccess, MissingPermissions
 from ..deps import AnonLimited, Me, PlatformDep, Snowflake, SnowflakeInt, as_body
+from ..strictjson import StrictJSONRoute
 
 router = APIRouter(prefix="/api/v10", route_class=StrictJSONRoute)
 
@@ -114,8 +115,6 @@ async def my_application(me: Me, platform: PlatformDep) -> dict[str, Any]:
     """A bot's application (Discord libraries ask at login). In Townsquare every bot is its
     own application: same id, owned by whoever created the bot."""
     if not me.bot:
-        from ...core.errors import MissingAccess
-
         raise MissingAccess()
     row = await users.get_user(platform, me.id)
     owner = user_shape(await users.get_user(platform, row.owner_id)) if row.owner_id else user_shape(row)
@@ -133,8 +132,6 @@ async def get_user(user_id: Snowflake, me: Me, platform: PlatformDep) -> dict[st
 async def create_bot(body: BotBody, me: Me, platform: PlatformDep) -> dict[str, Any]:
     """Any person may create bots (Discord's applications); the token is shown once."""
     if me.bot:
-        from ...core.errors import MissingPermissions
-
         raise MissingPermissions()
     row, token = await users.do_create_bot(platform, owner_id=me.id, username=body.username, global_name=body.global_name, bio=body.bio)
     return {"user": user_shape(row), "token": token}
