@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from .gwclient import GatewayClient
-from .helpers import RunningServer, World, wait_for
+from .helpers import RunningServer, World
 
 
 async def test_identify_and_receive(world: World, server: RunningServer) -> None:
