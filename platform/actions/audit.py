@@ -37,6 +37,13 @@ class A(IntEnum):
     THREAD_CREATE = 110
     THREAD_UPDATE = 111
     THREAD_DELETE = 112
+    # Townsquare extensions: the society's administration (Discord's numbering stops below 200)
+    AGENT_CREATE = 200
+    AGENT_UPDATE = 201
+    AGENT_DELETE = 202
+    AGENT_STATE = 203
+    AGENT_POST = 204
+    SOCIETY_UPDATE = 205
 
 
 def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:

@@ -122,7 +122,7 @@ async def list_members(platform: Platform, user_id: int, guild_id: int, *, after
     return [member_object(r) for r in rows]
 
 
-async def _member(conn: Any, guild_id: int, user_id: int) -> Any:
+async def member_row(conn: Any, guild_id: int, user_id: int) -> Any:
     row = (await conn.execute(text(
         "SELECT m.*, to_jsonb(u) AS user FROM members m JOIN users u ON u.id = m.user_id WHERE m.guild_id = :g AND m.user_id = :u"),
         {"g": guild_id, "u": user_id})).first()
@@ -134,7 +134,7 @@ async def _member(conn: Any, guild_id: int, user_id: int) -> Any:
 async def get_member(platform: Platform, user_id: int, guild_id: int, target_id: int) -> dict[str, Any]:
     async with platform.read() as conn:
         await guild_access(conn, user_id, guild_id)
-        return member_object(await _member(conn, guild_id, target_id))
+        return member_object(await member_row(conn, guild_id, target_id))
 
 
 async def add_member(tx: Tx, guild_id: int, user_id: int) -> dict[str, Any] | None:
@@ -144,7 +144,7 @@ async def add_member(tx: Tx, guild_id: int, user_id: int) -> dict[str, Any] | No
         {"g": guild_id, "u": user_id})).first()
     if inserted is None:
         return None
-    obj = member_object(await _member(tx.conn, guild_id, user_id))
+    obj = member_object(await member_row(tx.conn, guild_id, user_id))
     await tx.emit(E.GUILD_MEMBER_ADD, {**obj, "guild_id": str(guild_id)}, guild_id=guild_id)
     return obj
 
@@ -180,7 +180,7 @@ async def _require_above(conn: Any, access: Any, user_id: int, role_ids: list[in
 
 
 async def emit_member_update(tx: Tx, guild_id: int, user_id: int) -> dict[str, Any]:
-    obj = member_object(await _member(tx.conn, guild_id, user_id))
+    obj = member_object(await member_row(tx.conn, guild_id, user_id))
     await tx.emit(E.GUILD_MEMBER_UPDATE, {**obj, "guild_id": str(guild_id)}, guild_id=guild_id)
     return obj
 
@@ -189,7 +189,7 @@ async def do_modify_member(platform: Platform, user_id: int, guild_id: int, targ
                            reason: str | None) -> dict[str, Any]:
     async with platform.transaction() as tx:
         access = await guild_access(tx.conn, user_id, guild_id)
-        before = await _member(tx.conn, guild_id, target_id)
+        before = await member_row(tx.conn, guild_id, target_id)
         update_values: dict[str, Any] = {}
         if "nick" in values:
             needed = P.CHANGE_NICKNAME if target_id == user_id else P.MANAGE_NICKNAMES
@@ -228,12 +228,24 @@ async def _role_changes(conn: Any, before: list[int], after: list[int]) -> list[
 async def do_set_member_role(platform: Platform, user_id: int, guild_id: int, target_id: int, role_id: int, *, add: bool,
                              reason: str | None) -> None:
     async with platform.read() as conn:
-        member = await _member(conn, guild_id, target_id)
+        member = await member_row(conn, guild_id, target_id)
     roles = set(member.roles)
     roles = roles | {role_id} if add else roles - {role_id}
     if add and role_id == guild_id:
         raise UnknownRole()
     await do_modify_member(platform, user_id, guild_id, target_id, {"roles": list(roles)}, reason)
+
+
+async def remove_member(tx: Tx, guild_id: int, target: Any) -> None:
+    """Removes a member row (from `_member`) and its thread memberships; no permission check."""
+    await tx.conn.execute(delete(Member).where(Member.guild_id == guild_id, Member.user_id == target.user_id))
+    await tx.conn.execute(text(
+        "DELETE FROM thread_members tm USING channels c WHERE tm.thread_id = c.id AND c.guild_id = :g AND tm.user_id = :u"),
+        {"g": guild_id, "u": target.user_id})
+    payload = {"guild_id": str(guild_id), "user": shapes.user_json(target.user)}
+    # the removed user no longer sees guild events, so address them too
+    await tx.emit(E.GUILD_MEMBER_REMOVE, payload, guild_id=guild_id)
+    await tx.emit(E.GUILD_DELETE, {"id": str(guild_id)}, user_ids=[target.user_id])
 
 
 async def do_remove_member(platform: Platform, user_id: int, guild_id: int, target_id: int, reason: str | None) -> None:
@@ -246,16 +258,9 @@ async def do_remove_member(platform: Platform, user_id: int, guild_id: int, targ
             raise MissingPermissions()
         if target_id != user_id:
             access.require(int(P.KICK_MEMBERS))
-        target = await _member(tx.conn, guild_id, target_id)
+        target = await member_row(tx.conn, guild_id, target_id)
         await _require_above(tx.conn, access, user_id, list(target.roles) if target_id != user_id else [])
-        await tx.conn.execute(delete(Member).where(Member.guild_id == guild_id, Member.user_id == target_id))
-        await tx.conn.execute(text(
-            "DELETE FROM thread_members tm USING channels c WHERE tm.thread_id = c.id AND c.guild_id = :g AND tm.user_id = :u"),
-            {"g": guild_id, "u": target_id})
-        payload = {"guild_id": str(guild_id), "user": shapes.user_json(target.user)}
-        # the removed user no longer sees guild events, so address them too
-        await tx.emit(E.GUILD_MEMBER_REMOVE, payload, guild_id=guild_id)
-        await tx.emit(E.GUILD_DELETE, {"id": str(guild_id)}, user_ids=[target_id])
+        await remove_member(tx, guild_id, target)
         if target_id != user_id:
             await tx.audit(guild_id=guild_id, user_id=user_id, action_type=A.MEMBER_KICK, target_id=target_id, reason=reason)
 

@@ -128,14 +128,18 @@ def _dummy_verify() -> None:
         pass
 
 
+async def insert_bot(tx: Tx, *, owner_id: int | None, username: str, global_name: str | None = None,
+                     bio: str | None = None) -> tuple[Any, str]:
+    """Inside a transaction: a bot user and its token."""
+    check_username(username)
+    row = await _insert_user(tx, id=new_id(), username=username, global_name=global_name, bot=True, owner_id=owner_id, bio=bio)
+    return row, await _issue_token(tx, row.id, "bot")
+
+
 async def do_create_bot(platform: Platform, *, owner_id: int | None, username: str,
                         global_name: str | None = None, bio: str | None = None) -> tuple[Any, str]:
-    check_username(username)
     async with platform.transaction() as tx:
-        row = await _insert_user(tx, id=new_id(), username=username, global_name=global_name, bot=True,
-                                 owner_id=owner_id, bio=bio)
-        token = await _issue_token(tx, row.id, "bot")
-    return row, token
+        return await insert_bot(tx, owner_id=owner_id, username=username, global_name=global_name, bio=bio)
 
 
 _AUTH = text(

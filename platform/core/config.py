@@ -55,6 +55,29 @@ class Settings(BaseSettings):
     gateway_queue_high_water: int = 256  # queued frames past which typing/presence are dropped
     gateway_queue_limit: int = 2048  # queued frames at which a too-slow session is closed (4000, resumable)
 
+    secret_key: str | None = None  # Fernet key for agent tokens at rest; default: <data_dir>/secret.key, made once
+
+    # --- agents (issue: agent runtime) ---
+    ollama_host: str | None = Field(default=None, validation_alias=_env("OLLAMA_HOST"))  # unset: `up` serves the bundled model
+    model_port: int = 11434  # where `up` / `model serve` serve the bundled model (Ollama's port)
+    models_dir: Path | None = None  # extra *.gguf files served by `model serve`, by file stem
+    routing_file: Path | None = None  # YAML: backends, per-agent / per-task chains, breakers (default: the bundled model)
+    society: str = "village"  # society file `up` seeds on first start: a bundled name or a path
+    sim_speed: float = 1.0  # simulated seconds per real second (rhythms follow the simulation clock)
+    sim_start_hour: float = 9.0  # simulated hour when the society was founded
+    worker_concurrency: int = 4  # turns in flight per worker (LLM calls queue behind the model server anyway)
+    worker_claim_idle_ms: int = 30_000  # a pending event idle this long is claimed from a dead worker
+    turn_timeout_seconds: float = 45.0  # time budget of one turn (LLM and platform)
+    agent_llm_concurrency: int = 1  # LLM calls in flight per agent
+    agent_tokens_per_minute: int = 6000  # prompt + completion tokens per agent per minute
+    agent_max_failures: int = 5  # consecutive failed turns before an agent is paused with a reason
+    reply_max_tokens: int = 60
+    context_messages: int = 10  # recent channel messages in a prompt
+    chain_cap: int = 4  # consecutive agent messages in a channel before agents wait for a human
+    channel_budget_per_minute: int = 6  # agent messages per channel per minute
+    agent_cooldown_seconds: float = 20.0  # least time between two unprompted messages of one agent
+    revive_idle_seconds: float = 240.0  # an idle channel is revived with a new topic after this long
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -98,6 +98,10 @@ class UnknownOverwrite(NotFound):
     code, message = 10009, "Unknown Overwrite"
 
 
+class UnknownAgent(NotFound):
+    code, message = 10100, "Unknown Agent"  # Townsquare extension (Discord has no agents)
+
+
 class InvalidFormBody(TownsquareError):
     status, code, message = 400, 50035, "Invalid Form Body"
 

@@ -244,3 +244,76 @@ class Event(Base):
         Index("events_position", "position", unique=True, postgresql_where=text("position IS NOT NULL")),
         Index("events_unpublished", "xid", "id", postgresql_where=text("position IS NULL")),
     )
+
+
+# --- the society: agents and their brains (Townsquare extensions, /api/v10/townsquare) ---
+
+
+class Society(Base):
+    """A guild run as an agent society: which society file seeded it, and the master switch."""
+
+    __tablename__ = "societies"
+    guild_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    paused: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    paused_reason: Mapped[str | None] = mapped_column(String(300))
+    revival_topics: Mapped[list[str]] = mapped_column(JSONB, nullable=False, server_default=text("'[]'"))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class Agent(Base):
+    """An agent is a bot user (same id) with a persona. Its token is kept encrypted (Fernet,
+    the instance's secret key) because workers must act as it through the public API."""
+
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=False, index=True)
+    persona: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'active'"))  # active|paused|muted
+    state_reason: Mapped[str | None] = mapped_column(String(300))
+    mood: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'"))
+    mood_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resting_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # brain unavailable: silent
+    token_secret: Mapped[bytes] = mapped_column(nullable=False)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class LlmCall(Base):
+    """One call to a model backend, whatever its outcome (every call is recorded)."""
+
+    __tablename__ = "llm_calls"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    agent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("agents.id", ondelete="SET NULL"))
+    guild_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    task: Mapped[str] = mapped_column(String(32), nullable=False)
+    backend: Mapped[str] = mapped_column(String(64), nullable=False)
+    model: Mapped[str] = mapped_column(String(100), nullable=False)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    latency_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    outcome: Mapped[str] = mapped_column(String(24), nullable=False)
+    fallback_step: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("0"))
+    error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("llm_calls_agent", "agent_id", "id"),)
+
+
+class AgentTurn(Base):
+    """One decision to act and how it ended: the society's heartbeat, for the API and benchmarks."""
+
+    __tablename__ = "agent_turns"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    agent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("agents.id", ondelete="SET NULL"))
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    trigger: Mapped[str] = mapped_column(String(16), nullable=False)  # mention|reply|dm|roll|revive|manual
+    event_position: Mapped[int | None] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(24), nullable=False)  # posted|silent|duplicate|resting|timeout|error
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    llm_ms: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    total_ms: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("agent_turns_agent", "agent_id", "id"), Index("agent_turns_guild", "guild_id", "id"))

@@ -38,3 +38,8 @@ class E(StrEnum):
     INVITE_DELETE = "INVITE_DELETE"
     USER_UPDATE = "USER_UPDATE"
     TOKEN_REVOKED = "TOKEN_REVOKED"  # Townsquare: live sessions of that token must close
+    # Townsquare extensions: the society's registry (bots that do not know them ignore them)
+    AGENT_CREATE = "AGENT_CREATE"
+    AGENT_UPDATE = "AGENT_UPDATE"
+    AGENT_DELETE = "AGENT_DELETE"
+    SOCIETY_UPDATE = "SOCIETY_UPDATE"

@@ -76,7 +76,7 @@ class BulkDeleteBody(Body):
     messages: list[SnowflakeInt] = Field(max_length=100)
 
 
-def _check_content(platform: Any, content: str) -> None:
+def check_content(platform: Any, content: str) -> None:
     limit = platform.settings.max_message_length
     if len(content) > limit:
         raise InvalidFormBody.field("content", "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
@@ -140,7 +140,7 @@ async def _read_message_request(request: Request, platform: Any, channel_id: int
         await form.close()
     else:
         body = _parse(CreateMessageBody, await _read_json(request))
-    _check_content(platform, body.content)
+    check_content(platform, body.content)
     embeds = body.embeds or ([body.embed] if body.embed else [])
     _check_embeds(embeds)
     return messages.NewMessage(
@@ -183,7 +183,7 @@ async def edit_message(channel_id: Snowflake, message_id: Snowflake, request: Re
     body = _parse(EditMessageBody, await _read_json(request))
     changes = body.model_dump(exclude_unset=True)
     if "content" in changes:
-        _check_content(platform, changes["content"] or "")
+        check_content(platform, changes["content"] or "")
     if changes.get("embeds"):
         _check_embeds(changes["embeds"])
     return await messages.do_edit_message(platform, me, channel_id, message_id, changes)

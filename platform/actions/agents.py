@@ -1,0 +1,395 @@
+"""The agent registry and the society's master switches (`/api/v10/townsquare/...`).
+
+An agent is a bot user (same id) that belongs to one society (guild) and carries a persona.
+Creating one creates the bot user, its token (kept sealed for the workers), its membership and
+the registry row in one transaction. Every administrative change is audit-logged and emitted
+(AGENT_CREATE / AGENT_UPDATE / AGENT_DELETE, SOCIETY_UPDATE), so dashboards and workers learn
+about it from the event stream like anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import delete, func, insert, select, text, update
+
+from ...agents.mind.mood import Mood
+from ...agents.society.persona import Persona, Society as SocietySpec
+from ..core.errors import InvalidFormBody, MissingPermissions, UnknownAgent, UnknownGuild, UnknownMember
+from ..core.secretbox import seal, unseal
+from ..core.snowflake import new_id
+from ..db.models import Agent, AgentTurn, Channel, Guild, LlmCall, Society, Token, User
+from ..events.types import E
+from . import shapes
+from .audit import A
+from .context import Platform, Tx
+from .guilds import add_member, member_row, remove_member
+from .users import AuthUser, insert_bot
+
+STATES = ("active", "paused", "muted")
+
+
+def require_admin(me: AuthUser) -> None:
+    if not me.is_admin:
+        raise MissingPermissions()
+
+
+def check_persona(data: Any, field: str = "persona") -> Persona:
+    try:
+        return Persona.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in (field, *first["loc"]))
+        raise InvalidFormBody.field(where, "PERSONA_INVALID", first["msg"][:200]) from None
+
+
+def agent_object(row: Any, user_row: Any, *, now: datetime | None = None, sim_speed: float = 1.0) -> dict[str, Any]:
+    """The API shape. The mood shown is the stored one relaxed to now, as the worker would feel it."""
+    persona = Persona.model_validate(row.persona)
+    mood = Mood.from_json(row.mood, persona.traits)
+    now = now or datetime.now(timezone.utc)
+    if row.mood_at is not None:
+        mood = mood.relaxed(persona.traits, (now - row.mood_at).total_seconds() * sim_speed)
+    resting = row.resting_until is not None and row.resting_until > now
+    return {
+        "id": str(row.id),
+        "guild_id": str(row.guild_id),
+        "user": shapes.user(user_row),
+        "name": persona.name,
+        "persona": persona.model_dump(mode="json"),
+        "state": row.state,
+        "state_reason": row.state_reason,
+        "status": "resting" if resting and row.state == "active" else row.state,
+        "resting_until": shapes.iso(row.resting_until) if resting else None,
+        "mood": mood.to_json(),
+        "created_at": shapes.iso(row.created_at),
+        "updated_at": shapes.iso(row.updated_at),
+    }
+
+
+def _public(obj: dict[str, Any]) -> dict[str, Any]:
+    """What members of the society see in AGENT_* events: no mood stream, just who and how."""
+    return {k: obj[k] for k in ("id", "guild_id", "user", "name", "state", "status", "state_reason")}
+
+
+async def _load(conn: Any, agent_id: int) -> tuple[Any, Any]:
+    row = (await conn.execute(select(Agent).where(Agent.id == agent_id))).first()
+    if row is None:
+        raise UnknownAgent()
+    user_row = (await conn.execute(select(User).where(User.id == agent_id))).one()
+    return row, user_row
+
+
+async def _emit(tx: Tx, type: E, obj: dict[str, Any]) -> None:
+    await tx.emit(type, _public(obj), guild_id=int(obj["guild_id"]))
+
+
+async def create_agent(tx: Tx, platform: Platform, *, creator_id: int | None, guild_id: int, persona: Persona,
+                       state: str = "active") -> dict[str, Any]:
+    """Inside a transaction: bot user + token + membership + registry row + event."""
+    user_row, token = await insert_bot(tx, owner_id=creator_id, username=persona.username, global_name=persona.name[:32],
+                                       bio=persona.bio[:190])
+    await add_member(tx, guild_id, user_row.id)
+    row = (await tx.conn.execute(insert(Agent).values(
+        id=user_row.id, guild_id=guild_id, persona=persona.model_dump(mode="json"), state=state,
+        mood=Mood.baseline(persona.traits).to_json(), mood_at=func.now(), token_secret=seal(platform.settings, token),
+        created_by=creator_id,
+    ).returning(Agent))).one()
+    obj = agent_object(row, user_row, sim_speed=platform.settings.sim_speed)
+    await tx.audit(guild_id=guild_id, user_id=creator_id, action_type=A.AGENT_CREATE, target_id=row.id,
+                   changes=[{"key": "name", "new_value": persona.name}])
+    await _emit(tx, E.AGENT_CREATE, obj)
+    return obj
+
+
+async def _require_society(conn: Any, guild_id: int) -> None:
+    if (await conn.execute(select(Guild.id).where(Guild.id == guild_id))).first() is None:
+        raise UnknownGuild()
+
+
+async def do_create_agent(platform: Platform, me: AuthUser, guild_id: int, persona: Persona, state: str = "active") -> dict[str, Any]:
+    require_admin(me)
+    async with platform.transaction() as tx:
+        await _require_society(tx.conn, guild_id)
+        return await create_agent(tx, platform, creator_id=me.id, guild_id=guild_id, persona=persona, state=state)
+
+
+async def list_agents(platform: Platform, me: AuthUser, guild_id: int | None = None) -> list[dict[str, Any]]:
+    require_admin(me)
+    async with platform.read() as conn:
+        query = select(Agent).order_by(Agent.id)
+        if guild_id is not None:
+            query = query.where(Agent.guild_id == guild_id)
+        rows = (await conn.execute(query)).all()
+        users = {u.id: u for u in (await conn.execute(select(User).where(User.id.in_([r.id for r in rows])))).all()}
+    now = datetime.now(timezone.utc)
+    return [agent_object(r, users[r.id], now=now, sim_speed=platform.settings.sim_speed) for r in rows]
+
+
+async def get_agent(platform: Platform, me: AuthUser, agent_id: int) -> dict[str, Any]:
+    require_admin(me)
+    async with platform.read() as conn:
+        row, user_row = await _load(conn, agent_id)
+    return agent_object(row, user_row, sim_speed=platform.settings.sim_speed)
+
+
+async def do_update_persona(platform: Platform, me: AuthUser, agent_id: int, changes: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    """Merges `changes` into the persona (top-level keys; `traits` / `rhythm` merge by key)."""
+    require_admin(me)
+    async with platform.transaction() as tx:
+        row = (await tx.conn.execute(select(Agent).where(Agent.id == agent_id).with_for_update())).first()
+        if row is None:
+            raise UnknownAgent()
+        merged = dict(row.persona)
+        for key, value in changes.items():
+            if key in ("traits", "rhythm") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        persona = check_persona(merged)
+        before = Persona.model_validate(row.persona).model_dump(mode="json")
+        after = persona.model_dump(mode="json")
+        await tx.conn.execute(update(Agent).where(Agent.id == agent_id).values(persona=after, updated_at=func.now()))
+        if persona.name != before["name"]:
+            await tx.conn.execute(update(User).where(User.id == agent_id).values(global_name=persona.name[:32]))
+        await tx.conn.execute(update(User).where(User.id == agent_id).values(bio=persona.bio[:190]))
+        row, user_row = await _load(tx.conn, agent_id)
+        obj = agent_object(row, user_row, sim_speed=platform.settings.sim_speed)
+        await tx.audit(guild_id=row.guild_id, user_id=me.id, action_type=A.AGENT_UPDATE, target_id=agent_id,
+                       changes=[{"key": k, "old_value": before.get(k), "new_value": v} for k, v in after.items() if before.get(k) != v],
+                       reason=reason)
+        await _emit(tx, E.AGENT_UPDATE, obj)
+    return obj
+
+
+async def do_set_state(platform: Platform, me: AuthUser | None, agent_id: int, state: str, reason: str | None) -> dict[str, Any]:
+    """active / paused (does nothing) / muted (reads and feels, never speaks). `me` None: the
+    runtime itself (a misbehaving agent paused with a reason)."""
+    if me is not None:
+        require_admin(me)
+    if state not in STATES:
+        raise InvalidFormBody.field("state", "BASE_TYPE_CHOICES", f"Must be one of {', '.join(STATES)}.")
+    async with platform.transaction() as tx:
+        row = (await tx.conn.execute(update(Agent).where(Agent.id == agent_id).values(
+            state=state, state_reason=reason if state != "active" else None, updated_at=func.now(),
+        ).returning(Agent.id))).first()
+        if row is None:
+            raise UnknownAgent()
+        row, user_row = await _load(tx.conn, agent_id)
+        obj = agent_object(row, user_row, sim_speed=platform.settings.sim_speed)
+        await tx.audit(guild_id=row.guild_id, user_id=me.id if me else None, action_type=A.AGENT_STATE, target_id=agent_id,
+                       changes=[{"key": "state", "new_value": state}], reason=reason)
+        await _emit(tx, E.AGENT_UPDATE, obj)
+    return obj
+
+
+async def do_delete_agent(platform: Platform, me: AuthUser, agent_id: int, reason: str | None) -> None:
+    """The registry row goes, the bot leaves the guild and its tokens are revoked; its messages
+    stay (authored by a renamed, tokenless bot user, as Discord keeps a deleted account's)."""
+    require_admin(me)
+    async with platform.transaction() as tx:
+        row = (await tx.conn.execute(delete(Agent).where(Agent.id == agent_id).returning(Agent))).first()
+        if row is None:
+            raise UnknownAgent()
+        revoked = (await tx.conn.execute(update(Token).where(Token.user_id == agent_id, Token.revoked_at.is_(None))
+                                         .values(revoked_at=func.now()).returning(Token.id))).scalars().all()
+        try:
+            await remove_member(tx, row.guild_id, await member_row(tx.conn, row.guild_id, agent_id))
+        except UnknownMember:
+            pass  # an administrator kicked it already
+        await tx.conn.execute(update(User).where(User.id == agent_id).values(username=f"deleted_{agent_id}"))
+        await tx.emit(E.TOKEN_REVOKED, {"token_ids": [str(t) for t in revoked]}, user_ids=[agent_id])
+        await tx.emit(E.AGENT_DELETE, {"id": str(agent_id), "guild_id": str(row.guild_id)}, guild_id=row.guild_id)
+        await tx.audit(guild_id=row.guild_id, user_id=me.id, action_type=A.AGENT_DELETE, target_id=agent_id,
+                       changes=[{"key": "name", "old_value": row.persona.get("name")}], reason=reason)
+    platform.auth_cache.forget_tokens(set(revoked))
+    platform.auth_cache.forget_user(agent_id)
+
+
+async def as_author(platform: Platform, me: AuthUser, agent_id: int) -> AuthUser:
+    """The agent as a message author, for an administrator posting in its name."""
+    require_admin(me)
+    async with platform.read() as conn:
+        row, user_row = await _load(conn, agent_id)
+    return AuthUser(user_row.id, user_row.username, user_row.global_name, user_row.avatar, True, False, 0)
+
+
+async def audit_post(platform: Platform, me: AuthUser, agent_id: int, message: dict[str, Any]) -> None:
+    async with platform.transaction() as tx:
+        guild_id = (await tx.conn.execute(select(Agent.guild_id).where(Agent.id == agent_id))).scalar_one()
+        await tx.audit(guild_id=guild_id, user_id=me.id, action_type=A.AGENT_POST, target_id=agent_id,
+                       options={"channel_id": message["channel_id"], "message_id": message["id"]})
+
+
+# --- the society switch ---
+
+
+def society_object(row: Any) -> dict[str, Any]:
+    return {"guild_id": str(row.guild_id), "name": row.name, "paused": row.paused, "paused_reason": row.paused_reason,
+            "revival_topics": row.revival_topics, "created_at": shapes.iso(row.created_at)}
+
+
+async def get_society(platform: Platform, me: AuthUser, guild_id: int) -> dict[str, Any]:
+    require_admin(me)
+    async with platform.read() as conn:
+        row = (await conn.execute(select(Society).where(Society.guild_id == guild_id))).first()
+    if row is None:
+        raise UnknownGuild()
+    return society_object(row)
+
+
+async def list_societies(platform: Platform, me: AuthUser) -> list[dict[str, Any]]:
+    require_admin(me)
+    async with platform.read() as conn:
+        rows = (await conn.execute(select(Society).order_by(Society.guild_id))).all()
+    return [society_object(r) for r in rows]
+
+
+async def do_set_society_paused(platform: Platform, me: AuthUser, guild_id: int, paused: bool, reason: str | None) -> dict[str, Any]:
+    require_admin(me)
+    async with platform.transaction() as tx:
+        row = (await tx.conn.execute(update(Society).where(Society.guild_id == guild_id).values(
+            paused=paused, paused_reason=reason if paused else None, updated_at=func.now()).returning(Society))).first()
+        if row is None:
+            raise UnknownGuild()
+        obj = society_object(row)
+        await tx.audit(guild_id=guild_id, user_id=me.id, action_type=A.SOCIETY_UPDATE, target_id=guild_id,
+                       changes=[{"key": "paused", "new_value": paused}], reason=reason)
+        await tx.emit(E.SOCIETY_UPDATE, obj, guild_id=guild_id)
+    return obj
+
+
+async def do_found_society(platform: Platform, owner_id: int, spec: SocietySpec, name: str) -> int:
+    """Creates the guild, its channels and its cast from a society file; returns the guild id.
+    Idempotent by society name: a second call returns the existing society unchanged."""
+    from .guilds import do_create_guild
+    from .channels import do_create_guild_channel
+
+    async with platform.read() as conn:
+        existing = (await conn.execute(select(Society.guild_id).where(Society.name == name))).scalar()
+    if existing is not None:
+        return int(existing)
+    guild = await do_create_guild(platform, owner_id, name=spec.guild, description=spec.description or None)
+    guild_id = int(guild["id"])
+    async with platform.transaction() as tx:
+        general = (await tx.conn.execute(select(Channel).where(Channel.guild_id == guild_id, Channel.name == "general"))).first()
+    for channel in spec.channels:
+        if channel.name == "general" and general is not None:
+            if channel.topic:
+                from .channels import do_modify_channel
+
+                await do_modify_channel(platform, owner_id, general.id, {"topic": channel.topic}, None)
+            continue
+        await do_create_guild_channel(platform, owner_id, guild_id, {"name": channel.name, "type": 0, "topic": channel.topic or None}, None)
+    async with platform.transaction() as tx:
+        await tx.conn.execute(insert(Society).values(guild_id=guild_id, name=name, revival_topics=spec.revival_topics))
+        for persona in spec.agents:
+            await create_agent(tx, platform, creator_id=owner_id, guild_id=guild_id, persona=persona)
+    return guild_id
+
+
+# --- what the runtime reads and records ---
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """An agent as a worker needs it, token included (never leaves the worker)."""
+
+    id: int
+    guild_id: int
+    persona: Persona
+    state: str
+    mood: dict[str, Any]
+    mood_at: datetime | None
+    resting_until: datetime | None
+    token: str
+    updated_at: datetime
+
+
+async def load_registry(platform: Platform) -> tuple[list[AgentRecord], dict[int, dict[str, Any]]]:
+    """Every agent and every society (by guild id), for the workers."""
+    async with platform.read() as conn:
+        rows = (await conn.execute(select(Agent).order_by(Agent.id))).all()
+        societies = {r.guild_id: society_object(r) for r in (await conn.execute(select(Society))).all()}
+    agents = [AgentRecord(r.id, r.guild_id, Persona.model_validate(r.persona), r.state, r.mood, r.mood_at, r.resting_until,
+                          unseal(platform.settings, r.token_secret), r.updated_at) for r in rows]
+    return agents, societies
+
+
+async def registry_version(platform: Platform) -> tuple[Any, ...]:
+    """Cheap change detector for the workers' registry cache."""
+    async with platform.read() as conn:
+        row = (await conn.execute(text(
+            "SELECT (SELECT count(*) FROM agents), (SELECT max(updated_at) FROM agents), "
+            "(SELECT max(updated_at) FROM societies), (SELECT count(*) FROM societies)"))).one()
+    return tuple(row)
+
+
+async def save_moods(platform: Platform, moods: dict[int, dict[str, Any]]) -> None:
+    if not moods:
+        return
+    async with platform.transaction() as tx:
+        for agent_id, mood in moods.items():
+            await tx.conn.execute(update(Agent).where(Agent.id == agent_id).values(mood=mood, mood_at=func.now()))
+
+
+async def set_resting(platform: Platform, agent_id: int, until: datetime | None) -> None:
+    async with platform.transaction() as tx:
+        await tx.conn.execute(update(Agent).where(Agent.id == agent_id).values(resting_until=until))
+
+
+async def record_llm_calls(platform: Platform, calls: list[dict[str, Any]]) -> None:
+    if calls:
+        async with platform.transaction() as tx:
+            await tx.conn.execute(insert(LlmCall), [{"id": new_id(), **c} for c in calls])
+
+
+async def record_turns(platform: Platform, turns: list[dict[str, Any]]) -> None:
+    if turns:
+        async with platform.transaction() as tx:
+            await tx.conn.execute(insert(AgentTurn), [{"id": new_id(), **t} for t in turns])
+
+
+def llm_call_object(r: Any) -> dict[str, Any]:
+    return {"id": str(r.id), "agent_id": shapes.sid(r.agent_id), "guild_id": shapes.sid(r.guild_id), "task": r.task,
+            "backend": r.backend, "model": r.model, "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+            "latency_ms": r.latency_ms, "outcome": r.outcome, "fallback_step": r.fallback_step, "error": r.error,
+            "created_at": shapes.iso(r.created_at)}
+
+
+def turn_object(r: Any) -> dict[str, Any]:
+    return {"id": str(r.id), "agent_id": shapes.sid(r.agent_id), "guild_id": shapes.sid(r.guild_id),
+            "channel_id": shapes.sid(r.channel_id), "trigger": r.trigger, "event_position": r.event_position,
+            "outcome": r.outcome, "message_id": shapes.sid(r.message_id), "llm_ms": r.llm_ms, "total_ms": r.total_ms,
+            "created_at": shapes.iso(r.created_at)}
+
+
+async def list_llm_calls(platform: Platform, me: AuthUser, *, agent_id: int | None, guild_id: int | None,
+                         before: int | None, limit: int) -> list[dict[str, Any]]:
+    require_admin(me)
+    query = select(LlmCall).order_by(LlmCall.id.desc()).limit(limit)
+    if agent_id is not None:
+        query = query.where(LlmCall.agent_id == agent_id)
+    if guild_id is not None:
+        query = query.where(LlmCall.guild_id == guild_id)
+    if before is not None:
+        query = query.where(LlmCall.id < before)
+    async with platform.read() as conn:
+        return [llm_call_object(r) for r in (await conn.execute(query)).all()]
+
+
+async def list_turns(platform: Platform, me: AuthUser, *, agent_id: int | None, guild_id: int | None,
+                     before: int | None, limit: int) -> list[dict[str, Any]]:
+    require_admin(me)
+    query = select(AgentTurn).order_by(AgentTurn.id.desc()).limit(limit)
+    if agent_id is not None:
+        query = query.where(AgentTurn.agent_id == agent_id)
+    if guild_id is not None:
+        query = query.where(AgentTurn.guild_id == guild_id)
+    if before is not None:
+        query = query.where(AgentTurn.id < before)
+    async with platform.read() as conn:
+        return [turn_object(r) for r in (await conn.execute(query)).all()]
