@@ -138,7 +138,10 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
     continues with the same data."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(TOWNSQUARE_PORT=str(port), TOWNSQUARE_DATA_DIR=str(tmp_path / "data"), TOWNSQUARE_LOG_LEVEL="WARNING")
+    env.pop("OLLAMA_HOST", None)
+    model_port = free_port()
+    env.update(TOWNSQUARE_PORT=str(port), TOWNSQUARE_DATA_DIR=str(tmp_path / "data"), TOWNSQUARE_LOG_LEVEL="WARNING",
+               TOWNSQUARE_MODEL_PORT=str(model_port))
     base = f"http://127.0.0.1:{port}"
 
     def start() -> tuple[subprocess.Popen, str, str]:
@@ -162,9 +165,27 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
         assert httpx.get(f"{base}/api/v10/users/@me", headers=h).json()["townsquare_admin"] is True
         guild = httpx.post(f"{base}/api/v10/guilds", json={"name": "persisted"}, headers=h).json()
         httpx.post(f"{base}/api/v10/channels/{guild['system_channel_id']}/messages", json={"content": "still here?"}, headers=h)
+        # the demo society lives: its agents exist, and one answers a human through the real bundled model
+        cast = httpx.get(f"{base}/api/v10/townsquare/agents", headers=h).json()
+        assert len(cast) == 5
+        society = cast[0]["guild_id"]
+        general = next(c for c in httpx.get(f"{base}/api/v10/guilds/{society}/channels", headers=h).json() if c["name"] == "general")
+        asked = httpx.post(f"{base}/api/v10/channels/{general['id']}/messages", headers=h,
+                           json={"content": f"<@{cast[0]['id']}> good morning! how is the bakery today?"}).json()
+        deadline, answer = time.monotonic() + 120, None
+        while answer is None and time.monotonic() < deadline:
+            time.sleep(1)
+            history = httpx.get(f"{base}/api/v10/channels/{general['id']}/messages?after={asked['id']}", headers=h).json()
+            answer = next((m for m in history if m["author"]["id"] == cast[0]["id"]), None)
+        assert answer is not None, "the mentioned agent did not answer through the bundled model"
+        assert answer["content"].strip() and "error" not in answer["content"].lower()
+        calls = httpx.get(f"{base}/api/v10/townsquare/agents/{cast[0]['id']}/llm-calls", headers=h).json()
+        assert any(c["outcome"] == "ok" and c["model"] == "smollm2:135m" and c["completion_tokens"] > 0 for c in calls)
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
+    with pytest.raises(httpx.HTTPError):  # the model server stopped with everything else
+        httpx.get(f"http://127.0.0.1:{model_port}/api/version", timeout=2)
     proc, user2, password2 = start()
     try:
         assert (user2, password2) == (user, password)
@@ -172,6 +193,8 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
         h = {"Authorization": f"Bearer {token}"}
         history = httpx.get(f"{base}/api/v10/channels/{guild['system_channel_id']}/messages", headers=h).json()
         assert [m["content"] for m in history] == ["still here?"]
+        again = httpx.get(f"{base}/api/v10/townsquare/agents", headers=h).json()
+        assert [a["id"] for a in again] == [a["id"] for a in cast]  # the same society continues, not a second one
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0

@@ -393,3 +393,13 @@ async def list_turns(platform: Platform, me: AuthUser, *, agent_id: int | None, 
         query = query.where(AgentTurn.id < before)
     async with platform.read() as conn:
         return [turn_object(r) for r in (await conn.execute(query)).all()]
+
+
+async def society_channels(platform: Platform, guild_ids: list[int]) -> list[Any]:
+    """The text channels of these societies, with their last message, for the workers' state."""
+    if not guild_ids:
+        return []
+    async with platform.read() as conn:
+        return list((await conn.execute(
+            select(Channel.id, Channel.guild_id, Channel.name, Channel.topic, Channel.last_message_id)
+            .where(Channel.guild_id.in_(guild_ids), Channel.type == 0))).all())

@@ -14,6 +14,12 @@ from ..core.config import Settings, get_settings
 app = typer.Typer(help="Townsquare: an offline agent society on a Discord-compatible chat platform.", no_args_is_help=True)
 bot_app = typer.Typer(help="Bot users (agents and third-party bots).", no_args_is_help=True)
 app.add_typer(bot_app, name="bot")
+model_app = typer.Typer(help="The bundled language model.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+agents_app = typer.Typer(help="Agents of the societies (instance administration).", no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
+society_app = typer.Typer(help="Societies (a guild run by agents).", no_args_is_help=True)
+app.add_typer(society_app, name="society")
 
 
 def _services(settings: Settings) -> Any:
@@ -111,24 +117,222 @@ async def ensure_admin(settings: Settings, database_url: str, redis_url: str) ->
         await close_platform(platform)
 
 
+async def found_society(settings: Settings, database_url: str, redis_url: str, society: str, admin: str) -> int:
+    """Seeds `society` (a bundled name or a YAML path) once; returns its guild id."""
+    from ...agents.society.persona import load_society
+    from ..actions import agents
+    from ..api.app import build_platform, close_platform
+
+    spec = load_society(society)
+    platform = await build_platform(settings, database_url, redis_url)
+    try:
+        async with platform.read() as conn:
+            from sqlalchemy import text
+
+            owner = (await conn.execute(text("SELECT id FROM users WHERE lower(username) = lower(:u)"), {"u": admin})).scalar_one()
+        return await agents.do_found_society(platform, owner, spec, name=str(society))
+    finally:
+        await close_platform(platform)
+
+
+def _child_env(services: Any) -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env["DATABASE_URL"], env["REDIS_URL"] = services.database_url, services.redis_url
+    return env
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", *args], env=env)
+
+
+def _stop_children(children: list[Any]) -> None:
+    import subprocess
+
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
 @app.command()
-def up() -> None:
-    """Start everything on embedded defaults and print the URL and the admin credentials.
-    Ctrl-C stops everything; starting again continues with the same data."""
+def up(society: Annotated[str | None, typer.Option(help="Society to seed on first start (default TOWNSQUARE_SOCIETY).")] = None,
+       agents: Annotated[bool, typer.Option(help="Run the agents (worker, rq worker, model server).")] = True) -> None:
+    """Start everything on embedded defaults: server, agent worker, rq worker, the bundled model
+    (unless OLLAMA_HOST is set) and the demo society; print the URL and the admin credentials.
+    Ctrl-C stops everything; starting again continues the same society with its history."""
+    import os
+
     settings = get_settings()
     services = _services(settings)
     _migrate(settings, services.database_url)
+    env = _child_env(services)
+    children: list[Any] = []
 
     async def main() -> None:
         username, password = await ensure_admin(settings, services.database_url, services.redis_url)
+        guild_id = None
+        if agents:
+            guild_id = await found_society(settings, services.database_url, services.redis_url, society or settings.society, username)
+            if not settings.ollama_host:
+                children.append(_spawn(["model", "serve"], env))
+                env["OLLAMA_HOST"] = f"http://127.0.0.1:{settings.model_port}"
 
         async def ready() -> None:
+            if agents:
+                children.append(_spawn(["worker", "--no-migrate"], env))
+                children.append(_spawn(["rq-worker"], env))
             typer.echo(f"\nTownsquare is running at {settings.base_url}\n  admin login: {username} / {password}\n"
-                       f"  data folder: {settings.resolved_data_dir()}\n  stop with Ctrl-C\n")
+                       + (f"  society: {society or settings.society} (guild {guild_id})\n" if guild_id else "")
+                       + f"  data folder: {settings.resolved_data_dir()}\n  stop with Ctrl-C\n")
 
         await _serve(settings, services.database_url, services.redis_url, on_ready=ready)
 
-    _run(main())
+    try:
+        _run(main())
+    finally:
+        _stop_children(children)
+    os.environ.pop("OLLAMA_HOST", None)
+
+
+@app.command()
+def worker(no_migrate: Annotated[bool, typer.Option(help="Do not apply migrations at start.")] = False,
+           api_url: Annotated[str | None, typer.Option(help="The platform's URL (default: TOWNSQUARE_PUBLIC_URL or host:port).")] = None) -> None:
+    """Run an agent worker (a member of the `agents` consumer group; start several to share the load)."""
+    from ...worker.runtime.run import run_worker
+
+    settings = get_settings()
+    services = _services(settings)
+    if not no_migrate:
+        _migrate(settings, services.database_url)
+    _run(run_worker(settings, services.database_url, services.redis_url, api_url=api_url))
+
+
+@app.command("rq-worker")
+def rq_worker() -> None:
+    """Run an rq worker for slow background jobs (record pruning; reflections and graph snapshots later)."""
+    from ...worker.runtime.run import run_rq_worker
+
+    settings = get_settings()
+    services = _services(settings)
+    run_rq_worker(settings, services.redis_url)
+
+
+@model_app.command("serve")
+def model_serve(host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annotated[int | None, typer.Option()] = None) -> None:
+    """Serve the bundled SmolLM2-135M-Instruct (and TOWNSQUARE_MODELS_DIR/*.gguf) behind Ollama's API."""
+    from ...worker.modelserver.server import run_model_server
+
+    settings = get_settings()
+    run_model_server(host, port or settings.model_port, str(settings.models_dir) if settings.models_dir else None)
+
+
+@society_app.command("seed")
+def society_seed(society: str, admin: Annotated[str, typer.Option(help="The owning administrator's username.")] = "admin") -> None:
+    """Create a society (a bundled name such as `village` or `city`, or a YAML file) if it does not exist."""
+    settings = get_settings()
+    services = _services(settings)
+    _migrate(settings, services.database_url)
+    guild_id = asyncio.run(found_society(settings, services.database_url, services.redis_url, society, admin))
+    typer.echo(f"society {society}: guild {guild_id}")
+
+
+def _admin_call(fn: Any) -> Any:
+    """Runs `fn(platform, admin)` with the first instance administrator as the actor."""
+    settings = get_settings()
+    services = _services(settings)
+
+    async def main() -> Any:
+        from sqlalchemy import text
+
+        from ..actions.users import AuthUser
+        from ..api.app import build_platform, close_platform
+
+        platform = await build_platform(settings, services.database_url, services.redis_url)
+        try:
+            async with platform.read() as conn:
+                row = (await conn.execute(text("SELECT id, username FROM users WHERE is_admin ORDER BY id LIMIT 1"))).first()
+            if row is None:
+                raise typer.BadParameter("no administrator exists yet (run `townsquare up` once)")
+            return await fn(platform, AuthUser(row.id, row.username, None, None, False, True, 0))
+        finally:
+            await close_platform(platform)
+
+    return asyncio.run(main())
+
+
+@agents_app.command("list")
+def agents_list(guild: Annotated[int | None, typer.Option()] = None) -> None:
+    """Every agent with its state and mood."""
+    from ..actions import agents
+
+    for a in _admin_call(lambda p, me: agents.list_agents(p, me, guild)):
+        typer.echo(f"{a['id']}  {a['name']:<24} {a['status']:<8} mood={a['mood']['label']:<10} guild={a['guild_id']}"
+                   + (f"  ({a['state_reason']})" if a["state_reason"] else ""))
+
+
+@agents_app.command("create")
+def agents_create(guild: int, persona_file: str) -> None:
+    """Create an agent in a society from a persona YAML file."""
+    import yaml
+
+    from ..actions import agents
+
+    with open(persona_file, encoding="utf-8") as f:
+        persona = agents.check_persona(yaml.safe_load(f))
+    created = _admin_call(lambda p, me: agents.do_create_agent(p, me, guild, persona))
+    typer.echo(f"agent {created['name']} id={created['id']}")
+
+
+@agents_app.command("set")
+def agents_set(agent_id: int, changes: Annotated[list[str], typer.Argument(help="persona changes as key=value (YAML values)")]) -> None:
+    """Change an agent's persona, e.g. `bio="A baker now"` or `traits={extraversion: 0.9}`."""
+    import yaml
+
+    from ..actions import agents
+
+    parsed = {}
+    for change in changes:
+        key, sep, value = change.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{change!r} is not key=value")
+        parsed[key.strip()] = yaml.safe_load(value)
+    updated = _admin_call(lambda p, me: agents.do_update_persona(p, me, agent_id, parsed, "cli"))
+    typer.echo(f"agent {updated['name']} updated")
+
+
+def _state_command(state: str) -> Any:
+    def command(agent_id: int, reason: Annotated[str | None, typer.Option()] = None) -> None:
+        from ..actions import agents
+
+        updated = _admin_call(lambda p, me: agents.do_set_state(p, me, agent_id, state, reason))
+        typer.echo(f"agent {updated['name']}: {updated['state']}")
+
+    command.__doc__ = {"paused": "Pause an agent.", "muted": "Mute an agent (it reads, never speaks).",
+                       "active": "Resume a paused or muted agent."}[state]
+    return command
+
+
+agents_app.command("pause")(_state_command("paused"))
+agents_app.command("mute")(_state_command("muted"))
+agents_app.command("resume")(_state_command("active"))
+
+
+@agents_app.command("delete")
+def agents_delete(agent_id: int) -> None:
+    """Delete an agent (its messages stay)."""
+    from ..actions import agents
+
+    _admin_call(lambda p, me: agents.do_delete_agent(p, me, agent_id, "cli"))
+    typer.echo("deleted")
 
 
 @bot_app.command("create")
@@ -154,5 +358,3 @@ def bot_create(username: str, global_name: Annotated[str | None, typer.Option()]
 
 def main() -> None:
     app()
-
-

@@ -73,10 +73,11 @@ class Settings(BaseSettings):
     agent_max_failures: int = 5  # consecutive failed turns before an agent is paused with a reason
     reply_max_tokens: int = 60
     context_messages: int = 10  # recent channel messages in a prompt
-    chain_cap: int = 4  # consecutive agent messages in a channel before agents wait for a human
+    chain_cap: int = 6  # consecutive agent messages in a channel before agents wait for a human or a pause
     channel_budget_per_minute: int = 6  # agent messages per channel per minute
-    agent_cooldown_seconds: float = 20.0  # least time between two unprompted messages of one agent
-    revive_idle_seconds: float = 240.0  # an idle channel is revived with a new topic after this long
+    agent_cooldown_seconds: float = 8.0  # least time between two unprompted messages of one agent
+    revive_idle_seconds: float = 120.0  # an idle channel is revived with a new topic after this long
+    records_retention_days: float = 30.0  # LLM-call and turn records older than this are pruned (an hourly rq job)
 
     log_level: str = "INFO"
     log_json: bool = True

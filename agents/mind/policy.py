@@ -1,0 +1,331 @@
+"""Turn-taking: who speaks, when. Decided in code, never by asking the LLM.
+
+`SocietyState` is what every worker knows about the society, rebuilt from the event stream
+(each worker reads the whole stream for state, and gets its share of events to act on from
+the consumer group). `TurnPolicy` turns an observed message, or a quiet channel, into
+decisions:
+
+1. Mentions, replies and DMs to an agent come first: a human addressing an agent is always
+   answered; an agent addressing an agent is answered while the channel's bot chain is short.
+2. Otherwise at most one agent picks the message up, after a talkativeness roll: extraversion,
+   mood (arousal, valence, energy), its rhythm on the simulation clock, how relevant the message
+   is to its interests, affinity to the author, and a decay with the length of the bot chain.
+3. Brakes: a cooldown per agent, a budget of agent messages per channel per minute, and a cap
+   on consecutive agent messages (the bot chain) until a human speaks or the channel rests.
+4. Revival: a channel quiet for `revive_idle_seconds` gets a new topic from an awake agent.
+
+The rolls are seeded by (message, agent), so a retried event (at-least-once delivery) decides
+the same way, and the replies' nonces make any repeat a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..society.persona import Persona
+from .clock import SimClock
+from .mood import Mood, Stimulus
+from .sentiment import sentiment
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    chain_cap: int = 6
+    channel_budget_per_minute: int = 6
+    cooldown_seconds: float = 8.0
+    revive_idle_seconds: float = 120.0
+    base_rate: float = 2.5  # scales every talkativeness roll
+    stale_seconds: float = 120.0  # older messages are only observed, not answered unprompted
+    direct_stale_seconds: float = 900.0  # a mention older than this is not answered any more
+
+
+@dataclass
+class AgentInfo:
+    id: int
+    guild_id: int
+    persona: Persona
+    state: str = "active"  # active | muted | paused
+    resting_until: float = 0.0
+
+
+@dataclass
+class ChannelState:
+    id: int
+    guild_id: int
+    name: str = ""
+    topic: str | None = None
+    dm_recipients: frozenset[int] | None = None
+    last_at: float = 0.0  # last message (real seconds)
+    last_message_id: int = 0
+    last_human_at: float = 0.0
+    chain: int = 0  # consecutive messages by agents/bots
+    agent_posts: deque[float] = field(default_factory=deque)
+    revive_pending_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class Msg:
+    id: int
+    channel_id: int
+    guild_id: int | None
+    author_id: int
+    author_name: str
+    author_bot: bool
+    content: str
+    at: float  # when it happened (real seconds)
+    mentions: frozenset[int] = frozenset()
+    reply_to: int | None = None  # author of the referenced message
+
+
+@dataclass(frozen=True)
+class Decision:
+    agent_id: int
+    channel_id: int
+    trigger: str  # mention | reply | dm | roll | revive
+    nonce: str  # at most one reply per (agent, trigger)
+    reply_to_message: int | None = None
+    addressed_by: str | None = None
+    subject: str | None = None  # revive: what to open with
+    score: float = 1.0
+
+    @property
+    def direct(self) -> bool:
+        return self.trigger in ("mention", "reply", "dm")
+
+
+def stable_rng(*parts: object) -> random.Random:
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+Relevance = Callable[[AgentInfo, str], float]  # 0..1, how much a text touches the agent's interests
+
+
+def keyword_relevance(agent: AgentInfo, text: str) -> float:
+    """Interest words found in the text (the embedding relevance replaces it in the worker)."""
+    words = set(text.lower().split())
+    hits = sum(1 for interest in agent.persona.interests if set(interest.lower().split()) & words)
+    return min(1.0, 0.3 + 0.35 * hits)
+
+
+class SocietyState:
+    def __init__(self, sim: SimClock, chain_rest_seconds: float = 60.0) -> None:
+        self.sim = sim
+        self.chain_rest_seconds = chain_rest_seconds
+        self.agents: dict[int, AgentInfo] = {}
+        self.channels: dict[int, ChannelState] = {}
+        self.paused_guilds: set[int] = set()
+        self.topics: dict[int, list[str]] = {}  # guild -> revival topics
+        self.guild_names: dict[int, str] = {}
+        self.last_spoke: dict[int, float] = {}
+        self.moods: dict[int, tuple[Mood, float]] = {}  # agent -> (mood, at)
+        self.affinity: dict[tuple[int, int], float] = {}  # (from, to) -> 0..1
+        self.dirty_moods: set[int] = set()
+
+    @property
+    def now(self) -> float:
+        return self.sim.clock.now()
+
+    # --- registry ---
+
+    def set_agent(self, agent: AgentInfo, mood: Mood | None = None, mood_at: float | None = None) -> None:
+        self.agents[agent.id] = agent
+        if agent.id not in self.moods:
+            self.moods[agent.id] = (mood or Mood.baseline(agent.persona.traits), mood_at or self.now)
+
+    def drop_agent(self, agent_id: int) -> None:
+        self.agents.pop(agent_id, None)
+        self.moods.pop(agent_id, None)
+
+    def set_channel(self, channel: ChannelState) -> ChannelState:
+        known = self.channels.get(channel.id)
+        if known is not None:
+            known.name, known.topic, known.dm_recipients = channel.name, channel.topic, channel.dm_recipients
+            return known
+        self.channels[channel.id] = channel
+        return channel
+
+    # --- mood ---
+
+    def mood(self, agent_id: int) -> Mood:
+        mood, at = self.moods[agent_id]
+        now = self.now
+        relaxed = mood.relaxed(self.agents[agent_id].persona.traits, self.sim.sim_elapsed(now - at))
+        self.moods[agent_id] = (relaxed, now)
+        return relaxed
+
+    def feel(self, agent_id: int, stimulus: Stimulus, *, tone: float = 0.0, intensity: float = 1.0) -> None:
+        if agent_id not in self.agents:
+            return
+        felt = self.mood(agent_id).felt(stimulus, self.agents[agent_id].persona.traits, sentiment=tone, intensity=intensity)
+        self.moods[agent_id] = (felt, self.now)
+        self.dirty_moods.add(agent_id)
+
+    # --- observation ---
+
+    def observe(self, msg: Msg) -> None:
+        """Updates the state with a posted message (every worker, every message)."""
+        channel = self.channels.get(msg.channel_id)
+        if channel is None:
+            channel = self.set_channel(ChannelState(msg.channel_id, msg.guild_id or 0))
+        if msg.id <= channel.last_message_id:
+            return  # already seen (replays, two readers)
+        if msg.at - channel.last_at >= self.chain_rest_seconds:
+            channel.chain = 0  # the conversation paused: a new one starts
+        channel.last_message_id = msg.id
+        channel.last_at = max(channel.last_at, msg.at)
+        channel.revive_pending_until = 0.0
+        if msg.author_bot:
+            channel.chain += 1
+        else:
+            channel.chain, channel.last_human_at = 0, msg.at
+        if msg.author_id in self.agents:
+            channel.agent_posts.append(msg.at)
+            self.last_spoke[msg.author_id] = max(self.last_spoke.get(msg.author_id, 0.0), msg.at)
+            self.feel(msg.author_id, Stimulus.SPOKE)
+        tone = sentiment(msg.content)
+        addressed = set(msg.mentions) | ({msg.reply_to} if msg.reply_to else set())
+        for agent_id in addressed & set(self.agents):
+            if agent_id == msg.author_id:
+                continue
+            self.feel(agent_id, Stimulus.REPLIED if agent_id == msg.reply_to else Stimulus.MENTIONED, tone=tone)
+            self._bond(agent_id, msg.author_id, 0.05 + 0.05 * tone)
+            self._bond(msg.author_id, agent_id, 0.05)
+        if tone:
+            for agent in self.agents.values():
+                if agent.guild_id == msg.guild_id and agent.id != msg.author_id and agent.id not in addressed and self._follows(agent, channel):
+                    self.feel(agent.id, Stimulus.MESSAGE, tone=tone, intensity=0.5)
+
+    def observe_reaction(self, user_id: int, message_author_id: int | None, emoji: str) -> None:
+        if message_author_id and message_author_id != user_id:
+            self.feel(message_author_id, Stimulus.REACTION, tone=0.5)
+            self._bond(message_author_id, user_id, 0.03)
+
+    def _bond(self, a: int, b: int, delta: float) -> None:
+        if a == b:
+            return
+        self.affinity[(a, b)] = max(0.0, min(1.0, self.affinity.get((a, b), 0.5) + delta))
+
+    @staticmethod
+    def _follows(agent: AgentInfo, channel: ChannelState) -> bool:
+        homes = agent.persona.home_channels
+        return not homes or channel.name in homes or channel.dm_recipients is not None
+
+    # --- queries ---
+
+    def active(self, agent: AgentInfo) -> bool:
+        return agent.state == "active" and agent.resting_until <= self.now and agent.guild_id not in self.paused_guilds
+
+    def budget_left(self, channel: ChannelState, budget: int) -> int:
+        cutoff = self.now - 60.0
+        while channel.agent_posts and channel.agent_posts[0] < cutoff:
+            channel.agent_posts.popleft()
+        return budget - len(channel.agent_posts)
+
+
+class TurnPolicy:
+    def __init__(self, config: PolicyConfig, relevance: Relevance = keyword_relevance) -> None:
+        self.config = config
+        self.relevance = relevance
+
+    def on_message(self, state: SocietyState, msg: Msg) -> list[Decision]:
+        """Who answers this (already observed) message."""
+        cfg, now = self.config, state.now
+        channel = state.channels.get(msg.channel_id)
+        if channel is None or now - msg.at > cfg.direct_stale_seconds:
+            return []
+        candidates = [a for a in state.agents.values() if a.id != msg.author_id and state.active(a)
+                      and (a.guild_id == msg.guild_id or (channel.dm_recipients is not None and a.id in channel.dm_recipients))]
+        if not candidates:
+            return []
+        hour = state.sim.hour()
+        chain_open = channel.chain < cfg.chain_cap
+        budget = state.budget_left(channel, cfg.channel_budget_per_minute)
+        decisions: list[Decision] = []
+
+        # 1. addressed: mentions, replies, DMs
+        for agent in candidates:
+            trigger = None
+            if channel.dm_recipients is not None and agent.id in channel.dm_recipients:
+                trigger = "dm"
+            elif agent.id in msg.mentions:
+                trigger = "mention"
+            elif msg.reply_to == agent.id:
+                trigger = "reply"
+            if trigger is None:
+                continue
+            if msg.author_bot and (not chain_open or budget <= len(decisions) or self._cooling(state, agent.id, now, 0.5)):
+                continue  # bots talking to bots stop at the chain cap and the budget
+            decisions.append(Decision(agent.id, msg.channel_id, trigger, f"ev{msg.id}", reply_to_message=msg.id,
+                                      addressed_by=msg.author_name))
+        if decisions or (msg.author_bot and not chain_open) or budget <= 0 or now - msg.at > cfg.stale_seconds:
+            return decisions
+
+        # 2. the talkativeness roll: at most one agent picks the message up
+        best: Decision | None = None
+        for agent in candidates:
+            if channel.dm_recipients is not None or not state._follows(agent, channel) or self._cooling(state, agent.id, now):
+                continue
+            activity = agent.persona.rhythm.activity(hour)
+            if activity <= 0:
+                continue
+            p = self.chance(state, agent, msg, channel, activity)
+            roll = stable_rng("roll", msg.id, agent.id).random()
+            if roll < p and (best is None or p > best.score):
+                best = Decision(agent.id, msg.channel_id, "roll", f"ev{msg.id}", addressed_by=msg.author_name, score=p)
+        return [best] if best else []
+
+    def chance(self, state: SocietyState, agent: AgentInfo, msg: Msg, channel: ChannelState, activity: float) -> float:
+        traits = agent.persona.traits
+        talk = 0.25 + 0.75 * traits.extraversion
+        mood = state.mood(agent.id).talkativeness(traits)
+        relevance = self.relevance(agent, msg.content)
+        affinity = state.affinity.get((agent.id, msg.author_id), 0.5)
+        human = 1.4 if not msg.author_bot else 1.0
+        p = self.config.base_rate * talk * mood * activity * (0.35 + 0.65 * relevance) * (0.7 + 0.6 * affinity) * human
+        return max(0.0, min(0.95, p * 0.92 ** channel.chain))
+
+    def _cooling(self, state: SocietyState, agent_id: int, now: float, factor: float = 1.0) -> bool:
+        return now - state.last_spoke.get(agent_id, 0.0) < self.config.cooldown_seconds * factor
+
+    def revivals(self, state: SocietyState) -> list[Decision]:
+        """Quiet channels that an awake agent should liven up (one per society per call)."""
+        cfg, now, hour = self.config, state.now, state.sim.hour()
+        out: list[Decision] = []
+        busy_guilds: set[int] = set()
+        channels = sorted((c for c in state.channels.values() if c.dm_recipients is None), key=lambda c: c.last_at)
+        for channel in channels:
+            if channel.guild_id in busy_guilds or channel.guild_id in state.paused_guilds or channel.revive_pending_until > now:
+                continue
+            jitter = 0.75 + 0.5 * stable_rng("idle", channel.id, channel.last_message_id).random()
+            if now - channel.last_at < cfg.revive_idle_seconds * jitter or state.budget_left(channel, cfg.channel_budget_per_minute) <= 0:
+                continue
+            rng = stable_rng("revive", channel.id, channel.last_message_id)
+            candidates = []
+            for agent in state.agents.values():
+                if agent.guild_id != channel.guild_id or not state.active(agent) or not state._follows(agent, channel):
+                    continue
+                activity = agent.persona.rhythm.activity(hour)
+                if activity <= 0 or self._cooling(state, agent.id, now, 0.5):
+                    continue
+                weight = (0.3 + agent.persona.traits.extraversion) * activity * state.mood(agent.id).talkativeness(agent.persona.traits)
+                candidates.append((agent, weight * (0.5 + self.relevance(agent, channel.topic or channel.name))))
+            if not candidates:
+                continue
+            agent = rng.choices([a for a, _ in candidates], weights=[w for _, w in candidates])[0]
+            out.append(Decision(agent.id, channel.id, "revive", f"rv{channel.last_message_id or channel.id}",
+                                subject=self._subject(state, agent, channel, rng)))
+            channel.revive_pending_until = now + max(30.0, cfg.revive_idle_seconds / 2)
+            busy_guilds.add(channel.guild_id)
+        return out
+
+    def _subject(self, state: SocietyState, agent: AgentInfo, channel: ChannelState, rng: random.Random) -> str:
+        topics = state.topics.get(channel.guild_id) or []
+        if not topics:
+            return channel.topic or f"what is new in #{channel.name}"
+        scored = sorted(topics, key=lambda t: -(self.relevance(agent, f"{t} {channel.name}") + 0.3 * rng.random()))
+        return scored[0]

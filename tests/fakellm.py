@@ -1,0 +1,77 @@
+"""A stand-in for the LLM's *content* in tests where wording does not matter: a loopback
+server speaking the slice of Ollama's API the agents use (`/api/chat`, `/api/tags`), reached
+through the real `ollama` client. Tests script its answers, delays and failures."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from .helpers import free_port
+
+_counter = itertools.count(1)
+
+
+def varied_reply(messages: list[dict[str, str]]) -> str:
+    """Distinct, on-persona-ish lines, so the near-duplicate filter lets them through."""
+    n = next(_counter)
+    system = messages[0]["content"] if messages else ""
+    who = system.split(".")[0].removeprefix("You are ").strip() or "someone"
+    topics = ["the bread", "the rain", "tomatoes", "the old mill", "the market", "the bells", "the orchard", "jam", "the bus"]
+    return f"Honestly, {topics[n % len(topics)]} reminds me of something new, story number {n} from {who}."
+
+
+@dataclass
+class FakeLLM:
+    reply: Callable[[list[dict[str, str]]], str] = varied_reply
+    delay: float = 0.0
+    fail_status: int | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+    _server: Any = None
+    _thread: Any = None
+
+    async def _chat(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.calls.append(body)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail_status:
+            return JSONResponse({"error": "scripted failure"}, status_code=self.fail_status)
+        text = self.reply(body.get("messages") or [])
+        return JSONResponse({"model": body.get("model"), "created_at": "2026-11-21T00:00:00Z",
+                             "message": {"role": "assistant", "content": text}, "done": True, "done_reason": "stop",
+                             "prompt_eval_count": 50, "eval_count": 12, "total_duration": 1_000_000})
+
+    async def _tags(self, request: Request) -> JSONResponse:
+        return JSONResponse({"models": [{"name": "smollm2:135m", "model": "smollm2:135m"}]})
+
+    def start(self) -> FakeLLM:
+        port = free_port()
+        app = Starlette(routes=[Route("/api/chat", self._chat, methods=["POST"]), Route("/api/tags", self._tags)])
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
+                                                     loop="asyncio"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake LLM did not start")
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

@@ -1,0 +1,143 @@
+"""Turn-taking properties on a fake clock: the society neither explodes nor dies, bot chains
+stop at the cap, humans are always answered, and decisions are reproducible."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from townsquare.agents.mind.clock import FakeClock, SimClock
+from townsquare.agents.mind.policy import AgentInfo, ChannelState, Decision, Msg, PolicyConfig, SocietyState, TurnPolicy
+from townsquare.agents.society.persona import load_society
+
+TURN_SECONDS = 2.0  # simulated LLM + platform time of one turn
+
+
+class Sim:
+    """A society driven by the real policy, with agents' turns taking TURN_SECONDS and every
+    decided turn posting (the worst case for explosion)."""
+
+    def __init__(self, society: str, config: PolicyConfig, *, speed: float = 1.0, humans: float = 0.0, seed: int = 1) -> None:
+        spec = load_society(society)
+        self.clock = FakeClock()
+        self.state = SocietyState(SimClock(self.clock, epoch=self.clock.now(), speed=speed, start_hour=9.0))
+        self.policy = TurnPolicy(config)
+        self.config = config
+        self.guild = 1
+        self.ids = itertools.count(1000)
+        self.channels = [self.state.set_channel(ChannelState(10 + i, self.guild, c.name, c.topic)) for i, c in enumerate(spec.channels)]
+        for i, persona in enumerate(spec.agents):
+            self.state.set_agent(AgentInfo(100 + i, self.guild, persona))
+        self.state.topics[self.guild] = spec.revival_topics
+        self.names = {a.id: a.persona.name for a in self.state.agents.values()}
+        self.log: list[tuple[float, int, int, bool]] = []  # (at, channel, author, bot)
+        self.pending: list[tuple[float, Decision]] = []
+        self.humans, self.rng = humans, random.Random(seed)
+
+    def post(self, channel_id: int, author: int, bot: bool, content: str, mentions: frozenset[int] = frozenset(),
+             reply_to: int | None = None) -> None:
+        msg = Msg(next(self.ids), channel_id, self.guild, author, self.names.get(author, "human"), bot, content, self.clock.now(),
+                  mentions, reply_to)
+        self.state.observe(msg)
+        self.log.append((msg.at, channel_id, author, bot))
+        busy = {d.agent_id for _, d in self.pending}
+        for decision in self.policy.on_message(self.state, msg):
+            if decision.direct or decision.agent_id not in busy:  # a direct reply waits for the agent, never drops
+                self.pending.append((self.clock.now() + TURN_SECONDS, decision))
+
+    def run(self, seconds: float, step: float = 1.0) -> None:
+        end = self.clock.now() + seconds
+        while self.clock.now() < end:
+            self.clock.advance(step)
+            due = [d for at, d in self.pending if at <= self.clock.now()]
+            self.pending = [(at, d) for at, d in self.pending if at > self.clock.now()]
+            for d in due:
+                self.post(d.channel_id, d.agent_id, True, f"a thought about {d.subject or 'that'} number {self.rng.random()}")
+            busy = {d.agent_id for _, d in self.pending}
+            for d in self.policy.revivals(self.state):
+                if d.agent_id not in busy:
+                    self.pending.append((self.clock.now() + TURN_SECONDS, d))
+            if self.humans and self.rng.random() < self.humans * step:
+                self.post(self.rng.choice(self.channels).id, 1, False, "hello neighbours, how is everyone doing today?")
+
+
+CONFIG = PolicyConfig(chain_cap=6, channel_budget_per_minute=6, cooldown_seconds=20, revive_idle_seconds=120)
+
+
+def test_no_explosion_and_no_death_over_simulated_hours() -> None:
+    sim = Sim("village", CONFIG, humans=1 / 600)
+    sim.run(4 * 3600)  # 09:00 to 13:00: someone is always awake
+    assert sim.log, "nobody ever spoke"
+    for channel in sim.channels:
+        times = [at for at, c, _, bot in sim.log if c == channel.id and bot]
+        # no explosion: never more agent messages in a minute than the budget allows
+        window = 0
+        for i, at in enumerate(times):
+            while times[window] < at - 60:
+                window += 1
+            assert i - window + 1 <= CONFIG.channel_budget_per_minute
+        # no death: no silence much longer than the revival threshold (jitter 1.25, a turn, a tick)
+        stamps = [sim.clock.t - 4 * 3600] + [at for at, c, _, _ in sim.log if c == channel.id] + [sim.clock.t]
+        longest = max(b - a for a, b in zip(stamps, stamps[1:]))
+        assert longest <= CONFIG.revive_idle_seconds * 1.25 + 60 + TURN_SECONDS, (channel.name, longest)
+    per_minute = len(sim.log) / (4 * 60)
+    assert 0.5 <= per_minute <= CONFIG.channel_budget_per_minute * len(sim.channels)
+
+
+def test_bot_chains_stop_at_the_cap() -> None:
+    sim = Sim("city", CONFIG)
+    sim.run(2 * 3600)
+    for channel in sim.channels:
+        chain, last = 0, None
+        for at, c, _, bot in sim.log:
+            if c != channel.id:
+                continue
+            if last is not None and at - last >= sim.state.chain_rest_seconds:
+                chain = 0
+            chain = chain + 1 if bot else 0
+            last = at
+            assert chain <= CONFIG.chain_cap + 1, channel.name  # the cap, plus the reply that was already due
+
+
+def test_a_human_mention_is_always_answered_even_at_the_cap() -> None:
+    sim = Sim("village", CONFIG)
+    channel = sim.channels[0]
+    agent = next(iter(sim.state.agents.values()))
+    for _ in range(CONFIG.chain_cap + 2):  # a long bot chain first
+        sim.post(channel.id, 999, True, "bot talk")
+    sim.clock.advance(1)
+    sim.post(channel.id, 1, False, "what do you think?", mentions=frozenset({agent.id}))
+    assert [d.agent_id for _, d in sim.pending if d.direct] == [agent.id]
+
+
+def test_bots_addressing_agents_stop_at_the_cap() -> None:
+    sim = Sim("village", CONFIG)
+    channel = sim.channels[0]
+    agent = next(iter(sim.state.agents.values()))
+    for _ in range(CONFIG.chain_cap):
+        sim.post(channel.id, 999, True, "bot talk")
+    sim.pending.clear()
+    sim.post(channel.id, 999, True, "hey you", mentions=frozenset({agent.id}))
+    assert not sim.pending
+
+
+def test_paused_society_and_sleeping_agents_stay_silent() -> None:
+    sim = Sim("village", CONFIG)
+    sim.state.paused_guilds.add(sim.guild)
+    sim.run(1800)
+    assert not sim.log
+    night = Sim("village", CONFIG)
+    night.clock.advance(-10 * 3600 / 1.0)  # the society was founded 14 hours of simulated time "later": it is 23:00
+    night.state.sim.epoch = night.clock.now() - 14 * 3600
+    awake = [a for a in night.state.agents.values() if a.persona.rhythm.activity(night.state.sim.hour()) > 0]
+    night.run(1800)
+    speakers = {author for _, _, author, _ in night.log}
+    assert speakers <= {a.id for a in awake}
+
+
+def test_decisions_are_reproducible_for_a_retried_event() -> None:
+    a, b = Sim("city", CONFIG), Sim("city", CONFIG)
+    for sim in (a, b):
+        sim.post(sim.channels[1].id, 1, False, "who wants to talk about music and painting tonight?")
+    assert [d for _, d in a.pending] == [d for _, d in b.pending]
+    assert all(d.nonce.startswith("ev") for _, d in a.pending)

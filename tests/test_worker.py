@@ -1,0 +1,247 @@
+"""The agent worker end to end: perception from the stream, turn-taking, the brain through the
+real `ollama` client (a scripted stand-in server for content), actions through the public API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+
+from townsquare.agents.society.persona import load_society
+from townsquare.platform.actions import agents, guilds
+from townsquare.platform.actions.context import Platform
+from townsquare.platform.core.config import Settings
+from townsquare.worker.runtime.worker import GROUP, AgentWorker
+
+from .fakellm import FakeLLM
+from .helpers import Actor, RunningServer, name, person, wait_for
+
+
+@pytest.fixture
+def llm() -> Any:
+    fake = FakeLLM().start()
+    yield fake
+    fake.stop()
+
+
+async def found(platform: Platform, admin: Actor, society: str = "village") -> tuple[int, list[dict[str, Any]]]:
+    """A fresh copy of a bundled society (unique names), and its agents."""
+    spec = load_society(society)
+    spec = spec.model_copy(update={"agents": [a.model_copy(update={"name": f"{a.name.split()[0]} {name('')[:6]}"}) for a in spec.agents]})
+    guild_id = await agents.do_found_society(platform, admin.id, spec, name("society"))
+    me = await _auth(platform, admin)
+    return guild_id, await agents.list_agents(platform, me, guild_id)
+
+
+async def _auth(platform: Platform, actor: Actor) -> Any:
+    from townsquare.platform.actions.users import authenticate
+
+    return await authenticate(platform, "Bearer", actor.token)
+
+
+def worker_settings(settings: Settings, server: RunningServer, llm_url: str, **extra: Any) -> Settings:
+    return settings.model_copy(update={"ollama_host": llm_url, "public_url": server.url, "revive_idle_seconds": 1e6,
+                                       "worker_claim_idle_ms": 1500, **extra})
+
+
+async def channel_named(client: httpx.AsyncClient, admin: Actor, guild_id: int, channel: str) -> int:
+    channels = (await client.get(f"/api/v10/guilds/{guild_id}/channels", headers=admin.headers)).json()
+    return int(next(c["id"] for c in channels if c["name"] == channel))
+
+
+async def replies_to(client: httpx.AsyncClient, human: Actor, channel_id: int, message_id: str, author: str) -> list[dict[str, Any]]:
+    history = (await client.get(f"/api/v10/channels/{channel_id}/messages?limit=50", headers=human.headers)).json()
+    return [m for m in history if m["author"]["id"] == author and (m.get("message_reference") or {}).get("message_id") == message_id]
+
+
+async def test_a_human_mention_is_answered_through_the_platform(platform: Platform, settings: Settings, server: RunningServer,
+                                                                client: httpx.AsyncClient, llm: FakeLLM) -> None:
+    admin = await person(platform, is_admin=True)
+    guild_id, cast = await found(platform, admin)
+    human = await person(platform)
+    async with platform.transaction() as tx:
+        await guilds.add_member(tx, guild_id, human.id)
+    general = await channel_named(client, admin, guild_id, "general")
+    worker = AgentWorker(worker_settings(settings, server, llm.url), platform, name=name("w"))
+    await worker.start()
+    try:
+        agent = cast[0]
+        sent = (await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> good morning, any news?"},
+                                  headers=human.headers)).json()
+        found_replies = await wait_for(lambda: replies_to(client, human, general, sent["id"], agent["id"]), timeout=20)
+        assert len(found_replies) == 1 and found_replies[0]["content"].startswith("Honestly")
+        # the prompt carried the persona and the human's line
+        chat = llm.calls[0]["messages"]
+        assert agent["name"] in chat[0]["content"] and "good morning" in chat[1]["content"]
+
+        async def recorded() -> Any:
+            calls = await agents.list_llm_calls(platform, await _auth(platform, admin), agent_id=int(agent["id"]), guild_id=None,
+                                                before=None, limit=10)
+            turns = await agents.list_turns(platform, await _auth(platform, admin), agent_id=int(agent["id"]), guild_id=None,
+                                            before=None, limit=10)
+            return (calls, turns) if calls and turns else None
+
+        calls, turns = await wait_for(recorded, timeout=10)
+        assert calls[0]["outcome"] == "ok" and calls[0]["backend"] == "local" and calls[0]["completion_tokens"] == 12
+        assert turns[0]["trigger"] == "mention" and turns[0]["outcome"] == "posted" and turns[0]["message_id"] == found_replies[0]["id"]
+    finally:
+        await worker.stop()
+
+
+async def test_paused_agents_and_societies_stay_silent_and_muted_ones_too(platform: Platform, settings: Settings,
+                                                                         server: RunningServer, client: httpx.AsyncClient,
+                                                                         llm: FakeLLM) -> None:
+    admin = await person(platform, is_admin=True)
+    me = await _auth(platform, admin)
+    guild_id, cast = await found(platform, admin)
+    human = await person(platform)
+    async with platform.transaction() as tx:
+        await guilds.add_member(tx, guild_id, human.id)
+    general = await channel_named(client, admin, guild_id, "general")
+    await agents.do_set_state(platform, me, int(cast[0]["id"]), "paused", "test")
+    await agents.do_set_state(platform, me, int(cast[1]["id"]), "muted", "test")
+    worker = AgentWorker(worker_settings(settings, server, llm.url), platform, name=name("w"))
+    await worker.start()
+    try:
+        for agent in cast[:2]:
+            await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> are you there?"},
+                              headers=human.headers)
+        await agents.do_set_society_paused(platform, me, guild_id, True, "quiet hours")
+        await wait_for(lambda: _true_when(guild_id in worker.state.paused_guilds), timeout=10)
+        await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{cast[2]['id']}> hello?"}, headers=human.headers)
+        await asyncio.sleep(2.5)
+        history = (await client.get(f"/api/v10/channels/{general}/messages", headers=human.headers)).json()
+        assert all(m["author"]["id"] == human.id.__str__() for m in history)
+        assert not llm.calls
+    finally:
+        await worker.stop()
+
+
+async def _true_when(value: bool) -> bool:
+    return value
+
+
+async def test_every_backend_down_means_resting_not_garbage(platform: Platform, settings: Settings, server: RunningServer,
+                                                            client: httpx.AsyncClient, llm: FakeLLM) -> None:
+    admin = await person(platform, is_admin=True)
+    guild_id, cast = await found(platform, admin)
+    human = await person(platform)
+    async with platform.transaction() as tx:
+        await guilds.add_member(tx, guild_id, human.id)
+    general = await channel_named(client, admin, guild_id, "general")
+    llm.fail_status = 500
+    worker = AgentWorker(worker_settings(settings, server, llm.url), platform, name=name("w"))
+    await worker.start()
+    try:
+        agent = cast[0]
+        await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> hello?"}, headers=human.headers)
+
+        async def resting() -> Any:
+            obj = await agents.get_agent(platform, await _auth(platform, admin), int(agent["id"]))
+            return obj if obj["status"] == "resting" else None
+
+        obj = await wait_for(resting, timeout=15)
+        assert obj["state"] == "active" and obj["resting_until"]
+        history = (await client.get(f"/api/v10/channels/{general}/messages", headers=human.headers)).json()
+        assert [m["author"]["id"] for m in history] == [str(human.id)]  # no error text was posted
+    finally:
+        await worker.stop()
+
+
+async def test_a_misbehaving_agent_is_paused_with_a_reason(platform: Platform, settings: Settings, server: RunningServer,
+                                                           client: httpx.AsyncClient, llm: FakeLLM) -> None:
+    admin = await person(platform, is_admin=True)
+    guild_id, cast = await found(platform, admin)
+    human = await person(platform)
+    async with platform.transaction() as tx:
+        await guilds.add_member(tx, guild_id, human.id)
+    general = await channel_named(client, admin, guild_id, "general")
+    llm.delay = 3.0  # longer than the turn's time budget
+    worker = AgentWorker(worker_settings(settings, server, llm.url, turn_timeout_seconds=0.5, agent_max_failures=2), platform,
+                         name=name("w"))
+    await worker.start()
+    try:
+        agent = cast[0]
+        for i in range(2):
+            await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> question {i}?"},
+                              headers=human.headers)
+
+        async def paused() -> Any:
+            obj = await agents.get_agent(platform, await _auth(platform, admin), int(agent["id"]))
+            return obj if obj["state"] == "paused" else None
+
+        obj = await wait_for(paused, timeout=20)
+        assert "failed turns" in obj["state_reason"] and "time budget" in obj["state_reason"]
+        others = await agents.list_agents(platform, await _auth(platform, admin), guild_id)
+        assert all(a["state"] == "active" for a in others if a["id"] != agent["id"])  # the society goes on
+    finally:
+        await worker.stop()
+
+
+def _worker_process(settings: Settings, services: Any, server: RunningServer, llm_url: str, worker_name: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
+           "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "", "TOWNSQUARE_REDIS_PREFIX": settings.redis_prefix,
+           "TOWNSQUARE_DATA_DIR": str(settings.data_dir), "OLLAMA_HOST": llm_url, "TOWNSQUARE_PUBLIC_URL": server.url,
+           "TOWNSQUARE_WORKER_CLAIM_IDLE_MS": "1500", "TOWNSQUARE_TURN_TIMEOUT_SECONDS": "8", "TOWNSQUARE_REVIVE_IDLE_SECONDS": "1000000",
+           "TOWNSQUARE_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", "worker", "--no-migrate"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def _consumers(platform: Platform, settings: Settings) -> int:
+    try:
+        return len(await platform.redis.xinfo_consumers(f"{settings.redis_prefix}events", GROUP))
+    except Exception:  # noqa: BLE001 - no group yet
+        return 0
+
+
+async def test_kill_9_mid_turn_another_worker_finishes_and_nothing_is_duplicated(
+        platform: Platform, settings: Settings, services: Any, server: RunningServer, client: httpx.AsyncClient, llm: FakeLLM) -> None:
+    admin = await person(platform, is_admin=True)
+    guild_id, cast = await found(platform, admin)
+    human = await person(platform)
+    async with platform.transaction() as tx:
+        await guilds.add_member(tx, guild_id, human.id)
+    general = await channel_named(client, admin, guild_id, "general")
+    llm.delay = 30.0  # the first worker's turn hangs in the LLM call
+    before = await _consumers(platform, settings)
+    first = _worker_process(settings, services, server, llm.url, name("a"))
+    second = None
+    try:
+        await wait_for(lambda: _count_above(platform, settings, before), timeout=60)
+        agent = cast[0]
+        sent = (await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> tell me a story"},
+                                  headers=human.headers)).json()
+        await wait_for(lambda: _true_when(len(llm.calls) >= 1), timeout=30)  # mid-turn: the LLM call is in flight
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        llm.delay = 0.0
+        second = _worker_process(settings, services, server, llm.url, name("b"))
+        found_replies = await wait_for(lambda: replies_to(client, human, general, sent["id"], agent["id"]), timeout=60)
+        await asyncio.sleep(3)  # anything duplicated would have shown up by now
+        assert len(await replies_to(client, human, general, sent["id"], agent["id"])) == 1 == len(found_replies)
+        pending = await platform.redis.xpending(f"{settings.redis_prefix}events", GROUP)
+        assert pending["pending"] == 0 or await wait_for(
+            lambda: _no_pending(platform, settings), timeout=15)
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+async def _count_above(platform: Platform, settings: Settings, before: int) -> bool:
+    return await _consumers(platform, settings) > before
+
+
+async def _no_pending(platform: Platform, settings: Settings) -> bool:
+    return (await platform.redis.xpending(f"{settings.redis_prefix}events", GROUP))["pending"] == 0

@@ -1,0 +1,60 @@
+"""Process entry points: `townsquare worker` and `townsquare rq-worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from ...platform.core.config import Settings
+from ...platform.core.logging import setup_logging
+
+log = logging.getLogger("townsquare.worker")
+
+QUEUE = "townsquare"
+
+
+async def run_worker(settings: Settings, database_url: str, redis_url: str, *, api_url: str | None = None) -> None:
+    """Runs one agent worker until SIGINT/SIGTERM, then drains its turns in flight."""
+    from ...platform.api.app import build_platform, close_platform
+    from .relevance import embedding_relevance
+    from .worker import AgentWorker
+
+    setup_logging(settings)
+    platform = await build_platform(settings, database_url, redis_url)
+    worker = AgentWorker(settings, platform, api_url=api_url, relevance=embedding_relevance(),
+                         enqueue=rq_enqueuer(redis_url, database_url))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await worker.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("worker stopping: draining turns in flight")
+        await worker.stop()
+        await close_platform(platform)
+
+
+def rq_enqueuer(redis_url: str, database_url: str):  # type: ignore[no-untyped-def]
+    """Enqueues a job by its import path; jobs get the service URLs first."""
+    from redis import Redis
+    from rq import Queue
+
+    queue = Queue(QUEUE, connection=Redis.from_url(redis_url))
+
+    def enqueue(path: str, **kwargs: object) -> None:
+        queue.enqueue(path, database_url, redis_url, **kwargs, job_timeout=600, result_ttl=86400)
+
+    return enqueue
+
+
+def run_rq_worker(settings: Settings, redis_url: str) -> None:
+    """rq's worker for slow background jobs (worker/jobs)."""
+    from redis import Redis
+    from rq import Queue, Worker
+
+    setup_logging(settings)
+    connection = Redis.from_url(redis_url)
+    Worker([Queue(QUEUE, connection=connection)], connection=connection, name=None).work(with_scheduler=False)

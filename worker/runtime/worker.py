@@ -1,0 +1,480 @@
+"""`townsquare worker`: runs the agents.
+
+Perception: every worker reads the whole event stream to keep `SocietyState` (who spoke where,
+moods, chains), and reads its share of the same stream as a member of the Redis consumer group
+`agents` to act: for each event it gets, the turn policy decides who answers, the turns run,
+and only then is the event acknowledged. A worker that dies leaves its events pending; another
+worker claims them (XAUTOCLAIM) after `worker_claim_idle_ms` and decides the same way (seeded
+rolls). Replies carry a nonce derived from the event, so an event handled twice is answered
+once. Quiet channels are revived by whichever worker holds the tick lease.
+
+Turns act through the public REST API with the agent's own bot token; the worker touches the
+database only for the registry (agents, societies), moods, and the records of turns and LLM
+calls, through the platform's action layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import defaultdict, deque
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from ...agents.brain.backends import GenOptions
+from ...agents.brain.chain import FallbackChain, ReplyCache
+from ...agents.brain.prompt import Line, clean_reply, is_near_duplicate, opener_messages, reply_messages, stop_sequences
+from ...agents.brain.routing import load_routing
+from ...agents.mind.clock import Clock, SimClock, SystemClock
+from ...agents.mind.mood import Mood
+from ...agents.mind.policy import AgentInfo, ChannelState, Decision, Msg, PolicyConfig, SocietyState, TurnPolicy, keyword_relevance
+from ...platform.actions import agents as registry
+from ...platform.actions.context import Platform
+from ...platform.core.config import Settings
+from ...platform.core.snowflake import EPOCH_MS
+from ...platform.events.publisher import decode_entry, stream_key
+from .api import AgentAPI, PlatformRefused
+
+log = logging.getLogger("townsquare.worker")
+
+GROUP = "agents"
+
+
+def snowflake_time(snowflake: int) -> float:
+    return ((snowflake >> 22) + EPOCH_MS) / 1000.0
+
+
+def entry_key(entry_id: bytes | str) -> tuple[int, int]:
+    """Stream ids compare as numbers, not as strings ("10-1" comes after "9-1")."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def parse_time(iso: str | None, default: float) -> float:
+    if not iso:
+        return default
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return default
+
+
+class AgentWorker:
+    def __init__(self, settings: Settings, platform: Platform, *, clock: Clock | None = None, name: str | None = None,
+                 api_url: str | None = None, relevance: Any = None, enqueue: Any = None) -> None:
+        self.settings, self.platform = settings, platform
+        self.enqueue = enqueue  # (job path, **kwargs) -> None: hands slow work to rq
+        self.clock = clock or SystemClock()
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.redis = platform.redis
+        self.key = stream_key(settings.redis_prefix)
+        self.prefix = settings.redis_prefix
+        self.config = PolicyConfig(chain_cap=settings.chain_cap, channel_budget_per_minute=settings.channel_budget_per_minute,
+                                   cooldown_seconds=settings.agent_cooldown_seconds, revive_idle_seconds=settings.revive_idle_seconds)
+        self.state = SocietyState(SimClock(self.clock, epoch=self.clock.now(), speed=settings.sim_speed,
+                                           start_hour=settings.sim_start_hour))
+        self.policy = TurnPolicy(self.config, relevance or keyword_relevance)
+        ollama_host = settings.ollama_host or f"http://127.0.0.1:{settings.model_port}"
+        self.routing = load_routing(settings.routing_file, ollama_host)
+        self.chain = FallbackChain(self.routing, self.clock, cache=ReplyCache(self.redis, self.prefix), record=self._calls_append)
+        self.api = AgentAPI(api_url or settings.base_url)
+        self.tokens: dict[int, str] = {}
+        self.names: dict[int, str] = {}
+        self._calls: list[dict[str, Any]] = []
+        self._turns: list[dict[str, Any]] = []
+        self._registry_version: Any = None
+        self._registry_dirty = True
+        self._state_id = b"0-0"
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._agent_locks: dict[int, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(settings.agent_llm_concurrency))
+        self._agent_tokens: dict[int, deque[tuple[float, int]]] = defaultdict(deque)
+        self._failures: dict[int, int] = defaultdict(int)
+        self._recent_own: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=10))
+        self._stopping = asyncio.Event()
+        self.turns_done = 0
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.key, GROUP, id="$", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        await self.refresh_registry(force=True)
+        await self._warm_state()
+        for loop in (self._state_loop, self._work_loop, self._claim_loop, self._tick_loop, self._flush_loop):
+            self._tasks.append(asyncio.create_task(loop(), name=f"worker.{loop.__name__}"))
+        log.info("worker started", extra={"worker": self.name, "agents": len(self.state.agents)})
+
+    async def stop(self, drain_seconds: float = 20.0) -> None:
+        """Graceful: stop taking events, let turns in flight finish (up to `drain_seconds`);
+        whatever is still unacknowledged stays pending for another worker to claim."""
+        self._stopping.set()
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=drain_seconds)
+        for task in [*self._tasks, *self._inflight]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._inflight, return_exceptions=True)
+        await self._flush()
+        await self._save_moods()
+        await self.chain.close()
+        await self.api.close()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        await self._stopping.wait()
+
+    # --- registry ---
+
+    async def refresh_registry(self, force: bool = False) -> None:
+        version = await registry.registry_version(self.platform)
+        if not force and not self._registry_dirty and version == self._registry_version:
+            return
+        self._registry_version, self._registry_dirty = version, False
+        agents, societies = await registry.load_registry(self.platform)
+        seen = set()
+        for a in agents:
+            seen.add(a.id)
+            resting = a.resting_until.timestamp() if a.resting_until else 0.0
+            known = self.state.agents.get(a.id)
+            info = AgentInfo(a.id, a.guild_id, a.persona, a.state, resting)
+            if known is None:
+                mood = Mood.from_json(a.mood, a.persona.traits)
+                self.state.set_agent(info, mood, a.mood_at.timestamp() if a.mood_at else None)
+            else:
+                self.state.agents[a.id] = info
+            self.tokens[a.id], self.names[a.id] = a.token, a.persona.name
+        for gone in set(self.state.agents) - seen:
+            self.state.drop_agent(gone)
+        self.state.paused_guilds = {g for g, s in societies.items() if s["paused"]}
+        self.state.topics = {g: list(s["revival_topics"]) for g, s in societies.items()}
+        self.state.guild_names = {g: s["name"] for g, s in societies.items()}
+        for row in await registry.society_channels(self.platform, list(societies)):
+            channel = self.state.set_channel(ChannelState(row.id, row.guild_id, row.name or "", row.topic))
+            if row.last_message_id and row.last_message_id > channel.last_message_id:
+                channel.last_message_id, channel.last_at = row.last_message_id, snowflake_time(row.last_message_id)
+            elif not channel.last_at:
+                channel.last_at = self.clock.now() - self.config.revive_idle_seconds  # never spoken in: revive soon
+
+    # --- perception ---
+
+    async def _warm_state(self) -> None:
+        """The recent past (chains, cooldowns, budgets) from the stream's tail."""
+        entries = await self.redis.xrevrange(self.key, count=500)
+        for entry_id, fields in reversed(entries):
+            self._observe(decode_entry(fields), live=False)
+        self._state_id = entries[0][0] if entries else b"0-0"
+
+    async def _state_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                found = await self.redis.xread({self.key: self._state_id}, count=500, block=1000)
+            except (ConnectionError, OSError) as exc:
+                log.warning("state read failed: %s", exc)
+                await asyncio.sleep(1)
+                continue
+            for _, entries in found or []:
+                for entry_id, fields in entries:
+                    self._observe(decode_entry(fields), live=True)
+                    self._state_id = entry_id
+
+    def _message(self, env: dict[str, Any], live: bool) -> Msg | None:
+        data = env["data"]
+        try:
+            author = data["author"]
+            ref = data.get("referenced_message") or {}
+            at = self.clock.now() if live else parse_time(env.get("created_at"), self.clock.now())
+            guild_id = int(env["guild_id"]) if env.get("guild_id") else None
+            channel_id = int(data["channel_id"])
+            if guild_id is None:  # a DM: known to the state only if an agent takes part
+                recipients = frozenset(int(u) for u in env.get("user_ids") or [])
+                agents_in = [a for a in recipients if a in self.state.agents]
+                if not agents_in:
+                    return None
+                guild_id = self.state.agents[agents_in[0]].guild_id
+                self.state.set_channel(ChannelState(channel_id, guild_id, "dm", None, recipients))
+            return Msg(int(data["id"]), channel_id, guild_id, int(author["id"]), author.get("global_name") or author.get("username", "?"),
+                       bool(author.get("bot")), data.get("content") or "", at,
+                       frozenset(int(m["id"]) for m in data.get("mentions") or []),
+                       int(ref["author"]["id"]) if ref.get("author") else None)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def _observe(self, env: dict[str, Any], live: bool) -> None:
+        kind, data = env.get("type"), env.get("data") or {}
+        if kind == "MESSAGE_CREATE":
+            msg = self._message(env, live)
+            if msg is not None and (msg.guild_id in self.state.guild_names or msg.channel_id in self.state.channels):
+                self.state.observe(msg)
+        elif kind == "MESSAGE_REACTION_ADD":
+            author = data.get("message_author_id")
+            self.state.observe_reaction(int(data.get("user_id", 0)), int(author) if author else None, str(data.get("emoji")))
+        elif kind in ("AGENT_CREATE", "AGENT_UPDATE", "AGENT_DELETE", "SOCIETY_UPDATE", "CHANNEL_CREATE", "CHANNEL_DELETE",
+                      "CHANNEL_UPDATE"):
+            self._registry_dirty = True
+            if kind == "CHANNEL_DELETE":
+                self.state.channels.pop(int(data.get("id", 0)), None)
+
+    # --- acting on the group's share ---
+
+    async def _work_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                found = await self.redis.xreadgroup(GROUP, self.name, {self.key: ">"}, count=10, block=1000)
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):  # the stream was recreated (Redis flushed): join again
+                    await self.redis.xgroup_create(self.key, GROUP, id="$", mkstream=True)
+                    continue
+                raise
+            except (ConnectionError, OSError) as exc:
+                log.warning("group read failed: %s", exc)
+                await asyncio.sleep(1)
+                continue
+            for _, entries in found or []:
+                for entry_id, fields in entries:
+                    await self._dispatch(entry_id, fields)
+
+    async def _claim_loop(self) -> None:
+        """Takes over events a dead (or stuck) worker left pending."""
+        idle = self.settings.worker_claim_idle_ms
+        while not self._stopping.is_set():
+            await asyncio.sleep(max(0.2, idle / 2000))
+            try:
+                _, claimed, _deleted = await self.redis.xautoclaim(self.key, GROUP, self.name, min_idle_time=idle, start_id="0-0", count=20)
+            except (ResponseError, ConnectionError, OSError) as exc:
+                log.warning("claim failed: %s", exc)
+                continue
+            for entry_id, fields in claimed:
+                if fields:
+                    log.info("claimed a pending event", extra={"worker": self.name, "entry": entry_id.decode()})
+                    await self._dispatch(entry_id, fields)
+                else:
+                    await self.redis.xack(self.key, GROUP, entry_id)
+
+    async def _dispatch(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        await self._slots.acquire()
+        if self._stopping.is_set():
+            self._slots.release()
+            return  # left pending: another worker claims it
+        task = asyncio.create_task(self._handle(entry_id, fields))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        task.add_done_callback(lambda _: self._slots.release())
+
+    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        env = decode_entry(fields)
+        decisions: list[Decision] = []
+        if env.get("type") == "MESSAGE_CREATE":
+            # the state reader must have seen this message (and what came before) first
+            deadline = time.monotonic() + 2.0
+            while entry_key(self._state_id) < entry_key(entry_id) and time.monotonic() < deadline and not self._stopping.is_set():
+                await asyncio.sleep(0.01)
+            msg = self._message(env, live=False)
+            if msg is not None and msg.channel_id in self.state.channels:
+                self.state.observe(msg)  # no-op if the state reader got it already
+                decisions = self.policy.on_message(self.state, msg)
+        if decisions:
+            await asyncio.gather(*(self.run_turn(d, position=env.get("position")) for d in decisions))
+        await self.redis.xack(self.key, GROUP, entry_id)
+
+    # --- ticks: revival, registry, moods ---
+
+    async def _tick_loop(self) -> None:
+        last_moods, last_prune = 0.0, 0.0
+        while not self._stopping.is_set():
+            await asyncio.sleep(1.0)
+            try:
+                await self.refresh_registry()
+                if not await self._lead():
+                    continue
+                for decision in self.policy.revivals(self.state):
+                    task = asyncio.create_task(self.run_turn(decision, position=None))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+                if time.monotonic() - last_moods > 10:
+                    last_moods = time.monotonic()
+                    await self._save_moods()
+                if self.enqueue is not None and time.monotonic() - last_prune > 3600:
+                    last_prune = time.monotonic()
+                    await asyncio.to_thread(self.enqueue, "townsquare.worker.jobs.maintenance.prune_records",
+                                            keep_days=self.settings.records_retention_days)
+            except Exception:  # noqa: BLE001 - a failed tick must not end the loop
+                log.exception("tick failed")
+
+    async def _lead(self) -> bool:
+        """One worker at a time revives channels and saves moods (a Redis lease)."""
+        key = f"{self.prefix}agents:tick-leader"
+        if await self.redis.set(key, self.name, nx=True, px=5000):
+            return True
+        holder = await self.redis.get(key)
+        if holder and holder.decode() == self.name:
+            await self.redis.pexpire(key, 5000)
+            return True
+        return False
+
+    async def _save_moods(self) -> None:
+        dirty, self.state.dirty_moods = self.state.dirty_moods, set()
+        moods = {a: self.state.mood(a).to_json() for a in dirty if a in self.state.agents}
+        try:
+            await registry.save_moods(self.platform, moods)
+        except Exception:  # noqa: BLE001
+            self.state.dirty_moods |= dirty
+            log.exception("saving moods failed")
+
+    # --- records ---
+
+    def _calls_append(self, call: dict[str, Any]) -> None:
+        self._calls.append(call)
+        if call["agent_id"] is not None:
+            self._agent_tokens[call["agent_id"]].append((self.clock.now(), call["prompt_tokens"] + call["completion_tokens"]))
+
+    async def _flush_loop(self) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(1.0)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        calls, self._calls = self._calls, []
+        turns, self._turns = self._turns, []
+        try:
+            await registry.record_llm_calls(self.platform, calls)
+            await registry.record_turns(self.platform, turns)
+        except Exception:  # noqa: BLE001 - records are kept for the next flush
+            self._calls[:0], self._turns[:0] = calls, turns
+            log.exception("recording turns failed")
+
+    # --- a turn ---
+
+    def _tokens_used(self, agent_id: int) -> int:
+        window, cutoff = self._agent_tokens[agent_id], self.clock.now() - 60
+        while window and window[0][0] < cutoff:
+            window.popleft()
+        return sum(n for _, n in window)
+
+    async def run_turn(self, decision: Decision, *, position: int | None) -> str:
+        agent = self.state.agents.get(decision.agent_id)
+        channel = self.state.channels.get(decision.channel_id)
+        if agent is None or channel is None or not self.state.active(agent):
+            return "skipped"
+        if self._tokens_used(agent.id) >= self.settings.agent_tokens_per_minute:
+            self._record_turn(decision, agent, position, "throttled", None, 0, 0.0)
+            return "throttled"
+        lock = f"{self.prefix}agents:turn:{agent.id}"
+        ttl = int(self.settings.turn_timeout_seconds * 1000) + 5000
+        # a direct turn waits for the agent's current turn (even a dead worker's lock expires); others give up
+        deadline = time.monotonic() + (ttl / 1000 + 1 if decision.direct else 0)
+        while not await self.redis.set(lock, self.name, nx=True, px=ttl):  # one turn per agent across workers
+            if time.monotonic() >= deadline:
+                return "busy"
+            await asyncio.sleep(0.2)
+        started = time.perf_counter()
+        outcome, message_id, llm_ms, error = "error", None, 0, None
+        try:
+            async with self._agent_locks[agent.id], asyncio.timeout(self.settings.turn_timeout_seconds):
+                outcome, message_id, llm_ms = await self._turn(agent, channel, decision)
+        except TimeoutError:
+            outcome, error = "timeout", "the turn ran over its time budget"
+        except PlatformRefused as exc:
+            outcome, error = "error", str(exc)
+        except Exception as exc:  # noqa: BLE001 - one agent's failure never takes the worker down
+            log.exception("turn failed", extra={"agent": agent.id})
+            outcome, error = "error", f"{type(exc).__name__}: {exc}"[:200]
+        finally:
+            await self.redis.delete(lock)
+        self._record_turn(decision, agent, position, outcome, message_id, llm_ms, started)
+        await self._account(agent, outcome, error)
+        self.turns_done += 1
+        return outcome
+
+    def _record_turn(self, decision: Decision, agent: AgentInfo, position: int | None, outcome: str, message_id: int | None,
+                     llm_ms: int, started: float) -> None:
+        total = int((time.perf_counter() - started) * 1000) if started else 0
+        self._turns.append({"agent_id": agent.id, "guild_id": agent.guild_id, "channel_id": decision.channel_id,
+                            "trigger": decision.trigger, "event_position": position, "outcome": outcome, "message_id": message_id,
+                            "llm_ms": llm_ms, "total_ms": max(total, llm_ms)})
+
+    async def _account(self, agent: AgentInfo, outcome: str, error: str | None) -> None:
+        """Consecutive failures pause a misbehaving agent, with the reason, instead of letting it spin."""
+        if outcome in ("timeout", "error"):
+            self._failures[agent.id] += 1
+            if self._failures[agent.id] >= self.settings.agent_max_failures:
+                reason = f"paused by the runtime after {self._failures[agent.id]} failed turns in a row: {error}"[:300]
+                self._failures[agent.id] = 0
+                agent.state = "paused"
+                try:
+                    await registry.do_set_state(self.platform, None, agent.id, "paused", reason)
+                except Exception:  # noqa: BLE001
+                    log.exception("could not pause agent %s", agent.id)
+        elif outcome in ("posted", "duplicate", "silent"):
+            self._failures[agent.id] = 0
+
+    async def _turn(self, agent: AgentInfo, channel: ChannelState, decision: Decision) -> tuple[str, int | None, int]:
+        token = self.tokens[agent.id]
+        persona = agent.persona
+        await self.api.typing(token, channel.id)
+        history = await self.api.history(token, channel.id, self.settings.context_messages)
+        lines = [Line(self._display(m), self._readable(m)) for m in history if m.get("content")]
+        recent = [m["content"] for m in history] + list(self._recent_own[agent.id])
+        names = [line.author for line in lines] + [self.names.get(a, "") for a in channel.dm_recipients or ()]
+        guild = self.state.guild_names.get(agent.guild_id, "the society")
+        mood = self.state.mood(agent.id)
+
+        def accept(text: str) -> str | None:
+            cleaned = clean_reply(text, own_name=persona.name, names=[n for n in names if n])
+            if cleaned is None or is_near_duplicate(cleaned, recent):
+                return None
+            return cleaned
+
+        stops = stop_sequences([n for n in names if n and n != persona.name])
+        cache_key = lines[-1].content if lines and decision.direct else None
+        llm_ms = 0
+        for attempt in range(2):  # a near-duplicate or empty reply: once more, differently; then silence
+            if decision.trigger == "revive":
+                messages = opener_messages(persona, mood, guild=guild, channel=channel.name, topic=channel.topic,
+                                           subject=decision.subject or channel.topic or "anything")
+            else:
+                messages = reply_messages(persona, mood, lines, guild=guild, channel=channel.name or "dm", topic=channel.topic,
+                                          addressed_by=decision.addressed_by if decision.direct else None,
+                                          nudge="Say something new that nobody said yet." if attempt else None)
+            options = GenOptions(max_tokens=self.settings.reply_max_tokens, temperature=0.8 + 0.3 * attempt, stop=stops,
+                                 seed=(decision.reply_to_message or channel.last_message_id or 0) % 2**31 + attempt)
+            thought = await self.chain.think(agent_id=agent.id, guild_id=agent.guild_id, agent_name=persona.name,
+                                             task="revive" if decision.trigger == "revive" else "reply", messages=messages,
+                                             options=options, accept=accept, cache_key=cache_key)
+            llm_ms += thought.llm_ms
+            if thought.unavailable:
+                await self._rest(agent)
+                return "resting", None, llm_ms
+            if thought.text:
+                reply_to = decision.reply_to_message if decision.trigger in ("mention", "reply") else None
+                sent = await self.api.send(token, channel.id, thought.text, nonce=decision.nonce, reply_to=reply_to)
+                self._recent_own[agent.id].append(thought.text)
+                self.state.last_spoke[agent.id] = self.clock.now()
+                return "posted", int(sent["id"]), llm_ms
+        return "duplicate", None, llm_ms
+
+    async def _rest(self, agent: AgentInfo) -> None:
+        """Every backend is down: the agent rests (silent, shown as resting) until the breakers retry."""
+        seconds = self.routing.breaker.recovery_seconds
+        agent.resting_until = self.clock.now() + seconds
+        await registry.set_resting(self.platform, agent.id, datetime.now(timezone.utc) + timedelta(seconds=seconds))
+
+    def _display(self, message: dict[str, Any]) -> str:
+        author = message.get("author") or {}
+        return author.get("global_name") or author.get("username") or "someone"
+
+    def _readable(self, message: dict[str, Any]) -> str:
+        content = message.get("content") or ""
+        for user in message.get("mentions") or []:
+            name = user.get("global_name") or user.get("username") or "someone"
+            content = content.replace(f"<@{user['id']}>", f"@{name}").replace(f"<@!{user['id']}>", f"@{name}")
+        return content
