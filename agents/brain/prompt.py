@@ -107,8 +107,8 @@ def clean_reply(text: str, *, own_name: str, names: Iterable[str]) -> str | None
     cut = _SPEAKER_LINE.search(text)  # the model went on with someone else's line
     if cut:
         text = text[:cut.start()]
+    text = _MENTION.sub("", text)  # never invent mentions of ids it cannot know
     text = " ".join(text.split()).strip().strip('"“”').strip()
-    text = _MENTION.sub("", text).strip()  # never invent mentions of ids it cannot know
     if len(text) > MAX_REPLY:
         end = max(text.rfind(p, 0, MAX_REPLY) for p in ".!?")
         text = text[: end + 1] if end > 40 else text[:MAX_REPLY].rsplit(" ", 1)[0] + "…"
