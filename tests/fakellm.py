@@ -54,12 +54,24 @@ class FakeLLM:
                              "message": {"role": "assistant", "content": text}, "done": True, "done_reason": "stop",
                              "prompt_eval_count": 50, "eval_count": 12, "total_duration": 1_000_000})
 
+    async def _openai(self, request: Request) -> JSONResponse:
+        """The OpenAI-compatible shape (vLLM, llama.cpp's server, ...)."""
+        body = await request.json()
+        self.calls.append(body)
+        if self.fail_status:
+            return JSONResponse({"error": {"message": "scripted failure"}}, status_code=self.fail_status)
+        text = self.reply(body.get("messages") or [])
+        return JSONResponse({"id": "x", "object": "chat.completion", "model": body.get("model"),
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49}})
+
     async def _tags(self, request: Request) -> JSONResponse:
         return JSONResponse({"models": [{"name": "smollm2:135m", "model": "smollm2:135m"}]})
 
     def start(self) -> FakeLLM:
         port = free_port()
-        app = Starlette(routes=[Route("/api/chat", self._chat, methods=["POST"]), Route("/api/tags", self._tags)])
+        app = Starlette(routes=[Route("/api/chat", self._chat, methods=["POST"]), Route("/api/tags", self._tags),
+                                Route("/v1/chat/completions", self._openai, methods=["POST"])])
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
                                                      loop="asyncio"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -96,6 +96,27 @@ async def test_an_unusable_reply_moves_on_without_tripping_the_breaker(platform:
         good.stop()
 
 
+async def test_openai_compatible_backend() -> None:
+    server = FakeLLM(reply=lambda m: "via the openai shape").start()
+    routing = Routing.model_validate({"backends": {"vllm": {"kind": "openai", "host": f"{server.url}/v1", "model": "qwen"}},
+                                      "routes": {"default": ["vllm"]}})
+    calls: list[dict[str, Any]] = []
+    chain = FallbackChain(routing, FakeClock(), record=calls.append)
+    try:
+        thought = await chain.think(agent_id=1, guild_id=1, agent_name="Ana", task="reply", messages=MESSAGES,
+                                    options=GenOptions(max_tokens=33, stop=("\nBob:",)), accept=_accept)
+        assert thought.text == "via the openai shape"
+        assert calls[0]["model"] == "qwen" and (calls[0]["prompt_tokens"], calls[0]["completion_tokens"]) == (40, 9)
+        assert server.calls[0]["max_tokens"] == 33 and server.calls[0]["stop"] == ["\nBob:"]
+        server.fail_status = 500
+        failed = await chain.think(agent_id=1, guild_id=1, agent_name="Ana", task="reply", messages=MESSAGES,
+                                   options=GenOptions(), accept=_accept)
+        assert failed.unavailable and calls[-1]["outcome"] == "error"
+    finally:
+        await chain.close()
+        server.stop()
+
+
 def test_routing_files(tmp_path: Any) -> None:
     path = tmp_path / "routing.yaml"
     path.write_text("backends:\n  a: {host: 'http://x:1'}\n  b: {kind: openai, host: 'http://y:2/v1', model: m}\n"

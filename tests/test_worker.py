@@ -123,6 +123,35 @@ async def test_paused_agents_and_societies_stay_silent_and_muted_ones_too(platfo
         await worker.stop()
 
 
+async def test_a_dm_to_an_agent_is_answered_and_a_stopping_worker_finishes_its_turn(
+        platform: Platform, settings: Settings, server: RunningServer, client: httpx.AsyncClient, llm: FakeLLM) -> None:
+    admin = await person(platform, is_admin=True)
+    guild_id, cast = await found(platform, admin)
+    human = await person(platform)
+    async with platform.transaction() as tx:
+        await guilds.add_member(tx, guild_id, human.id)
+    agent = cast[1]
+    dm = (await client.post("/api/v10/users/@me/channels", json={"recipient_id": agent["id"]}, headers=human.headers)).json()
+    llm.delay = 1.5
+    worker = AgentWorker(worker_settings(settings, server, llm.url), platform, name=name("w"))
+    await worker.start()
+    stopped = False
+    try:
+        await client.post(f"/api/v10/channels/{dm['id']}/messages", json={"content": "hi, are you free for a chat?"},
+                          headers=human.headers)
+        await wait_for(lambda: _true_when(len(llm.calls) >= 1), timeout=15)
+        await worker.stop()  # graceful: the turn in flight completes before the worker goes
+        stopped = True
+        history = (await client.get(f"/api/v10/channels/{dm['id']}/messages", headers=human.headers)).json()
+        assert [m["author"]["id"] for m in history] == [agent["id"], str(human.id)]
+        mine = await platform.redis.xpending_range(f"{settings.redis_prefix}events", GROUP, min="-", max="+", count=100,
+                                                   consumername=worker.name)
+        assert mine == []  # handled and acknowledged, nothing left for another worker
+    finally:
+        if not stopped:
+            await worker.stop()
+
+
 async def _true_when(value: bool) -> bool:
     return value
 
