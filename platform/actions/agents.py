@@ -314,6 +314,8 @@ async def load_registry(platform: Platform) -> tuple[list[AgentRecord], dict[int
     async with platform.read() as conn:
         rows = (await conn.execute(select(Agent).order_by(Agent.id))).all()
         societies = {r.guild_id: society_object(r) for r in (await conn.execute(select(Society))).all()}
+        for gid, gname in (await conn.execute(select(Guild.id, Guild.name).where(Guild.id.in_(list(societies))))).all():
+            societies[gid]["guild_name"] = gname
     agents = [AgentRecord(r.id, r.guild_id, Persona.model_validate(r.persona), r.state, r.mood, r.mood_at, r.resting_until,
                           unseal(platform.settings, r.token_secret), r.updated_at) for r in rows]
     return agents, societies

@@ -157,7 +157,9 @@ class AgentWorker:
             self.state.drop_agent(gone)
         self.state.paused_guilds = {g for g, s in societies.items() if s["paused"]}
         self.state.topics = {g: list(s["revival_topics"]) for g, s in societies.items()}
-        self.state.guild_names = {g: s["name"] for g, s in societies.items()}
+        self.state.guild_names = {g: s.get("guild_name") or s["name"] for g, s in societies.items()}
+        if societies:  # simulated time runs from the founding, so a restart does not rewind the day
+            self.state.sim.epoch = min(parse_time(s["created_at"], self.clock.now()) for s in societies.values())
         for row in await registry.society_channels(self.platform, list(societies)):
             channel = self.state.set_channel(ChannelState(row.id, row.guild_id, row.name or "", row.topic))
             if row.last_message_id and row.last_message_id > channel.last_message_id:
