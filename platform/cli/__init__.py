@@ -130,7 +130,12 @@ async def found_society(settings: Settings, database_url: str, redis_url: str, s
             from sqlalchemy import text
 
             owner = (await conn.execute(text("SELECT id FROM users WHERE lower(username) = lower(:u)"), {"u": admin})).scalar_one()
-        return await agents.do_found_society(platform, owner, spec, name=str(society))
+        guild_id = await agents.do_found_society(platform, owner, spec, name=str(society))
+        from ...worker.runtime.worker import ensure_group
+        from ..events.publisher import stream_key
+
+        await ensure_group(platform.redis, stream_key(settings.redis_prefix))
+        return guild_id
     finally:
         await close_platform(platform)
 
@@ -148,6 +153,22 @@ def _spawn(args: list[str], env: dict[str, str]) -> Any:
     import sys
 
     return subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", *args], env=env)
+
+
+async def _wait_http(url: str, timeout: float) -> bool:
+    """Polls until `url` answers (the model server loading); False if it never did."""
+    import httpx
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                if (await client.get(url)).status_code < 500:
+                    return True
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.25)
+    return False
 
 
 def _stop_children(children: list[Any]) -> None:
@@ -188,6 +209,7 @@ def up(society: Annotated[str | None, typer.Option(help="Society to seed on firs
 
         async def ready() -> None:
             if agents:
+                await _wait_http(f"{env.get('OLLAMA_HOST') or settings.ollama_host}/api/version", timeout=120)
                 children.append(_spawn(["worker", "--no-migrate"], env))
                 children.append(_spawn(["rq-worker"], env))
             typer.echo(f"\nTownsquare is running at {settings.base_url}\n  admin login: {username} / {password}\n"

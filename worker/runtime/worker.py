@@ -45,6 +45,17 @@ log = logging.getLogger("townsquare.worker")
 GROUP = "agents"
 
 
+async def ensure_group(redis: Any, key: str) -> None:
+    """The agents' consumer group starts at the stream's end when first made: agents answer what
+    happens from then on, not the whole history. `up` makes it before the server takes requests,
+    so nothing said while the worker boots is missed."""
+    try:
+        await redis.xgroup_create(key, GROUP, id="$", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
 def snowflake_time(snowflake: int) -> float:
     return ((snowflake >> 22) + EPOCH_MS) / 1000.0
 
@@ -104,11 +115,7 @@ class AgentWorker:
     # --- lifecycle ---
 
     async def start(self) -> None:
-        try:
-            await self.redis.xgroup_create(self.key, GROUP, id="$", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.redis, self.key)
         await self.refresh_registry(force=True)
         await self._warm_state()
         for loop in (self._state_loop, self._work_loop, self._claim_loop, self._tick_loop, self._flush_loop):
@@ -234,7 +241,7 @@ class AgentWorker:
                 found = await self.redis.xreadgroup(GROUP, self.name, {self.key: ">"}, count=10, block=1000)
             except ResponseError as exc:
                 if "NOGROUP" in str(exc):  # the stream was recreated (Redis flushed): join again
-                    await self.redis.xgroup_create(self.key, GROUP, id="$", mkstream=True)
+                    await ensure_group(self.redis, self.key)
                     continue
                 raise
             except (ConnectionError, OSError) as exc:
