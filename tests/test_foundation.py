@@ -179,8 +179,11 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
             answer = next((m for m in history if m["author"]["id"] == cast[0]["id"]), None)
         assert answer is not None, "the mentioned agent did not answer through the bundled model"
         assert answer["content"].strip() and "error" not in answer["content"].lower()
-        calls = httpx.get(f"{base}/api/v10/townsquare/agents/{cast[0]['id']}/llm-calls", headers=h).json()
-        assert any(c["outcome"] == "ok" and c["model"] == "smollm2:135m" and c["completion_tokens"] > 0 for c in calls)
+        deadline, calls = time.monotonic() + 15, []
+        while not any(c["outcome"] == "ok" for c in calls) and time.monotonic() < deadline:  # records are flushed every second
+            time.sleep(0.5)
+            calls = httpx.get(f"{base}/api/v10/townsquare/agents/{cast[0]['id']}/llm-calls", headers=h).json()
+        assert any(c["outcome"] == "ok" and c["model"] == "smollm2:135m" and c["completion_tokens"] > 0 for c in calls), calls
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0

@@ -254,7 +254,8 @@ def model_serve(host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annota
     from ...worker.modelserver.server import run_model_server
 
     settings = get_settings()
-    run_model_server(host, port or settings.model_port, str(settings.models_dir) if settings.models_dir else None)
+    run_model_server(host, port or settings.model_port, str(settings.models_dir) if settings.models_dir else None,
+                     n_threads=settings.model_threads)
 
 
 @society_app.command("seed")

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     ollama_host: str | None = Field(default=None, validation_alias=_env("OLLAMA_HOST"))  # unset: `up` serves the bundled model
     model_port: int = 11434  # where `up` / `model serve` serve the bundled model (Ollama's port)
     models_dir: Path | None = None  # extra *.gguf files served by `model serve`, by file stem
+    model_threads: int | None = None  # llama.cpp threads of `model serve` (default: every core)
     routing_file: Path | None = None  # YAML: backends, per-agent / per-task chains, breakers (default: the bundled model)
     society: str = "village"  # society file `up` seeds on first start: a bundled name or a path
     sim_speed: float = 1.0  # simulated seconds per real second (rhythms follow the simulation clock)
