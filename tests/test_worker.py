@@ -157,6 +157,35 @@ async def test_a_dm_to_an_agent_is_answered_and_a_stopping_worker_finishes_its_t
             await worker.stop()
 
 
+async def test_quiet_channels_are_revived_and_token_budgets_hold(platform: Platform, settings: Settings, server: RunningServer,
+                                                                 client: httpx.AsyncClient, llm: FakeLLM) -> None:
+    admin = await person(platform, is_admin=True)
+    guild_id, cast = await found(platform, admin)
+    # every channel is new and quiet: with a short idle threshold the tick leader opens topics
+    worker = AgentWorker(worker_settings(settings, server, llm.url, revive_idle_seconds=1.0, agent_tokens_per_minute=62), platform,
+                         name=name("w"))
+    await worker.start()
+    try:
+        async def opened() -> Any:
+            turns = await agents.list_turns(platform, await _auth(platform, admin), agent_id=None, guild_id=guild_id, before=None,
+                                            limit=50)
+            posted = [t for t in turns if t["trigger"] == "revive" and t["outcome"] == "posted"]
+            throttled = [t for t in turns if t["outcome"] == "throttled"]
+            spoke = {t["agent_id"] for t in turns if t["outcome"] == "posted"}
+            return (posted, throttled, spoke) if posted and throttled else None
+
+        posted, throttled, spoke = await wait_for(opened, timeout=40)
+        message = (await client.get(f"/api/v10/channels/{posted[0]['channel_id']}/messages/{posted[0]['message_id']}",
+                                    headers=admin.headers)).json()
+        assert message["author"]["id"] == posted[0]["agent_id"] and message["nonce"].startswith("rv")
+        # the opener prompt asked for a new conversation on a society topic
+        assert any("quiet" in c["messages"][1]["content"] for c in llm.calls)
+        # 62 tokens a minute is one call (50 + 12) per agent: a second turn within the minute is throttled, not run
+        assert {t["agent_id"] for t in throttled} <= spoke
+    finally:
+        await worker.stop()
+
+
 async def _true_when(value: bool) -> bool:
     return value
 
