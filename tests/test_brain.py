@@ -145,6 +145,10 @@ def test_cleaning_strips_prefixes_and_other_speakers() -> None:
     assert cleaned is not None and len(cleaned) <= 401
     assert "Time: 10:30 is fine" == clean_reply("Time: 10:30 is fine", own_name="Ana", names=names)  # not a speaker
     assert "\nBob Stone:" in stop_sequences(["Bob Stone", "Cleo"])
+    # a reply cut by the token limit ends at its last whole sentence
+    assert clean_reply("The market was busy today. I bought some pears and then the", own_name="Ana",
+                       names=names) == "The market was busy today."
+    assert clean_reply("Short and cut at the", own_name="Ana", names=names) == "Short and cut at the"
 
 
 def test_near_duplicates_are_caught() -> None:

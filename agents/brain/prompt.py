@@ -16,7 +16,7 @@ from difflib import SequenceMatcher
 from ..mind.mood import Mood
 from ..society.persona import Persona
 
-MAX_LINE = 280  # characters of one transcript line
+MAX_LINE = 160  # characters of one transcript line (prompt evaluation dominates a small model's turn)
 MAX_REPLY = 400  # characters of a posted reply
 
 
@@ -52,9 +52,9 @@ def system_prompt(persona: Persona, mood: Mood, *, guild: str, channel: str, top
     recalled = [m for m in memories if m][:5]
     if recalled:
         parts.append("You remember: " + " ".join(f"- {m}" for m in recalled))
-    where = f"#{channel}" + (f" (topic: {topic})" if topic else "")
-    parts.append(f"You are chatting with neighbours in {where} of {guild}. Write ONE short chat message (one or two "
-                 "sentences) as yourself. No name prefix, no quotes, no lists, do not repeat what was already said.")
+    where = f"#{channel}" + (f" ({topic[:80]})" if topic else "")
+    parts.append(f"You are chatting with neighbours in {where} of {guild}. Write one short chat message as yourself: "
+                 "no name prefix, no lists, nothing already said.")
     return " ".join(parts)
 
 
@@ -112,6 +112,10 @@ def clean_reply(text: str, *, own_name: str, names: Iterable[str]) -> str | None
     if len(text) > MAX_REPLY:
         end = max(text.rfind(p, 0, MAX_REPLY) for p in ".!?")
         text = text[: end + 1] if end > 40 else text[:MAX_REPLY].rsplit(" ", 1)[0] + "…"
+    if text and text[-1] not in ".!?…)\"'":  # cut off by the token limit: end at the last whole sentence
+        end = max(text.rfind(p) for p in (". ", "! ", "? "))
+        if end >= 25:
+            text = text[: end + 1]
     letters = sum(ch.isalpha() for ch in text)
     if letters < 3 or len(text) < 4:
         return None

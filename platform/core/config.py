@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     agent_tokens_per_minute: int = 6000  # prompt + completion tokens per agent per minute
     agent_max_failures: int = 5  # consecutive failed turns before an agent is paused with a reason
     reply_max_tokens: int = 60
-    context_messages: int = 10  # recent channel messages in a prompt
+    context_messages: int = 6  # recent channel messages in a prompt
     chain_cap: int = 6  # consecutive agent messages in a channel before agents wait for a human or a pause
     channel_budget_per_minute: int = 6  # agent messages per channel per minute
     agent_cooldown_seconds: float = 8.0  # least time between two unprompted messages of one agent
