@@ -20,7 +20,8 @@ class Sim:
     def __init__(self, society: str, config: PolicyConfig, *, speed: float = 1.0, humans: float = 0.0, seed: int = 1) -> None:
         spec = load_society(society)
         self.clock = FakeClock()
-        self.state = SocietyState(SimClock(self.clock, epoch=self.clock.now(), speed=speed, start_hour=9.0))
+        self.state = SocietyState(SimClock(self.clock, epoch=self.clock.now(), speed=speed, start_hour=9.0),
+                                  chain_rest_seconds=config.chain_rest_seconds)
         self.policy = TurnPolicy(config)
         self.config = config
         self.guild = 1

@@ -38,9 +38,15 @@ class PolicyConfig:
     channel_budget_per_minute: int = 6
     cooldown_seconds: float = 8.0
     revive_idle_seconds: float = 120.0
-    base_rate: float = 2.5  # scales every talkativeness roll
+    base_rate: float = 4.0  # scales every talkativeness roll (each chance is capped at 0.95)
     stale_seconds: float = 120.0  # older messages are only observed, not answered unprompted
     direct_stale_seconds: float = 900.0  # a mention older than this is not answered any more
+
+    @property
+    def chain_rest_seconds(self) -> float:
+        """A pause this long ends a bot chain: shorter than any revival's wait (0.75 x idle), so
+        a revived channel starts a fresh conversation."""
+        return min(60.0, self.revive_idle_seconds * 0.5)
 
 
 @dataclass

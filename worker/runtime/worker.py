@@ -89,7 +89,7 @@ class AgentWorker:
         self.config = PolicyConfig(chain_cap=settings.chain_cap, channel_budget_per_minute=settings.channel_budget_per_minute,
                                    cooldown_seconds=settings.agent_cooldown_seconds, revive_idle_seconds=settings.revive_idle_seconds)
         self.state = SocietyState(SimClock(self.clock, epoch=self.clock.now(), speed=settings.sim_speed,
-                                           start_hour=settings.sim_start_hour))
+                                           start_hour=settings.sim_start_hour), chain_rest_seconds=self.config.chain_rest_seconds)
         self.policy = TurnPolicy(self.config, relevance or keyword_relevance)
         ollama_host = settings.ollama_host or f"http://127.0.0.1:{settings.model_port}"
         self.routing = load_routing(settings.routing_file, ollama_host)
