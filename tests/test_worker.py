@@ -171,17 +171,19 @@ async def test_quiet_channels_are_revived_and_token_budgets_hold(platform: Platf
                                             limit=50)
             posted = [t for t in turns if t["trigger"] == "revive" and t["outcome"] == "posted"]
             throttled = [t for t in turns if t["outcome"] == "throttled"]
-            spoke = {t["agent_id"] for t in turns if t["outcome"] == "posted"}
-            return (posted, throttled, spoke) if posted and throttled else None
+            calls = await agents.list_llm_calls(platform, await _auth(platform, admin), agent_id=None, guild_id=guild_id, before=None,
+                                                limit=200)
+            spent = {c["agent_id"] for c in calls}  # who used tokens (posted, or rejected as a near-duplicate)
+            return (posted, throttled, spent) if posted and throttled else None
 
-        posted, throttled, spoke = await wait_for(opened, timeout=40)
+        posted, throttled, spent = await wait_for(opened, timeout=40)
         message = (await client.get(f"/api/v10/channels/{posted[0]['channel_id']}/messages/{posted[0]['message_id']}",
                                     headers=admin.headers)).json()
         assert message["author"]["id"] == posted[0]["agent_id"] and message["nonce"].startswith("rv")
         # the opener prompt asked for a new conversation on a society topic
         assert any("quiet" in c["messages"][1]["content"] for c in llm.calls)
         # 62 tokens a minute is one call (50 + 12) per agent: a second turn within the minute is throttled, not run
-        assert {t["agent_id"] for t in throttled} <= spoke
+        assert {t["agent_id"] for t in throttled} <= spent
     finally:
         await worker.stop()
 
