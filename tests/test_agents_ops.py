@@ -14,7 +14,7 @@ from sqlalchemy import text
 from townsquare.platform.actions import agents
 from townsquare.platform.actions.context import Platform
 from townsquare.platform.core.config import Settings
-from townsquare.worker.runtime.run import QUEUE
+from townsquare.worker.runtime.run import queue_name
 
 from .helpers import World, name, person
 from .test_agents_api import PERSONA
@@ -61,10 +61,12 @@ async def test_prune_job_runs_on_rq(platform: Platform, settings: Settings, serv
         await tx.conn.execute(text("UPDATE llm_calls SET created_at = now() - interval '40 days' WHERE id = "
                                    "(SELECT min(id) FROM llm_calls WHERE agent_id = :a)"), {"a": int(agent["id"])})
     connection = Redis.from_url(services.redis_url)
-    queue = Queue(f"{QUEUE}-{name()}", connection=connection)
-    job = queue.enqueue("townsquare.worker.jobs.maintenance.prune_records", services.database_url, services.redis_url, 30.0)
-    # a real rq worker process, in burst mode (it stops when the queue is empty)
-    env = {**os.environ, "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "", "TOWNSQUARE_DATA_DIR": str(settings.data_dir)}
+    queue = Queue(queue_name(settings), connection=connection)
+    job = queue.enqueue("townsquare.worker.jobs.maintenance.prune_records", keep_days=30.0)
+    # a real rq worker process, in burst mode (it stops when the queue is empty); it finds the
+    # services through its environment, as under `up`
+    env = {**os.environ, "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "", "TOWNSQUARE_DATA_DIR": str(settings.data_dir),
+           "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
     done = subprocess.run([sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", services.redis_url, queue.name], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -57,9 +57,9 @@ async def test_fallback_chain_breakers_cache_and_silence(platform: Platform) -> 
         cached = await chain.think(**think)
         assert (cached.text, cached.source) == ("from the secondary", "cache")
         assert calls[-1]["outcome"] == "cached" and calls[-2]["outcome"] == "error"
-        # nothing cached for a new line: silence, and the agent is unavailable ("resting")
+        # nothing cached for a new line: silence, and with both breakers open the agent is "resting"
         silent = await chain.think(**{**think, "cache_key": "something else"})
-        assert silent.text is None and silent.unavailable
+        assert silent.text is None and silent.unavailable and not silent.reached
         # recovery: after the breaker's period, one trial call goes to the primary again
         clock.advance(31)
         assert chain.breakers["primary"].state == "half_open"
@@ -75,6 +75,22 @@ async def test_fallback_chain_breakers_cache_and_silence(platform: Platform) -> 
     finally:
         await chain.close()
         up.stop()
+
+
+async def test_one_failure_is_a_failed_turn_not_an_outage() -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    routing = Routing.model_validate({"backends": {"only": {"host": down}}, "routes": {"default": ["only"]},
+                                      "breaker": {"failure_threshold": 3}})
+    chain = FallbackChain(routing, FakeClock())
+    try:
+        outcomes = []
+        for _ in range(3):
+            t = await chain.think(agent_id=1, guild_id=1, agent_name="Ana", task="reply", messages=MESSAGES,
+                                  options=GenOptions(), accept=_accept)
+            outcomes.append((t.reached, t.unavailable))
+        assert outcomes == [(False, False), (False, False), (False, True)]  # resting once the breaker opens
+    finally:
+        await chain.close()
 
 
 async def test_an_unusable_reply_moves_on_without_tripping_the_breaker(platform: Platform) -> None:
@@ -111,7 +127,7 @@ async def test_openai_compatible_backend() -> None:
         server.fail_status = 500
         failed = await chain.think(agent_id=1, guild_id=1, agent_name="Ana", task="reply", messages=MESSAGES,
                                    options=GenOptions(), accept=_accept)
-        assert failed.unavailable and calls[-1]["outcome"] == "error"
+        assert not failed.reached and calls[-1]["outcome"] == "error"
     finally:
         await chain.close()
         server.stop()
@@ -143,7 +159,12 @@ def test_cleaning_strips_prefixes_and_other_speakers() -> None:
     long = "word " * 200
     cleaned = clean_reply(long, own_name="Ana", names=names)
     assert cleaned is not None and len(cleaned) <= 401
-    assert "Time: 10:30 is fine" == clean_reply("Time: 10:30 is fine", own_name="Ana", names=names)  # not a speaker
+    assert clean_reply("Time: 10:30 is fine", own_name="Ana", names=names) == "10:30 is fine"  # one capitalised word: a speaker
+    assert clean_reply("the plan: meet at ten by the mill", own_name="Ana", names=names) == "the plan: meet at ten by the mill"
+    assert clean_reply("Bella: (laughs) so true, the bread was great", own_name="Ana", names=names) == "(laughs) so true, the bread was great"
+    # reciting the prompt is not talking
+    assert clean_reply("The channel has been quiet. Start a conversation about this: jam", own_name="Ana", names=names) is None
+    assert clean_reply("You are Ana. Your way of speaking: short.", own_name="Ana", names=names) is None
     assert "\nBob Stone:" in stop_sequences(["Bob Stone", "Cleo"])
     # a reply cut by the token limit ends at its last whole sentence
     assert clean_reply("The market was busy today. I bought some pears and then the", own_name="Ana",

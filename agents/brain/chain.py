@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from .backends import Backend, BackendError, GenOptions, make_backend
 from .breaker import CircuitBreaker
 from .routing import Routing
 
+log = logging.getLogger("townsquare.brain")
+
 
 @dataclass(frozen=True)
 class Thought:
@@ -31,7 +34,8 @@ class Thought:
     backend: str | None = None
     step: int = 0  # position in the chain that answered (the cache is the step after the last backend)
     llm_ms: int = 0
-    unavailable: bool = False  # no backend could be reached at all: the agent is "resting"
+    unavailable: bool = False  # every backend is switched off by its breaker: the agent is "resting"
+    reached: bool = True  # some backend answered (usable or not)
 
 
 class ReplyCache:
@@ -90,6 +94,8 @@ class FallbackChain:
             except (BackendError, TimeoutError) as exc:
                 breaker.failure()
                 outcome = "timeout" if isinstance(exc, TimeoutError) else "error"
+                log.warning("LLM backend failed", extra={"backend": name, "outcome": outcome, "breaker": breaker.state,
+                                                         "error": str(exc)[:200]})
                 llm_ms += self._log(agent_id=agent_id, guild_id=guild_id, task=task, backend=name, model=backend.model,
                                     started=started, outcome=outcome, step=step, error=str(exc)[:300] or outcome)
                 continue
@@ -111,4 +117,7 @@ class FallbackChain:
                 self._log(agent_id=agent_id, guild_id=guild_id, task=task, backend="cache", model="cache", started=started,
                           outcome="cached", step=len(chain))
                 return Thought(text, "cache", "cache", len(chain), llm_ms)
-        return Thought(None, "none", None, len(chain), llm_ms, unavailable=not reached)
+        # "resting" only when every backend of the chain is switched off by its breaker: one
+        # timeout is a failed turn, not an outage
+        down = not reached and all(self.breakers[name].state != "closed" for name in chain)
+        return Thought(None, "none", None, len(chain), llm_ms, unavailable=down, reached=reached)

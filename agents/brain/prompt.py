@@ -91,6 +91,10 @@ def stop_sequences(names: Iterable[str]) -> tuple[str, ...]:
 _PREFIX = re.compile(r"^\s*(?:\*\*)?(?:@?[\w .\-]{1,32}?)(?:\*\*)?\s*[:：]\s*")
 _SPEAKER_LINE = re.compile(r"\n\s*@?[\w .\-]{1,32}\s*:")
 _MENTION = re.compile(r"<(?:@[!&]?|#)\d+>")
+_INVENTED_SPEAKER = re.compile(r"[A-Z][a-z]{1,14}")  # a capitalised single word before a colon is a speaker, not prose
+# phrases of our own prompts: a completion that repeats them is the model reciting, not talking
+_ECHO = re.compile(r"(?i)\b(?:the channel has been quiet|start a conversation about|your way of speaking|you are chatting with|"
+                   r"write one short chat message|recent conversation:|no name prefix|reply to \w+ as|write your next message)")
 
 
 def clean_reply(text: str, *, own_name: str, names: Iterable[str]) -> str | None:
@@ -98,12 +102,17 @@ def clean_reply(text: str, *, own_name: str, names: Iterable[str]) -> str | None
     if not text:
         return None
     text = text.replace("<|im_end|>", "").replace("<|im_start|>", "").strip()
-    known = {n.lower() for n in (own_name, *names)} | {"assistant", "user", "system", own_name.split()[0].lower()}
-    for _ in range(2):  # "Ana: Bob: hi" -> "hi"
+    known = {n.lower() for n in (own_name, *names)} | {"assistant", "user", "system", "ai", own_name.split()[0].lower()}
+    for _ in range(2):  # "Ana: Bob: hi" -> "hi"; also an invented one-word speaker ("Bella: ...")
         match = _PREFIX.match(text)
-        if not match or match.group(0).split(":")[0].strip(" *@").lower() not in known:
+        if not match:
+            break
+        speaker = match.group(0).split(":")[0].strip(" *@")
+        if speaker.lower() not in known and not _INVENTED_SPEAKER.fullmatch(speaker):
             break
         text = text[match.end():]
+    if _ECHO.search(text):
+        return None  # the model recited its instructions instead of speaking
     cut = _SPEAKER_LINE.search(text)  # the model went on with someone else's line
     if cut:
         text = text[:cut.start()]

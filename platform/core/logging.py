@@ -39,4 +39,7 @@ def setup_logging(settings: Settings) -> None:
     handler.setFormatter(JsonFormatter() if settings.log_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root.handlers = [handler]
     root.setLevel(settings.log_level.upper())
+    # HTTP clients log every request at INFO (an agent's turn is three of them): keep them for warnings
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     root._townsquare = True  # type: ignore[attr-defined]

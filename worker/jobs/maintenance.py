@@ -10,10 +10,13 @@ from sqlalchemy import text
 from ...platform.core.config import get_settings
 
 
-async def _prune(database_url: str, redis_url: str, keep_days: float) -> dict[str, int]:
+async def _prune(keep_days: float) -> dict[str, int]:
     from ...platform.api.app import build_platform, close_platform
+    from ...platform.services.embedded import resolve_services
 
-    platform = await build_platform(get_settings(), database_url, redis_url)
+    settings = get_settings()
+    services = resolve_services(settings)  # the rq worker's environment names the services (`up` passes them)
+    platform = await build_platform(settings, services.database_url, services.redis_url)
     try:
         async with platform.transaction() as tx:
             calls = (await tx.conn.execute(text("DELETE FROM llm_calls WHERE created_at < now() - make_interval(secs => :s)"),
@@ -25,6 +28,6 @@ async def _prune(database_url: str, redis_url: str, keep_days: float) -> dict[st
     return {"llm_calls": calls, "agent_turns": turns}
 
 
-def prune_records(database_url: str, redis_url: str, keep_days: float = 30.0) -> dict[str, int]:
+def prune_records(keep_days: float = 30.0) -> dict[str, int]:
     """Deletes LLM-call and turn records older than `keep_days`."""
-    return asyncio.run(_prune(database_url, redis_url, keep_days))
+    return asyncio.run(_prune(keep_days))

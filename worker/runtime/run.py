@@ -11,8 +11,6 @@ from ...platform.core.logging import setup_logging
 
 log = logging.getLogger("townsquare.worker")
 
-QUEUE = "townsquare"
-
 
 async def run_worker(settings: Settings, database_url: str, redis_url: str, *, api_url: str | None = None) -> None:
     """Runs one agent worker until SIGINT/SIGTERM, then drains its turns in flight."""
@@ -23,7 +21,7 @@ async def run_worker(settings: Settings, database_url: str, redis_url: str, *, a
     setup_logging(settings)
     platform = await build_platform(settings, database_url, redis_url)
     worker = AgentWorker(settings, platform, api_url=api_url, relevance=embedding_relevance(),
-                         enqueue=rq_enqueuer(redis_url, database_url))
+                         enqueue=rq_enqueuer(settings, redis_url))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -37,15 +35,21 @@ async def run_worker(settings: Settings, database_url: str, redis_url: str, *, a
         await close_platform(platform)
 
 
-def rq_enqueuer(redis_url: str, database_url: str):  # type: ignore[no-untyped-def]
-    """Enqueues a job by its import path; jobs get the service URLs first."""
+def queue_name(settings: Settings) -> str:
+    """One rq queue per instance (its Redis prefix), so stacks sharing a Redis never run each other's jobs."""
+    return f"{settings.redis_prefix}jobs"
+
+
+def rq_enqueuer(settings: Settings, redis_url: str):  # type: ignore[no-untyped-def]
+    """Enqueues a job by its import path. Jobs find the services through the environment (never
+    through their arguments, which rq stores and logs)."""
     from redis import Redis
     from rq import Queue
 
-    queue = Queue(QUEUE, connection=Redis.from_url(redis_url))
+    queue = Queue(queue_name(settings), connection=Redis.from_url(redis_url))
 
     def enqueue(path: str, **kwargs: object) -> None:
-        queue.enqueue(path, database_url, redis_url, **kwargs, job_timeout=600, result_ttl=86400)
+        queue.enqueue(path, **kwargs, job_timeout=600, result_ttl=86400)
 
     return enqueue
 
@@ -57,4 +61,4 @@ def run_rq_worker(settings: Settings, redis_url: str) -> None:
 
     setup_logging(settings)
     connection = Redis.from_url(redis_url)
-    Worker([Queue(QUEUE, connection=connection)], connection=connection, name=None).work(with_scheduler=False)
+    Worker([Queue(queue_name(settings), connection=connection)], connection=connection).work(with_scheduler=False)

@@ -298,7 +298,7 @@ class AgentWorker:
     # --- ticks: revival, registry, moods ---
 
     async def _tick_loop(self) -> None:
-        last_moods, last_prune = 0.0, 0.0
+        last_moods, last_prune = 0.0, float("-inf")  # prune once at start, then hourly
         while not self._stopping.is_set():
             await asyncio.sleep(1.0)
             try:
@@ -413,7 +413,9 @@ class AgentWorker:
 
     async def _account(self, agent: AgentInfo, outcome: str, error: str | None) -> None:
         """Consecutive failures pause a misbehaving agent, with the reason, instead of letting it spin."""
-        if outcome in ("timeout", "error"):
+        if outcome == "unreachable":
+            error = "no LLM backend answered"
+        if outcome in ("timeout", "error", "unreachable"):
             self._failures[agent.id] += 1
             if self._failures[agent.id] >= self.settings.agent_max_failures:
                 reason = f"paused by the runtime after {self._failures[agent.id]} failed turns in a row: {error}"[:300]
@@ -463,6 +465,8 @@ class AgentWorker:
             if thought.unavailable:
                 await self._rest(agent)
                 return "resting", None, llm_ms
+            if not thought.reached:
+                return "unreachable", None, llm_ms  # a failed turn (counts toward pausing), not yet an outage
             if thought.text:
                 reply_to = decision.reply_to_message if decision.trigger in ("mention", "reply") else None
                 sent = await self.api.send(token, channel.id, thought.text, nonce=decision.nonce, reply_to=reply_to)
