@@ -439,6 +439,40 @@ class Probe:
 
 # --- set-up -------------------------------------------------------------------------------------
 
+def bench_header(name: str) -> dict[str, Any]:
+    """The start of every benchmark's results: its name, the machine and the source revision (logged)."""
+    results: dict[str, Any] = {"bench": name, "machine": machine(), "source": source_revision()}
+    m = results["machine"]
+    log(f"machine: {m.get('nproc')} cpus ({m.get('cpu_model')}), {m.get('mem_total_gib')} GiB, Linux {m['kernel']}, Python {m['python']}")
+    return results
+
+
+def bench_services(data_dir: Path) -> Any:
+    """The environment's PostgreSQL and Redis (DATABASE_URL / REDIS_URL), or embedded ones in `data_dir`."""
+    from townsquare.platform.core.config import Settings
+    from townsquare.platform.services.embedded import resolve_services
+
+    return resolve_services(Settings(data_dir=data_dir / "services", database_url=os.environ.get("DATABASE_URL"),
+                                     redis_url=os.environ.get("REDIS_URL")))
+
+
+async def drop_bench_state(pg: Any, redis_url: str, schema: str, prefix: str) -> None:
+    """Drops the run's schema (closing `pg`) and deletes its Redis keys."""
+    from redis.asyncio import Redis
+
+    try:
+        await pg.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await pg.close()
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        for i in range(0, len(keys), 500):
+            await redis.delete(*keys[i:i + 500])
+    finally:
+        await redis.aclose()
+
+
 def stop_embedded(services: Any) -> None:
     """Stops the embedded PostgreSQL / Redis started for this run (none with configured URLs)."""
     for server in getattr(services, "_keepalive", []):
@@ -557,21 +591,16 @@ async def wait_published(conn: Any, timeout: float = 10.0) -> float | None:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     import asyncpg
-    from redis.asyncio import Redis
 
     from townsquare.platform.core.config import Settings
     from townsquare.platform.db.migrate import upgrade
-    from townsquare.platform.services.embedded import resolve_services
 
     began = time.monotonic()
-    results: dict[str, Any] = {"bench": "api", "machine": machine(), "source": source_revision()}
-    m = results["machine"]
-    log(f"machine: {m.get('nproc')} cpus ({m.get('cpu_model')}), {m.get('mem_total_gib')} GiB, Linux {m['kernel']}, Python {m['python']}")
+    results: dict[str, Any] = bench_header("api")
 
     tmp = tempfile.TemporaryDirectory(prefix="townsquare-bench-")
     data_dir = Path(tmp.name)
-    services = resolve_services(Settings(data_dir=data_dir / "services", database_url=os.environ.get("DATABASE_URL"),
-                                         redis_url=os.environ.get("REDIS_URL")))
+    services = bench_services(data_dir)
     database_url, redis_url = services.database_url, services.redis_url
     embedded = not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
     tag = secrets.token_hex(4)
@@ -722,17 +751,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        try:
-            await pg.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await pg.close()
-        redis = Redis.from_url(redis_url)
-        try:
-            keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
-            for i in range(0, len(keys), 500):
-                await redis.delete(*keys[i:i + 500])
-        finally:
-            await redis.aclose()
+        await drop_bench_state(pg, redis_url, schema, prefix)
         log(f"\ncleaned up (schema dropped, redis keys deleted) in {time.monotonic() - t:.1f} s")
         if proc is not None and proc.returncode not in (0, None, -signal.SIGINT):
             log(f"server exited with {proc.returncode}; last log lines:\n{server_log.read_text()[-2000:]}")

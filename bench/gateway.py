@@ -67,7 +67,6 @@ import asyncio
 import base64
 import contextlib
 import gc
-import importlib.util
 import os
 import random
 import resource
@@ -92,15 +91,9 @@ from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
 
-def _load_api_helpers() -> Any:
-    spec = importlib.util.spec_from_file_location("townsquare_bench_api", Path(__file__).with_name("api.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).parent))  # bench/api.py holds the helpers every benchmark shares
+import api as _api  # noqa: E402
 
-
-_api = _load_api_helpers()
 log, machine, source_revision, pct = _api.log, _api.machine, _api.source_revision, _api.pct
 Http1, Probe, free_port, plain_pg_dsn, wait_ready, stop_embedded = (_api.Http1, _api.Probe, _api.free_port, _api.plain_pg_dsn,
                                                                       _api.wait_ready, _api.stop_embedded)
@@ -876,25 +869,19 @@ class Target:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     import asyncpg
-    from redis.asyncio import Redis
 
-    from townsquare.platform.core.config import Settings
     from townsquare.platform.db.migrate import upgrade
-    from townsquare.platform.services.embedded import resolve_services
 
     began = time.monotonic()
     nofile = raise_nofile()
-    results: dict[str, Any] = {"bench": "gateway", "machine": machine(), "source": source_revision()}
-    m = results["machine"]
-    log(f"machine: {m.get('nproc')} cpus ({m.get('cpu_model')}), {m.get('mem_total_gib')} GiB, Linux {m['kernel']}, Python {m['python']}")
+    results: dict[str, Any] = _api.bench_header("gateway")
     both = not args.skip_townsquare and not args.skip_bare
     if nofile < args.clients * (2 if both else 1) + 300:
         raise SystemExit(f"open-file limit {nofile} is too low for {args.clients} clients per server")
 
     tmp = tempfile.TemporaryDirectory(prefix="townsquare-gwbench-")
     data_dir = Path(tmp.name)
-    services = resolve_services(Settings(data_dir=data_dir / "services", database_url=os.environ.get("DATABASE_URL"),
-                                         redis_url=os.environ.get("REDIS_URL")))
+    services = _api.bench_services(data_dir)
     database_url, redis_url = services.database_url, services.redis_url
     embedded = not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
     tag = secrets.token_hex(4)
@@ -1022,17 +1009,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 await target.fleet.close()
         stop_process(proc)
         stop_process(bare)
-        try:
-            await pg.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await pg.close()
-        redis = Redis.from_url(redis_url)
-        try:
-            keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
-            for i in range(0, len(keys), 500):
-                await redis.delete(*keys[i:i + 500])
-        finally:
-            await redis.aclose()
+        await _api.drop_bench_state(pg, redis_url, schema, prefix)
         log(f"\ncleaned up (servers stopped, schema dropped, redis keys deleted) in {time.monotonic() - t:.1f} s")
         if proc is not None and proc.returncode not in (0, None, -signal.SIGINT):
             log(f"server exited with {proc.returncode}; last log lines:\n{server_log.read_text()[-2000:]}")
