@@ -205,7 +205,7 @@ async def test_every_backend_down_means_resting_not_garbage(platform: Platform, 
     await worker.start()
     try:
         agent = cast[0]
-        for i in range(2):  # two turns, two calls each: the breaker (3 failures) opens during the second
+        for i in range(3):  # a failed call per turn: the third opens the breaker (3 failures) and the agent rests
             await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> hello {i}?"},
                               headers=human.headers)
 
