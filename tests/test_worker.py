@@ -188,6 +188,29 @@ async def test_quiet_channels_are_revived_and_token_budgets_hold(platform: Platf
         await worker.stop()
 
 
+async def test_a_reaction_cheers_the_author_up(platform: Platform, settings: Settings, server: RunningServer,
+                                               client: httpx.AsyncClient, llm: FakeLLM) -> None:
+    admin = await person(platform, is_admin=True)
+    guild_id, cast = await found(platform, admin)
+    human = await person(platform)
+    async with platform.transaction() as tx:
+        await guilds.add_member(tx, guild_id, human.id)
+    general = await channel_named(client, admin, guild_id, "general")
+    agent = cast[3]
+    said = (await client.post(f"/api/v10/townsquare/agents/{agent['id']}/messages",
+                              json={"channel_id": str(general), "content": "fresh loaves at noon"}, headers=admin.headers)).json()
+    worker = AgentWorker(worker_settings(settings, server, llm.url), platform, name=name("w"))
+    await worker.start()
+    try:
+        before = worker.state.mood(int(agent["id"])).valence
+        r = await client.put(f"/api/v10/channels/{general}/messages/{said['id']}/reactions/%F0%9F%91%8D/@me", headers=human.headers)
+        assert r.status_code == 204, r.text
+        await wait_for(lambda: _true_when(worker.state.mood(int(agent["id"])).valence > before + 0.03), timeout=10)
+        assert worker.state.affinity[(int(agent["id"]), human.id)] > 0.5  # and it warms to the one who reacted
+    finally:
+        await worker.stop()
+
+
 async def _true_when(value: bool) -> bool:
     return value
 

@@ -68,11 +68,12 @@ async def do_add_reaction(platform: Platform, user: Any, channel_id: int, messag
             if present.kinds >= 20:
                 raise MaxReactions()
         added = (await tx.conn.execute(text(
-            "INSERT INTO reactions (message_id, emoji, user_id) VALUES (:m, :e, :u) ON CONFLICT DO NOTHING RETURNING user_id"),
+            "INSERT INTO reactions (message_id, emoji, user_id) VALUES (:m, :e, :u) ON CONFLICT DO NOTHING "
+            "RETURNING user_id, (SELECT author_id FROM messages WHERE id = :m) AS author_id"),
             {"m": message_id, "e": emoji, "u": user.id})).first()
-        if added is not None:
+        if added is not None:  # Discord's payload names the message's author (agents' moods and bonds use it)
             await tx.emit(E.MESSAGE_REACTION_ADD, {**_payload(access, user.id, channel_id, message_id, emoji),
-                                                   "member": None, "message_author_id": None}, **_audience(access))
+                                                   "member": None, "message_author_id": str(added.author_id)}, **_audience(access))
 
 
 async def do_remove_reaction(platform: Platform, user_id: int, channel_id: int, message_id: int, emoji: str,

@@ -24,7 +24,9 @@ from collections import defaultdict, deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...agents.brain.backends import GenOptions
 from ...agents.brain.chain import FallbackChain, ReplyCache
@@ -43,6 +45,7 @@ from .api import AgentAPI, PlatformRefused
 log = logging.getLogger("townsquare.worker")
 
 GROUP = "agents"
+_LOST = (RedisConnectionError, RedisTimeoutError, OSError)  # Redis gone for a moment: retry, never end the loop
 
 
 async def ensure_group(redis: Any, key: str) -> None:
@@ -187,7 +190,7 @@ class AgentWorker:
         while not self._stopping.is_set():
             try:
                 found = await self.redis.xread({self.key: self._state_id}, count=500, block=1000)
-            except (ConnectionError, OSError) as exc:
+            except _LOST as exc:
                 log.warning("state read failed: %s", exc)
                 await asyncio.sleep(1)
                 continue
@@ -244,7 +247,7 @@ class AgentWorker:
                     await ensure_group(self.redis, self.key)
                     continue
                 raise
-            except (ConnectionError, OSError) as exc:
+            except _LOST as exc:
                 log.warning("group read failed: %s", exc)
                 await asyncio.sleep(1)
                 continue
@@ -259,7 +262,7 @@ class AgentWorker:
             await asyncio.sleep(max(0.2, idle / 2000))
             try:
                 _, claimed, _deleted = await self.redis.xautoclaim(self.key, GROUP, self.name, min_idle_time=idle, start_id="0-0", count=20)
-            except (ResponseError, ConnectionError, OSError) as exc:
+            except (ResponseError, *_LOST) as exc:
                 log.warning("claim failed: %s", exc)
                 continue
             for entry_id, fields in claimed:
@@ -280,6 +283,13 @@ class AgentWorker:
         task.add_done_callback(lambda _: self._slots.release())
 
     async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        try:
+            await self._act(entry_id, fields)
+        except Exception:  # noqa: BLE001 - a bad event must not come back forever (it is logged, then acknowledged)
+            log.exception("event handling failed", extra={"entry": entry_id.decode()})
+        await self.redis.xack(self.key, GROUP, entry_id)
+
+    async def _act(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         env = decode_entry(fields)
         decisions: list[Decision] = []
         if env.get("type") == "MESSAGE_CREATE":
@@ -293,7 +303,6 @@ class AgentWorker:
                 decisions = self.policy.on_message(self.state, msg)
         if decisions:
             await asyncio.gather(*(self.run_turn(d, position=env.get("position")) for d in decisions))
-        await self.redis.xack(self.key, GROUP, entry_id)
 
     # --- ticks: revival, registry, moods ---
 
