@@ -315,7 +315,7 @@ def _reject_unsupported(req: ChatIn | GenerateIn) -> None:
         raise ApiError(400, f'"{req.model}" does not support insert')
 
 
-async def _respond(engine: Engine, req: ChatIn | GenerateIn, entry: ModelEntry,
+async def _respond(request: Request, engine: Engine, req: ChatIn | GenerateIn, entry: ModelEntry,
                    prompt: Callable[[LoadedModel, int], list[int]] | None, started: float) -> Response:
     opts = sampling_options(req.options)
     keep_alive = parse_keep_alive(req.keep_alive)
@@ -334,13 +334,27 @@ async def _respond(engine: Engine, req: ChatIn | GenerateIn, entry: ModelEntry,
     # Wait for the first piece before answering: a load or template error still gets its status code.
     first = await items.__anext__()
     if not req.stream:
-        texts: list[str] = []
-        item = first
-        while isinstance(item, str):
-            texts.append(item)
-            item = await items.__anext__()
-        await items.aclose()
-        return JSONResponse(final("".join(texts), item))
+        async def collect() -> Response:
+            texts: list[str] = []
+            item = first
+            try:
+                while isinstance(item, str):
+                    texts.append(item)
+                    item = await items.__anext__()
+            finally:
+                await items.aclose()  # sets the job's cancel flag if it is still generating
+            return JSONResponse(final("".join(texts), item))
+
+        # a client that gave up (its timeout) must not keep the one model thread busy for nothing
+        collecting = asyncio.ensure_future(collect())
+        while not collecting.done():
+            await asyncio.wait({collecting}, timeout=0.25)
+            if not collecting.done() and await request.is_disconnected():
+                collecting.cancel()
+                await asyncio.gather(collecting, return_exceptions=True)
+                log.info("client gone: generation cancelled", extra={"model": entry.name})
+                return Response(status_code=499)
+        return collecting.result()
 
     async def lines() -> AsyncIterator[bytes]:
         item = first
@@ -429,7 +443,7 @@ def create_model_app(registry: ModelRegistry, *, max_queue: int = 64) -> Starlet
         _reject_unsupported(req)
         messages = [{"role": m.role, "content": m.content or ""} for m in req.messages]
         prompt = (lambda model, n: model.chat_tokens(messages, n)) if messages else None
-        return await _respond(engine, req, entry, prompt, started)
+        return await _respond(request, engine, req, entry, prompt, started)
 
     async def generate(request: Request) -> Response:
         started = time.perf_counter()
@@ -443,7 +457,7 @@ def create_model_app(registry: ModelRegistry, *, max_queue: int = 64) -> Starlet
         elif req.prompt:
             messages = ([{"role": "system", "content": req.system}] if req.system else []) + [{"role": "user", "content": req.prompt}]
             prompt = lambda model, n: model.chat_tokens(messages, n)  # noqa: E731
-        return await _respond(engine, req, entry, prompt, started)
+        return await _respond(request, engine, req, entry, prompt, started)
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
