@@ -34,12 +34,14 @@ class Sim:
         self.log: list[tuple[float, int, int, bool]] = []  # (at, channel, author, bot)
         self.pending: list[tuple[float, Decision]] = []
         self.humans, self.rng = humans, random.Random(seed)
+        self.authors: dict[int, int] = {}
 
     def post(self, channel_id: int, author: int, bot: bool, content: str, mentions: frozenset[int] = frozenset(),
              reply_to: int | None = None) -> None:
         msg = Msg(next(self.ids), channel_id, self.guild, author, self.names.get(author, "human"), bot, content, self.clock.now(),
                   mentions, reply_to)
         self.state.observe(msg)
+        self.authors[msg.id] = author
         self.log.append((msg.at, channel_id, author, bot))
         busy = {d.agent_id for _, d in self.pending}
         for decision in self.policy.on_message(self.state, msg):
@@ -52,8 +54,9 @@ class Sim:
             self.clock.advance(step)
             due = [d for at, d in self.pending if at <= self.clock.now()]
             self.pending = [(at, d) for at, d in self.pending if at > self.clock.now()]
-            for d in due:
-                self.post(d.channel_id, d.agent_id, True, f"a thought about {d.subject or 'that'} number {self.rng.random()}")
+            for d in due:  # answers are replies, as the worker posts them
+                self.post(d.channel_id, d.agent_id, True, f"a thought about {d.subject or 'that'} number {self.rng.random()}",
+                          reply_to=self.authors.get(d.reply_to_message) if d.reply_to_message else None)
             busy = {d.agent_id for _, d in self.pending}
             for d in self.policy.revivals(self.state):
                 if d.agent_id not in busy:

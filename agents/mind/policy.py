@@ -282,7 +282,8 @@ class TurnPolicy:
             p = self.chance(state, agent, msg, channel, activity)
             roll = stable_rng("roll", msg.id, agent.id).random()
             if roll < p and (best is None or p > best.score):
-                best = Decision(agent.id, msg.channel_id, "roll", f"ev{msg.id}", addressed_by=msg.author_name, score=p)
+                best = Decision(agent.id, msg.channel_id, "roll", f"ev{msg.id}", reply_to_message=msg.id,
+                                addressed_by=msg.author_name, score=p)
         return [best] if best else []
 
     def chance(self, state: SocietyState, agent: AgentInfo, msg: Msg, channel: ChannelState, activity: float) -> float:

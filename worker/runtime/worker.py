@@ -477,7 +477,8 @@ class AgentWorker:
             if not thought.reached:
                 return "unreachable", None, llm_ms  # a failed turn (counts toward pausing), not yet an outage
             if thought.text:
-                reply_to = decision.reply_to_message if decision.trigger in ("mention", "reply") else None
+                # answers are Discord replies (DMs need none): who answers whom is explicit, for people and for bonds
+                reply_to = decision.reply_to_message if decision.trigger in ("mention", "reply", "roll") else None
                 sent = await self.api.send(token, channel.id, thought.text, nonce=decision.nonce, reply_to=reply_to)
                 self._recent_own[agent.id].append(thought.text)
                 self.state.last_spoke[agent.id] = self.clock.now()
