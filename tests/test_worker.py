@@ -211,6 +211,51 @@ async def test_a_reaction_cheers_the_author_up(platform: Platform, settings: Set
         await worker.stop()
 
 
+async def test_the_real_bundled_model_opens_a_quiet_channel(platform: Platform, settings: Settings, server: RunningServer,
+                                                            client: httpx.AsyncClient) -> None:
+    """The revival path end to end with the real model: `townsquare model serve`, the official
+    ollama client, the worker's prompt and cleaning, a message posted through the platform."""
+    from .helpers import free_port
+
+    port = free_port()
+    model = subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", "model", "serve", "--port", str(port)],
+                             env={**os.environ, "TOWNSQUARE_LOG_LEVEL": "WARNING"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    admin = await person(platform, is_admin=True)
+    guild_id, cast = await found(platform, admin)
+    worker = None
+    try:
+        async def model_up() -> bool:
+            try:
+                async with httpx.AsyncClient() as http:
+                    return (await http.get(f"http://127.0.0.1:{port}/api/version")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_for(model_up, timeout=60)
+        worker = AgentWorker(worker_settings(settings, server, f"http://127.0.0.1:{port}", revive_idle_seconds=1.0), platform,
+                             name=name("w"))
+        await worker.start()
+
+        async def opened() -> Any:
+            turns = await agents.list_turns(platform, await _auth(platform, admin), agent_id=None, guild_id=guild_id, before=None,
+                                            limit=50)
+            return next((t for t in turns if t["trigger"] == "revive" and t["outcome"] == "posted"), None)
+
+        turn = await wait_for(opened, timeout=180, interval=0.5)
+        message = (await client.get(f"/api/v10/channels/{turn['channel_id']}/messages/{turn['message_id']}",
+                                    headers=admin.headers)).json()
+        text = message["content"]
+        assert len(text) >= 4 and "channel has been quiet" not in text.lower() and not text.lower().startswith("you are")
+        calls = await agents.list_llm_calls(platform, await _auth(platform, admin), agent_id=int(turn["agent_id"]), guild_id=None,
+                                            before=None, limit=20)
+        assert any(c["model"] == "smollm2:135m" and c["outcome"] == "ok" and c["completion_tokens"] > 0 for c in calls)
+    finally:
+        if worker is not None:
+            await worker.stop()
+        model.terminate()
+        model.wait(timeout=30)
+
+
 async def _true_when(value: bool) -> bool:
     return value
 
