@@ -139,6 +139,22 @@ def test_paused_society_and_sleeping_agents_stay_silent() -> None:
     assert speakers <= {a.id for a in awake}
 
 
+def test_a_revival_that_came_to_nothing_is_retried_differently() -> None:
+    """A quiet channel whose opener failed (nothing posted) is revived again later by another
+    draw: the same agent with the same subject and seed would fail the same way forever."""
+    sim = Sim("city", CONFIG)
+    sim.clock.advance(CONFIG.revive_idle_seconds * 2)
+    channel = sim.channels[0]
+    draws = []
+    for _ in range(12):
+        decision = next((d for d in sim.policy.revivals(sim.state) if d.channel_id == channel.id), None)
+        sim.clock.advance(CONFIG.revive_idle_seconds)  # past the pending window; nothing was posted
+        if decision is not None:
+            draws.append((decision.agent_id, decision.subject, decision.attempt))
+    assert len(draws) >= 2 and len({d[2] for d in draws}) == len(draws)  # every retry is a new attempt
+    assert len({(a, s) for a, s, _ in draws}) > 1  # ... with another speaker or subject
+
+
 def test_decisions_are_reproducible_for_a_retried_event() -> None:
     a, b = Sim("city", CONFIG), Sim("city", CONFIG)
     for sim in (a, b):

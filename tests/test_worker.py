@@ -181,7 +181,7 @@ async def test_quiet_channels_are_revived_and_token_budgets_hold(platform: Platf
                                     headers=admin.headers)).json()
         assert message["author"]["id"] == posted[0]["agent_id"] and message["nonce"].startswith("rv")
         # the opener prompt asked for a new conversation on a society topic
-        assert any("quiet" in c["messages"][1]["content"] for c in llm.calls)
+        assert any("on your mind today" in c["messages"][0]["content"] for c in llm.calls)
         # 62 tokens a minute is one call (50 + 12) per agent: a second turn within the minute is throttled, not run
         assert {t["agent_id"] for t in throttled} <= spent
     finally:

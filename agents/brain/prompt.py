@@ -76,9 +76,11 @@ def reply_messages(persona: Persona, mood: Mood, lines: list[Line], *, guild: st
 def opener_messages(persona: Persona, mood: Mood, *, guild: str, channel: str, topic: str | None, subject: str,
                     memories: Iterable[str] = ()) -> list[dict[str, str]]:
     """Chat messages asking the agent to start a conversation about `subject` in a quiet channel."""
-    return [{"role": "system", "content": system_prompt(persona, mood, guild=guild, channel=channel, topic=topic, memories=memories)},
-            {"role": "user", "content": f"The channel has been quiet. Start a conversation about this: {subject}. "
-                                        f"Write {persona.name}'s message, ending with a question to the others."}]
+    # the subject goes in as the agent's own thought: small models parrot meta-instructions
+    # ("The channel has been quiet...") when they are the user's words
+    system = system_prompt(persona, mood, guild=guild, channel=channel, topic=topic, memories=memories)
+    return [{"role": "system", "content": f"{system} Something on your mind today: {subject}"},
+            {"role": "user", "content": f"What do you say to your neighbours about it, {persona.name.split()[0]}? Ask them something."}]
 
 
 def stop_sequences(names: Iterable[str]) -> tuple[str, ...]:

@@ -71,6 +71,7 @@ class ChannelState:
     chain: int = 0  # consecutive messages by agents/bots
     agent_posts: deque[float] = field(default_factory=deque)
     revive_pending_until: float = 0.0
+    revive_attempts: int = 0  # revivals tried since the last message: a failed one is retried differently
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Decision:
     addressed_by: str | None = None
     subject: str | None = None  # revive: what to open with
     score: float = 1.0
+    attempt: int = 0  # revive: how many revivals of this silence were tried before (varies the model's seed)
 
     @property
     def direct(self) -> bool:
@@ -184,7 +186,7 @@ class SocietyState:
             channel.chain = 0  # the conversation paused: a new one starts
         channel.last_message_id = msg.id
         channel.last_at = max(channel.last_at, msg.at)
-        channel.revive_pending_until = 0.0
+        channel.revive_pending_until, channel.revive_attempts = 0.0, 0
         if msg.author_bot:
             channel.chain += 1
         else:
@@ -311,7 +313,7 @@ class TurnPolicy:
             jitter = 0.75 + 0.5 * stable_rng("idle", channel.id, channel.last_message_id).random()
             if now - channel.last_at < cfg.revive_idle_seconds * jitter or state.budget_left(channel, cfg.channel_budget_per_minute) <= 0:
                 continue
-            rng = stable_rng("revive", channel.id, channel.last_message_id)
+            rng = stable_rng("revive", channel.id, channel.last_message_id, channel.revive_attempts)
             candidates = []
             for agent in state.agents.values():
                 if agent.guild_id != channel.guild_id or not state.active(agent) or not state._follows(agent, channel):
@@ -325,8 +327,9 @@ class TurnPolicy:
                 continue
             agent = rng.choices([a for a, _ in candidates], weights=[w for _, w in candidates])[0]
             out.append(Decision(agent.id, channel.id, "revive", f"rv{channel.last_message_id or channel.id}",
-                                subject=self._subject(state, agent, channel, rng)))
+                                subject=self._subject(state, agent, channel, rng), attempt=channel.revive_attempts))
             channel.revive_pending_until = now + max(30.0, cfg.revive_idle_seconds / 2)
+            channel.revive_attempts += 1
             busy_guilds.add(channel.guild_id)
         return out
 

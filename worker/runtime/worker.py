@@ -34,7 +34,8 @@ from ...agents.brain.prompt import Line, clean_reply, is_near_duplicate, opener_
 from ...agents.brain.routing import load_routing
 from ...agents.mind.clock import Clock, SimClock, SystemClock
 from ...agents.mind.mood import Mood
-from ...agents.mind.policy import AgentInfo, ChannelState, Decision, Msg, PolicyConfig, SocietyState, TurnPolicy, keyword_relevance
+from ...agents.mind.policy import (AgentInfo, ChannelState, Decision, Msg, PolicyConfig, SocietyState, TurnPolicy,
+                                   keyword_relevance, stable_rng)
 from ...platform.actions import agents as registry
 from ...platform.actions.context import Platform
 from ...platform.core.config import Settings
@@ -465,8 +466,9 @@ class AgentWorker:
                 messages = reply_messages(persona, mood, lines, guild=guild, channel=channel.name or "dm", topic=channel.topic,
                                           addressed_by=decision.addressed_by if decision.direct else None,
                                           nudge="Say something new that nobody said yet." if attempt else None)
-            options = GenOptions(max_tokens=self.settings.reply_max_tokens, temperature=0.8 + 0.3 * attempt, stop=stops,
-                                 seed=(decision.reply_to_message or channel.last_message_id or 0) % 2**31 + attempt)
+            # seeded by the decision, so a retried event says the same; a retried revival says something else
+            seed = stable_rng(decision.nonce, agent.id, decision.attempt, attempt).randrange(2**31)
+            options = GenOptions(max_tokens=self.settings.reply_max_tokens, temperature=0.8 + 0.3 * attempt, stop=stops, seed=seed)
             thought = await self.chain.think(agent_id=agent.id, guild_id=agent.guild_id, agent_name=persona.name,
                                              task="revive" if decision.trigger == "revive" else "reply", messages=messages,
                                              options=options, accept=accept, cache_key=cache_key)
