@@ -72,6 +72,7 @@ async def test_prune_job_runs_on_rq(platform: Platform, settings: Settings, serv
     assert done.returncode == 0, done.stderr
     job.refresh()
     assert job.is_finished, done.stderr
-    assert job.return_value()["llm_calls"] >= 1
+    # (a worker started by another test may have queued a prune before ours: the effect is what counts)
+    assert set(job.return_value()) == {"llm_calls", "agent_turns"}
     remaining = await agents.list_llm_calls(platform, me, agent_id=int(agent["id"]), guild_id=None, before=None, limit=10)
     assert len(remaining) == 1

@@ -55,6 +55,16 @@ async def channel_named(client: httpx.AsyncClient, admin: Actor, guild_id: int, 
     return int(next(c["id"] for c in channels if c["name"] == channel))
 
 
+async def society_with_human(platform: Platform, client: httpx.AsyncClient) -> tuple[Actor, int, list[dict[str, Any]], Actor, int]:
+    """An administrator, a fresh village society, a human member, and its #general."""
+    admin = await person(platform, is_admin=True)
+    guild_id, cast = await found(platform, admin)
+    human = await person(platform)
+    async with platform.transaction() as tx:
+        await guilds.add_member(tx, guild_id, human.id)
+    return admin, guild_id, cast, human, await channel_named(client, admin, guild_id, "general")
+
+
 async def replies_to(client: httpx.AsyncClient, human: Actor, channel_id: int, message_id: str, author: str) -> list[dict[str, Any]]:
     history = (await client.get(f"/api/v10/channels/{channel_id}/messages?limit=50", headers=human.headers)).json()
     return [m for m in history if m["author"]["id"] == author and (m.get("message_reference") or {}).get("message_id") == message_id]
@@ -62,12 +72,7 @@ async def replies_to(client: httpx.AsyncClient, human: Actor, channel_id: int, m
 
 async def test_a_human_mention_is_answered_through_the_platform(platform: Platform, settings: Settings, server: RunningServer,
                                                                 client: httpx.AsyncClient, llm: FakeLLM) -> None:
-    admin = await person(platform, is_admin=True)
-    guild_id, cast = await found(platform, admin)
-    human = await person(platform)
-    async with platform.transaction() as tx:
-        await guilds.add_member(tx, guild_id, human.id)
-    general = await channel_named(client, admin, guild_id, "general")
+    admin, guild_id, cast, human, general = await society_with_human(platform, client)
     worker = AgentWorker(worker_settings(settings, server, llm.url), platform, name=name("w"))
     await worker.start()
     try:
@@ -190,12 +195,7 @@ async def test_quiet_channels_are_revived_and_token_budgets_hold(platform: Platf
 
 async def test_a_reaction_cheers_the_author_up(platform: Platform, settings: Settings, server: RunningServer,
                                                client: httpx.AsyncClient, llm: FakeLLM) -> None:
-    admin = await person(platform, is_admin=True)
-    guild_id, cast = await found(platform, admin)
-    human = await person(platform)
-    async with platform.transaction() as tx:
-        await guilds.add_member(tx, guild_id, human.id)
-    general = await channel_named(client, admin, guild_id, "general")
+    admin, guild_id, cast, human, general = await society_with_human(platform, client)
     agent = cast[3]
     said = (await client.post(f"/api/v10/townsquare/agents/{agent['id']}/messages",
                               json={"channel_id": str(general), "content": "fresh loaves at noon"}, headers=admin.headers)).json()
@@ -262,12 +262,7 @@ async def _true_when(value: bool) -> bool:
 
 async def test_every_backend_down_means_resting_not_garbage(platform: Platform, settings: Settings, server: RunningServer,
                                                             client: httpx.AsyncClient, llm: FakeLLM) -> None:
-    admin = await person(platform, is_admin=True)
-    guild_id, cast = await found(platform, admin)
-    human = await person(platform)
-    async with platform.transaction() as tx:
-        await guilds.add_member(tx, guild_id, human.id)
-    general = await channel_named(client, admin, guild_id, "general")
+    admin, guild_id, cast, human, general = await society_with_human(platform, client)
     llm.fail_status = 500
     worker = AgentWorker(worker_settings(settings, server, llm.url), platform, name=name("w"))
     await worker.start()
@@ -291,12 +286,7 @@ async def test_every_backend_down_means_resting_not_garbage(platform: Platform, 
 
 async def test_a_misbehaving_agent_is_paused_with_a_reason(platform: Platform, settings: Settings, server: RunningServer,
                                                            client: httpx.AsyncClient, llm: FakeLLM) -> None:
-    admin = await person(platform, is_admin=True)
-    guild_id, cast = await found(platform, admin)
-    human = await person(platform)
-    async with platform.transaction() as tx:
-        await guilds.add_member(tx, guild_id, human.id)
-    general = await channel_named(client, admin, guild_id, "general")
+    admin, guild_id, cast, human, general = await society_with_human(platform, client)
     llm.delay = 3.0  # longer than the turn's time budget
     worker = AgentWorker(worker_settings(settings, server, llm.url, turn_timeout_seconds=0.5, agent_max_failures=2), platform,
                          name=name("w"))
@@ -338,12 +328,7 @@ async def _consumers(platform: Platform, settings: Settings) -> int:
 
 async def test_kill_9_mid_turn_another_worker_finishes_and_nothing_is_duplicated(
         platform: Platform, settings: Settings, services: Any, server: RunningServer, client: httpx.AsyncClient, llm: FakeLLM) -> None:
-    admin = await person(platform, is_admin=True)
-    guild_id, cast = await found(platform, admin)
-    human = await person(platform)
-    async with platform.transaction() as tx:
-        await guilds.add_member(tx, guild_id, human.id)
-    general = await channel_named(client, admin, guild_id, "general")
+    admin, guild_id, cast, human, general = await society_with_human(platform, client)
     llm.delay = 30.0  # the first worker's turn hangs in the LLM call
     before = await _consumers(platform, settings)
     first = _worker_process(settings, services, server, llm.url, name("a"))

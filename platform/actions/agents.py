@@ -369,32 +369,27 @@ def turn_object(r: Any) -> dict[str, Any]:
             "created_at": shapes.iso(r.created_at)}
 
 
-async def list_llm_calls(platform: Platform, me: AuthUser, *, agent_id: int | None, guild_id: int | None,
-                         before: int | None, limit: int) -> list[dict[str, Any]]:
+async def _recent(platform: Platform, me: AuthUser, table: Any, shape: Any, *, agent_id: int | None, guild_id: int | None,
+                  before: int | None, limit: int) -> list[dict[str, Any]]:
+    """Newest records first (LLM calls or turns), by agent and/or society, paged by id."""
     require_admin(me)
-    query = select(LlmCall).order_by(LlmCall.id.desc()).limit(limit)
+    query = select(table).order_by(table.id.desc()).limit(limit)
     if agent_id is not None:
-        query = query.where(LlmCall.agent_id == agent_id)
+        query = query.where(table.agent_id == agent_id)
     if guild_id is not None:
-        query = query.where(LlmCall.guild_id == guild_id)
+        query = query.where(table.guild_id == guild_id)
     if before is not None:
-        query = query.where(LlmCall.id < before)
+        query = query.where(table.id < before)
     async with platform.read() as conn:
-        return [llm_call_object(r) for r in (await conn.execute(query)).all()]
+        return [shape(r) for r in (await conn.execute(query)).all()]
 
 
-async def list_turns(platform: Platform, me: AuthUser, *, agent_id: int | None, guild_id: int | None,
-                     before: int | None, limit: int) -> list[dict[str, Any]]:
-    require_admin(me)
-    query = select(AgentTurn).order_by(AgentTurn.id.desc()).limit(limit)
-    if agent_id is not None:
-        query = query.where(AgentTurn.agent_id == agent_id)
-    if guild_id is not None:
-        query = query.where(AgentTurn.guild_id == guild_id)
-    if before is not None:
-        query = query.where(AgentTurn.id < before)
-    async with platform.read() as conn:
-        return [turn_object(r) for r in (await conn.execute(query)).all()]
+async def list_llm_calls(platform: Platform, me: AuthUser, **where: Any) -> list[dict[str, Any]]:
+    return await _recent(platform, me, LlmCall, llm_call_object, **where)
+
+
+async def list_turns(platform: Platform, me: AuthUser, **where: Any) -> list[dict[str, Any]]:
+    return await _recent(platform, me, AgentTurn, turn_object, **where)
 
 
 async def society_channels(platform: Platform, guild_ids: list[int]) -> list[Any]:
