@@ -65,6 +65,12 @@ async def society_with_human(platform: Platform, client: httpx.AsyncClient) -> t
     return admin, guild_id, cast, human, await channel_named(client, admin, guild_id, "general")
 
 
+async def agent_where(platform: Platform, admin: Actor, agent_id: str, **expected: str) -> dict[str, Any] | None:
+    """The agent's API object once its fields have the expected values, else None."""
+    obj = await agents.get_agent(platform, await _auth(platform, admin), int(agent_id))
+    return obj if all(obj[k] == v for k, v in expected.items()) else None
+
+
 async def replies_to(client: httpx.AsyncClient, human: Actor, channel_id: int, message_id: str, author: str) -> list[dict[str, Any]]:
     history = (await client.get(f"/api/v10/channels/{channel_id}/messages?limit=50", headers=human.headers)).json()
     return [m for m in history if m["author"]["id"] == author and (m.get("message_reference") or {}).get("message_id") == message_id]
@@ -271,12 +277,7 @@ async def test_every_backend_down_means_resting_not_garbage(platform: Platform, 
         for i in range(3):  # a failed call per turn: the third opens the breaker (3 failures) and the agent rests
             await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> hello {i}?"},
                               headers=human.headers)
-
-        async def resting() -> Any:
-            obj = await agents.get_agent(platform, await _auth(platform, admin), int(agent["id"]))
-            return obj if obj["status"] == "resting" else None
-
-        obj = await wait_for(resting, timeout=15)
+        obj = await wait_for(lambda: agent_where(platform, admin, agent["id"], status="resting"), timeout=15)
         assert obj["state"] == "active" and obj["resting_until"]
         history = (await client.get(f"/api/v10/channels/{general}/messages", headers=human.headers)).json()
         assert {m["author"]["id"] for m in history} == {str(human.id)}  # no error text was posted
@@ -296,12 +297,7 @@ async def test_a_misbehaving_agent_is_paused_with_a_reason(platform: Platform, s
         for i in range(2):
             await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> question {i}?"},
                               headers=human.headers)
-
-        async def paused() -> Any:
-            obj = await agents.get_agent(platform, await _auth(platform, admin), int(agent["id"]))
-            return obj if obj["state"] == "paused" else None
-
-        obj = await wait_for(paused, timeout=20)
+        obj = await wait_for(lambda: agent_where(platform, admin, agent["id"], state="paused"), timeout=20)
         assert "failed turns" in obj["state_reason"] and "time budget" in obj["state_reason"]
         others = await agents.list_agents(platform, await _auth(platform, admin), guild_id)
         assert all(a["state"] == "active" for a in others if a["id"] != agent["id"])  # the society goes on

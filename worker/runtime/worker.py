@@ -114,7 +114,6 @@ class AgentWorker:
         self._failures: dict[int, int] = defaultdict(int)
         self._recent_own: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=10))
         self._stopping = asyncio.Event()
-        self.turns_done = 0
 
     # --- lifecycle ---
 
@@ -411,7 +410,6 @@ class AgentWorker:
             await self.redis.delete(lock)
         self._record_turn(decision, agent, position, outcome, message_id, llm_ms, started)
         await self._account(agent, outcome, error)
-        self.turns_done += 1
         return outcome
 
     def _record_turn(self, decision: Decision, agent: AgentInfo, position: int | None, outcome: str, message_id: int | None,
