@@ -24,7 +24,7 @@ from . import errors
 from .middleware import EdgeMiddleware
 from .ratelimit import RateLimiter
 from .responses import FastJSONResponse
-from .routes import channels, guilds, messages, townsquare, users
+from .routes import channels, graph, guilds, messages, townsquare, users
 
 
 async def build_platform(settings: Settings, database_url: str, redis_url: str) -> Platform:
@@ -64,7 +64,7 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
     app = FastAPI(title="Townsquare", version="0.1.0", lifespan=lifespan, default_response_class=FastJSONResponse,
                   openapi_url="/api/v10/openapi.json", docs_url=None, redoc_url=None)
     errors.install(app)
-    for module in (users, guilds, channels, messages, townsquare):
+    for module in (users, guilds, channels, messages, townsquare, graph):
         app.include_router(module.router)
     app.include_router(gateway_routes.router)
 
