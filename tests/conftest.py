@@ -1,12 +1,16 @@
 """Real services for the suite: the machine's PostgreSQL and Redis when DATABASE_URL /
 REDIS_URL are set, embedded ones otherwise. Each session works in its own PostgreSQL schema
-and Redis key prefix, and drops them at the end."""
+and Redis key prefix, and drops them at the end. The agents' memory is a real Chroma server
+(`townsquare memory serve`, as `up` runs it) on the session's folder."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,7 +25,7 @@ from townsquare.platform.core.config import Settings
 from townsquare.platform.db.migrate import upgrade
 from townsquare.platform.services.embedded import resolve_services
 
-from .helpers import RunningServer, World, start_server
+from .helpers import RunningServer, World, free_port, start_server
 
 
 @pytest.fixture(scope="session")
@@ -38,10 +42,36 @@ def services(data_dir: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def settings(services, data_dir: Path) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
+def chroma(data_dir: Path) -> Iterator[str]:
+    """Chroma's server on the session's folder, started the way `up` starts it."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", "memory", "serve", "--port", str(port),
+                             "--path", str(data_dir / "chroma")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("the Chroma server did not start")
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def settings(services, data_dir: Path, chroma: str) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
     tag = secrets.token_hex(4)
     settings = Settings(
-        data_dir=data_dir / "app", database_url=services.database_url, redis_url=services.redis_url,
+        data_dir=data_dir / "app", database_url=services.database_url, redis_url=services.redis_url, chroma_url=chroma,
         database_schema=f"ts_test_{tag}", redis_prefix=f"ts:test:{tag}:", rate_limit_scale=1000.0,
         log_json=True, log_level="WARNING", event_publish_poll_seconds=0.05,
     )

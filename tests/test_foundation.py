@@ -139,9 +139,10 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.pop("OLLAMA_HOST", None)
-    model_port = free_port()
+    env.pop("CHROMA_URL", None)
+    model_port, memory_port = free_port(), free_port()
     env.update(TOWNSQUARE_PORT=str(port), TOWNSQUARE_DATA_DIR=str(tmp_path / "data"), TOWNSQUARE_LOG_LEVEL="WARNING",
-               TOWNSQUARE_MODEL_PORT=str(model_port))
+               TOWNSQUARE_MODEL_PORT=str(model_port), TOWNSQUARE_MEMORY_PORT=str(memory_port))
     base = f"http://127.0.0.1:{port}"
 
     def start() -> tuple[subprocess.Popen, str, str]:
@@ -184,11 +185,19 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
             time.sleep(0.5)
             calls = httpx.get(f"{base}/api/v10/townsquare/agents/{cast[0]['id']}/llm-calls", headers=h).json()
         assert any(c["outcome"] == "ok" and c["model"] == "smollm2:135m" and c["completion_tokens"] > 0 for c in calls), calls
+        # the agent remembers being asked (its memory: the Chroma server `up` runs on the data folder)
+        memories = f"{base}/api/v10/townsquare/agents/{cast[0]['id']}/memories?query=bakery"
+        deadline, recalled = time.monotonic() + 15, []
+        while not recalled and time.monotonic() < deadline:
+            time.sleep(0.5)
+            recalled = [m["text"] for m in httpx.get(memories, headers=h).json()["memories"] if "bakery" in m["text"]]
+        assert recalled, "the agent did not remember the question"
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
-    with pytest.raises(httpx.HTTPError):  # the model server stopped with everything else
-        httpx.get(f"http://127.0.0.1:{model_port}/api/version", timeout=2)
+    for stopped in (f"http://127.0.0.1:{model_port}/api/version", f"http://127.0.0.1:{memory_port}/api/v2/heartbeat"):
+        with pytest.raises(httpx.HTTPError):  # the model and memory servers stopped with everything else
+            httpx.get(stopped, timeout=2)
     proc, user2, password2 = start()
     try:
         assert (user2, password2) == (user, password)
@@ -198,6 +207,8 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
         assert [m["content"] for m in history] == ["still here?"]
         again = httpx.get(f"{base}/api/v10/townsquare/agents", headers=h).json()
         assert [a["id"] for a in again] == [a["id"] for a in cast]  # the same society continues, not a second one
+        after = httpx.get(f"{base}/api/v10/townsquare/agents/{cast[0]['id']}/memories?query=bakery", headers=h).json()
+        assert any(m["text"] in recalled for m in after["memories"])  # and its agents still remember
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0

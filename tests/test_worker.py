@@ -47,7 +47,7 @@ async def _auth(platform: Platform, actor: Actor) -> Any:
 
 def worker_settings(settings: Settings, server: RunningServer, llm_url: str, **extra: Any) -> Settings:
     return settings.model_copy(update={"ollama_host": llm_url, "public_url": server.url, "revive_idle_seconds": 1e6,
-                                       "worker_claim_idle_ms": 1500, **extra})
+                                       "worker_claim_idle_ms": 1500, "memory_rate_idle_seconds": 1e6, **extra})
 
 
 async def channel_named(client: httpx.AsyncClient, admin: Actor, guild_id: int, channel: str) -> int:
@@ -212,7 +212,7 @@ async def test_a_reaction_cheers_the_author_up(platform: Platform, settings: Set
         r = await client.put(f"/api/v10/channels/{general}/messages/{said['id']}/reactions/%F0%9F%91%8D/@me", headers=human.headers)
         assert r.status_code == 204, r.text
         await wait_for(lambda: _true_when(worker.state.mood(int(agent["id"])).valence > before + 0.03), timeout=10)
-        assert worker.state.affinity[(int(agent["id"]), human.id)] > 0.5  # and it warms to the one who reacted
+        assert worker.state.relations.affinity(int(agent["id"]), human.id) > 0  # and it warms to the one who reacted
     finally:
         await worker.stop()
 

@@ -39,7 +39,7 @@ def _traits_words(persona: Persona) -> str:
 
 
 def system_prompt(persona: Persona, mood: Mood, *, guild: str, channel: str, topic: str | None,
-                  memories: Iterable[str] = ()) -> str:
+                  memories: Iterable[str] = (), ties: Iterable[str] = ()) -> str:
     parts = [f"You are {persona.name}. {persona.bio}"]
     traits = _traits_words(persona)
     if traits:
@@ -49,9 +49,12 @@ def system_prompt(persona: Persona, mood: Mood, *, guild: str, channel: str, top
     if persona.style:
         parts.append(f"Your way of speaking: {persona.style}.")
     parts.append(mood.tone())
-    recalled = [m for m in memories if m][:5]
+    recalled = [m for m in memories if m][:6]
     if recalled:
         parts.append("You remember: " + " ".join(f"- {m}" for m in recalled))
+    known = [t for t in ties if t][:3]
+    if known:  # stated from the relationship record only (the invented-tie guard checks replies against it)
+        parts.append("About the people here: " + "; ".join(known) + ".")
     where = f"#{channel}" + (f" ({topic[:80]})" if topic else "")
     parts.append(f"You are chatting with neighbours in {where} of {guild}. Write one short chat message as yourself: "
                  "no name prefix, no lists, nothing already said.")
@@ -63,22 +66,24 @@ def transcript(lines: list[Line]) -> str:
 
 
 def reply_messages(persona: Persona, mood: Mood, lines: list[Line], *, guild: str, channel: str, topic: str | None,
-                   addressed_by: str | None = None, memories: Iterable[str] = (), nudge: str | None = None) -> list[dict[str, str]]:
+                   addressed_by: str | None = None, memories: Iterable[str] = (), nudge: str | None = None,
+                   ties: Iterable[str] = ()) -> list[dict[str, str]]:
     """Chat messages asking for the agent's next line in this conversation."""
     ask = f"Reply to {addressed_by}" if addressed_by else "Write your next message"
     user = f"Recent conversation:\n{transcript(lines)}\n\n{ask} as {persona.name}." if lines else f"{ask} as {persona.name}."
     if nudge:
         user += f" {nudge}"
-    return [{"role": "system", "content": system_prompt(persona, mood, guild=guild, channel=channel, topic=topic, memories=memories)},
+    return [{"role": "system", "content": system_prompt(persona, mood, guild=guild, channel=channel, topic=topic, memories=memories,
+                                                        ties=ties)},
             {"role": "user", "content": user}]
 
 
 def opener_messages(persona: Persona, mood: Mood, *, guild: str, channel: str, topic: str | None, subject: str,
-                    memories: Iterable[str] = ()) -> list[dict[str, str]]:
+                    memories: Iterable[str] = (), ties: Iterable[str] = ()) -> list[dict[str, str]]:
     """Chat messages asking the agent to start a conversation about `subject` in a quiet channel."""
     # the subject goes in as the agent's own thought: small models parrot meta-instructions
     # ("The channel has been quiet...") when they are the user's words
-    system = system_prompt(persona, mood, guild=guild, channel=channel, topic=topic, memories=memories)
+    system = system_prompt(persona, mood, guild=guild, channel=channel, topic=topic, memories=memories, ties=ties)
     return [{"role": "system", "content": f"{system} Something on your mind today: {subject}"},
             {"role": "user", "content": f"What do you say to your neighbours about it, {persona.name.split()[0]}? Ask them something."}]
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from ..society.persona import Persona
 from .clock import SimClock
 from .mood import Mood, Stimulus
+from .relations import Relations, emoji_tone
 from .sentiment import sentiment
 
 
@@ -131,7 +132,7 @@ class SocietyState:
         self.guild_names: dict[int, str] = {}
         self.last_spoke: dict[int, float] = {}
         self.moods: dict[int, tuple[Mood, float]] = {}  # agent -> (mood, at)
-        self.affinity: dict[tuple[int, int], float] = {}  # (from, to) -> 0..1
+        self.relations = Relations()
         self.dirty_moods: set[int] = set()
 
     @property
@@ -197,26 +198,19 @@ class SocietyState:
             self.feel(msg.author_id, Stimulus.SPOKE)
         tone = sentiment(msg.content)
         addressed = set(msg.mentions) | ({msg.reply_to} if msg.reply_to else set())
-        for agent_id in addressed & set(self.agents):
-            if agent_id == msg.author_id:
-                continue
-            self.feel(agent_id, Stimulus.REPLIED if agent_id == msg.reply_to else Stimulus.MENTIONED, tone=tone)
-            self._bond(agent_id, msg.author_id, 0.05 + 0.05 * tone)
-            self._bond(msg.author_id, agent_id, 0.05)
+        for member in addressed - {msg.author_id}:
+            self.relations.addressed(msg.author_id, member, tone, msg.at, msg.guild_id)  # humans have relationships too
+            if member in self.agents:
+                self.feel(member, Stimulus.REPLIED if member == msg.reply_to else Stimulus.MENTIONED, tone=tone)
         if tone:
             for agent in self.agents.values():
                 if agent.guild_id == msg.guild_id and agent.id != msg.author_id and agent.id not in addressed and self._follows(agent, channel):
                     self.feel(agent.id, Stimulus.MESSAGE, tone=tone, intensity=0.5)
 
-    def observe_reaction(self, user_id: int, message_author_id: int | None, emoji: str) -> None:
+    def observe_reaction(self, user_id: int, message_author_id: int | None, emoji: str, guild_id: int | None = None) -> None:
         if message_author_id and message_author_id != user_id:
-            self.feel(message_author_id, Stimulus.REACTION, tone=0.5)
-            self._bond(message_author_id, user_id, 0.03)
-
-    def _bond(self, a: int, b: int, delta: float) -> None:
-        if a == b:
-            return
-        self.affinity[(a, b)] = max(0.0, min(1.0, self.affinity.get((a, b), 0.5) + delta))
+            self.feel(message_author_id, Stimulus.REACTION, tone=0.5 * emoji_tone(emoji))
+            self.relations.reacted(user_id, message_author_id, emoji, self.now, guild_id)
 
     @staticmethod
     def _follows(agent: AgentInfo, channel: ChannelState) -> bool:
@@ -293,9 +287,11 @@ class TurnPolicy:
         talk = 0.25 + 0.75 * traits.extraversion
         mood = state.mood(agent.id).talkativeness(traits)
         relevance = self.relevance(agent, msg.content)
-        affinity = state.affinity.get((agent.id, msg.author_id), 0.5)
+        bond = state.relations.get(agent.id, msg.author_id)
+        # liking draws an agent in, dislike holds it back; knowing someone a little helps too
+        social = (1.0 + 0.35 * bond.affinity) * (0.9 + 0.25 * bond.familiarity) if bond else 0.9
         human = 1.4 if not msg.author_bot else 1.0
-        p = self.config.base_rate * talk * mood * activity * (0.35 + 0.65 * relevance) * (0.7 + 0.6 * affinity) * human
+        p = self.config.base_rate * talk * mood * activity * (0.35 + 0.65 * relevance) * social * human
         return max(0.0, min(0.95, p * 0.92 ** channel.chain))
 
     def _cooling(self, state: SocietyState, agent_id: int, now: float, factor: float = 1.0) -> bool:

@@ -44,6 +44,8 @@ class A(IntEnum):
     AGENT_STATE = 203
     AGENT_POST = 204
     SOCIETY_UPDATE = 205
+    AGENT_MEMORY_ADD = 206
+    AGENT_MEMORY_FORGET = 207
 
 
 def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:

@@ -90,6 +90,13 @@ class Platform:
     def notify_channel(self) -> str:
         return notify_channel(self.settings.database_schema)
 
+    @cached_property
+    def memory(self) -> Any:
+        """The agents' memory store (Chroma), opened on first use: `townsquare.agents.memory.remember.Memories`."""
+        from ...agents.memory.remember import open_memories  # heavy (Chroma, the embedder): only when needed
+
+        return open_memories(self.settings)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         async with self.engine.begin() as conn:

@@ -16,6 +16,8 @@ bot_app = typer.Typer(help="Bot users (agents and third-party bots).", no_args_i
 app.add_typer(bot_app, name="bot")
 model_app = typer.Typer(help="The bundled language model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+memory_app = typer.Typer(help="The agents' memory store (Chroma).", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
 agents_app = typer.Typer(help="Agents of the societies (instance administration).", no_args_is_help=True)
 app.add_typer(agents_app, name="agents")
 society_app = typer.Typer(help="Societies (a guild run by agents).", no_args_is_help=True)
@@ -201,6 +203,12 @@ def up(society: Annotated[str | None, typer.Option(help="Society to seed on firs
     async def main() -> None:
         username, password = await ensure_admin(settings, services.database_url, services.redis_url)
         guild_id = None
+        if agents and not settings.chroma_url:
+            # one Chroma for every process (an embedded store belongs to one process): served on the data folder
+            children.append(_spawn(["memory", "serve"], env))
+            env["CHROMA_URL"] = settings.chroma_url = f"http://127.0.0.1:{settings.memory_port}"
+            if not await _wait_http(f"{settings.chroma_url}/api/v2/heartbeat", timeout=60):
+                raise typer.Exit("the memory store (Chroma) did not start")
         if agents:
             guild_id = await found_society(settings, services.database_url, services.redis_url, society or settings.society, username)
             if not settings.ollama_host:
@@ -222,6 +230,8 @@ def up(society: Annotated[str | None, typer.Option(help="Society to seed on firs
         _run(main())
     finally:
         _stop_children(children)
+        if "CHROMA_URL" in env and not os.environ.get("CHROMA_URL"):
+            settings.chroma_url = None  # the memory server we started is gone with us
     os.environ.pop("OLLAMA_HOST", None)
 
 
@@ -256,6 +266,21 @@ def model_serve(host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annota
     settings = get_settings()
     run_model_server(host, port or settings.model_port, str(settings.models_dir) if settings.models_dir else None,
                      n_threads=settings.model_threads)
+
+
+@memory_app.command("serve")
+def memory_serve(host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annotated[int | None, typer.Option()] = None,
+                 path: Annotated[str | None, typer.Option(help="Storage folder (default DATA_DIR/chroma).")] = None) -> None:
+    """Serve Chroma on the data folder (what `up` runs when CHROMA_URL is not set), for every
+    process of the stack to share. Chroma's own server, no telemetry, loopback by default."""
+    import chromadb_rust_bindings
+
+    settings = get_settings()
+    folder = path or str(settings.resolved_data_dir() / "chroma")
+    try:
+        chromadb_rust_bindings.cli(["chroma", "run", "--path", folder, "--host", host, "--port", str(port or settings.memory_port)])
+    except KeyboardInterrupt:
+        pass
 
 
 @society_app.command("seed")

@@ -80,6 +80,19 @@ class Settings(BaseSettings):
     revive_idle_seconds: float = 120.0  # an idle channel is revived with a new topic after this long
     records_retention_days: float = 30.0  # LLM-call and turn records older than this are pruned (an hourly rq job)
 
+    # --- memory, relationships, social graph (issue: memory and the social graph) ---
+    chroma_url: str | None = Field(default=None, validation_alias=_env("CHROMA_URL"))  # unset: Chroma on <data_dir>/chroma
+    memory_port: int = 8000  # where `up` / `memory serve` serve Chroma on the data folder when CHROMA_URL is unset
+    memory_recall: int = 3  # memories about the topic in a turn's prompt (plus one per person present, up to 3); 0: none
+    memory_decay_per_hour: float = 0.995  # recency factor per hour since a memory was last recalled
+    fact_half_life_days: float = 14.0  # a fact's confidence halves this often unless heard again
+    memory_reflect_threshold: float = 60.0  # importance accumulated since the last reflection that triggers one
+    memory_max_per_agent: int = 5000  # consolidation condenses, then forgets, beyond this many memories per agent
+    memory_rate_idle_seconds: float = 20.0  # the LLM rates new memories' importance after this long without a turn
+    graph_snapshot_minutes: float = 15.0  # the social graph is snapshotted this often (an rq job)
+    graph_retention_days: float = 90.0  # snapshots older than this are pruned
+    social_actions: bool = True  # agents react, DM, open threads, create channels and rate peers
+
     log_level: str = "INFO"
     log_json: bool = True
 

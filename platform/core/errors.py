@@ -102,6 +102,14 @@ class UnknownAgent(NotFound):
     code, message = 10100, "Unknown Agent"  # Townsquare extension (Discord has no agents)
 
 
+class UnknownMemory(NotFound):
+    code, message = 10101, "Unknown Memory"  # Townsquare extension
+
+
+class MemoryUnavailable(TownsquareError):
+    status, code, message = 503, 130001, "The memory store is unavailable, try again shortly"
+
+
 class InvalidFormBody(TownsquareError):
     status, code, message = 400, 50035, "Invalid Form Body"
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Computed,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -317,3 +318,36 @@ class AgentTurn(Base):
     total_ms: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     created_at: Mapped[datetime] = _now()
     __table_args__ = (Index("agent_turns_agent", "agent_id", "id"), Index("agent_turns_guild", "guild_id", "id"))
+
+
+class Relationship(Base):
+    """How `source` gets on with `target` inside one guild (directed: A may like B more than B
+    likes A). affinity -1..1 (dislike..liking), familiarity 0..1 (how well known), trust 0..1;
+    `rating` is the source's last explicit peer rating (1..5), the reputation's other half."""
+
+    __tablename__ = "relationships"
+    guild_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), primary_key=True)
+    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    target_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    affinity: Mapped[float] = mapped_column(Float, nullable=False, server_default=text("0"))
+    familiarity: Mapped[float] = mapped_column(Float, nullable=False, server_default=text("0"))
+    trust: Mapped[float] = mapped_column(Float, nullable=False, server_default=text("0.5"))
+    interactions: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    rating: Mapped[float | None] = mapped_column(Float)
+    rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("relationships_target", "guild_id", "target_id"),)
+
+
+class GraphSnapshot(Base):
+    """The society's social graph at one moment (nodes with layout and metrics, weighted edges),
+    taken on a schedule and on demand: the dashboard's timeline."""
+
+    __tablename__ = "graph_snapshots"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    guild_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=False)
+    reason: Mapped[str] = mapped_column(String(16), nullable=False)  # schedule | manual
+    graph: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("graph_snapshots_guild", "guild_id", "id"),)

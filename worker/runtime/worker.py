@@ -32,11 +32,16 @@ from ...agents.brain.backends import GenOptions
 from ...agents.brain.chain import FallbackChain, ReplyCache
 from ...agents.brain.prompt import Line, clean_reply, is_near_duplicate, opener_messages, reply_messages, stop_sequences
 from ...agents.brain.routing import load_routing
+from ...agents.memory.guard import guard
+from ...agents.memory.importance import parse_rating, rating_messages
+from ...agents.memory.remember import Memories, Recall, Seen, open_memories
 from ...agents.mind.clock import Clock, SimClock, SystemClock
 from ...agents.mind.mood import Mood
 from ...agents.mind.policy import (AgentInfo, ChannelState, Decision, Msg, PolicyConfig, SocietyState, TurnPolicy,
                                    keyword_relevance, stable_rng)
+from ...agents.mind.relations import describe
 from ...platform.actions import agents as registry
+from ...platform.actions import relationships as bonds_db
 from ...platform.actions.context import Platform
 from ...platform.core.config import Settings
 from ...platform.core.snowflake import EPOCH_MS
@@ -82,8 +87,9 @@ def parse_time(iso: str | None, default: float) -> float:
 
 class AgentWorker:
     def __init__(self, settings: Settings, platform: Platform, *, clock: Clock | None = None, name: str | None = None,
-                 api_url: str | None = None, relevance: Any = None, enqueue: Any = None) -> None:
+                 api_url: str | None = None, relevance: Any = None, enqueue: Any = None, memories: Memories | None = None) -> None:
         self.settings, self.platform = settings, platform
+        self._memories = memories
         self.enqueue = enqueue  # (job path, **kwargs) -> None: hands slow work to rq
         self.clock = clock or SystemClock()
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
@@ -113,7 +119,16 @@ class AgentWorker:
         self._agent_tokens: dict[int, deque[tuple[float, int]]] = defaultdict(deque)
         self._failures: dict[int, int] = defaultdict(int)
         self._recent_own: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=10))
+        self.member_ids: dict[int, dict[str, int]] = defaultdict(dict)  # guild -> display name -> user id
+        self._bonds_loaded = False
+        self._last_turn_at = self.clock.now()  # the LLM counts as free only after a quiet spell
         self._stopping = asyncio.Event()
+
+    @property
+    def memories(self) -> Memories:
+        if self._memories is None:
+            self._memories = open_memories(self.settings)
+        return self._memories
 
     # --- lifecycle ---
 
@@ -163,8 +178,14 @@ class AgentWorker:
             else:
                 self.state.agents[a.id] = info
             self.tokens[a.id], self.names[a.id] = a.token, a.persona.name
+            self.member_ids[a.guild_id][a.persona.name] = a.id
         for gone in set(self.state.agents) - seen:
             self.state.drop_agent(gone)
+        if not self._bonds_loaded:  # relationships survive restarts: the saved ones are the starting point
+            for row in await bonds_db.load_relationships(self.platform, list(societies)):
+                if self.state.relations.get(row.source_id, row.target_id) is None:
+                    self.state.relations.load(row.source_id, row.target_id, bonds_db.bond_of(row), row.guild_id)
+            self._bonds_loaded = True
         self.state.paused_guilds = {g for g, s in societies.items() if s["paused"]}
         self.state.topics = {g: list(s["revival_topics"]) for g, s in societies.items()}
         self.state.guild_names = {g: s.get("guild_name") or s["name"] for g, s in societies.items()}
@@ -214,7 +235,9 @@ class AgentWorker:
                     return None
                 guild_id = self.state.agents[agents_in[0]].guild_id
                 self.state.set_channel(ChannelState(channel_id, guild_id, "dm", None, recipients))
-            return Msg(int(data["id"]), channel_id, guild_id, int(author["id"]), author.get("global_name") or author.get("username", "?"),
+            name = author.get("global_name") or author.get("username", "?")
+            self.member_ids[guild_id][name] = int(author["id"])
+            return Msg(int(data["id"]), channel_id, guild_id, int(author["id"]), name,
                        bool(author.get("bot")), data.get("content") or "", at,
                        frozenset(int(m["id"]) for m in data.get("mentions") or []),
                        int(ref["author"]["id"]) if ref.get("author") else None)
@@ -229,7 +252,10 @@ class AgentWorker:
                 self.state.observe(msg)
         elif kind == "MESSAGE_REACTION_ADD":
             author = data.get("message_author_id")
-            self.state.observe_reaction(int(data.get("user_id", 0)), int(author) if author else None, str(data.get("emoji")))
+            emoji = data.get("emoji") or {}
+            self.state.observe_reaction(int(data.get("user_id", 0)), int(author) if author else None,
+                                        str(emoji.get("name") if isinstance(emoji, dict) else emoji),
+                                        int(data["guild_id"]) if data.get("guild_id") else None)
         elif kind in ("AGENT_CREATE", "AGENT_UPDATE", "AGENT_DELETE", "SOCIETY_UPDATE", "CHANNEL_CREATE", "CHANNEL_DELETE",
                       "CHANNEL_UPDATE"):
             self._registry_dirty = True
@@ -301,13 +327,60 @@ class AgentWorker:
             if msg is not None and msg.channel_id in self.state.channels:
                 self.state.observe(msg)  # no-op if the state reader got it already
                 decisions = self.policy.on_message(self.state, msg)
-        if decisions:
-            await asyncio.gather(*(self.run_turn(d, position=env.get("position")) for d in decisions))
+                # remembering runs beside the turns: the transcript already holds this message
+                await asyncio.gather(self._remember(msg, env["data"]),
+                                     *(self.run_turn(d, position=env.get("position")) for d in decisions))
+
+    # --- memory ---
+
+    async def _remember(self, msg: Msg, data: dict[str, Any]) -> None:
+        """The message becomes a memory of each agent that saw it (once per event: the group's share)."""
+        channel = self.state.channels.get(msg.channel_id)
+        if channel is None or msg.guild_id is None:
+            return
+        dm = channel.dm_recipients is not None
+        witnesses = [a.id for a in self.state.agents.values() if a.guild_id == msg.guild_id and (
+            a.id == msg.author_id or (a.id in channel.dm_recipients if dm else self.state._follows(a, channel)))]  # type: ignore[operator]
+        if not witnesses:
+            return
+        ids = dict(self.member_ids[msg.guild_id])
+        seen = Seen(msg.id, msg.channel_id, None if dm else (channel.name or "a channel"), msg.author_id, msg.author_name,
+                    self._readable(data), snowflake_time(msg.id), msg.mentions, msg.reply_to, ids)
+        try:
+            gained = await self.memories.observe(seen, witnesses, {i: n for n, i in ids.items()})
+            for agent_id, importance in gained.items():
+                await self._maybe_reflect(agent_id, importance)
+        except Exception as exc:  # noqa: BLE001 - a memory outage must not stop the society talking
+            log.warning("remembering failed: %s", exc)
+
+    async def _maybe_reflect(self, agent_id: int, importance: float) -> None:
+        """Importance piles up; past the threshold a reflection is written (an rq job)."""
+        key = f"{self.prefix}memory:pending"
+        total = float(await self.redis.hincrbyfloat(key, str(agent_id), importance))
+        if total < self.settings.memory_reflect_threshold or self.enqueue is None:
+            return
+        if await self.redis.set(f"{self.prefix}memory:reflecting:{agent_id}", self.name, nx=True, ex=120):
+            await self.redis.hincrbyfloat(key, str(agent_id), -total)
+            await asyncio.to_thread(self.enqueue, "townsquare.worker.jobs.memory.reflect", agent_id=agent_id)
+
+    async def _recall(self, agent: AgentInfo, topic: str, people: dict[int, str]) -> Recall:
+        if self.settings.memory_recall <= 0:
+            return Recall([], {}, [])
+        try:
+            return await asyncio.wait_for(self.memories.recall(agent.id, topic, people, k=self.settings.memory_recall, per_person=1),
+                                          timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 - without memory the agent still talks (and the guard blocks claims)
+            log.warning("recall failed: %s", exc)
+            return Recall([], {}, [])
 
     # --- ticks: revival, registry, moods ---
 
     async def _tick_loop(self) -> None:
-        last_moods, last_prune = 0.0, float("-inf")  # prune once at start, then hourly
+        # each chore: (seconds between runs, coroutine); the first run of each is on the first tick
+        chores: list[tuple[float, Any]] = [
+            (10.0, self._save_moods), (10.0, self._save_bonds), (600.0, self._rate_peers), (3600.0, self._enqueue_maintenance),
+            (max(60.0, self.settings.graph_snapshot_minutes * 60), self._enqueue_snapshot), (5.0, self._rate_memories)]
+        last = [float("-inf")] * len(chores)
         while not self._stopping.is_set():
             await asyncio.sleep(1.0)
             try:
@@ -318,15 +391,70 @@ class AgentWorker:
                     task = asyncio.create_task(self.run_turn(decision, position=None))
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
-                if time.monotonic() - last_moods > 10:
-                    last_moods = time.monotonic()
-                    await self._save_moods()
-                if self.enqueue is not None and time.monotonic() - last_prune > 3600:
-                    last_prune = time.monotonic()
-                    await asyncio.to_thread(self.enqueue, "townsquare.worker.jobs.maintenance.prune_records",
-                                            keep_days=self.settings.records_retention_days)
+                for i, (every, chore) in enumerate(chores):
+                    if time.monotonic() - last[i] >= every:
+                        last[i] = time.monotonic()
+                        await chore()
             except Exception:  # noqa: BLE001 - a failed tick must not end the loop
                 log.exception("tick failed")
+
+    async def _enqueue(self, job: str, **kwargs: Any) -> None:
+        if self.enqueue is not None:
+            await asyncio.to_thread(self.enqueue, job, **kwargs)
+
+    async def _enqueue_maintenance(self) -> None:
+        """Hourly: prune old records, keep every agent's memory bounded."""
+        await self._enqueue("townsquare.worker.jobs.maintenance.prune_records", keep_days=self.settings.records_retention_days)
+        await self._enqueue("townsquare.worker.jobs.memory.consolidate", max_per_agent=self.settings.memory_max_per_agent)
+
+    async def _enqueue_snapshot(self) -> None:
+        await self._enqueue("townsquare.worker.jobs.graph.snapshot_graph", reason="schedule",
+                            keep_days=self.settings.graph_retention_days)
+
+    async def _save_bonds(self) -> None:
+        changed = self.state.relations.take_dirty()
+        try:
+            await bonds_db.save_relationships(self.platform, changed)
+        except Exception:  # noqa: BLE001
+            self.state.relations.mark_dirty(changed)
+            log.exception("saving relationships failed")
+
+    async def _rate_peers(self) -> None:
+        """Agents rate the peers they know (1..5): the peer-rating half of reputation."""
+        now = self.clock.now()
+        for agent in self.state.agents.values():
+            if not self.state.active(agent):
+                continue
+            for (source, target), bond in list(self.state.relations.bonds.items()):
+                if source == agent.id and bond.familiarity >= 0.2:
+                    rating = round(2 * max(1.0, min(5.0, 3.0 + 2.0 * bond.affinity + 2.0 * (bond.trust - 0.5)))) / 2
+                    if rating != bond.rating:
+                        self.state.relations.rated(source, target, rating, now)
+
+    async def _rate_memories(self) -> None:
+        """When the LLM has been free for a while, it rates one notable memory's importance
+        (the heuristic's guess stands until then)."""
+        if self._inflight or self.clock.now() - self._last_turn_at < self.settings.memory_rate_idle_seconds:
+            return
+        candidates = [a for a in self.state.agents.values() if self.state.active(a)]
+        if not candidates:
+            return
+        agent = candidates[int(self.clock.now()) % len(candidates)]
+        try:
+            recent = await self.memories.recent(agent.id, 20)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("memory rating skipped: %s", exc)
+            return
+        pending = [m for m in recent if not m.rated and m.importance >= 3 and m.kind.value == "observation"][:3]
+        for memory in pending:
+            if self._inflight:
+                return  # a turn came in: it has the model
+            thought = await self.chain.think(agent_id=agent.id, guild_id=agent.guild_id, agent_name=agent.persona.name, task="rate",
+                                             messages=rating_messages(memory.text, agent.persona.name),
+                                             options=GenOptions(max_tokens=4, temperature=0.0, seed=1),
+                                             accept=lambda text: text if parse_rating(text) is not None else None)
+            rating = parse_rating(thought.text or "")
+            await asyncio.to_thread(self.memories.store.update, [memory.with_(importance=rating or memory.importance, rated=True)])
 
     async def _lead(self) -> bool:
         """One worker at a time revives channels and saves moods (a Redis lease)."""
@@ -395,6 +523,7 @@ class AgentWorker:
                 return "busy"
             await asyncio.sleep(0.2)
         started = time.perf_counter()
+        self._last_turn_at = self.clock.now()
         outcome, message_id, llm_ms, error = "error", None, 0, None
         try:
             async with self._agent_locks[agent.id], asyncio.timeout(self.settings.turn_timeout_seconds):
@@ -446,12 +575,24 @@ class AgentWorker:
         names = [line.author for line in lines] + [self.names.get(a, "") for a in channel.dm_recipients or ()]
         guild = self.state.guild_names.get(agent.guild_id, "the society")
         mood = self.state.mood(agent.id)
+        people = {int(m["author"]["id"]): self._display(m) for m in history if m.get("author") and int(m["author"]["id"]) != agent.id}
+        for other in channel.dm_recipients or ():
+            if other != agent.id and other in self.names:
+                people.setdefault(other, self.names[other])
+        topic = decision.subject if decision.trigger == "revive" and decision.subject else " ".join(line.content for line in lines[-3:])
+        recall = await self._recall(agent, topic, people)
+        ties = [describe(self.state.relations.get(agent.id, pid), pname) for pid, pname in list(people.items())[-3:]]
+        members = {n: i for n, i in self.member_ids[agent.guild_id].items() if i != agent.id}
+        bonds = {i: self.state.relations.get(agent.id, i) for i in members.values()}
 
         def accept(text: str) -> str | None:
             cleaned = clean_reply(text, own_name=persona.name, names=[n for n in names if n])
             if cleaned is None or is_near_duplicate(cleaned, recent):
                 return None
-            return cleaned
+            # never a tie or a fact about someone that the agent's memory does not support
+            kept, _dropped = guard(cleaned, own_name=persona.name, names=members, bonds=bonds, bio=persona.bio,
+                                   knowledge=recall.knowledge)
+            return kept
 
         stops = stop_sequences([n for n in names if n and n != persona.name])
         cache_key = lines[-1].content if lines and decision.direct else None
@@ -459,11 +600,12 @@ class AgentWorker:
         for attempt in range(2):  # a near-duplicate or empty reply: once more, differently; then silence
             if decision.trigger == "revive":
                 messages = opener_messages(persona, mood, guild=guild, channel=channel.name, topic=channel.topic,
-                                           subject=decision.subject or channel.topic or "anything")
+                                           subject=decision.subject or channel.topic or "anything", memories=recall.lines, ties=ties)
             else:
                 messages = reply_messages(persona, mood, lines, guild=guild, channel=channel.name or "dm", topic=channel.topic,
                                           addressed_by=decision.addressed_by if decision.direct else None,
-                                          nudge="Say something new that nobody said yet." if attempt else None)
+                                          nudge="Say something new that nobody said yet." if attempt else None,
+                                          memories=recall.lines, ties=ties)
             # seeded by the decision, so a retried event says the same; a retried revival says something else
             seed = stable_rng(decision.nonce, agent.id, decision.attempt, attempt).randrange(2**31)
             options = GenOptions(max_tokens=self.settings.reply_max_tokens, temperature=0.8 + 0.3 * attempt, stop=stops, seed=seed)
@@ -482,6 +624,11 @@ class AgentWorker:
                 sent = await self.api.send(token, channel.id, thought.text, nonce=decision.nonce, reply_to=reply_to)
                 self._recent_own[agent.id].append(thought.text)
                 self.state.last_spoke[agent.id] = self.clock.now()
+                if recall.used:
+                    try:
+                        await self.memories.reinforce_useful(recall.used, thought.text)
+                    except Exception as exc:  # noqa: BLE001
+                        log.warning("memory feedback failed: %s", exc)
                 return "posted", int(sent["id"]), llm_ms
         return "duplicate", None, llm_ms
 

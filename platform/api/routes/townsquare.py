@@ -3,19 +3,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...actions import agents, messages
-from ..deps import Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt
+from ...actions import agents, memories, messages, relationships
+from ...core.errors import InvalidFormBody
+from ..deps import MAX_SNOWFLAKE, Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt
 from ..strictjson import StrictJSONRoute, check_text
 from .messages import ReferenceBody, check_content
 
 router = APIRouter(prefix="/api/v10/townsquare", route_class=StrictJSONRoute)
 
 Limit = Query(default=50, ge=1, le=200)
+Snowflake_Query = Annotated[int, Query(ge=0, le=MAX_SNOWFLAKE)]
 
 
 class Body(BaseModel):
@@ -43,6 +46,21 @@ class PostAsBody(Body):
     content: str = Field(min_length=1, max_length=100_000)
     message_reference: ReferenceBody | None = None
     nonce: str | None = Field(default=None, max_length=25)
+
+
+class FactBody(Body):
+    subject: str = Field(min_length=1, max_length=60)
+    predicate: str = Field(min_length=1, max_length=40)
+    object: str = Field(min_length=1, max_length=60)
+
+
+class MemoryBody(Body):
+    text: str = Field(default="", max_length=2000)
+    kind: Literal["observation", "reflection", "summary", "fact"] = "observation"
+    importance: float | None = Field(default=None, ge=1, le=10)
+    about: list[SnowflakeInt] = Field(default_factory=list, max_length=20)
+    fact: FactBody | None = None
+    confidence: float | None = Field(default=None, ge=0, le=1)
 
 
 # --- societies ---
@@ -92,7 +110,9 @@ async def create_agent(body: CreateAgentBody, me: Me, platform: PlatformDep) -> 
 
 @router.get("/agents/{agent_id}")
 async def get_agent(agent_id: Snowflake, me: Me, platform: PlatformDep) -> dict[str, Any]:
-    return await agents.get_agent(platform, me, agent_id)
+    obj = await agents.get_agent(platform, me, agent_id)
+    obj["memory_count"] = await memories.memory_count(platform, agent_id)
+    return obj
 
 
 @router.patch("/agents/{agent_id}")
@@ -164,3 +184,49 @@ async def llm_calls(me: Me, platform: PlatformDep, guild_id: OptSnowflakeQuery =
 async def turns(me: Me, platform: PlatformDep, guild_id: OptSnowflakeQuery = None, before: OptSnowflakeQuery = None,
                 limit: int = Limit) -> list[dict[str, Any]]:
     return await agents.list_turns(platform, me, agent_id=None, guild_id=guild_id, before=before, limit=limit)
+
+
+# --- memory and relationships ---
+
+
+@router.get("/agents/{agent_id}/memories")
+async def agent_memories(agent_id: Snowflake, me: Me, platform: PlatformDep,
+                         query: str | None = Query(default=None, min_length=1, max_length=500),
+                         kind: Literal["observation", "reflection", "summary", "fact"] | None = None,
+                         about: OptSnowflakeQuery = None, limit: int = Query(default=20, ge=1, le=100)) -> dict[str, Any]:
+    """Without `query`: the newest memories; with it: the best by recency x importance x relevance."""
+    if query is not None:
+        check_text(query, "query")
+    return await memories.search_memories(platform, me, agent_id, query=query, kind=kind, about=about, limit=limit)
+
+
+@router.post("/agents/{agent_id}/memories", status_code=201)
+async def add_memory(agent_id: Snowflake, body: MemoryBody, me: Me, platform: PlatformDep) -> dict[str, Any]:
+    check_text(body.text, "text")
+    if body.kind == "fact":
+        if body.fact is None:
+            raise InvalidFormBody.field("fact", "BASE_TYPE_REQUIRED", "A fact needs subject, predicate and object.")
+        check_text(body.fact.model_dump(), "fact")
+    elif not body.text.strip():
+        raise InvalidFormBody.field("text", "BASE_TYPE_REQUIRED", "This field is required")
+    return await memories.add_memory(platform, me, agent_id, text=body.text, kind=body.kind, importance=body.importance,
+                                     about=list(body.about), fact=body.fact.model_dump() if body.fact else None,
+                                     confidence=body.confidence)
+
+
+@router.delete("/agents/{agent_id}/memories/{memory_id}", status_code=204)
+async def forget_memory(agent_id: Snowflake, me: Me, platform: PlatformDep, reason: Reason,
+                        memory_id: str = PathParam(pattern=r"^[0-9a-f]{8,64}$")) -> Response:
+    await memories.forget_memories(platform, me, agent_id, memory_id_=memory_id, reason=reason)
+    return Response(status_code=204)
+
+
+@router.delete("/agents/{agent_id}/memories")
+async def forget_about(agent_id: Snowflake, about: Snowflake_Query, me: Me, platform: PlatformDep, reason: Reason) -> dict[str, Any]:
+    """Forgets everything the agent remembers about one person."""
+    return {"forgotten": await memories.forget_memories(platform, me, agent_id, about=about, reason=reason)}
+
+
+@router.get("/agents/{agent_id}/relationships")
+async def agent_relationships(agent_id: Snowflake, me: Me, platform: PlatformDep) -> list[dict[str, Any]]:
+    return await relationships.list_relationships(platform, me, agent_id)

@@ -1,0 +1,210 @@
+"""What an agent remembers of a message, and what it recalls for a turn.
+
+`Memories` is the async face of the store used by the worker, the API and the rq jobs: Chroma's
+client is synchronous, so every call runs in a thread.
+
+Writing: a message becomes an observation for each agent who witnessed it (the author, the
+followers of the channel, the recipients of a DM), phrased from that agent's point of view,
+plus the facts it states about people. Observation ids derive from (agent, message), so an
+event handled twice writes each memory once.
+
+Recalling: the best memories about the topic, the best about each person present, what the
+agent knows about them (for the invented-tie guard), scored recency x importance x relevance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .facts import Fact, contradicts, current_confidence, extract_facts, reinforced, weakened
+from .importance import heuristic_importance
+from .model import Kind, Memory, clamp_importance, memory_id
+from .scoring import Scored, Weights
+from .store import MemoryStore, open_client
+
+PROMPT_CHARS = 150
+_WORD = re.compile(r"[a-zA-Z]{4,}")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A message as the agents perceive it (mentions already readable as @names)."""
+
+    message_id: int
+    channel_id: int
+    channel_name: str | None  # None: a DM
+    author_id: int
+    author_name: str
+    content: str
+    at: float
+    mentions: frozenset[int] = frozenset()
+    reply_to: int | None = None
+    member_ids: Mapping[str, int] = field(default_factory=dict)  # display name -> user id, for facts about others
+
+
+@dataclass(frozen=True)
+class Recall:
+    lines: list[str]  # for the prompt, best first
+    knowledge: dict[int, list[str]]  # person -> what the agent remembers about them
+    used: list[Memory]  # the memories put in the prompt (usefulness feedback)
+
+
+def observation_text(seen: Seen, witness_id: int, names: Mapping[int, str]) -> str:
+    where = f"in #{seen.channel_name}" if seen.channel_name else "privately"
+    if witness_id == seen.author_id:
+        target = names.get(seen.reply_to or 0) if seen.reply_to else None
+        return f"I said {where}" + (f" to {target}" if target else "") + f": {seen.content}"
+    if seen.reply_to == witness_id:
+        return f"{seen.author_name} replied to me {where}: {seen.content}"
+    if witness_id in seen.mentions:
+        return f"{seen.author_name} spoke to me {where}: {seen.content}"
+    if seen.channel_name is None:
+        return f"{seen.author_name} wrote to me privately: {seen.content}"
+    return f"{seen.author_name} said in #{seen.channel_name}: {seen.content}"
+
+
+def fact_memory(agent_id: int, fact: Fact, subject_id: int | None, at: float, source: str, importance: float = 4.0) -> Memory:
+    return Memory(id=memory_id(agent_id, "fact", fact.subject.lower(), fact.predicate, fact.object), agent_id=agent_id,
+                  kind=Kind.FACT, text=fact.text(), importance=importance, created_at=at, last_access=at,
+                  about=(subject_id,) if subject_id else (), source=source, subject=fact.subject, predicate=fact.predicate,
+                  object=fact.object, confidence=fact.confidence, confirmed_at=at)
+
+
+def prompt_line(m: Memory, now: float, half_life: float) -> str:
+    text = " ".join(m.text.split())[:PROMPT_CHARS]
+    if m.kind is Kind.FACT and current_confidence(m, now, half_life) < 0.6:
+        return f"{text} (I think)"
+    return text
+
+
+def useful(memory: Memory, reply: str) -> bool:
+    """A recalled memory shaped the reply when they share two or more content words."""
+    words = {w.lower() for w in _WORD.findall(reply)}
+    return len(words & {w.lower() for w in _WORD.findall(memory.text)}) >= 2
+
+
+class Memories:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    @property
+    def half_life(self) -> float:
+        return self.store.fact_half_life_seconds
+
+    # --- writing ---
+
+    async def observe(self, seen: Seen, witnesses: Iterable[int], names: Mapping[int, str]) -> dict[int, float]:
+        """Writes what each witness remembers of `seen`; returns the importance each one gained."""
+        return await asyncio.to_thread(self._observe, seen, list(dict.fromkeys(witnesses)), dict(names))
+
+    def _observe(self, seen: Seen, witnesses: list[int], names: dict[int, str]) -> dict[int, float]:
+        if not witnesses or not seen.content.strip():
+            return {}
+        about = tuple(sorted({seen.author_id, *seen.mentions, *([seen.reply_to] if seen.reply_to else [])}))
+        memories: list[Memory] = []
+        for w in witnesses:
+            addressed = w in seen.mentions or seen.reply_to == w or (seen.channel_name is None and w != seen.author_id)
+            importance = heuristic_importance(seen.content, addressed=addressed, own=w == seen.author_id)
+            memories.append(Memory(id=memory_id(w, "obs", seen.message_id), agent_id=w, kind=Kind.OBSERVATION,
+                                   text=observation_text(seen, w, names), importance=importance, created_at=seen.at,
+                                   last_access=seen.at, about=tuple(u for u in about if u != w), channel_id=seen.channel_id,
+                                   source=f"message:{seen.message_id}"))
+        # one vector for the message serves every witness: what it is about, not who tells it
+        vector = self.store.embed([seen.content])
+        self.store.add(memories, embeddings=vector.repeat(len(memories), axis=0))
+        gained = {m.agent_id: m.importance for m in memories}
+        facts = extract_facts(seen.content, speaker=seen.author_name, members=seen.member_ids)
+        for w in witnesses:
+            for fact in facts:
+                if fact.subject == names.get(w):
+                    continue  # what others say about me is not a fact I learn about someone
+                gained[w] = gained.get(w, 0.0) + self._learn(w, fact, seen.member_ids.get(fact.subject, seen.author_id
+                                                                   if fact.subject == seen.author_name else None),
+                                                             seen.at, f"message:{seen.message_id}")
+        return gained
+
+    def _learn(self, agent_id: int, fact: Fact, subject_id: int | None, at: float, source: str) -> float:
+        """Stores a fact, reinforcing the same one or weakening what it contradicts."""
+        new = fact_memory(agent_id, fact, subject_id, at, source)
+        known = self.store.find(agent_id, {"$and": [{"kind": Kind.FACT.value}, {"subject": fact.subject}]})
+        changed: list[Memory] = []
+        for old in known:
+            now_conf = current_confidence(old, at, self.half_life)
+            if old.id == new.id:
+                new = new.with_(confidence=reinforced(now_conf, fact.confidence), created_at=old.created_at, uses=old.uses,
+                                importance=old.importance)
+            elif contradicts(old.predicate or "", old.object or "", fact.predicate, fact.object):
+                changed.append(old.with_(confidence=weakened(now_conf), confirmed_at=at))
+        if changed:
+            self.store.update(changed)
+        self.store.add([new])
+        return new.importance
+
+    async def add(self, memory: Memory) -> Memory:
+        await asyncio.to_thread(self.store.add, [memory])
+        return memory
+
+    async def learn(self, agent_id: int, fact: Fact, subject_id: int | None, at: float, source: str) -> None:
+        await asyncio.to_thread(self._learn, agent_id, fact, subject_id, at, source)
+
+    # --- reading ---
+
+    async def recall(self, agent_id: int, topic: str, people: Mapping[int, str], *, now: float | None = None, k: int = 4,
+                     per_person: int = 2) -> Recall:
+        return await asyncio.to_thread(self._recall, agent_id, topic, dict(people), now or time.time(), k, per_person)
+
+    def _recall(self, agent_id: int, topic: str, people: dict[int, str], now: float, k: int, per_person: int) -> Recall:
+        if k <= 0 or self.store.count(agent_id) == 0:
+            return Recall([], {}, [])
+        vector = self.store.embed([topic or "what is going on"])[0]
+        chosen: dict[str, Scored] = {s.memory.id: s for s in self.store.search(agent_id, vector, now, k=k)}
+        knowledge: dict[int, list[str]] = {}
+        for person in list(people)[:3]:
+            about = self.store.search(agent_id, vector, now, k=max(per_person, 8), about=person)
+            for s in about[:per_person]:
+                chosen.setdefault(s.memory.id, s)
+            facts = [m for m in self.store.find(agent_id, {"$and": [{"kind": Kind.FACT.value}, {f"about_{person}": True}]}, limit=50)
+                     if current_confidence(m, now, self.half_life) >= 0.25]
+            knowledge[person] = [m.text for m in facts] + [s.memory.text for s in about]
+        best = sorted(chosen.values(), key=lambda s: -s.score)
+        used = [s.memory for s in best]
+        if used:
+            self.store.update([m.with_(last_access=now) for m in used])  # recalled: fresh again (Generative Agents)
+        return Recall([prompt_line(m, now, self.half_life) for m in used], knowledge, used)
+
+    async def reinforce_useful(self, used: Sequence[Memory], reply: str) -> int:
+        """Memories that shaped a reply gain importance: what proves useful is recalled more."""
+        helped = [m.with_(importance=clamp_importance(m.importance + 0.5), uses=m.uses + 1) for m in used if useful(m, reply)]
+        if helped:
+            await asyncio.to_thread(self.store.update, helped)
+        return len(helped)
+
+    async def search(self, agent_id: int, query: str, *, k: int = 10, kinds: Iterable[Kind] | None = None,
+                     about: int | None = None) -> list[Scored]:
+        return await asyncio.to_thread(self.store.search, agent_id, query, time.time(), k=k, kinds=kinds, about=about)
+
+    async def recent(self, agent_id: int, limit: int = 50, kinds: Iterable[Kind] | None = None) -> list[Memory]:
+        return await asyncio.to_thread(self.store.recent, agent_id, limit, kinds=kinds)
+
+    async def forget(self, agent_id: int, ids: Iterable[str] | None = None, *, about: int | None = None) -> int:
+        return await asyncio.to_thread(self.store.forget, agent_id, list(ids) if ids is not None else None, about=about)
+
+    async def count(self, agent_id: int) -> int:
+        return await asyncio.to_thread(self.store.count, agent_id)
+
+    async def drop_agent(self, agent_id: int) -> None:
+        await asyncio.to_thread(self.store.drop_agent, agent_id)
+
+
+def open_memories(settings: Any) -> Memories:
+    """The memory store the settings name: Chroma's server at `CHROMA_URL`, else the data folder."""
+    path = None if settings.chroma_url else settings.resolved_data_dir() / "chroma"
+    store = MemoryStore(open_client(settings.chroma_url, path), weights=Weights(),
+                        decay_per_hour=settings.memory_decay_per_hour,
+                        fact_half_life_seconds=settings.fact_half_life_days * 86400.0)
+    return Memories(store)

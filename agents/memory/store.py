@@ -1,0 +1,190 @@
+"""The memory store: one Chroma collection per agent, vectors from our own embedder.
+
+Chroma runs embedded (a `PersistentClient` on `DATA_DIR/chroma`) or as a server (`CHROMA_URL`).
+An embedded store belongs to one process: Chroma keeps its vector index in that process's
+memory, so several processes writing one folder would not see each other. `townsquare up`
+therefore starts Chroma's server on the data folder and gives its URL to every process; a
+single process (a test, a benchmark, `townsquare worker` on its own) may open the folder itself.
+
+Embeddings are always computed here (all-MiniLM-L6-v2, padded to each batch's longest input,
+see agents/brain/embed.py) and handed to Chroma; Chroma's own embedding function (which pads
+to 256 tokens and would download its model) is never used. Telemetry is off.
+
+Chroma's client is synchronous: async callers go through `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from ..brain.embed import Embedder, get_embedder
+from .model import ABOUT, Kind, Memory, from_metadata, to_metadata
+from .scoring import Scored, Weights, rank
+
+SPACE = "cosine"
+
+
+class MemoryUnavailable(RuntimeError):
+    """Chroma could not be reached or opened."""
+
+
+def open_client(chroma_url: str | None, path: str | Path | None) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    try:
+        if chroma_url:
+            url = urlparse(chroma_url)
+            return chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or (443 if url.scheme == "https" else 8000),
+                                       ssl=url.scheme == "https", settings=settings)
+        if path is None:
+            raise MemoryUnavailable("an embedded memory store needs a folder")
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    except MemoryUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - chromadb raises many kinds; one error for callers
+        raise MemoryUnavailable(f"cannot open the memory store: {exc}") from exc
+
+
+class MemoryStore:
+    def __init__(self, client: Any, embedder: Embedder | None = None, *, weights: Weights = Weights(),
+                 decay_per_hour: float = 0.995, fact_half_life_seconds: float = 14 * 86400.0) -> None:
+        self.client = client
+        self._embedder = embedder
+        self.weights = weights
+        self.decay_per_hour = decay_per_hour
+        self.fact_half_life_seconds = fact_half_life_seconds
+        self._collections: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder()
+        return self._embedder
+
+    # --- collections ---
+
+    def _collection(self, agent_id: int) -> Any:
+        found = self._collections.get(agent_id)
+        if found is None:
+            with self._lock:
+                found = self._collections.get(agent_id)
+                if found is None:
+                    found = self.client.get_or_create_collection(name=f"agent-{agent_id}", embedding_function=None,
+                                                                 metadata={"hnsw:space": SPACE, "agent_id": str(agent_id)})
+                    self._collections[agent_id] = found
+        return found
+
+    def drop_agent(self, agent_id: int) -> None:
+        with self._lock:
+            self._collections.pop(agent_id, None)
+        try:
+            self.client.delete_collection(name=f"agent-{agent_id}")
+        except Exception:  # noqa: BLE001 - nothing stored for this agent yet
+            pass
+
+    # --- writing ---
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embedder.embed(list(texts))
+
+    def add(self, memories: Sequence[Memory], embeddings: np.ndarray | None = None) -> None:
+        """Upserts (same id: replaced). Memories may belong to several agents."""
+        if not memories:
+            return
+        vectors = embeddings if embeddings is not None else self.embed([m.text for m in memories])
+        by_agent: dict[int, list[int]] = {}
+        for i, m in enumerate(memories):
+            by_agent.setdefault(m.agent_id, []).append(i)
+        for agent_id, rows in by_agent.items():
+            self._collection(agent_id).upsert(ids=[memories[i].id for i in rows], documents=[memories[i].text for i in rows],
+                                              embeddings=[vectors[i].tolist() for i in rows],
+                                              metadatas=[to_metadata(memories[i]) for i in rows])
+
+    def update(self, memories: Sequence[Memory]) -> None:
+        """Metadata only (importance, access time, confidence): the text and its vector stay."""
+        by_agent: dict[int, list[Memory]] = {}
+        for m in memories:
+            by_agent.setdefault(m.agent_id, []).append(m)
+        for agent_id, items in by_agent.items():
+            self._collection(agent_id).update(ids=[m.id for m in items], metadatas=[to_metadata(m) for m in items])
+
+    def forget(self, agent_id: int, ids: Iterable[str] | None = None, *, about: int | None = None) -> int:
+        col = self._collection(agent_id)
+        if ids is not None:
+            wanted = list(dict.fromkeys(ids))
+            found = col.get(ids=wanted, include=[])["ids"] if wanted else []
+            if found:
+                col.delete(ids=found)
+            return len(found)
+        if about is not None:
+            found = col.get(where={f"{ABOUT}{about}": True}, include=[])["ids"]
+            if found:
+                col.delete(ids=found)
+            return len(found)
+        return 0
+
+    # --- reading ---
+
+    def count(self, agent_id: int) -> int:
+        return int(self._collection(agent_id).count())
+
+    def get(self, agent_id: int, ids: Sequence[str]) -> list[Memory]:
+        if not ids:
+            return []
+        got = self._collection(agent_id).get(ids=list(ids), include=["documents", "metadatas"])
+        return [from_metadata(i, d or "", m or {}) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+
+    def find(self, agent_id: int, where: dict[str, Any] | None = None, limit: int | None = None) -> list[Memory]:
+        got = self._collection(agent_id).get(where=where, limit=limit, include=["documents", "metadatas"])
+        return [from_metadata(i, d or "", m or {}) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+
+    def recent(self, agent_id: int, limit: int = 50, *, kinds: Iterable[Kind] | None = None, since: float | None = None,
+               before: float | None = None) -> list[Memory]:
+        """Newest first. Chroma cannot sort: filter by time, then sort here."""
+        clauses: list[dict[str, Any]] = []
+        if kinds:
+            clauses.append({"kind": {"$in": [k.value for k in kinds]}})
+        if since is not None:
+            clauses.append({"created_at": {"$gte": float(since)}})
+        if before is not None:
+            clauses.append({"created_at": {"$lt": float(before)}})
+        where = clauses[0] if len(clauses) == 1 else {"$and": clauses} if clauses else None
+        found = self.find(agent_id, where)
+        found.sort(key=lambda m: (-m.created_at, m.id))
+        return found[:limit]
+
+    def search(self, agent_id: int, query: str | np.ndarray, now: float, *, k: int = 5, candidates: int = 40,
+               kinds: Iterable[Kind] | None = None, about: int | None = None, touch: bool = False) -> list[Scored]:
+        """The `k` best memories for `query` by recency x importance x relevance. The candidates
+        are the `candidates` most similar (HNSW), then ranked; `touch` marks the winners as
+        accessed now (retrieval refreshes recency, as in Generative Agents)."""
+        col = self._collection(agent_id)
+        total = col.count()
+        if total == 0:
+            return []
+        vector = self.embedder.embed_one(query) if isinstance(query, str) else np.asarray(query, dtype=np.float32)
+        clauses: list[dict[str, Any]] = []
+        if kinds:
+            clauses.append({"kind": {"$in": [k_.value for k_ in kinds]}})
+        if about is not None:
+            clauses.append({f"{ABOUT}{about}": True})
+        where = clauses[0] if len(clauses) == 1 else {"$and": clauses} if clauses else None
+        got = col.query(query_embeddings=[vector.tolist()], n_results=min(max(k, candidates), total), where=where,
+                        include=["documents", "metadatas", "distances"])
+        pool = [(from_metadata(i, d or "", m or {}), 1.0 - float(dist))
+                for i, d, m, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]
+        best = rank(pool, now, weights=self.weights, decay_per_hour=self.decay_per_hour,
+                    fact_half_life_seconds=self.fact_half_life_seconds)[:k]
+        if touch and best:
+            self.update([s.memory.with_(last_access=now) for s in best])
+        return best
