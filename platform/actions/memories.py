@@ -40,7 +40,7 @@ async def _store(platform: Platform, call: Callable[[Any], Awaitable[T]]) -> T:
 
 async def add_memory(platform: Platform, me: AuthUser, agent_id: int, *, text: str, kind: str, importance: float | None,
                      about: list[int], fact: dict[str, str] | None, confidence: float | None) -> dict[str, Any]:
-    await _agent(platform, me, agent_id)
+    agent = await _agent(platform, me, agent_id)
     now = time.time()
     if kind == Kind.FACT.value and fact is not None:
         f = Fact(fact["subject"], fact["predicate"], fact["object"], confidence if confidence is not None else 0.9)
@@ -56,7 +56,7 @@ async def add_memory(platform: Platform, me: AuthUser, agent_id: int, *, text: s
                         created_at=now, last_access=now, about=tuple(about), source="api", rated=importance is not None)
         stored = await _store(platform, lambda memories: memories.add(memory))
     async with platform.transaction() as tx:
-        await tx.audit(guild_id=None, user_id=me.id, action_type=A.AGENT_MEMORY_ADD, target_id=agent_id,
+        await tx.audit(guild_id=agent.guild_id, user_id=me.id, action_type=A.AGENT_MEMORY_ADD, target_id=agent_id,
                        options={"memory_id": stored.id, "kind": stored.kind.value})
     return memory_object(stored)
 
@@ -80,12 +80,12 @@ async def search_memories(platform: Platform, me: AuthUser, agent_id: int, *, qu
 
 async def forget_memories(platform: Platform, me: AuthUser, agent_id: int, *, memory_id_: str | None = None,
                           about: int | None = None, reason: str | None = None) -> int:
-    await _agent(platform, me, agent_id)
+    agent = await _agent(platform, me, agent_id)
     forgotten = await _store(platform, lambda memories: memories.forget(agent_id, [memory_id_] if memory_id_ else None, about=about))
     if memory_id_ and not forgotten:
         raise UnknownMemory()
     async with platform.transaction() as tx:
-        await tx.audit(guild_id=None, user_id=me.id, action_type=A.AGENT_MEMORY_FORGET, target_id=agent_id, reason=reason,
+        await tx.audit(guild_id=agent.guild_id, user_id=me.id, action_type=A.AGENT_MEMORY_FORGET, target_id=agent_id, reason=reason,
                        options={"memory_id": memory_id_, "about": str(about) if about else None, "count": forgotten})
     return forgotten
 
