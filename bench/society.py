@@ -767,7 +767,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     embedded = {"postgres": not os.environ.get("DATABASE_URL"), "redis": not os.environ.get("REDIS_URL")}
     tag = secrets.token_hex(4)
     schema, prefix = f"bench_{tag}", f"ts:bench:{tag}:"
-    port, model_port = free_port(), free_port()
+    port, model_port, memory_port = free_port(), free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     overrides: dict[str, str] = {}
     for name, value in (("SIM_SPEED", args.sim_speed), ("REVIVE_IDLE_SECONDS", args.revive_idle), ("CHAIN_CAP", args.chain_cap),
@@ -782,7 +782,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "TOWNSQUARE_DATABASE_SCHEMA": schema,
            "TOWNSQUARE_REDIS_PREFIX": prefix, "TOWNSQUARE_HOST": "127.0.0.1", "TOWNSQUARE_PORT": str(port),
            "TOWNSQUARE_PUBLIC_URL": url, "TOWNSQUARE_DATA_DIR": str(data_dir / "app"), "TOWNSQUARE_MODEL_PORT": str(model_port),
-           "OLLAMA_HOST": f"http://127.0.0.1:{model_port}", "TOWNSQUARE_LOG_JSON": "true", "PYTHONUNBUFFERED": "1", **overrides}
+           "OLLAMA_HOST": f"http://127.0.0.1:{model_port}", "CHROMA_URL": f"http://127.0.0.1:{memory_port}",
+           "TOWNSQUARE_LOG_JSON": "true", "PYTHONUNBUFFERED": "1", **overrides}
     env.pop("TOWNSQUARE_ROUTING_FILE", None)  # the bundled model only
     settings = Settings(data_dir=data_dir / "app", database_url=database_url, redis_url=redis_url, database_schema=schema,
                         redis_prefix=prefix, host="127.0.0.1", port=port, log_level="WARNING")
@@ -856,6 +857,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await wait_http(f"http://127.0.0.1:{model_port}/", model, stack.logs["model"], "model server", ok=None)
         results["model_warmup_s"] = round(await warm_model(f"http://127.0.0.1:{model_port}", model, stack.logs["model"]), 2)
         log(f"model server pid {model.pid} ready on port {model_port} in {time.monotonic() - t:.1f} s")
+        memory = stack.spawn("memory", ["memory", "serve", "--port", str(memory_port)])  # Chroma on the data folder, as `up` runs it
+        await wait_http(f"http://127.0.0.1:{memory_port}/api/v2/heartbeat", memory, stack.logs["memory"], "memory server")
         server = stack.spawn("server", ["serve", "--no-migrate"])
         await wait_http(f"{url}/ready", server, stack.logs["server"], "server")
         log(f"server pid {server.pid} ready at {url}")

@@ -23,7 +23,7 @@ from .test_agents_api import PERSONA
 def _cli(settings: Settings, services: Any, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
            "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "", "TOWNSQUARE_REDIS_PREFIX": settings.redis_prefix,
-           "TOWNSQUARE_DATA_DIR": str(settings.data_dir), "TOWNSQUARE_LOG_LEVEL": "WARNING"}
+           "TOWNSQUARE_DATA_DIR": str(settings.data_dir), "TOWNSQUARE_LOG_LEVEL": "WARNING", "CHROMA_URL": settings.chroma_url or ""}
     return subprocess.run([sys.executable, "-m", "townsquare.platform.cli", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -66,6 +66,7 @@ async def test_prune_job_runs_on_rq(platform: Platform, settings: Settings, serv
     # a real rq worker process, in burst mode (it stops when the queue is empty); it finds the
     # services through its environment, as under `up`
     env = {**os.environ, "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "", "TOWNSQUARE_DATA_DIR": str(settings.data_dir),
+           "CHROMA_URL": settings.chroma_url or "",
            "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
     done = subprocess.run([sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", services.redis_url, queue.name], env=env,
                           capture_output=True, text=True, timeout=120)

@@ -190,7 +190,7 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
         deadline, recalled = time.monotonic() + 15, []
         while not recalled and time.monotonic() < deadline:
             time.sleep(0.5)
-            recalled = [m["text"] for m in httpx.get(memories, headers=h).json()["memories"] if "bakery" in m["text"]]
+            recalled = [m["text"] for m in httpx.get(memories, headers=h, timeout=60).json()["memories"] if "bakery" in m["text"]]
         assert recalled, "the agent did not remember the question"
     finally:
         proc.send_signal(signal.SIGINT)
@@ -207,7 +207,7 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
         assert [m["content"] for m in history] == ["still here?"]
         again = httpx.get(f"{base}/api/v10/townsquare/agents", headers=h).json()
         assert [a["id"] for a in again] == [a["id"] for a in cast]  # the same society continues, not a second one
-        after = httpx.get(f"{base}/api/v10/townsquare/agents/{cast[0]['id']}/memories?query=bakery", headers=h).json()
+        after = httpx.get(f"{base}/api/v10/townsquare/agents/{cast[0]['id']}/memories?query=bakery", headers=h, timeout=60).json()
         assert any(m["text"] in recalled for m in after["memories"])  # and its agents still remember
     finally:
         proc.send_signal(signal.SIGINT)

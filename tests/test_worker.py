@@ -309,6 +309,7 @@ def _worker_process(settings: Settings, services: Any, server: RunningServer, ll
     env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
            "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "", "TOWNSQUARE_REDIS_PREFIX": settings.redis_prefix,
            "TOWNSQUARE_DATA_DIR": str(settings.data_dir), "OLLAMA_HOST": llm_url, "TOWNSQUARE_PUBLIC_URL": server.url,
+           "CHROMA_URL": settings.chroma_url or "",
            "TOWNSQUARE_WORKER_CLAIM_IDLE_MS": "1500", "TOWNSQUARE_TURN_TIMEOUT_SECONDS": "8", "TOWNSQUARE_REVIVE_IDLE_SECONDS": "1000000",
            "TOWNSQUARE_LOG_LEVEL": "WARNING"}
     return subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", "worker", "--no-migrate"], env=env,

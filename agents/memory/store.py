@@ -34,6 +34,28 @@ class MemoryUnavailable(RuntimeError):
     """Chroma could not be reached or opened."""
 
 
+_held: dict[str, int] = {}  # embedded folders this process owns -> the lock file's descriptor
+
+
+def _own(folder: Path) -> None:
+    """An embedded store is one process's: a second process gets a clear error, not a silently
+    diverging copy of the index (or a hang on Chroma's files)."""
+    import fcntl
+    import os
+
+    key = str(folder.resolve())
+    if key in _held:
+        return
+    fd = os.open(folder / ".townsquare-owner.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise MemoryUnavailable(f"the memory store in {folder} belongs to another process: set CHROMA_URL to share it "
+                                "(`townsquare up` serves it with `townsquare memory serve`)") from exc
+    _held[key] = fd
+
+
 def open_client(chroma_url: str | None, path: str | Path | None) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
@@ -47,6 +69,7 @@ def open_client(chroma_url: str | None, path: str | Path | None) -> Any:
         if path is None:
             raise MemoryUnavailable("an embedded memory store needs a folder")
         Path(path).mkdir(parents=True, exist_ok=True)
+        _own(Path(path))
         return chromadb.PersistentClient(path=str(path), settings=settings)
     except MemoryUnavailable:
         raise

@@ -42,6 +42,9 @@ class PolicyConfig:
     base_rate: float = 4.0  # scales every talkativeness roll (each chance is capped at 0.95)
     stale_seconds: float = 120.0  # older messages are only observed, not answered unprompted
     direct_stale_seconds: float = 900.0  # a mention older than this is not answered any more
+    social: bool = True  # reactions, threads (and, in the worker, DMs, new channels, peer ratings)
+    reaction_rate: float = 0.15  # scales the chance that an agent who saw a message reacts to it
+    thread_after: int = 4  # a back-and-forth of this many replies between two members moves into a thread
 
     @property
     def chain_rest_seconds(self) -> float:
@@ -73,6 +76,9 @@ class ChannelState:
     agent_posts: deque[float] = field(default_factory=deque)
     revive_pending_until: float = 0.0
     revive_attempts: int = 0  # revivals tried since the last message: a failed one is retried differently
+    parent: str | None = None  # a thread: its parent channel's name (followers of the parent follow it; never revived)
+    exchange: frozenset[int] = frozenset()  # the two members of the current back-and-forth of replies
+    exchange_len: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,10 +106,30 @@ class Decision:
     subject: str | None = None  # revive: what to open with
     score: float = 1.0
     attempt: int = 0  # revive: how many revivals of this silence were tried before (varies the model's seed)
+    in_thread: bool = False  # the exchange grew long: answer in a thread opened from the message
+    invitees: tuple[int, ...] = ()  # found: the friends invited to a new channel; reach: the one written to
 
     @property
     def direct(self) -> bool:
         return self.trigger in ("mention", "reply", "dm")
+
+    @property
+    def waits(self) -> bool:
+        """Worth waiting for the agent's current turn: answers to people, and its own initiatives."""
+        return self.direct or self.trigger in ("reach", "found")
+
+
+@dataclass(frozen=True)
+class Reaction:
+    agent_id: int
+    channel_id: int
+    message_id: int
+    emoji: str
+
+
+def nonce(kind: str, *parts: object) -> str:
+    """A message nonce (at most 25 characters) that is the same whenever the same initiative is retried."""
+    return kind + hashlib.sha256(":".join(str(p) for p in parts).encode()).hexdigest()[:25 - len(kind)]
 
 
 def stable_rng(*parts: object) -> random.Random:
@@ -133,6 +159,8 @@ class SocietyState:
         self.last_spoke: dict[int, float] = {}
         self.moods: dict[int, tuple[Mood, float]] = {}  # agent -> (mood, at)
         self.relations = Relations()
+        self.last_outreach: dict[int, float] = {}  # guild -> when an agent last wrote privately to a friend
+        self.last_founding: dict[int, float] = {}  # guild -> when an agent last opened a channel
         self.dirty_moods: set[int] = set()
 
     @property
@@ -192,6 +220,11 @@ class SocietyState:
             channel.chain += 1
         else:
             channel.chain, channel.last_human_at = 0, msg.at
+        pair = frozenset({msg.author_id, msg.reply_to}) if msg.reply_to and msg.reply_to != msg.author_id else frozenset()
+        if pair and pair == channel.exchange:
+            channel.exchange_len += 1
+        else:
+            channel.exchange, channel.exchange_len = pair, 1 if pair else 0
         if msg.author_id in self.agents:
             channel.agent_posts.append(msg.at)
             self.last_spoke[msg.author_id] = max(self.last_spoke.get(msg.author_id, 0.0), msg.at)
@@ -215,7 +248,7 @@ class SocietyState:
     @staticmethod
     def _follows(agent: AgentInfo, channel: ChannelState) -> bool:
         homes = agent.persona.home_channels
-        return not homes or channel.name in homes or channel.dm_recipients is not None
+        return not homes or (channel.parent or channel.name) in homes or channel.dm_recipients is not None
 
     # --- queries ---
 
@@ -263,7 +296,7 @@ class TurnPolicy:
             if msg.author_bot and (not chain_open or budget <= len(decisions) or self._cooling(state, agent.id, now, 0.5)):
                 continue  # bots talking to bots stop at the chain cap and the budget
             decisions.append(Decision(agent.id, msg.channel_id, trigger, f"ev{msg.id}", reply_to_message=msg.id,
-                                      addressed_by=msg.author_name))
+                                      addressed_by=msg.author_name, in_thread=self._to_thread(channel, agent.id, msg)))
         if decisions or (msg.author_bot and not chain_open) or budget <= 0 or now - msg.at > cfg.stale_seconds:
             return decisions
 
@@ -279,8 +312,52 @@ class TurnPolicy:
             roll = stable_rng("roll", msg.id, agent.id).random()
             if roll < p and (best is None or p > best.score):
                 best = Decision(agent.id, msg.channel_id, "roll", f"ev{msg.id}", reply_to_message=msg.id,
-                                addressed_by=msg.author_name, score=p)
+                                addressed_by=msg.author_name, score=p, in_thread=self._to_thread(channel, agent.id, msg))
         return [best] if best else []
+
+    def _to_thread(self, channel: ChannelState, agent_id: int, msg: Msg) -> bool:
+        """A long back-and-forth between two members (one of them this agent) moves into a thread,
+        so the channel stays open to everyone else."""
+        return (self.config.social and channel.dm_recipients is None and channel.parent is None and msg.reply_to == agent_id
+                and channel.exchange_len >= self.config.thread_after - 1 and agent_id in channel.exchange)
+
+    def reactions(self, state: SocietyState, msg: Msg) -> list[Reaction]:
+        """Who reacts to this message with an emoji (at most two agents): agreeable agents, those
+        who like the author, and strongly felt messages draw more; dislike shows too."""
+        channel = state.channels.get(msg.channel_id)
+        if (not self.config.social or channel is None or channel.dm_recipients is not None or not msg.content.strip()
+                or state.now - msg.at > self.config.stale_seconds):
+            return []
+        tone, hour = sentiment(msg.content), state.sim.hour()
+        out: list[Reaction] = []
+        for agent in sorted(state.agents.values(), key=lambda a: a.id):
+            if agent.id == msg.author_id or agent.guild_id != msg.guild_id or not state.active(agent) or not state._follows(agent, channel):
+                continue
+            activity = agent.persona.rhythm.activity(hour)
+            if activity <= 0:
+                continue
+            bond = state.relations.get(agent.id, msg.author_id)
+            affinity = bond.affinity if bond else 0.0
+            p = self.config.reaction_rate * (0.5 + agent.persona.traits.agreeableness) * activity * (1.0 + 0.6 * affinity)
+            p *= 1.5 if abs(tone) > 0.3 or agent.id in msg.mentions else 1.0
+            rng = stable_rng("react", msg.id, agent.id)
+            if rng.random() < p:
+                out.append(Reaction(agent.id, msg.channel_id, msg.id, self._emoji(tone, affinity, msg.content, rng)))
+                if len(out) >= 2:
+                    break
+        return out
+
+    @staticmethod
+    def _emoji(tone: float, affinity: float, content: str, rng: random.Random) -> str:
+        if affinity < -0.35:
+            return "🙄"
+        if tone > 0.2:
+            return rng.choice(["👍", "❤️", "😄", "🎉", "👏"])
+        if tone < -0.2:
+            return rng.choice(["😢", "😮"])
+        if content.rstrip().endswith("?"):
+            return "🤔"
+        return rng.choice(["👍", "🙂"])
 
     def chance(self, state: SocietyState, agent: AgentInfo, msg: Msg, channel: ChannelState, activity: float) -> float:
         traits = agent.persona.traits
@@ -302,7 +379,7 @@ class TurnPolicy:
         cfg, now, hour = self.config, state.now, state.sim.hour()
         out: list[Decision] = []
         busy_guilds: set[int] = set()
-        channels = sorted((c for c in state.channels.values() if c.dm_recipients is None), key=lambda c: c.last_at)
+        channels = sorted((c for c in state.channels.values() if c.dm_recipients is None and c.parent is None), key=lambda c: c.last_at)
         for channel in channels:
             if channel.guild_id in busy_guilds or channel.guild_id in state.paused_guilds or channel.revive_pending_until > now:
                 continue
@@ -329,9 +406,75 @@ class TurnPolicy:
             busy_guilds.add(channel.guild_id)
         return out
 
+    # --- social initiatives (the tick leader asks; the worker carries them out) ---
+
+    def _friends(self, state: SocietyState, agent: AgentInfo, floor: float) -> list[tuple[int, float]]:
+        """Members this agent likes and knows (both at least `floor`), with a closeness weight."""
+        return [(t, b.affinity * b.familiarity) for (s, t), b in state.relations.bonds.items()
+                if s == agent.id and t != agent.id and b.affinity >= floor and b.familiarity >= floor
+                and (t not in state.agents or state.active(state.agents[t]))]
+
+    def _awake(self, state: SocietyState, guild_id: int, hour: float) -> list[AgentInfo]:
+        return [a for a in sorted(state.agents.values(), key=lambda a: a.id) if a.guild_id == guild_id and state.active(a)
+                and a.persona.rhythm.activity(hour) > 0 and not self._cooling(state, a.id, state.now, 0.5)]
+
+    def outreach(self, state: SocietyState, every_seconds: float) -> list[Decision]:
+        """Now and then (per society) an agent writes privately to someone it likes."""
+        now, hour, out = state.now, state.sim.hour(), []
+        for guild in sorted({a.guild_id for a in state.agents.values()} - state.paused_guilds):
+            if not self.config.social or now - state.last_outreach.get(guild, float("-inf")) < every_seconds:
+                continue
+            state.last_outreach[guild] = now
+            slot = int(now // every_seconds)
+            pairs = [(a, t, w) for a in self._awake(state, guild, hour) for t, w in self._friends(state, a, 0.3)]
+            if not pairs:
+                continue
+            rng = stable_rng("reach", guild, slot)
+            agent, target, _ = rng.choices(pairs, weights=[max(w, 1e-3) for _, _, w in pairs])[0]
+            shared = [i for i in agent.persona.interests if target in state.agents and i in state.agents[target].persona.interests]
+            subject = rng.choice(shared) if shared else rng.choice(agent.persona.interests or ["how they are doing"])
+            out.append(Decision(agent.id, 0, "reach", nonce("dm", agent.id, target, slot), subject=subject, invitees=(target,)))
+        return out
+
+    def founding(self, state: SocietyState, every_seconds: float, max_channels: int) -> list[Decision]:
+        """An outgoing, curious agent with two or more friends who share one of its interests,
+        and no channel for it yet, opens one and invites them: groups become visible."""
+        now, hour, out = state.now, state.sim.hour(), []
+        for guild in sorted({a.guild_id for a in state.agents.values()} - state.paused_guilds):
+            if not self.config.social or now - state.last_founding.get(guild, float("-inf")) < every_seconds:
+                continue
+            state.last_founding[guild] = now
+            rooms = [c for c in state.channels.values() if c.guild_id == guild and c.dm_recipients is None and c.parent is None]
+            if len(rooms) >= max_channels:
+                continue
+            names = {c.name for c in rooms}
+            options = []
+            for agent in self._awake(state, guild, hour):
+                traits = agent.persona.traits
+                if traits.openness + traits.extraversion < 0.9:
+                    continue
+                friends = [t for t, _ in self._friends(state, agent, 0.2) if t in state.agents and state.agents[t].guild_id == guild]
+                for interest in agent.persona.interests:
+                    slug = channel_slug(interest)
+                    sharing = [f for f in friends if interest in state.agents[f].persona.interests]
+                    if len(sharing) >= 2 and slug and slug not in names:
+                        options.append((len(sharing) + traits.extraversion, agent, interest, tuple(sharing[:4])))
+            if not options:
+                continue
+            options.sort(key=lambda o: (-o[0], o[1].id, o[2]))
+            _, agent, interest, invited = options[0]
+            out.append(Decision(agent.id, 0, "found", nonce("fd", guild, channel_slug(interest)), subject=interest, invitees=invited))
+        return out
+
     def _subject(self, state: SocietyState, agent: AgentInfo, channel: ChannelState, rng: random.Random) -> str:
         topics = state.topics.get(channel.guild_id) or []
         if not topics:
             return channel.topic or f"what is new in #{channel.name}"
         scored = sorted(topics, key=lambda t: -(self.relevance(agent, f"{t} {channel.name}") + 0.3 * rng.random()))
         return scored[0]
+
+
+def channel_slug(text: str) -> str:
+    """A channel name for a topic, Discord style: lowercase words joined by dashes."""
+    words = "".join(ch if ch.isalnum() else " " for ch in text.lower()).split()
+    return "-".join(words)[:30].strip("-")

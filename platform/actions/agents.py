@@ -21,15 +21,17 @@ from ...agents.society.persona import Persona, Society as SocietySpec
 from ..core.errors import InvalidFormBody, MissingPermissions, UnknownAgent, UnknownGuild, UnknownMember
 from ..core.secretbox import seal, unseal
 from ..core.snowflake import new_id
-from ..db.models import Agent, AgentTurn, Channel, Guild, LlmCall, Society, Token, User
+from ..core.permissions import P
+from ..db.models import Agent, AgentTurn, Channel, Guild, LlmCall, Role, Society, Token, User
 from ..events.types import E
 from . import shapes
 from .audit import A
 from .context import Platform, Tx
-from .guilds import add_member, member_row, remove_member
+from .guilds import add_member, emit_member_update, member_row, remove_member
 from .users import AuthUser, insert_bot
 
 STATES = ("active", "paused", "muted")
+AGENT_ROLE = "townsfolk"  # every agent of a society holds it: it may open channels for new topics and groups
 
 
 def require_admin(me: AuthUser) -> None:
@@ -93,6 +95,11 @@ async def create_agent(tx: Tx, platform: Platform, *, creator_id: int | None, gu
     user_row, token = await insert_bot(tx, owner_id=creator_id, username=persona.username, global_name=persona.name[:32],
                                        bio=persona.bio[:190])
     await add_member(tx, guild_id, user_row.id)
+    role = (await tx.conn.execute(select(Role.id).where(Role.guild_id == guild_id, Role.name == AGENT_ROLE))).scalar()
+    if role is not None:
+        await tx.conn.execute(text("UPDATE members SET roles = array_append(roles, :r) WHERE guild_id = :g AND user_id = :u"),
+                              {"r": role, "g": guild_id, "u": user_row.id})
+        await emit_member_update(tx, guild_id, user_row.id)
     row = (await tx.conn.execute(insert(Agent).values(
         id=user_row.id, guild_id=guild_id, persona=persona.model_dump(mode="json"), state=state,
         mood=Mood.baseline(persona.traits).to_json(), mood_at=func.now(), token_secret=seal(platform.settings, token),
@@ -265,8 +272,8 @@ async def do_set_society_paused(platform: Platform, me: AuthUser, guild_id: int,
 async def do_found_society(platform: Platform, owner_id: int, spec: SocietySpec, name: str) -> int:
     """Creates the guild, its channels and its cast from a society file; returns the guild id.
     Idempotent by society name: a second call returns the existing society unchanged."""
-    from .guilds import do_create_guild
     from .channels import do_create_guild_channel
+    from .guilds import do_create_guild, do_create_role
 
     async with platform.read() as conn:
         existing = (await conn.execute(select(Society.guild_id).where(Society.name == name))).scalar()
@@ -274,6 +281,8 @@ async def do_found_society(platform: Platform, owner_id: int, spec: SocietySpec,
         return int(existing)
     guild = await do_create_guild(platform, owner_id, name=spec.guild, description=spec.description or None)
     guild_id = int(guild["id"])
+    await do_create_role(platform, owner_id, guild_id, {"name": AGENT_ROLE, "permissions": int(P.MANAGE_CHANNELS)},
+                         "agents open channels for emerging topics")
     async with platform.transaction() as tx:
         general = (await tx.conn.execute(select(Channel).where(Channel.guild_id == guild_id, Channel.name == "general"))).first()
     for channel in spec.channels:
@@ -328,6 +337,25 @@ async def registry_version(platform: Platform) -> tuple[Any, ...]:
             "SELECT (SELECT count(*) FROM agents), (SELECT max(updated_at) FROM agents), "
             "(SELECT max(updated_at) FROM societies), (SELECT count(*) FROM societies)"))).one()
     return tuple(row)
+
+
+async def join_channel(platform: Platform, agent_ids: list[int], channel_name: str) -> None:
+    """Agents start following a channel (one they opened or were invited to): its name joins
+    their persona's home channels. The agents' own doing, so not an administrative change:
+    emitted (AGENT_UPDATE) for the workers, not audit-logged."""
+    async with platform.transaction() as tx:
+        for agent_id in agent_ids:
+            row = (await tx.conn.execute(select(Agent).where(Agent.id == agent_id).with_for_update())).first()
+            if row is None:
+                continue
+            homes = list(row.persona.get("home_channels") or [])
+            if not homes or channel_name in homes:
+                continue  # following everything already, or this one
+            persona = {**row.persona, "home_channels": [*homes, channel_name]}
+            updated = (await tx.conn.execute(update(Agent).where(Agent.id == agent_id).values(persona=persona, updated_at=func.now())
+                                             .returning(Agent))).one()
+            user_row = (await tx.conn.execute(select(User).where(User.id == agent_id))).one()
+            await _emit(tx, E.AGENT_UPDATE, agent_object(updated, user_row, sim_speed=platform.settings.sim_speed))
 
 
 async def save_moods(platform: Platform, moods: dict[int, dict[str, Any]]) -> None:

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     graph_snapshot_minutes: float = 15.0  # the social graph is snapshotted this often (an rq job)
     graph_retention_days: float = 90.0  # snapshots older than this are pruned
     social_actions: bool = True  # agents react, DM, open threads, create channels and rate peers
+    reaction_rate: float = 0.15  # scales how often an agent who saw a message reacts with an emoji
+    thread_after: int = 4  # a back-and-forth of this many replies between two members moves into a thread
+    outreach_seconds: float = 900.0  # per society, at most one agent writes privately to a friend this often
+    founding_seconds: float = 1800.0  # per society, at most one agent opens a channel for a shared interest this often
+    max_society_channels: int = 16  # agents open no channel beyond this many in a society
 
     log_level: str = "INFO"
     log_json: bool = True

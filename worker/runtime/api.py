@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -47,8 +48,33 @@ class AgentAPI:
         except (PlatformRefused, httpx.HTTPError):
             pass  # typing is a courtesy
 
-    async def send(self, token: str, channel_id: int, content: str, *, nonce: str, reply_to: int | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"content": content, "nonce": nonce, "allowed_mentions": {"parse": []}}
+    async def send(self, token: str, channel_id: int, content: str, *, nonce: str, reply_to: int | None = None,
+                   mention: tuple[int, ...] = ()) -> dict[str, Any]:
+        """Pings nobody unless named in `mention` (whose `<@id>` the content holds)."""
+        body: dict[str, Any] = {"content": content, "nonce": nonce,
+                                "allowed_mentions": {"parse": [], "users": [str(u) for u in mention]}}
         if reply_to is not None:
             body["message_reference"] = {"message_id": str(reply_to), "fail_if_not_exists": False}
         return await self._call(token, "POST", f"/channels/{channel_id}/messages", json=body)
+
+    async def react(self, token: str, channel_id: int, message_id: int, emoji: str) -> None:
+        await self._call(token, "PUT", f"/channels/{channel_id}/messages/{message_id}/reactions/{quote(emoji, safe='')}/@me")
+
+    async def open_dm(self, token: str, recipient_id: int) -> dict[str, Any]:
+        return await self._call(token, "POST", "/users/@me/channels", json={"recipient_id": str(recipient_id)})
+
+    async def start_thread(self, token: str, channel_id: int, message_id: int, name: str) -> dict[str, Any]:
+        """A thread from a message (its id is the message's). Already there (a retried turn): that one."""
+        try:
+            return await self._call(token, "POST", f"/channels/{channel_id}/messages/{message_id}/threads",
+                                    json={"name": name, "auto_archive_duration": 1440})
+        except PlatformRefused as exc:
+            if exc.status != 400:
+                raise
+            return await self._call(token, "GET", f"/channels/{message_id}")
+
+    async def create_channel(self, token: str, guild_id: int, name: str, topic: str) -> dict[str, Any]:
+        return await self._call(token, "POST", f"/guilds/{guild_id}/channels", json={"name": name, "type": 0, "topic": topic})
+
+    async def channels(self, token: str, guild_id: int) -> list[dict[str, Any]]:
+        return await self._call(token, "GET", f"/guilds/{guild_id}/channels")

@@ -24,6 +24,7 @@ from collections import defaultdict, deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import httpx
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -37,8 +38,8 @@ from ...agents.memory.importance import parse_rating, rating_messages
 from ...agents.memory.remember import Memories, Recall, Seen, open_memories
 from ...agents.mind.clock import Clock, SimClock, SystemClock
 from ...agents.mind.mood import Mood
-from ...agents.mind.policy import (AgentInfo, ChannelState, Decision, Msg, PolicyConfig, SocietyState, TurnPolicy,
-                                   keyword_relevance, stable_rng)
+from ...agents.mind.policy import (AgentInfo, ChannelState, Decision, Msg, PolicyConfig, Reaction, SocietyState, TurnPolicy,
+                                   channel_slug, keyword_relevance, stable_rng)
 from ...agents.mind.relations import describe
 from ...platform.actions import agents as registry
 from ...platform.actions import relationships as bonds_db
@@ -97,7 +98,9 @@ class AgentWorker:
         self.key = stream_key(settings.redis_prefix)
         self.prefix = settings.redis_prefix
         self.config = PolicyConfig(chain_cap=settings.chain_cap, channel_budget_per_minute=settings.channel_budget_per_minute,
-                                   cooldown_seconds=settings.agent_cooldown_seconds, revive_idle_seconds=settings.revive_idle_seconds)
+                                   cooldown_seconds=settings.agent_cooldown_seconds, revive_idle_seconds=settings.revive_idle_seconds,
+                                   social=settings.social_actions, reaction_rate=settings.reaction_rate,
+                                   thread_after=settings.thread_after)
         self.state = SocietyState(SimClock(self.clock, epoch=self.clock.now(), speed=settings.sim_speed,
                                            start_hour=settings.sim_start_hour), chain_rest_seconds=self.config.chain_rest_seconds)
         self.policy = TurnPolicy(self.config, relevance or keyword_relevance)
@@ -121,6 +124,7 @@ class AgentWorker:
         self._recent_own: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=10))
         self.member_ids: dict[int, dict[str, int]] = defaultdict(dict)  # guild -> display name -> user id
         self._bonds_loaded = False
+        self._unrated: dict[int, None] = {}  # agents with notable memories the LLM has not rated yet (insertion-ordered)
         self._last_turn_at = self.clock.now()  # the LLM counts as free only after a quiet spell
         self._stopping = asyncio.Event()
 
@@ -256,6 +260,12 @@ class AgentWorker:
             self.state.observe_reaction(int(data.get("user_id", 0)), int(author) if author else None,
                                         str(emoji.get("name") if isinstance(emoji, dict) else emoji),
                                         int(data["guild_id"]) if data.get("guild_id") else None)
+        elif kind == "THREAD_CREATE" and data.get("guild_id") and int(data["guild_id"]) in self.state.guild_names:
+            parent = self.state.channels.get(int(data.get("parent_id") or 0))
+            thread = self.state.set_channel(ChannelState(int(data["id"]), int(data["guild_id"]), data.get("name") or "", None))
+            thread.parent = parent.name if parent else None
+            if not thread.last_at:
+                thread.last_at = self.clock.now()
         elif kind in ("AGENT_CREATE", "AGENT_UPDATE", "AGENT_DELETE", "SOCIETY_UPDATE", "CHANNEL_CREATE", "CHANNEL_DELETE",
                       "CHANNEL_UPDATE"):
             self._registry_dirty = True
@@ -327,9 +337,19 @@ class AgentWorker:
             if msg is not None and msg.channel_id in self.state.channels:
                 self.state.observe(msg)  # no-op if the state reader got it already
                 decisions = self.policy.on_message(self.state, msg)
+                reactions = self.policy.reactions(self.state, msg)
                 # remembering runs beside the turns: the transcript already holds this message
-                await asyncio.gather(self._remember(msg, env["data"]),
+                await asyncio.gather(self._remember(msg, env["data"]), *(self._react(r) for r in reactions),
                                      *(self.run_turn(d, position=env.get("position")) for d in decisions))
+
+    async def _react(self, reaction: Reaction) -> None:
+        token = self.tokens.get(reaction.agent_id)
+        if token is None:
+            return
+        try:
+            await self.api.react(token, reaction.channel_id, reaction.message_id, reaction.emoji)
+        except (PlatformRefused, httpx.HTTPError) as exc:  # a reaction is a nicety: never worth a failure
+            log.info("reaction refused: %s", exc)
 
     # --- memory ---
 
@@ -350,6 +370,8 @@ class AgentWorker:
             gained = await self.memories.observe(seen, witnesses, {i: n for n, i in ids.items()})
             for agent_id, importance in gained.items():
                 await self._maybe_reflect(agent_id, importance)
+                if importance >= 3:
+                    self._unrated[agent_id] = None
         except Exception as exc:  # noqa: BLE001 - a memory outage must not stop the society talking
             log.warning("remembering failed: %s", exc)
 
@@ -379,12 +401,13 @@ class AgentWorker:
         # each chore: (seconds between runs, coroutine); the first run of each is on the first tick
         chores: list[tuple[float, Any]] = [
             (10.0, self._save_moods), (10.0, self._save_bonds), (600.0, self._rate_peers), (3600.0, self._enqueue_maintenance),
-            (max(60.0, self.settings.graph_snapshot_minutes * 60), self._enqueue_snapshot), (5.0, self._rate_memories)]
+            (max(60.0, self.settings.graph_snapshot_minutes * 60), self._enqueue_snapshot), (15.0, self._initiatives)]
         last = [float("-inf")] * len(chores)
         while not self._stopping.is_set():
             await asyncio.sleep(1.0)
             try:
                 await self.refresh_registry()
+                await self._rate_memories()  # every worker rates what it remembered (not only the leader)
                 if not await self._lead():
                     continue
                 for decision in self.policy.revivals(self.state):
@@ -397,6 +420,39 @@ class AgentWorker:
                         await chore()
             except Exception:  # noqa: BLE001 - a failed tick must not end the loop
                 log.exception("tick failed")
+
+    async def _initiatives(self) -> None:
+        """Private messages to friends and channels for shared interests (rare, per society)."""
+        decisions = [*self.policy.outreach(self.state, self.settings.outreach_seconds),
+                     *self.policy.founding(self.state, self.settings.founding_seconds, self.settings.max_society_channels)]
+        for decision in decisions:
+            task = asyncio.create_task(self._initiative(decision))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _initiative(self, decision: Decision) -> str:
+        """Makes the place (a DM, a new channel) for the agent's opening line, then takes the turn."""
+        agent = self.state.agents.get(decision.agent_id)
+        if agent is None:
+            return "skipped"
+        token = self.tokens[agent.id]
+        try:
+            if decision.trigger == "reach":
+                dm = await self.api.open_dm(token, decision.invitees[0])
+                channel = self.state.set_channel(ChannelState(int(dm["id"]), agent.guild_id, "dm", None,
+                                                              frozenset({agent.id, decision.invitees[0]})))
+            else:
+                name = channel_slug(decision.subject or "")
+                existing = next((c for c in await self.api.channels(token, agent.guild_id) if c.get("name") == name), None)
+                made = existing or await self.api.create_channel(token, agent.guild_id, name, f"{decision.subject}: everyone welcome")
+                channel = self.state.set_channel(ChannelState(int(made["id"]), agent.guild_id, name, made.get("topic")))
+                channel.last_at = channel.last_at or self.clock.now()
+                await registry.join_channel(self.platform, [agent.id, *decision.invitees], name)
+        except (PlatformRefused, httpx.HTTPError) as exc:
+            log.info("initiative refused: %s", exc)
+            return "refused"
+        return await self.run_turn(Decision(agent.id, channel.id, decision.trigger, decision.nonce, subject=decision.subject,
+                                            invitees=decision.invitees), position=None)
 
     async def _enqueue(self, job: str, **kwargs: Any) -> None:
         if self.enqueue is not None:
@@ -432,21 +488,24 @@ class AgentWorker:
                         self.state.relations.rated(source, target, rating, now)
 
     async def _rate_memories(self) -> None:
-        """When the LLM has been free for a while, it rates one notable memory's importance
-        (the heuristic's guess stands until then)."""
-        if self._inflight or self.clock.now() - self._last_turn_at < self.settings.memory_rate_idle_seconds:
+        """When the LLM has been free for a while, it rates the importance of notable new memories
+        (the heuristic's guess stands until then), one agent at a time."""
+        if not self._unrated or self._inflight or self.clock.now() - self._last_turn_at < self.settings.memory_rate_idle_seconds:
             return
-        candidates = [a for a in self.state.agents.values() if self.state.active(a)]
-        if not candidates:
+        agent_id = next(iter(self._unrated))
+        del self._unrated[agent_id]
+        agent = self.state.agents.get(agent_id)
+        if agent is None or not self.state.active(agent):
             return
-        agent = candidates[int(self.clock.now()) % len(candidates)]
         try:
             recent = await self.memories.recent(agent.id, 20)
         except Exception as exc:  # noqa: BLE001
             log.warning("memory rating skipped: %s", exc)
             return
-        pending = [m for m in recent if not m.rated and m.importance >= 3 and m.kind.value == "observation"][:3]
-        for memory in pending:
+        pending = [m for m in recent if not m.rated and m.importance >= 3 and m.kind.value == "observation"]
+        if len(pending) > 3:
+            self._unrated[agent_id] = None  # the rest next time
+        for memory in pending[:3]:
             if self._inflight:
                 return  # a turn came in: it has the model
             thought = await self.chain.think(agent_id=agent.id, guild_id=agent.guild_id, agent_name=agent.persona.name, task="rate",
@@ -517,7 +576,7 @@ class AgentWorker:
         lock = f"{self.prefix}agents:turn:{agent.id}"
         ttl = int(self.settings.turn_timeout_seconds * 1000) + 5000
         # a direct turn waits for the agent's current turn (even a dead worker's lock expires); others give up
-        deadline = time.monotonic() + (ttl / 1000 + 1 if decision.direct else 0)
+        deadline = time.monotonic() + (ttl / 1000 + 1 if decision.waits else 0)
         while not await self.redis.set(lock, self.name, nx=True, px=ttl):  # one turn per agent across workers
             if time.monotonic() >= deadline:
                 return "busy"
@@ -532,6 +591,7 @@ class AgentWorker:
             outcome, error = "timeout", "the turn ran over its time budget"
         except PlatformRefused as exc:
             outcome, error = "error", str(exc)
+            log.warning("turn refused by the platform", extra={"agent": agent.id, "status": exc.status})
         except Exception as exc:  # noqa: BLE001 - one agent's failure never takes the worker down
             log.exception("turn failed", extra={"agent": agent.id})
             outcome, error = "error", f"{type(exc).__name__}: {exc}"[:200]
@@ -576,10 +636,11 @@ class AgentWorker:
         guild = self.state.guild_names.get(agent.guild_id, "the society")
         mood = self.state.mood(agent.id)
         people = {int(m["author"]["id"]): self._display(m) for m in history if m.get("author") and int(m["author"]["id"]) != agent.id}
-        for other in channel.dm_recipients or ():
-            if other != agent.id and other in self.names:
-                people.setdefault(other, self.names[other])
-        topic = decision.subject if decision.trigger == "revive" and decision.subject else " ".join(line.content for line in lines[-3:])
+        for other in (*(channel.dm_recipients or ()), *decision.invitees):
+            if other != agent.id:
+                people.setdefault(other, self.names.get(other) or self._member_name(agent.guild_id, other))
+        opening = decision.trigger in ("revive", "reach", "found")
+        topic = decision.subject if opening and decision.subject else " ".join(line.content for line in lines[-3:])
         recall = await self._recall(agent, topic, people)
         ties = [describe(self.state.relations.get(agent.id, pid), pname) for pid, pname in list(people.items())[-3:]]
         members = {n: i for n, i in self.member_ids[agent.guild_id].items() if i != agent.id}
@@ -596,11 +657,22 @@ class AgentWorker:
 
         stops = stop_sequences([n for n in names if n and n != persona.name])
         cache_key = lines[-1].content if lines and decision.direct else None
+        opener = opening
+        invited = [self.names.get(i) or self._member_name(agent.guild_id, i) for i in decision.invitees]
+        if decision.trigger == "reach":
+            subject = f"you want to write privately to {invited[0]} about {decision.subject}"
+        elif decision.trigger == "found":
+            subject = f"you just opened #{channel.name} for people into {decision.subject}; you welcome {', '.join(invited)}"
+        else:
+            subject = decision.subject or channel.topic or "anything"
+        target_channel, mention, prefix = channel.id, tuple(decision.invitees) if decision.trigger == "found" else (), ""
+        if mention:
+            prefix = " ".join(f"<@{i}>" for i in mention) + " "
         llm_ms = 0
         for attempt in range(2):  # a near-duplicate or empty reply: once more, differently; then silence
-            if decision.trigger == "revive":
-                messages = opener_messages(persona, mood, guild=guild, channel=channel.name, topic=channel.topic,
-                                           subject=decision.subject or channel.topic or "anything", memories=recall.lines, ties=ties)
+            if opener:
+                messages = opener_messages(persona, mood, guild=guild, channel=channel.name or "dm", topic=channel.topic,
+                                           subject=subject, memories=recall.lines, ties=ties)
             else:
                 messages = reply_messages(persona, mood, lines, guild=guild, channel=channel.name or "dm", topic=channel.topic,
                                           addressed_by=decision.addressed_by if decision.direct else None,
@@ -610,7 +682,7 @@ class AgentWorker:
             seed = stable_rng(decision.nonce, agent.id, decision.attempt, attempt).randrange(2**31)
             options = GenOptions(max_tokens=self.settings.reply_max_tokens, temperature=0.8 + 0.3 * attempt, stop=stops, seed=seed)
             thought = await self.chain.think(agent_id=agent.id, guild_id=agent.guild_id, agent_name=persona.name,
-                                             task="revive" if decision.trigger == "revive" else "reply", messages=messages,
+                                             task="revive" if opener else "reply", messages=messages,
                                              options=options, accept=accept, cache_key=cache_key)
             llm_ms += thought.llm_ms
             if thought.unavailable:
@@ -621,7 +693,15 @@ class AgentWorker:
             if thought.text:
                 # answers are Discord replies (DMs need none): who answers whom is explicit, for people and for bonds
                 reply_to = decision.reply_to_message if decision.trigger in ("mention", "reply", "roll") else None
-                sent = await self.api.send(token, channel.id, thought.text, nonce=decision.nonce, reply_to=reply_to)
+                if decision.in_thread and reply_to is not None:
+                    # the back-and-forth moves into a thread opened from the message being answered
+                    thread = await self.api.start_thread(token, channel.id, reply_to, self._thread_name(lines))
+                    target_channel, reply_to = int(thread["id"]), None
+                    author = self._author_of(history, decision.reply_to_message)
+                    if author is not None:
+                        mention, prefix = (author,), f"<@{author}> "
+                sent = await self.api.send(token, target_channel, prefix + thought.text, nonce=decision.nonce, reply_to=reply_to,
+                                           mention=mention)
                 self._recent_own[agent.id].append(thought.text)
                 self.state.last_spoke[agent.id] = self.clock.now()
                 if recall.used:
@@ -631,6 +711,19 @@ class AgentWorker:
                         log.warning("memory feedback failed: %s", exc)
                 return "posted", int(sent["id"]), llm_ms
         return "duplicate", None, llm_ms
+
+    def _member_name(self, guild_id: int, user_id: int) -> str:
+        return next((n for n, i in self.member_ids[guild_id].items() if i == user_id), "a neighbour")
+
+    @staticmethod
+    def _author_of(history: list[dict[str, Any]], message_id: int | None) -> int | None:
+        found = next((m for m in history if m.get("id") == str(message_id)), None)
+        return int(found["author"]["id"]) if found and found.get("author") else None
+
+    @staticmethod
+    def _thread_name(lines: list[Line]) -> str:
+        words = " ".join(line.content for line in lines[-2:]).split()
+        return (" ".join(words[:6]) or "a longer talk")[:90]
 
     async def _rest(self, agent: AgentInfo) -> None:
         """Every backend is down: the agent rests (silent, shown as resting) until the breakers retry."""
