@@ -1,23 +1,32 @@
 """Sentence-embedding benchmark: throughput in batches, single-message latency, memory.
 
     .venv/bin/python bench/embed.py [--n 2000] [--batch 32] [--threads N] [--singles 300] [--fixed-256 200]
+                                    [--stock] [--no-agreement]
 
 Embeds --n varied chat-like sentences (generated from a fixed seed: greetings, one-liners,
 questions, multi-sentence messages, a few long posts; 3 to ~200 tokens) with
-townsquare.agents.brain.embed.Embedder (int8 all-MiniLM-L6-v2 on onnxruntime, each batch padded
-to its own longest input), then --singles single-sentence calls (the latency an agent sees when
+townsquare.agents.brain.embed.Embedder (all-MiniLM-L6-v2 on onnxruntime, each batch padded to its
+own longest input; by default the integer-matmul model derived from the packaged int8 file, with
+--stock the packaged file as is, float32 matmuls), then --singles single-sentence calls (the latency an agent sees when
 it embeds one incoming message). Everything runs in this process, on the CPU, offline.
 
 Phases:
-  load      building the Embedder (tokenizer + ONNX session)
+  load      building the Embedder (tokenizer + ONNX session; the first run on a machine also
+            derives and caches the integer model: "derived_built" in the JSON)
   warm-up   a few calls, not counted
   batch     --n sentences through embed() (sorted by length, internal batches of at most --batch
             texts and --batch-tokens padded tokens); wall time and CPU time (all threads)
   single    --singles calls of embed_one() on random sentences: p50 / p90 / p99 latency
   fixed-256 (only with --fixed-256 K > 0) the trap for comparison: K sentences padded to 256
             tokens, as Chroma's stock ONNX function does; measured on a sample, since it is slow
+  agreement (unless --no-agreement or --stock) the same --n sentences through the packaged model
+            run as is: cosine of each vector with its counterpart (min / p1 / mean)
 
-Memory: resident set size after each phase (VmRSS) and the peak (VmHWM) from /proc/self/status.
+The machine's other load during the batch phase is reported as "other_cores": CPU time used by
+all other processes (from /proc/stat) divided by the wall time, in cores.
+
+Memory: resident set size after each phase (VmRSS) and the peak (VmHWM) from /proc/self/status;
+"peak_rss_mib" is taken before the agreement phase (which loads the packaged model too).
 Figures are printed as they come; the LAST line printed is one JSON object with everything.
 """
 
@@ -84,6 +93,26 @@ def memory() -> dict[str, float]:
     return figures
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all processes of the machine have used since boot (user + nice + system + irq
+    + softirq + steal), from /proc/stat; None where there is no /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def fast_model_path_exists() -> bool:
+    from townsquare.agents.brain.embed import default_cache_dir, default_model_path, fast_model_name
+
+    try:
+        return (default_cache_dir() / fast_model_name(default_model_path())).is_file()
+    except Exception:  # noqa: BLE001 - the model is missing: Embedder() will say so
+        return False
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
@@ -98,6 +127,8 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=300, help="single-sentence calls for the latency figures")
     parser.add_argument("--fixed-256", type=int, default=0, help="also time K sentences padded to 256 (the trap)")
     parser.add_argument("--spin", action="store_true", help="let onnxruntime threads spin between calls")
+    parser.add_argument("--stock", action="store_true", help="run the packaged int8 file as is (float32 matmuls)")
+    parser.add_argument("--no-agreement", action="store_true", help="skip the cosine check against the packaged model")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
@@ -106,8 +137,13 @@ def main() -> None:
     sentences = make_sentences(args.n, args.seed)
 
     started = time.perf_counter()
-    embedder = Embedder(threads=args.threads, batch_size=args.batch, max_batch_tokens=args.batch_tokens, spin=args.spin)
+    options = dict(threads=args.threads, batch_size=args.batch, max_batch_tokens=args.batch_tokens, spin=args.spin)
+    derived_before = fast_model_path_exists()
+    embedder = Embedder(fast=not args.stock, **options)
     result["load_s"] = round(time.perf_counter() - started, 3)
+    result["model"] = embedder.model_path.name
+    result["fast"] = embedder.fast
+    result["derived_built"] = embedder.fast and not derived_before
     result["threads"] = embedder.threads
     result["memory_loaded_mib"] = memory()
     tokens = [len(e.ids) for e in embedder._tokenizer.encode_batch(sentences)]
@@ -119,9 +155,12 @@ def main() -> None:
         embedder.embed(sentences[:64])
         embedder.embed_one(sentences[0])
 
+    busy_started = machine_busy_seconds()
     started, cpu_started = time.perf_counter(), time.process_time()
     vectors = embedder.embed(sentences)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    if busy_started is not None and (busy := machine_busy_seconds()) is not None:
+        result["other_cores"] = round(max(0.0, busy - busy_started - cpu) / elapsed, 2)
     assert vectors.shape == (args.n, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     result["batch_s"] = round(elapsed, 3)
     result["sentences_per_s"] = round(args.n / elapsed, 1)
@@ -131,7 +170,8 @@ def main() -> None:
     result["memory_batch_mib"] = memory()
     print(f"batch: {args.n} sentences in {elapsed:.2f} s = {result['sentences_per_s']} sentences/s "
           f"({result['tokens_per_s']} tokens/s, {result['cpu_ms_per_sentence']} CPU-ms/sentence, "
-          f"load average {result['load_average']}); RSS {result['memory_batch_mib']}", flush=True)
+          f"load average {result['load_average']}, other processes {result.get('other_cores')} cores); "
+          f"RSS {result['memory_batch_mib']}", flush=True)
 
     rng = random.Random(args.seed + 1)
     latencies = []
@@ -182,7 +222,17 @@ def main() -> None:
               f"single {result['fixed_256_single_ms']} ms; RSS {result['memory_fixed_256_mib']}", flush=True)
 
     result["memory_end_mib"] = memory()
-    result["peak_rss_mib"] = result["memory_end_mib"].get("VmHWM")
+    result["peak_rss_mib"] = result["memory_end_mib"].get("VmHWM")  # before the agreement phase's second model
+
+    if embedder.fast and not args.no_agreement:
+        reference = Embedder(fast=False, **options).embed(sentences)
+        agreement = np.sum(vectors * reference, axis=1)
+        result["cosine_vs_packaged"] = {"min": round(float(agreement.min()), 4),
+                                        "p1": round(float(np.percentile(agreement, 1)), 4),
+                                        "mean": round(float(agreement.mean()), 5)}
+        print(f"agreement with the packaged model: cosine min {result['cosine_vs_packaged']['min']}, "
+              f"p1 {result['cosine_vs_packaged']['p1']}, mean {result['cosine_vs_packaged']['mean']}", flush=True)
+
     print(json.dumps(result))
 
 

@@ -482,7 +482,8 @@ _singleton_lock = threading.Lock()
 
 
 def get_embedder() -> Embedder:
-    """The process-wide embedder, loaded on first use (about 0.1 s, ~100 MB)."""
+    """The process-wide embedder, loaded on first use (about 0.3 s, ~150 MB; the first load on a
+    machine also derives and caches the integer model, 2.5-3 s)."""
     global _singleton
     if _singleton is None:
         with _singleton_lock:
