@@ -159,13 +159,20 @@ class Memories:
         return await asyncio.to_thread(self._recall, agent_id, topic, dict(people), now or time.time(), k, per_person)
 
     def _recall(self, agent_id: int, topic: str, people: dict[int, str], now: float, k: int, per_person: int) -> Recall:
-        if k <= 0 or self.store.count(agent_id) == 0:
+        """One similarity search feeds everything: the best `k` memories about the topic, then the
+        best `per_person` among the same candidates about each person present; facts about those
+        people come from a small filtered read (facts are few). Chroma's filtered vector search is
+        avoided: on a large store it costs tens of milliseconds per person."""
+        if k <= 0:
             return Recall([], {}, [])
-        vector = self.store.embed([topic or "what is going on"])[0]
-        chosen: dict[str, Scored] = {s.memory.id: s for s in self.store.search(agent_id, vector, now, k=k)}
+        pool = self.store.candidates(agent_id, topic or "what is going on", max(20, 3 * k))
+        if not pool:
+            return Recall([], {}, [])
+        ranked = self.store.rank(pool, now, k=len(pool))
+        chosen: dict[str, Scored] = {s.memory.id: s for s in ranked[:k]}
         knowledge: dict[int, list[str]] = {}
         for person in list(people)[:3]:
-            about = self.store.search(agent_id, vector, now, k=max(per_person, 8), about=person)
+            about = [s for s in ranked if person in s.memory.about]
             for s in about[:per_person]:
                 chosen.setdefault(s.memory.id, s)
             facts = [m for m in self.store.find(agent_id, {"$and": [{"kind": Kind.FACT.value}, {f"about_{person}": True}]}, limit=50)
@@ -173,8 +180,7 @@ class Memories:
             knowledge[person] = [m.text for m in facts] + [s.memory.text for s in about]
         best = sorted(chosen.values(), key=lambda s: -s.score)
         used = [s.memory for s in best]
-        if used:
-            self.store.update([m.with_(last_access=now) for m in used])  # recalled: fresh again (Generative Agents)
+        self.store.update([m.with_(last_access=now) for m in used])  # recalled: fresh again (Generative Agents)
         return Recall([prompt_line(m, now, self.half_life) for m in used], knowledge, used)
 
     async def reinforce_useful(self, used: Sequence[Memory], reply: str) -> int:

@@ -86,6 +86,7 @@ class MemoryStore:
         self.decay_per_hour = decay_per_hour
         self.fact_half_life_seconds = fact_half_life_seconds
         self._collections: dict[int, Any] = {}
+        self._nonempty: set[int] = set()  # agents whose collection held memories when last looked at
         self._lock = threading.Lock()
 
     @property
@@ -110,6 +111,7 @@ class MemoryStore:
     def drop_agent(self, agent_id: int) -> None:
         with self._lock:
             self._collections.pop(agent_id, None)
+            self._nonempty.discard(agent_id)
         try:
             self.client.delete_collection(name=f"agent-{agent_id}")
         except Exception:  # noqa: BLE001 - nothing stored for this agent yet
@@ -186,15 +188,20 @@ class MemoryStore:
         found.sort(key=lambda m: (-m.created_at, m.id))
         return found[:limit]
 
-    def search(self, agent_id: int, query: str | np.ndarray, now: float, *, k: int = 5, candidates: int = 40,
+    def search(self, agent_id: int, query: str | np.ndarray, now: float, *, k: int = 5, candidates: int = 20,
                kinds: Iterable[Kind] | None = None, about: int | None = None, touch: bool = False) -> list[Scored]:
         """The `k` best memories for `query` by recency x importance x relevance. The candidates
         are the `candidates` most similar (HNSW), then ranked; `touch` marks the winners as
-        accessed now (retrieval refreshes recency, as in Generative Agents)."""
-        col = self._collection(agent_id)
-        total = col.count()
-        if total == 0:
-            return []
+        accessed now (retrieval refreshes recency, as in Generative Agents).
+
+        Cost: Chroma reads each candidate's text and metadata from SQLite (~0.1-0.3 ms each),
+        so the pool is kept small; a filter (`kinds`, `about`) makes Chroma search a filtered
+        set, much slower on a large store: the turn's recall does not use one (see remember.py)."""
+        return self.rank(self.candidates(agent_id, query, candidates, kinds=kinds, about=about), now, k=k, touch=touch)
+
+    def candidates(self, agent_id: int, query: str | np.ndarray, n: int, *, kinds: Iterable[Kind] | None = None,
+                   about: int | None = None) -> list[tuple[Memory, float]]:
+        """The `n` memories most similar to `query`, with their cosine similarity."""
         vector = self.embedder.embed_one(query) if isinstance(query, str) else np.asarray(query, dtype=np.float32)
         clauses: list[dict[str, Any]] = []
         if kinds:
@@ -202,10 +209,25 @@ class MemoryStore:
         if about is not None:
             clauses.append({f"{ABOUT}{about}": True})
         where = clauses[0] if len(clauses) == 1 else {"$and": clauses} if clauses else None
-        got = col.query(query_embeddings=[vector.tolist()], n_results=min(max(k, candidates), total), where=where,
-                        include=["documents", "metadatas", "distances"])
-        pool = [(from_metadata(i, d or "", m or {}), 1.0 - float(dist))
+        collection = self._collection(agent_id)
+        # Chroma's server fails a query on a collection that never held anything ("nothing found on
+        # disk"): look once, then trust it (asking for more than there is returns what there is)
+        if agent_id not in self._nonempty:
+            if collection.count() == 0:
+                return []
+            self._nonempty.add(agent_id)
+        try:
+            got = collection.query(query_embeddings=[vector.tolist()], n_results=max(1, n), where=where,
+                                   include=["documents", "metadatas", "distances"])
+        except Exception:  # noqa: BLE001 - emptied since (forgetting): look again next time
+            self._nonempty.discard(agent_id)
+            if collection.count() == 0:
+                return []
+            raise
+        return [(from_metadata(i, d or "", m or {}), 1.0 - float(dist))
                 for i, d, m, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]
+
+    def rank(self, pool: Sequence[tuple[Memory, float]], now: float, *, k: int, touch: bool = False) -> list[Scored]:
         best = rank(pool, now, weights=self.weights, decay_per_hour=self.decay_per_hour,
                     fact_half_life_seconds=self.fact_half_life_seconds)[:k]
         if touch and best:
