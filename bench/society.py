@@ -446,6 +446,80 @@ async def seed(settings: Any, database_url: str, redis_url: str, society: str) -
     return guild_id, username
 
 
+class Diffusion:
+    """The party-invitation experiment of Generative Agents: one agent gets a new fact (as its own
+    plan, in its memory), the society runs, and at each checkpoint every agent's memory is asked
+    (a memory search with the fact's words, not a search of the chat) whether it holds the fact."""
+
+    def __init__(self, args: argparse.Namespace, settings: Any, guild_id: int, pg: Any) -> None:
+        self.text, self.guild_id, self.pg = args.tell, guild_id, pg
+        self.keywords = [w.strip().lower() for w in (args.tell_keywords or "").split(",") if w.strip()] or args.tell.lower().split()[:2]
+        self.checkpoints = sorted(float(c) for c in (args.checkpoints or str(args.duration)).split(","))
+        self.sim_speed = float(settings.sim_speed)
+        self.settings = settings
+        self.asked: list[dict[str, Any]] = []
+        self.host: int | None = None
+        self.agents: dict[int, str] = {}
+
+    async def tell(self) -> None:
+        from townsquare.agents.memory.model import Kind, Memory, memory_id
+        from townsquare.agents.memory.remember import open_memories
+
+        rows = await self.pg.fetch("SELECT id, persona->>'name' AS name FROM agents WHERE guild_id = $1 ORDER BY id", self.guild_id)
+        self.agents = {r["id"]: r["name"] for r in rows}
+        self.host = rows[0]["id"]
+        self.memories = open_memories(self.settings)
+        now = time.time()
+        await self.memories.add(Memory(id=memory_id(self.host, "told", now), agent_id=self.host, kind=Kind.OBSERVATION,
+                                       text=f"My plan: {self.text}", importance=9.0, created_at=now, last_access=now, source="bench"))
+        log(f"diffusion: told {self.agents[self.host]} {self.text!r}; informed means memory holding {self.keywords}")
+
+    async def maybe_ask(self, elapsed: float) -> None:
+        due = [c for c in self.checkpoints if c <= elapsed and all(a["at_s"] != c for a in self.asked)]
+        for checkpoint in due:
+            informed = []
+            for agent_id, name in self.agents.items():
+                found = await self.memories.search(agent_id, self.text, k=8)
+                if any(all(k in s.memory.text.lower() for k in self.keywords) for s in found):
+                    informed.append(name)
+            others = [n for n in informed if n != self.agents.get(self.host or 0)]
+            entry = {"at_s": checkpoint, "sim_days": round(checkpoint * self.sim_speed / 86400, 2), "informed": len(informed),
+                     "fraction_of_others": round(len(others) / max(1, len(self.agents) - 1), 3), "who": sorted(informed)}
+            self.asked.append(entry)
+            log(f"diffusion at {checkpoint:.0f} s ({entry['sim_days']} simulated days): {len(others)} of {len(self.agents) - 1} "
+                f"others know ({entry['fraction_of_others']:.0%})")
+
+    def report(self) -> dict[str, Any]:
+        return {"fact": self.text, "keywords": self.keywords, "host": self.agents.get(self.host or 0), "checkpoints": self.asked}
+
+
+async def structure(pg: Any, guild_id: int, rows: dict[str, list[Any]], t0: float) -> dict[str, Any]:
+    """What the social actions built: reactions, threads, DMs, channels the agents opened, and the
+    communities Louvain finds in the relationships (the same analysis as /townsquare/graph)."""
+    from townsquare.agents.society.graph import Member, Tie, analyse as graph_analyse
+
+    agents = {r["id"] for r in rows["agents"]}
+    lo = snowflake_at(t0)
+    reactions = await pg.fetchval("SELECT count(*) FROM reactions r JOIN messages m ON m.id = r.message_id "
+                                  "WHERE m.guild_id = $1 AND r.user_id = ANY($2::bigint[])", guild_id, list(agents))
+    threads = await pg.fetchval("SELECT count(*) FROM channels WHERE guild_id = $1 AND type IN (11, 12) AND id >= $2", guild_id, lo)
+    opened = [r["name"] for r in await pg.fetch("SELECT name FROM channels WHERE guild_id = $1 AND type = 0 AND id >= $2",
+                                               guild_id, lo)]  # the society's own were made before the window
+    dms = len({m["channel_id"] for m in rows["messages"] if m["guild_id"] is None})
+    ties = [Tie(r["source_id"], r["target_id"], r["affinity"], r["familiarity"], r["trust"], r["interactions"], r["rating"])
+            for r in await pg.fetch("SELECT * FROM relationships WHERE guild_id = $1", guild_id)]
+    members = [Member(r["id"], r["name"] or str(r["id"]), bot=True, agent=True) for r in rows["agents"]]
+    snapshot = graph_analyse(members, [t for t in ties if t.source in agents and t.target in agents], {})
+    m = snapshot.metrics
+    out = {"reactions_by_agents": reactions, "threads_opened": threads, "dm_conversations": dms, "channels_opened_by_agents": opened,
+           "relationships": len(ties), "communities": m.get("community_count"),
+           "community_sizes": sorted((c["size"] for c in m.get("communities", [])), reverse=True),
+           "modularity": m.get("modularity"), "density": m.get("density"), "reciprocity": m.get("reciprocity")}
+    log(f"structure: {reactions} reactions, {threads} threads, {dms} DM conversations, channels opened {opened}; "
+        f"{out['communities']} communities {out['community_sizes']} (modularity {out['modularity']})")
+    return out
+
+
 # --- analysis -----------------------------------------------------------------------------------
 
 def latency(values: list[int]) -> dict[str, Any]:
@@ -868,6 +942,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         t0 = await wait_workers_started(stack, worker_roles)
         log(f"{args.workers} agent worker(s) started; the measured window begins ({args.duration:.0f} s)")
         sampler.start_window()
+        diffusion = Diffusion(args, effective, guild_id, pg) if args.tell else None
+        if diffusion is not None:
+            await diffusion.tell()
 
         # --- the window ---
         deadline = t0 + args.duration
@@ -876,13 +953,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         last_count, died = 0, []
         while time.time() < deadline and not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(deadline, next_progress) - time.time()))
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(deadline, next_progress, time.time() + 10) - time.time()))
             except TimeoutError:
                 pass
             died = stack.check_alive()
             if died:
                 log(f"a part of the stack died: {died}")
                 break
+            if diffusion is not None:
+                await diffusion.maybe_ask(time.time() - t0)
             if time.time() >= next_progress - 0.01 and time.time() < deadline:
                 count = await pg.fetchval("SELECT count(*) FROM messages m JOIN agents a ON a.id = m.author_id "
                                           "WHERE m.id >= $1", low)
@@ -905,10 +984,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         shutdown.update(await asyncio.to_thread(stack.stop, ["rq-worker"], signal.SIGTERM, 15))
         shutdown.update(await asyncio.to_thread(stack.stop, ["server"], signal.SIGINT, 15))
         shutdown.update(await asyncio.to_thread(stack.stop, ["model"], signal.SIGTERM, 10))
+        if diffusion is not None:
+            await diffusion.maybe_ask(float("inf"))  # checkpoints the window did not reach: asked now
+            results["diffusion"] = diffusion.report()
+        shutdown.update(await asyncio.to_thread(stack.stop, ["memory"], signal.SIGTERM, 10))
         results["shutdown_exit_codes"] = shutdown
 
         rows = await fetch_rows(pg, guild_id)
         results.update(analyse(rows, t0, t_end, guild_id))
+        results["society_structure"] = await structure(pg, guild_id, rows, t0)
         results["memory"] = sampler.report()
         results["logs"] = scan_logs(stack)
         results["model_server"] = model_figures(stack.logs["model"])
@@ -1044,6 +1128,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sample-seconds", type=float, default=3.0, help="memory sampling interval (default 3)")
     p.add_argument("--log-dir", default=None, help="keep the children's logs in this folder (default: a temporary one, removed)")
     p.add_argument("--json-only", action="store_true", help="print only the final JSON line")
+    p.add_argument("--tell", default=None, help="diffusion: a new fact told to the first agent at the start (its own plan)")
+    p.add_argument("--tell-keywords", default=None, help="diffusion: comma-separated words an agent's memory must hold to know the fact")
+    p.add_argument("--checkpoints", default=None, help="diffusion: comma-separated seconds into the window to ask every agent")
     args = p.parse_args(argv)
     if not 10 <= args.duration <= 6 * 3600:
         p.error("--duration must be 10-21600 s (the run stays bounded)")

@@ -16,6 +16,7 @@ Chroma's client is synchronous: async callers go through `asyncio.to_thread`.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,22 @@ class MemoryStore:
 
     def recent(self, agent_id: int, limit: int = 50, *, kinds: Iterable[Kind] | None = None, since: float | None = None,
                before: float | None = None) -> list[Memory]:
-        """Newest first. Chroma cannot sort: filter by time, then sort here."""
+        """Newest first. Chroma cannot sort, and reading a whole large store is slow (its metadata
+        comes from SQLite row by row): without `since`, widening time windows are read until
+        `limit` memories are found."""
+        if since is not None:
+            found = self._between(agent_id, kinds, since, before)
+        else:
+            end = before if before is not None else time.time() + 60
+            found = []
+            for window in (3600.0, 86400.0, 7 * 86400.0, None):
+                found = self._between(agent_id, kinds, end - window if window else None, before)
+                if len(found) >= limit:
+                    break
+        found.sort(key=lambda m: (-m.created_at, m.id))
+        return found[:limit]
+
+    def _between(self, agent_id: int, kinds: Iterable[Kind] | None, since: float | None, before: float | None) -> list[Memory]:
         clauses: list[dict[str, Any]] = []
         if kinds:
             clauses.append({"kind": {"$in": [k.value for k in kinds]}})
@@ -184,9 +200,7 @@ class MemoryStore:
         if before is not None:
             clauses.append({"created_at": {"$lt": float(before)}})
         where = clauses[0] if len(clauses) == 1 else {"$and": clauses} if clauses else None
-        found = self.find(agent_id, where)
-        found.sort(key=lambda m: (-m.created_at, m.id))
-        return found[:limit]
+        return self.find(agent_id, where)
 
     def search(self, agent_id: int, query: str | np.ndarray, now: float, *, k: int = 5, candidates: int = 20,
                kinds: Iterable[Kind] | None = None, about: int | None = None, touch: bool = False) -> list[Scored]:

@@ -273,9 +273,13 @@ def memory_serve(host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annot
                  path: Annotated[str | None, typer.Option(help="Storage folder (default DATA_DIR/chroma).")] = None) -> None:
     """Serve Chroma on the data folder (what `up` runs when CHROMA_URL is not set), for every
     process of the stack to share. Chroma's own server, no telemetry, loopback by default."""
+    import os
+
     import chromadb_rust_bindings
 
     settings = get_settings()
+    # Chroma's server logs every HTTP request at info: our logs stay readable unless debugging
+    os.environ.setdefault("RUST_LOG", "info" if settings.log_level.upper() == "DEBUG" else "warn")
     folder = path or str(settings.resolved_data_dir() / "chroma")
     try:
         chromadb_rust_bindings.cli(["chroma", "run", "--path", folder, "--host", host, "--port", str(port or settings.memory_port)])

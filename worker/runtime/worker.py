@@ -21,6 +21,7 @@ import os
 import socket
 import time
 from collections import defaultdict, deque
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -385,6 +386,24 @@ class AgentWorker:
             await self.redis.hincrbyfloat(key, str(agent_id), -total)
             await asyncio.to_thread(self.enqueue, "townsquare.worker.jobs.memory.reflect", agent_id=agent_id)
 
+    async def _on_mind(self, agent: AgentInfo, decision: Decision) -> str | None:
+        """Sometimes an agent opens with what is on its mind (its most notable recent memory,
+        news it heard or a plan of its own) instead of the society's list of topics: that is how
+        news travels from one conversation to the next."""
+        if stable_rng("mind", decision.nonce, agent.id, decision.attempt).random() >= 0.4:
+            return None
+        try:
+            recent = await asyncio.wait_for(self.memories.recent(agent.id, 30), timeout=5.0)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("on-mind lookup failed: %s", exc)
+            return None
+        notable = [m for m in recent if m.importance >= 6 and m.kind.value in ("observation", "reflection")]
+        if not notable:
+            return None
+        best = max(notable, key=lambda m: m.importance + (m.created_at - self.clock.now()) / 86400)
+        text = best.text.split(": ", 1)[1] if ": " in best.text[:80] else best.text  # past "Ana said in #x:"
+        return " ".join(text.split())[:160]
+
     async def _recall(self, agent: AgentInfo, topic: str, people: dict[int, str]) -> Recall:
         if self.settings.memory_recall <= 0:
             return Recall([], {}, [])
@@ -640,6 +659,8 @@ class AgentWorker:
             if other != agent.id:
                 people.setdefault(other, self.names.get(other) or self._member_name(agent.guild_id, other))
         opening = decision.trigger in ("revive", "reach", "found")
+        if decision.trigger == "revive":
+            decision = replace(decision, subject=await self._on_mind(agent, decision) or decision.subject)
         topic = decision.subject if opening and decision.subject else " ".join(line.content for line in lines[-3:])
         recall = await self._recall(agent, topic, people)
         ties = [describe(self.state.relations.get(agent.id, pid), pname) for pid, pname in list(people.items())[-3:]]
