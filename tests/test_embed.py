@@ -304,3 +304,13 @@ def test_fast_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
     explicit = Embedder(model_path=default_model_path(), threads=1)
     assert not explicit.fast and explicit.model_path == default_model_path()
 
+
+
+def test_parallel_batches_give_the_same_vectors(embedder: Embedder) -> None:
+    """Several batches run concurrently on the one-thread session: same vectors, same order."""
+    parallel = Embedder(batch_size=2, threads=2)
+    texts = SENTENCES + CHAT
+    vectors = parallel.embed(texts)
+    assert parallel._batch_session is not None  # the parallel path was taken
+    np.testing.assert_allclose(vectors, embedder.embed(texts), atol=1e-4)
+    np.testing.assert_allclose(vectors, Embedder(batch_size=2, threads=1).embed(texts), atol=1e-5)
