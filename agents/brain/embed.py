@@ -20,9 +20,9 @@ integer matrix products (see `build_fast_model`): the 36 weight `MatMul`s become
   list of calibration sentences (`_CALIBRATION`) run through the float model;
 - per-output-column int8 weights.
 Measured on bench/embed.py's 2,000 sentences: cosine against the float32 model >= 0.992 (mean
-0.9985), about 45% less CPU per sentence (7.5 -> 3.6-4.5 ms with 2 threads). The derivation needs the `onnx` package, takes a few
-seconds once, is deterministic (single-threaded calibration, rounded factors) and is cached as
-`minilm-l6-int8mm-<sha256 of source and recipe>.onnx` in `cache_dir` (default
+0.9985), about half the CPU per sentence (7.5 -> 3.7-3.9 ms). The derivation needs the `onnx`
+package, takes a few seconds once, is deterministic (single-threaded calibration, rounded
+factors) and is cached as `minilm-l6-int8mm-<sha256 of source and recipe>.onnx` in `cache_dir` (default
 `$TOWNSQUARE_EMBED_CACHE`, else `$XDG_CACHE_HOME/townsquare/embed`, else
 `~/.cache/townsquare/embed`); when no folder is writable it is built in memory at each load.
 Without `onnx`, or with `fast=False` / `TOWNSQUARE_EMBED_FAST=0`, the packaged file runs as is.
@@ -419,7 +419,8 @@ class Embedder:
         """A second session with one thread per run, for calls of several batches: `threads`
         batches run at once, one per core, which costs ~10% less CPU than splitting each batch
         over the cores (no synchronisation between ORT's threads, and no waiting for a thread the
-        busy machine has descheduled). Built on the first such call (+~60 MB)."""
+        busy machine has descheduled). Built on the first such call: +~120 MB resident (its weights
+        and two batches' arenas; without the arena the peak was higher still)."""
         if self._batch_session is None:
             with self._batch_session_lock:
                 if self._batch_session is None:
