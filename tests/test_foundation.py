@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -153,6 +154,8 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
         for line in proc.stdout:
             if "admin login:" in line:
                 user, password = line.split("admin login:")[1].strip().split(" / ")
+                # keep reading: the children write to the same pipe, and a full pipe would block them
+                threading.Thread(target=proc.stdout.read, daemon=True).start()
                 return proc, user, password
             if time.monotonic() > deadline:
                 break
