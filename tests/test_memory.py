@@ -245,3 +245,14 @@ def test_relationships_move_in_the_right_direction() -> None:
     saved = r.take_dirty()
     assert {(s, t) for _, s, t, _ in saved} >= {(ana, bob), (bob, ana), (ana, cy), (cy, ana)}
     assert all(g == 9 for g, _, _, _ in saved) and r.take_dirty() == []
+
+
+async def test_memories_that_shape_a_reply_gain_importance(memories: Memories, agent_id: int) -> None:
+    now = time.time()
+    helpful = mem(agent_id, "Rosa said in #market: the cherry harvest starts on Monday", importance=4, at=now)
+    idle = mem(agent_id, "Tom said in #general: the bus was late", importance=4, at=now)
+    memories.store.add([helpful, idle])
+    assert await memories.reinforce_useful([helpful, idle], "Great, the cherry harvest is Monday, I'll bring baskets!") == 1
+    after = {m.id: m for m in memories.store.get(agent_id, [helpful.id, idle.id])}
+    assert after[helpful.id].importance == 4.5 and after[helpful.id].uses == 1
+    assert after[idle.id].importance == 4 and after[idle.id].uses == 0
