@@ -116,21 +116,23 @@ def test_facts_are_extracted_from_self_statements_and_about_members() -> None:
 def test_fact_confidence_decays_and_contradiction_lowers_it(memories: Memories, agent_id: int) -> None:
     t0 = time.time()
     ana = 77
-    memories._learn(agent_id, Fact("Ana", "lives in", "leeds", 0.9), ana, t0, "test")
+    memories._learn(agent_id, Fact("Ana", "lives in", "leeds", 0.9), ana, t0, "message:1")
     first = memories.store.find(agent_id, {"kind": "fact"})[0]
     half_life = memories.half_life
     assert current_confidence(first, t0 + half_life, half_life) == pytest.approx(0.45, rel=1e-3)
-    # hearing it again raises it
-    memories._learn(agent_id, Fact("Ana", "lives in", "leeds", 0.6), ana, t0 + 60, "test")
+    # the same message handled twice changes nothing; hearing it again from someone else raises it
+    memories._learn(agent_id, Fact("Ana", "lives in", "leeds", 0.9), ana, t0 + 30, "message:1")
+    assert memories.store.get(agent_id, [first.id])[0].confidence == pytest.approx(0.9)
+    memories._learn(agent_id, Fact("Ana", "lives in", "leeds", 0.6), ana, t0 + 60, "message:2")
     again = memories.store.get(agent_id, [first.id])[0]
     assert again.confidence > 0.9
     # a contradicting fact lowers the old one; the new one stands
-    memories._learn(agent_id, Fact("Ana", "lives in", "york", 0.9), ana, t0 + 120, "test")
+    memories._learn(agent_id, Fact("Ana", "lives in", "york", 0.9), ana, t0 + 120, "message:3")
     facts = {m.object: m for m in memories.store.find(agent_id, {"kind": "fact"})}
     assert facts["leeds"].confidence < 0.5 < facts["york"].confidence
     # likes vs dislikes of the same thing contradict too
-    memories._learn(agent_id, Fact("Ana", "likes", "jazz", 0.9), ana, t0 + 130, "test")
-    memories._learn(agent_id, Fact("Ana", "dislikes", "jazz", 0.9), ana, t0 + 140, "test")
+    memories._learn(agent_id, Fact("Ana", "likes", "jazz", 0.9), ana, t0 + 130, "message:4")
+    memories._learn(agent_id, Fact("Ana", "dislikes", "jazz", 0.9), ana, t0 + 140, "message:5")
     facts = {(m.predicate, m.object): m for m in memories.store.find(agent_id, {"kind": "fact"})}
     assert facts[("likes", "jazz")].confidence < facts[("dislikes", "jazz")].confidence
     # a stale fact sinks in retrieval: its importance counts at its current confidence

@@ -50,10 +50,12 @@ async def test_importance_triggers_a_reflection_written_by_an_rq_job(platform: P
             return [k["agent_id"] for path, k in queued if path.endswith("memory.reflect") and k["agent_id"] in {int(a["id"]) for a in cast}]
 
         agents_reflecting = await wait_for(reflecting, timeout=20)
-        # the tick leader scheduled the rest: graph snapshot, consolidation, record pruning
-        jobs = {path for path, _ in queued}
-        assert {"townsquare.worker.jobs.graph.snapshot_graph", "townsquare.worker.jobs.memory.consolidate",
-                "townsquare.worker.jobs.maintenance.prune_records"} <= jobs
+
+        async def scheduled() -> bool:  # the tick leader (once an earlier test's lease lapsed) schedules the rest
+            return {"townsquare.worker.jobs.graph.snapshot_graph", "townsquare.worker.jobs.memory.consolidate",
+                    "townsquare.worker.jobs.maintenance.prune_records"} <= {path for path, _ in queued}
+
+        await wait_for(scheduled, timeout=20)
     finally:
         await worker.stop()
     agent_id = agents_reflecting[0]

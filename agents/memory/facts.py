@@ -35,7 +35,8 @@ class Fact:
 
 
 _END = r"(?=$|[.,;!?]| and | but | because | so | though | when | with me)"
-_OBJ = r"((?:[\w'\-]+ ?){1,4}?)"
+_OBJ = r"([\w'\-]+(?: [\w'\-]+){0,3}?)"  # one to four words; the space between them is required (no backtracking blow-up)
+MAX_TEXT = 500  # characters of a message read for facts
 _FIRST_PERSON: list[tuple[str, re.Pattern[str]]] = [
     ("likes", re.compile(rf"(?i)\bI (?:really |truly |just )?(?:love|like|enjoy|adore) {_OBJ}{_END}")),
     ("dislikes", re.compile(rf"(?i)\bI (?:really |truly )?(?:hate|dislike|can't stand|cannot stand|despise) {_OBJ}{_END}")),
@@ -56,25 +57,33 @@ _THIRD_PERSON = [
 ]
 _ARTICLE = re.compile(r"(?i)^(?:the|a|an|my|our|some) ")
 _STOP_OBJECTS = {"it", "this", "that", "them", "you", "him", "her", "so", "too", "lot", "bit", "here", "there", "sure", "not"}
+# first words that make "I have a question", "I love your idea", "I like to read", "I live in hope" non-facts
+_STOP_FIRST = _STOP_OBJECTS | {"your", "his", "their", "its", "how", "what", "when", "where", "why", "to", "little", "question",
+                               "point", "minute", "moment", "myself", "yourself", "hope", "feeling", "good", "great", "nice",
+                               "bad", "idea", "thought", "the", "all", "every", "everything", "anything", "something",
+                               "nothing", "doing", "going", "being", "getting", "because", "if", "whatever", "fear", "doubt"}
 
 
 def _clean_object(raw: str) -> str | None:
     obj = " ".join(raw.lower().split()).strip(" '-")
     obj = _ARTICLE.sub("", obj)
-    if not obj or obj in _STOP_OBJECTS or len(obj) < 2 or obj.split()[0] in _STOP_OBJECTS:
+    if not obj or obj in _STOP_OBJECTS or len(obj) < 2 or obj.split()[0] in _STOP_FIRST or obj.split()[0].endswith("ing"):
         return None
     return obj[:60]
 
 
 def extract_facts(text: str, *, speaker: str, members: Iterable[str] = ()) -> list[Fact]:
     """Facts stated in `text` (already readable: mentions turned into @names) by `speaker`."""
+    text = text[:MAX_TEXT]
     out: dict[tuple[str, str, str], Fact] = {}
     for predicate, pattern in _FIRST_PERSON:
         for found in pattern.finditer(text):
             obj = _clean_object(found.group(1))
             if obj:
                 out[(speaker, predicate, obj)] = Fact(speaker, predicate, obj, SELF_CONFIDENCE)
-    for name in {n for n in members if n and n != speaker}:
+    lowered = text.lower()
+    # only the members named in the text: a society may know hundreds of names
+    for name in {n for n in members if n and n != speaker and n.split()[0].lower() in lowered}:
         # "Bob" names "Bob Stone" too: people use first names
         who = re.escape(name) if " " not in name else f"(?:{re.escape(name)}|{re.escape(name.split()[0])})"
         for predicate, verb in _THIRD_PERSON:

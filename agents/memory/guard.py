@@ -42,19 +42,29 @@ def _sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 
 
+GUARDED_FACTS = ("lives in", "works at", "is from", "likes", "dislikes")  # "is a" / "has a" are opinions as often as facts
+
+
 def find_claims(text: str, *, own_name: str, members: Iterable[str]) -> list[Claim]:
-    names = sorted({n for n in members if n and n != own_name and len(n) >= 2}, key=len, reverse=True)
+    lowered = text.lower()
+    # only the members named in the text (by full or first name): a society may know hundreds
+    names = sorted({n for n in members if n and n != own_name and len(n) >= 2 and n.split()[0].lower() in lowered},
+                   key=len, reverse=True)
+    if not names:
+        return []
     out: list[Claim] = []
     for sentence in _sentences(text):
         for name in names:
             n = rf"@?{re.escape(name)}\b"
             first = rf"@?{re.escape(name.split()[0])}\b" if " " in name else n
-            who = rf"(?:{n}|{first})"
+            who = rf"(?:{n}|{first})(?!'s)"
             checks = [
-                ("friend", rf"(?i)\bmy (?:good |old |dear |close )?{_FRIEND},? {who}|{who} is my (?:good |old |dear |close )?{_FRIEND}|"
+                ("friend", rf"(?i)\bmy (?:good |old |dear |close )?{_FRIEND}s?,? (?:[\w@]+ and )?{who}|{who} is my (?:good |old |dear |close )?{_FRIEND}|"
+                           rf"{who},? my (?:good |old |dear |close )?{_FRIEND}\b|"
                            rf"{who} and I (?:are|have been) (?:good |close |old |best )?(?:friends|close|inseparable)"),
                 ("foe", rf"(?i)\bmy (?:old )?{_FOE},? {who}|{who} is my (?:old )?{_FOE}"),
-                ("kin", rf"(?i)\bmy ({_KIN}),? {who}|{who} is my ({_KIN})\b|{who} and I are (married|engaged|dating|siblings|cousins)"),
+                ("kin", rf"(?i)\bmy ({_KIN}),? {who}|{who} is my ({_KIN})\b|{who},? my ({_KIN})\b|(?:{n}|{first})'s ({_KIN})\b|"
+                        rf"{who} and I are (married|engaged|dating|siblings|cousins)"),
                 ("love", rf"(?i)\bI (?:really )?(?:love|adore) {who}"),
                 ("hate", rf"(?i)\bI (?:really )?(?:hate|can't stand|cannot stand|despise|loathe) {who}"),
             ]
@@ -64,7 +74,7 @@ def find_claims(text: str, *, own_name: str, members: Iterable[str]) -> list[Cla
                     detail = next((g for g in found.groups() if g), kind) if found.groups() else kind
                     out.append(Claim(kind, name, detail.lower(), sentence))
         for fact in extract_facts(sentence, speaker=own_name, members=names):
-            if fact.subject != own_name:
+            if fact.subject != own_name and fact.predicate in GUARDED_FACTS:
                 out.append(Claim("fact", fact.subject, f"{fact.predicate} {fact.object}", sentence))
     return out
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,14 +85,24 @@ def prompt_line(m: Memory, now: float, half_life: float) -> str:
 
 
 def useful(memory: Memory, reply: str) -> bool:
-    """A recalled memory shaped the reply when they share two or more content words."""
-    words = {w.lower() for w in _WORD.findall(reply)}
-    return len(words & {w.lower() for w in _WORD.findall(memory.text)}) >= 2
+    """A recalled memory shaped the reply when they share two or more content words (the
+    memory's "Ana said in #market:" frame and common words do not count)."""
+    from .reflection import _STOP
+
+    body = memory.text.split(": ", 1)[1] if ": " in memory.text[:80] else memory.text
+    words = {w.lower() for w in _WORD.findall(reply)} - _STOP
+    return len(words & ({w.lower() for w in _WORD.findall(body)} - _STOP)) >= 2
 
 
 class Memories:
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryStore, threads: int = 4) -> None:
         self.store = store
+        # Chroma's client blocks: its calls get their own threads, so a slow store never starves
+        # the default executor that the rest of the process (rq enqueues, DNS, files) relies on
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="memory")
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args, **kwargs))
 
     @property
     def half_life(self) -> float:
@@ -100,7 +112,7 @@ class Memories:
 
     async def observe(self, seen: Seen, witnesses: Iterable[int], names: Mapping[int, str]) -> dict[int, float]:
         """Writes what each witness remembers of `seen`; returns the importance each one gained."""
-        return await asyncio.to_thread(self._observe, seen, list(dict.fromkeys(witnesses)), dict(names))
+        return await self._run(self._observe, seen, list(dict.fromkeys(witnesses)), dict(names))
 
     def _observe(self, seen: Seen, witnesses: list[int], names: dict[int, str]) -> dict[int, float]:
         if not witnesses or not seen.content.strip():
@@ -114,49 +126,59 @@ class Memories:
                                    text=observation_text(seen, w, names), importance=importance, created_at=seen.at,
                                    last_access=seen.at, about=tuple(u for u in about if u != w), channel_id=seen.channel_id,
                                    source=f"message:{seen.message_id}"))
+        # a redelivered event: what was remembered stays as it is (its rating, uses, access time)
+        known = {m.agent_id for m in memories if m.id in self.store.existing(m.agent_id, [m.id])}
+        memories = [m for m in memories if m.agent_id not in known]
+        if not memories:
+            return {}
         # one vector for the message serves every witness: what it is about, not who tells it
         vector = self.store.embed([seen.content])
         self.store.add(memories, embeddings=vector.repeat(len(memories), axis=0))
         gained = {m.agent_id: m.importance for m in memories}
         facts = extract_facts(seen.content, speaker=seen.author_name, members=seen.member_ids)
-        for w in witnesses:
-            for fact in facts:
-                if fact.subject == names.get(w):
+        vectors = self.store.embed([f.text() for f in facts]) if facts else None
+        for m in memories:
+            for i, fact in enumerate(facts):
+                if fact.subject == names.get(m.agent_id):
                     continue  # what others say about me is not a fact I learn about someone
-                gained[w] = gained.get(w, 0.0) + self._learn(w, fact, seen.member_ids.get(fact.subject, seen.author_id
-                                                                   if fact.subject == seen.author_name else None),
-                                                             seen.at, f"message:{seen.message_id}")
+                subject_id = seen.member_ids.get(fact.subject, seen.author_id if fact.subject == seen.author_name else None)
+                gained[m.agent_id] += self._learn(m.agent_id, fact, subject_id, seen.at, f"message:{seen.message_id}",
+                                                  vector=vectors[i] if vectors is not None else None).importance
         return gained
 
-    def _learn(self, agent_id: int, fact: Fact, subject_id: int | None, at: float, source: str) -> float:
-        """Stores a fact, reinforcing the same one or weakening what it contradicts."""
-        new = fact_memory(agent_id, fact, subject_id, at, source)
+    def _learn(self, agent_id: int, fact: Fact, subject_id: int | None, at: float, source: str, *,
+               vector: Any = None, importance: float | None = None) -> Memory:
+        """Stores a fact, reinforcing the same one or weakening what it contradicts. The same
+        source telling it twice (a redelivered event) changes nothing."""
+        new = fact_memory(agent_id, fact, subject_id, at, source, **({"importance": importance} if importance else {}))
         known = self.store.find(agent_id, {"$and": [{"kind": Kind.FACT.value}, {"subject": fact.subject}]})
-        changed: list[Memory] = []
+        if any(old.id == new.id and old.source == source for old in known):
+            return next(old for old in known if old.id == new.id)
+        changed: dict[str, dict[str, Any]] = {}
         for old in known:
             now_conf = current_confidence(old, at, self.half_life)
             if old.id == new.id:
                 new = new.with_(confidence=reinforced(now_conf, fact.confidence), created_at=old.created_at, uses=old.uses,
                                 importance=old.importance)
             elif contradicts(old.predicate or "", old.object or "", fact.predicate, fact.object):
-                changed.append(old.with_(confidence=weakened(now_conf), confirmed_at=at))
-        if changed:
-            self.store.update(changed)
-        self.store.add([new])
-        return new.importance
+                changed[old.id] = {"confidence": weakened(now_conf), "confirmed_at": float(at)}
+        self.store.patch(agent_id, changed)
+        self.store.add([new], embeddings=None if vector is None else vector[None, :])
+        return new
 
     async def add(self, memory: Memory) -> Memory:
-        await asyncio.to_thread(self.store.add, [memory])
+        await self._run(self.store.add, [memory])
         return memory
 
-    async def learn(self, agent_id: int, fact: Fact, subject_id: int | None, at: float, source: str) -> None:
-        await asyncio.to_thread(self._learn, agent_id, fact, subject_id, at, source)
+    async def learn(self, agent_id: int, fact: Fact, subject_id: int | None, at: float, source: str,
+                    importance: float | None = None) -> Memory:
+        return await self._run(self._learn, agent_id, fact, subject_id, at, source, importance=importance)
 
     # --- reading ---
 
     async def recall(self, agent_id: int, topic: str, people: Mapping[int, str], *, now: float | None = None, k: int = 4,
                      per_person: int = 2) -> Recall:
-        return await asyncio.to_thread(self._recall, agent_id, topic, dict(people), now or time.time(), k, per_person)
+        return await self._run(self._recall, agent_id, topic, dict(people), now or time.time(), k, per_person)
 
     def _recall(self, agent_id: int, topic: str, people: dict[int, str], now: float, k: int, per_person: int) -> Recall:
         """One similarity search feeds everything: the best `k` memories about the topic, then the
@@ -179,32 +201,36 @@ class Memories:
                      if current_confidence(m, now, self.half_life) >= 0.25]
             knowledge[person] = [m.text for m in facts] + [s.memory.text for s in about]
         best = sorted(chosen.values(), key=lambda s: -s.score)
-        used = [s.memory for s in best]
-        self.store.update([m.with_(last_access=now) for m in used])  # recalled: fresh again (Generative Agents)
+        used = [s.memory.with_(last_access=now) for s in best]
+        self.store.patch(agent_id, {m.id: {"last_access": float(now)} for m in used})  # recalled: fresh again (Generative Agents)
         return Recall([prompt_line(m, now, self.half_life) for m in used], knowledge, used)
 
     async def reinforce_useful(self, used: Sequence[Memory], reply: str) -> int:
         """Memories that shaped a reply gain importance: what proves useful is recalled more."""
-        helped = [m.with_(importance=clamp_importance(m.importance + 0.5), uses=m.uses + 1) for m in used if useful(m, reply)]
-        if helped:
-            await asyncio.to_thread(self.store.update, helped)
+        helped = [m for m in used if useful(m, reply)]
+        for agent_id in {m.agent_id for m in helped}:
+            await self._run(self.store.patch, agent_id, {m.id: {"importance": clamp_importance(m.importance + 0.5), "uses": m.uses + 1}
+                                                         for m in helped if m.agent_id == agent_id})
         return len(helped)
+
+    async def rated(self, memory: Memory, importance: float) -> None:
+        await self._run(self.store.patch, memory.agent_id, {memory.id: {"importance": clamp_importance(importance), "rated": True}})
 
     async def search(self, agent_id: int, query: str, *, k: int = 10, kinds: Iterable[Kind] | None = None,
                      about: int | None = None) -> list[Scored]:
-        return await asyncio.to_thread(self.store.search, agent_id, query, time.time(), k=k, kinds=kinds, about=about)
+        return await self._run(self.store.search, agent_id, query, time.time(), k=k, kinds=kinds, about=about)
 
     async def recent(self, agent_id: int, limit: int = 50, kinds: Iterable[Kind] | None = None) -> list[Memory]:
-        return await asyncio.to_thread(self.store.recent, agent_id, limit, kinds=kinds)
+        return await self._run(self.store.recent, agent_id, limit, kinds=kinds)
 
     async def forget(self, agent_id: int, ids: Iterable[str] | None = None, *, about: int | None = None) -> int:
-        return await asyncio.to_thread(self.store.forget, agent_id, list(ids) if ids is not None else None, about=about)
+        return await self._run(self.store.forget, agent_id, list(ids) if ids is not None else None, about=about)
 
     async def count(self, agent_id: int) -> int:
-        return await asyncio.to_thread(self.store.count, agent_id)
+        return await self._run(self.store.count, agent_id)
 
     async def drop_agent(self, agent_id: int) -> None:
-        await asyncio.to_thread(self.store.drop_agent, agent_id)
+        await self._run(self.store.drop_agent, agent_id)
 
 
 def open_memories(settings: Any) -> Memories:

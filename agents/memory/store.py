@@ -29,6 +29,7 @@ from .model import ABOUT, Kind, Memory, from_metadata, to_metadata
 from .scoring import Scored, Weights, rank
 
 SPACE = "cosine"
+REQUEST_TIMEOUT = 10.0  # seconds for one request to Chroma's server
 
 
 class MemoryUnavailable(RuntimeError):
@@ -65,8 +66,14 @@ def open_client(chroma_url: str | None, path: str | Path | None) -> Any:
     try:
         if chroma_url:
             url = urlparse(chroma_url)
-            return chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or (443 if url.scheme == "https" else 8000),
-                                       ssl=url.scheme == "https", settings=settings)
+            client = chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or (443 if url.scheme == "https" else 8000),
+                                         ssl=url.scheme == "https", settings=settings)
+            session = getattr(getattr(client, "_server", None), "_session", None)
+            if session is not None:  # Chroma's client waits forever by default: a stalled server must not stall us
+                import httpx
+
+                session.timeout = httpx.Timeout(REQUEST_TIMEOUT)
+            return client
         if path is None:
             raise MemoryUnavailable("an embedded memory store needs a folder")
         Path(path).mkdir(parents=True, exist_ok=True)
@@ -144,6 +151,17 @@ class MemoryStore:
         for agent_id, items in by_agent.items():
             self._collection(agent_id).update(ids=[m.id for m in items], metadatas=[to_metadata(m) for m in items])
 
+    def patch(self, agent_id: int, changes: dict[str, dict[str, Any]]) -> None:
+        """Only the named metadata keys of each memory (Chroma merges them): a concurrent change
+        to another key (a recall's access time, a rating) is never overwritten by a stale copy."""
+        if changes:
+            self._collection(agent_id).update(ids=list(changes), metadatas=list(changes.values()))
+
+    def existing(self, agent_id: int, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        return set(self._collection(agent_id).get(ids=list(ids), include=[])["ids"])
+
     def forget(self, agent_id: int, ids: Iterable[str] | None = None, *, about: int | None = None) -> int:
         col = self._collection(agent_id)
         if ids is not None:
@@ -185,6 +203,8 @@ class MemoryStore:
             end = before if before is not None else time.time() + 60
             found = []
             for window in (3600.0, 86400.0, 7 * 86400.0, None):
+                if window is None and self.count(agent_id) > 2000:
+                    break  # older than a week in a large store: search finds them, a listing need not
                 found = self._between(agent_id, kinds, end - window if window else None, before)
                 if len(found) >= limit:
                     break
@@ -245,5 +265,5 @@ class MemoryStore:
         best = rank(pool, now, weights=self.weights, decay_per_hour=self.decay_per_hour,
                     fact_half_life_seconds=self.fact_half_life_seconds)[:k]
         if touch and best:
-            self.update([s.memory.with_(last_access=now) for s in best])
+            self.patch(best[0].memory.agent_id, {s.memory.id: {"last_access": float(now)} for s in best})
         return best

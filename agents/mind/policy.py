@@ -159,6 +159,7 @@ class SocietyState:
         self.last_spoke: dict[int, float] = {}
         self.moods: dict[int, tuple[Mood, float]] = {}  # agent -> (mood, at)
         self.relations = Relations()
+        self.warming = False  # replaying the recent past at start: chains and cooldowns, not feelings again
         self.last_outreach: dict[int, float] = {}  # guild -> when an agent last wrote privately to a friend
         self.last_founding: dict[int, float] = {}  # guild -> when an agent last opened a channel
         self.dirty_moods: set[int] = set()
@@ -228,6 +229,9 @@ class SocietyState:
         if msg.author_id in self.agents:
             channel.agent_posts.append(msg.at)
             self.last_spoke[msg.author_id] = max(self.last_spoke.get(msg.author_id, 0.0), msg.at)
+        if self.warming:
+            return  # moods and relationships saved before the restart already hold this message
+        if msg.author_id in self.agents:
             self.feel(msg.author_id, Stimulus.SPOKE)
         tone = sentiment(msg.content)
         addressed = set(msg.mentions) | ({msg.reply_to} if msg.reply_to else set())
@@ -241,7 +245,7 @@ class SocietyState:
                     self.feel(agent.id, Stimulus.MESSAGE, tone=tone, intensity=0.5)
 
     def observe_reaction(self, user_id: int, message_author_id: int | None, emoji: str, guild_id: int | None = None) -> None:
-        if message_author_id and message_author_id != user_id:
+        if message_author_id and message_author_id != user_id and not self.warming:
             self.feel(message_author_id, Stimulus.REACTION, tone=0.5 * emoji_tone(emoji))
             self.relations.reacted(user_id, message_author_id, emoji, self.now, guild_id)
 
@@ -330,7 +334,9 @@ class TurnPolicy:
             return []
         tone, hour = sentiment(msg.content), state.sim.hour()
         out: list[Reaction] = []
-        for agent in sorted(state.agents.values(), key=lambda a: a.id):
+        order = sorted(state.agents.values(), key=lambda a: a.id)
+        stable_rng("react-order", msg.id).shuffle(order)  # no agent is always asked first
+        for agent in order:
             if agent.id == msg.author_id or agent.guild_id != msg.guild_id or not state.active(agent) or not state._follows(agent, channel):
                 continue
             activity = agent.persona.rhythm.activity(hour)

@@ -20,6 +20,10 @@ _POSITIVE_EMOJI = set("👍❤️😂🎉😊🙏🔥👏😍🥰💯✨🙌😄
 _NEGATIVE_EMOJI = set("👎😡🤬💩🙄😒😠🤮😤")
 
 
+_POSITIVE_EMOJI.discard("\ufe0f")  # the variation selector of "❤️" is no emotion
+_NEGATIVE_EMOJI.discard("\ufe0f")
+
+
 def emoji_tone(emoji: str) -> float:
     if any(ch in _NEGATIVE_EMOJI for ch in emoji):
         return -1.0
@@ -144,7 +148,8 @@ class Relations:
         bond.last_at = max(bond.last_at, at)
 
     def take_dirty(self) -> list[tuple[int, int, int, Bond]]:
-        """(guild, source, target, bond) changed since the last call (pairs of no known society are kept back)."""
+        """(guild, source, target, bond) changed since the last call (pairs formed in no society, such
+        as a DM between strangers to every society, are not saved)."""
         dirty, self.dirty = self.dirty, set()
         return [(self.guilds[p], p[0], p[1], self.bonds[p]) for p in dirty if p in self.bonds and p in self.guilds]
 

@@ -421,10 +421,10 @@ async def list_turns(platform: Platform, me: AuthUser, **where: Any) -> list[dic
 
 
 async def society_channels(platform: Platform, guild_ids: list[int]) -> list[Any]:
-    """The text channels of these societies, with their last message, for the workers' state."""
+    """The text channels and threads of these societies, with their last message, for the workers' state."""
     if not guild_ids:
         return []
     async with platform.read() as conn:
         return list((await conn.execute(
-            select(Channel.id, Channel.guild_id, Channel.name, Channel.topic, Channel.last_message_id)
-            .where(Channel.guild_id.in_(guild_ids), Channel.type == 0))).all())
+            select(Channel.id, Channel.guild_id, Channel.name, Channel.topic, Channel.last_message_id, Channel.parent_id, Channel.type)
+            .where(Channel.guild_id.in_(guild_ids), Channel.type.in_((0, 11, 12))))).all())

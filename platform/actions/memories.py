@@ -8,6 +8,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import httpx
+from chromadb.errors import ChromaError
+
 from ...agents.memory.facts import Fact
 from ...agents.memory.importance import heuristic_importance
 from ...agents.memory.model import Kind, Memory, clamp_importance, memory_id, memory_object
@@ -34,7 +37,7 @@ async def _store(platform: Platform, call: Callable[[Any], Awaitable[T]]) -> T:
         return await call(platform.memory)
     except StoreUnavailable as exc:
         raise MemoryUnavailable() from exc
-    except (ConnectionError, TimeoutError, OSError) as exc:
+    except (ConnectionError, TimeoutError, OSError, httpx.HTTPError, ChromaError) as exc:
         raise MemoryUnavailable() from exc
 
 
@@ -46,8 +49,7 @@ async def add_memory(platform: Platform, me: AuthUser, agent_id: int, *, text: s
         f = Fact(fact["subject"], fact["predicate"], fact["object"], confidence if confidence is not None else 0.9)
 
         async def learn(memories: Any) -> Memory:
-            await memories.learn(agent_id, f, about[0] if about else None, now, "api")
-            return (await memories.search(agent_id, f.text(), k=1, kinds=[Kind.FACT]))[0].memory
+            return await memories.learn(agent_id, f, about[0] if about else None, now, "api", importance=importance)
 
         stored = await _store(platform, learn)
     else:

@@ -38,11 +38,12 @@ async def save_relationships(platform: Platform, bonds: list[tuple[int, int, int
         rows = [r for r in rows if r["source_id"] in known and r["target_id"] in known]
         if not rows:
             return
-        stmt = insert(Relationship).values(rows)
-        await tx.conn.execute(stmt.on_conflict_do_update(
-            index_elements=[Relationship.guild_id, Relationship.source_id, Relationship.target_id],
-            set_={c: getattr(stmt.excluded, c) for c in ("affinity", "familiarity", "trust", "interactions", "rating", "rated_at",
-                                                        "updated_at")}))
+        for start in range(0, len(rows), 1000):  # asyncpg takes at most 32,767 parameters per statement
+            stmt = insert(Relationship).values(rows[start:start + 1000])
+            await tx.conn.execute(stmt.on_conflict_do_update(
+                index_elements=[Relationship.guild_id, Relationship.source_id, Relationship.target_id],
+                set_={c: getattr(stmt.excluded, c) for c in ("affinity", "familiarity", "trust", "interactions", "rating",
+                                                            "rated_at", "updated_at")}))
 
 
 def bond_of(row: Any) -> Bond:

@@ -281,6 +281,15 @@ def memory_serve(host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annot
     # Chroma's server logs every HTTP request at info: our logs stay readable unless debugging
     os.environ.setdefault("RUST_LOG", "info" if settings.log_level.upper() == "DEBUG" else "warn")
     folder = path or str(settings.resolved_data_dir() / "chroma")
+    from pathlib import Path
+
+    from ...agents.memory.store import MemoryUnavailable, _own
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    try:
+        _own(Path(folder))  # the folder is the server's: no process may open it embedded meanwhile
+    except MemoryUnavailable as exc:
+        raise typer.Exit(f"{exc}") from exc
     try:
         chromadb_rust_bindings.cli(["chroma", "run", "--path", folder, "--host", host, "--port", str(port or settings.memory_port)])
     except KeyboardInterrupt:

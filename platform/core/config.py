@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     memory_recall: int = 3  # memories about the topic in a turn's prompt (plus one per person present, up to 3); 0: none
     memory_decay_per_hour: float = 0.995  # recency factor per hour since a memory was last recalled
     fact_half_life_days: float = 14.0  # a fact's confidence halves this often unless heard again
-    memory_reflect_threshold: float = 60.0  # importance accumulated since the last reflection that triggers one
+    memory_reflect_threshold: float = 150.0  # importance accumulated since the last reflection that triggers one
     memory_max_per_agent: int = 5000  # consolidation condenses, then forgets, beyond this many memories per agent
     memory_rate_idle_seconds: float = 20.0  # the LLM rates new memories' importance after this long without a turn
     graph_snapshot_minutes: float = 15.0  # the social graph is snapshotted this often (an rq job)

@@ -141,7 +141,7 @@ class AgentWorker:
         await ensure_group(self.redis, self.key)
         await self.refresh_registry(force=True)
         await self._warm_state()
-        for loop in (self._state_loop, self._work_loop, self._claim_loop, self._tick_loop, self._flush_loop):
+        for loop in (self._state_loop, self._work_loop, self._claim_loop, self._tick_loop, self._flush_loop, self._rating_loop):
             self._tasks.append(asyncio.create_task(loop(), name=f"worker.{loop.__name__}"))
         log.info("worker started", extra={"worker": self.name, "agents": len(self.state.agents)})
 
@@ -196,8 +196,12 @@ class AgentWorker:
         self.state.guild_names = {g: s.get("guild_name") or s["name"] for g, s in societies.items()}
         if societies:  # simulated time runs from the founding, so a restart does not rewind the day
             self.state.sim.epoch = min(parse_time(s["created_at"], self.clock.now()) for s in societies.values())
-        for row in await registry.society_channels(self.platform, list(societies)):
+        rows = await registry.society_channels(self.platform, list(societies))
+        names = {row.id: row.name or "" for row in rows}
+        for row in rows:
             channel = self.state.set_channel(ChannelState(row.id, row.guild_id, row.name or "", row.topic))
+            if row.type in (11, 12):  # a thread: followed with its parent, never revived
+                channel.parent = names.get(row.parent_id) or channel.parent or ""
             if row.last_message_id and row.last_message_id > channel.last_message_id:
                 channel.last_message_id, channel.last_at = row.last_message_id, snowflake_time(row.last_message_id)
             elif not channel.last_at:
@@ -208,8 +212,12 @@ class AgentWorker:
     async def _warm_state(self) -> None:
         """The recent past (chains, cooldowns, budgets) from the stream's tail."""
         entries = await self.redis.xrevrange(self.key, count=500)
-        for entry_id, fields in reversed(entries):
-            self._observe(decode_entry(fields), live=False)
+        self.state.warming = True  # moods and relationships were saved with these events in them already
+        try:
+            for entry_id, fields in reversed(entries):
+                self._observe(decode_entry(fields), live=False)
+        finally:
+            self.state.warming = False
         self._state_id = entries[0][0] if entries else b"0-0"
 
     async def _state_loop(self) -> None:
@@ -368,7 +376,7 @@ class AgentWorker:
         seen = Seen(msg.id, msg.channel_id, None if dm else (channel.name or "a channel"), msg.author_id, msg.author_name,
                     self._readable(data), snowflake_time(msg.id), msg.mentions, msg.reply_to, ids)
         try:
-            gained = await self.memories.observe(seen, witnesses, {i: n for n, i in ids.items()})
+            gained = await asyncio.wait_for(self.memories.observe(seen, witnesses, {i: n for n, i in ids.items()}), timeout=20.0)
             for agent_id, importance in gained.items():
                 await self._maybe_reflect(agent_id, importance)
                 if importance >= 3:
@@ -426,7 +434,6 @@ class AgentWorker:
             await asyncio.sleep(1.0)
             try:
                 await self.refresh_registry()
-                await self._rate_memories()  # every worker rates what it remembered (not only the leader)
                 if not await self._lead():
                     continue
                 for decision in self.policy.revivals(self.state):
@@ -506,6 +513,15 @@ class AgentWorker:
                     if rating != bond.rating:
                         self.state.relations.rated(source, target, rating, now)
 
+    async def _rating_loop(self) -> None:
+        """Every worker rates what it remembered (not only the leader), beside the tick loop."""
+        while not self._stopping.is_set():
+            await asyncio.sleep(1.0)
+            try:
+                await asyncio.wait_for(self._rate_memories(), timeout=max(30.0, self.settings.turn_timeout_seconds))
+            except Exception as exc:  # noqa: BLE001 - rating is optional work
+                log.warning("memory rating failed: %s", exc)
+
     async def _rate_memories(self) -> None:
         """When the LLM has been free for a while, it rates the importance of notable new memories
         (the heuristic's guess stands until then), one agent at a time."""
@@ -532,7 +548,7 @@ class AgentWorker:
                                              options=GenOptions(max_tokens=4, temperature=0.0, seed=1),
                                              accept=lambda text: text if parse_rating(text) is not None else None)
             rating = parse_rating(thought.text or "")
-            await asyncio.to_thread(self.memories.store.update, [memory.with_(importance=rating or memory.importance, rated=True)])
+            await self.memories.rated(memory, rating or memory.importance)
 
     async def _lead(self) -> bool:
         """One worker at a time revives channels and saves moods (a Redis lease)."""
@@ -654,16 +670,22 @@ class AgentWorker:
         names = [line.author for line in lines] + [self.names.get(a, "") for a in channel.dm_recipients or ()]
         guild = self.state.guild_names.get(agent.guild_id, "the society")
         mood = self.state.mood(agent.id)
-        people = {int(m["author"]["id"]): self._display(m) for m in history if m.get("author") and int(m["author"]["id"]) != agent.id}
-        for other in (*(channel.dm_recipients or ()), *decision.invitees):
-            if other != agent.id:
+        # the people present, the one being answered (or written to) first, then the latest speakers
+        people: dict[int, str] = {}
+        first = self._author_of(history, decision.reply_to_message) if decision.reply_to_message else None
+        for other in (first, *decision.invitees, *(channel.dm_recipients or ())):
+            if other is not None and other != agent.id:
                 people.setdefault(other, self.names.get(other) or self._member_name(agent.guild_id, other))
+        for m in reversed(history):
+            if m.get("author") and int(m["author"]["id"]) != agent.id:
+                people.setdefault(int(m["author"]["id"]), self._display(m))
+        people = dict(list(people.items())[:3])
         opening = decision.trigger in ("revive", "reach", "found")
         if decision.trigger == "revive":
             decision = replace(decision, subject=await self._on_mind(agent, decision) or decision.subject)
         topic = decision.subject if opening and decision.subject else " ".join(line.content for line in lines[-3:])
         recall = await self._recall(agent, topic, people)
-        ties = [describe(self.state.relations.get(agent.id, pid), pname) for pid, pname in list(people.items())[-3:]]
+        ties = [describe(self.state.relations.get(agent.id, pid), pname) for pid, pname in people.items()]
         members = {n: i for n, i in self.member_ids[agent.guild_id].items() if i != agent.id}
         bonds = {i: self.state.relations.get(agent.id, i) for i in members.values()}
 
