@@ -332,3 +332,18 @@ async def test_scheduled_snapshots_cover_every_society(world: World) -> None:
     assert len(mine) == 1 and mine[0]["reason"] == "schedule" and mine[0]["metrics"]["nodes"] == 4
     with pytest.raises(ValueError):
         await graph_actions.take_snapshot(world.platform, world.guild_id, "whenever")
+
+
+def test_large_guilds_with_equal_ties_are_analysed() -> None:
+    """600 members (beyond networkx's scipy-only layout) whose ties all weigh the same (a float
+    on which networkx's Louvain could oscillate forever): analysed, every member placed."""
+    import random as _random
+
+    from townsquare.agents.society.graph import Member as M, Tie as T, analyse as run
+
+    rng = _random.Random(1)
+    members = [M(i, f"m{i}") for i in range(600)]
+    ties = [T(a, b, 0.3, 0.5, 0.5, 5) for a, b in ((rng.randrange(600), rng.randrange(600)) for _ in range(300)) if a != b]
+    snapshot = run(members, ties, {})
+    assert len(snapshot.graph["nodes"]) == 600 and snapshot.metrics["community_count"] >= 1
+    assert all(-1.0 <= n["x"] <= 1.0 and -1.0 <= n["y"] <= 1.0 for n in snapshot.graph["nodes"])

@@ -33,6 +33,7 @@ import networkx as nx
 import numpy as np
 
 SEED = 7
+SPRING_MAX = 500  # tied members beyond which the layout is a circle (networkx's large-graph layout needs scipy)
 INTERACTION_SCALE = 10.0  # interactions at which contact reaches 63%
 HOSTILE_FLOOR = 0.25  # share of a tie's weight left when affinity is -1
 MIN_WEIGHT = 0.01
@@ -128,22 +129,27 @@ def undirected(graph: nx.DiGraph) -> nx.Graph:
 
 
 def pagerank(graph: nx.DiGraph, alpha: float = 0.85, tol: float = 1e-10, max_iter: int = 200) -> dict[int, float]:
-    """Weighted PageRank by power iteration on a dense matrix (networkx's own needs scipy; a
-    society is small). Dangling nodes spread their rank evenly, as in networkx."""
+    """Weighted PageRank by power iteration over the edge list (networkx's own needs scipy; a
+    dense matrix would grow with the square of a large guild's members). Dangling nodes spread
+    their rank evenly, as in networkx."""
     nodes = list(graph)
     n = len(nodes)
     if n == 0:
         return {}
     index = {v: i for i, v in enumerate(nodes)}
-    matrix = np.zeros((n, n))
-    for u, v, w in graph.edges(data="weight"):
-        matrix[index[u], index[v]] = w
-    out = matrix.sum(axis=1)
+    edges = [(index[u], index[v], float(w)) for u, v, w in graph.edges(data="weight")]
+    src = np.array([e[0] for e in edges], dtype=np.int64)
+    dst = np.array([e[1] for e in edges], dtype=np.int64)
+    weight = np.array([e[2] for e in edges], dtype=float)
+    out = np.zeros(n)
+    np.add.at(out, src, weight)
     dangling = out == 0
-    matrix[~dangling] /= out[~dangling, None]
+    share = weight / out[src] if len(edges) else weight
     rank = np.full(n, 1.0 / n)
     for _ in range(max_iter):
-        new = alpha * (rank @ matrix + rank[dangling].sum() / n) + (1 - alpha) / n
+        flow = np.zeros(n)
+        np.add.at(flow, dst, rank[src] * share)
+        new = alpha * (flow + rank[dangling].sum() / n) + (1 - alpha) / n
         done = np.abs(new - rank).sum() < n * tol
         rank = new
         if done:
@@ -156,7 +162,12 @@ def communities(projection: nx.Graph, previous: Mapping[int, int] | None = None,
     community, largest first, takes the old label most of its members had), so colours stay put."""
     if projection.number_of_nodes() == 0:
         return {}
-    found = nx.community.louvain_communities(projection, weight="weight", seed=seed)
+    # integer weights: with equal float weights (0.36875 ...) networkx's Louvain can move nodes
+    # back and forth forever on rounding error; on integers its gains compare exactly
+    whole = nx.Graph()
+    whole.add_nodes_from(projection)
+    whole.add_edges_from((u, v, {"weight": max(1, round(w * 1000))}) for u, v, w in projection.edges(data="weight"))
+    found = nx.community.louvain_communities(whole, weight="weight", seed=seed)
     found = sorted((sorted(c) for c in found), key=lambda c: (-len(c), c[0]))
     previous = previous or {}
     labels: dict[int, int] = {}
@@ -227,7 +238,20 @@ def layout(projection: nx.Graph, previous: Mapping[int, tuple[float, float]] | N
                 init[n] = (cx + rng.uniform(-0.05, 0.05), cy + rng.uniform(-0.05, 0.05))
             else:
                 init[n] = (rng.random(), rng.random())
-    pos = nx.spring_layout(projection, pos=init, weight="weight", seed=seed, iterations=iterations)
+    tied = [n for n in nodes if projection.degree(n) > 0]
+    if len(tied) >= SPRING_MAX:
+        # networkx's spring layout for 500+ nodes needs scipy, which is not installed: a circle
+        # ordered by neighbourhood (breadth-first) keeps tied members near each other
+        order = [n for component in nx.connected_components(projection) for n in nx.bfs_tree(projection, min(component))]
+        pos = {n: (float(np.cos(2 * np.pi * i / len(order))), float(np.sin(2 * np.pi * i / len(order)))) for i, n in enumerate(order)}
+    else:
+        sub = projection.subgraph(tied)
+        pos = nx.spring_layout(sub, pos={n: init[n] for n in tied} if init else None, weight="weight", seed=seed,
+                               iterations=iterations) if len(tied) > 1 else {n: (0.5, 0.5) for n in tied}
+        loners = [n for n in nodes if n not in pos]  # members with no ties yet: a ring around the society
+        for i, n in enumerate(loners):
+            angle = 2 * np.pi * i / max(1, len(loners))
+            pos[n] = (0.5 + 0.75 * float(np.cos(angle)), 0.5 + 0.75 * float(np.sin(angle)))
     coords = np.array([pos[n] for n in nodes], dtype=float)
     coords -= coords.mean(axis=0)
     span = float(np.abs(coords).max())
