@@ -29,7 +29,7 @@ from .model import Kind, Memory, clamp_importance, memory_id
 from .scoring import Scored, Weights
 from .store import MemoryStore, open_client
 
-PROMPT_CHARS = 150
+PROMPT_CHARS = 110  # characters of one remembered line in a prompt (prompt evaluation is the small model's cost)
 _WORD = re.compile(r"[a-zA-Z]{4,}")
 
 
@@ -193,10 +193,11 @@ class Memories:
         ranked = self.store.rank(pool, now, k=len(pool))
         chosen: dict[str, Scored] = {s.memory.id: s for s in ranked[:k]}
         knowledge: dict[int, list[str]] = {}
-        for person in list(people)[:3]:
+        for rank_of_person, person in enumerate(list(people)[:3]):
             about = [s for s in ranked if person in s.memory.about]
-            for s in about[:per_person]:
-                chosen.setdefault(s.memory.id, s)
+            if rank_of_person == 0:  # the one being answered: their best memory joins the prompt
+                for s in about[:per_person]:
+                    chosen.setdefault(s.memory.id, s)
             facts = [m for m in self.store.find(agent_id, {"$and": [{"kind": Kind.FACT.value}, {f"about_{person}": True}]}, limit=50)
                      if current_confidence(m, now, self.half_life) >= 0.25]
             knowledge[person] = [m.text for m in facts] + [s.memory.text for s in about]

@@ -4,12 +4,15 @@ and consolidation (hourly, keeps every agent's memory bounded)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 from sqlalchemy import select
 
 from ...platform.core.config import get_settings
+
+log = logging.getLogger("townsquare.jobs.memory")
 
 
 async def _open() -> tuple[Any, Any]:
@@ -60,10 +63,15 @@ async def _reflect(agent_id: int) -> dict[str, Any]:
         if not recent:
             return {"agent_id": agent_id, "written": None, "reason": "nothing to reflect on"}
         recent.sort(key=lambda m: -m.importance)
-        thought = await chain.think(agent_id=agent_id, guild_id=row.guild_id, agent_name=name, task="reflect",
-                                    messages=reflection_messages(name, recent), options=GenOptions(max_tokens=48, temperature=0.7, seed=7),
-                                    accept=clean_insight, timeout=settings.turn_timeout_seconds)
-        insight = clean_insight(thought.text)
+        try:
+            thought = await chain.think(agent_id=agent_id, guild_id=row.guild_id, agent_name=name, task="reflect",
+                                        messages=reflection_messages(name, recent),
+                                        options=GenOptions(max_tokens=48, temperature=0.7, seed=7), accept=clean_insight,
+                                        timeout=settings.turn_timeout_seconds)
+            insight = clean_insight(thought.text)
+        except Exception as exc:  # noqa: BLE001 - without the model, the agent still reflects from the record
+            log.warning("reflection without the model: %s", exc)
+            insight = None
         if insight:  # the model's insight, held to the same rule as a chat message: no invented ties or facts
             insight, _ = guard(insight, own_name=name, names={n: i for i, n in names.items() if i != agent_id}, bonds={},
                                bio=row.persona.get("bio", ""), knowledge={})

@@ -685,7 +685,7 @@ class AgentWorker:
             decision = replace(decision, subject=await self._on_mind(agent, decision) or decision.subject)
         topic = decision.subject if opening and decision.subject else " ".join(line.content for line in lines[-3:])
         recall = await self._recall(agent, topic, people)
-        ties = [describe(self.state.relations.get(agent.id, pid), pname) for pid, pname in people.items()]
+        ties = [describe(self.state.relations.get(agent.id, pid), pname) for pid, pname in list(people.items())[:2]]
         members = {n: i for n, i in self.member_ids[agent.guild_id].items() if i != agent.id}
         bonds = {i: self.state.relations.get(agent.id, i) for i in members.values()}
 
