@@ -483,14 +483,39 @@ class Diffusion:
                 if any(all(k in s.memory.text.lower() for k in self.keywords) for s in found):
                     informed.append(name)
             others = [n for n in informed if n != self.agents.get(self.host or 0)]
+            groups = await communities_now(self.pg, self.guild_id)
             entry = {"at_s": checkpoint, "sim_days": round(checkpoint * self.sim_speed / 86400, 2), "informed": len(informed),
-                     "fraction_of_others": round(len(others) / max(1, len(self.agents) - 1), 3), "who": sorted(informed)}
+                     "fraction_of_others": round(len(others) / max(1, len(self.agents) - 1), 3), "who": sorted(informed),
+                     "communities": groups}
             self.asked.append(entry)
             log(f"diffusion at {checkpoint:.0f} s ({entry['sim_days']} simulated days): {len(others)} of {len(self.agents) - 1} "
                 f"others know ({entry['fraction_of_others']:.0%})")
 
     def report(self) -> dict[str, Any]:
-        return {"fact": self.text, "keywords": self.keywords, "host": self.agents.get(self.host or 0), "checkpoints": self.asked}
+        out = {"fact": self.text, "keywords": self.keywords, "host": self.agents.get(self.host or 0), "checkpoints": self.asked}
+        if len(self.asked) >= 2:
+            out["community_stability"] = stability(self.asked[-2]["communities"], self.asked[-1]["communities"])
+        return out
+
+
+async def communities_now(pg: Any, guild_id: int) -> list[list[str]]:
+    """The Louvain communities of the society's agents now (from the relationships the workers saved)."""
+    from townsquare.agents.society.graph import Member, Tie, analyse as graph_analyse
+
+    agents = {r["id"]: r["name"] for r in await pg.fetch("SELECT id, persona->>'name' AS name FROM agents WHERE guild_id = $1", guild_id)}
+    ties = [Tie(r["source_id"], r["target_id"], r["affinity"], r["familiarity"], r["trust"], r["interactions"], r["rating"])
+            for r in await pg.fetch("SELECT * FROM relationships WHERE guild_id = $1", guild_id)
+            if r["source_id"] in agents and r["target_id"] in agents]
+    snapshot = graph_analyse([Member(a, n or str(a), bot=True, agent=True) for a, n in agents.items()], ties, {})
+    return [sorted(agents[int(m)] or m for m in c["members"]) for c in snapshot.metrics.get("communities", [])]
+
+
+def stability(before: list[list[str]], after: list[list[str]]) -> dict[str, Any]:
+    """How much the groups held: for each community now, its best Jaccard overlap with one before."""
+    if not before or not after:
+        return {"mean_best_jaccard": None}
+    best = [max(len(set(a) & set(b)) / len(set(a) | set(b)) for b in before) for a in after]
+    return {"mean_best_jaccard": round(sum(best) / len(best), 3), "per_community": [round(v, 2) for v in best]}
 
 
 async def structure(pg: Any, guild_id: int, rows: dict[str, list[Any]], t0: float) -> dict[str, Any]:
