@@ -65,7 +65,7 @@ def test_a_long_back_and_forth_moves_into_a_thread() -> None:
 def test_agents_write_privately_to_friends_and_open_channels_for_shared_interests() -> None:
     sim = Sim("city", CONFIG)
     agents = sorted(sim.state.agents.values(), key=lambda a: a.id)
-    assert sim.policy.outreach(sim.state, 600) == []  # no friends yet: nobody to write to
+    assert sim.policy.outreach(sim.state, 600) == []  # the first period starts now (and nobody has friends yet)
     a = agents[0]
     friends = [b for b in agents[1:] if set(b.persona.interests) & set(a.persona.interests)][:3]
     for b in friends:
@@ -76,7 +76,7 @@ def test_agents_write_privately_to_friends_and_open_channels_for_shared_interest
     assert len(reach) == 1 and reach[0].trigger == "reach" and reach[0].invitees[0] in {b.id for b in agents}
     assert sim.policy.outreach(sim.state, 600) == []  # once per period per society
     # founding: two or more friends share an interest of an outgoing, curious agent
-    sim.state.last_founding.clear()
+    sim.state.last_founding[sim.guild] = float("-inf")  # due now
     found = sim.policy.founding(sim.state, 1800, max_channels=16)
     if found:
         decision = found[0]

@@ -101,8 +101,7 @@ async def test_agents_write_to_friends_and_open_channels_for_shared_interests(pl
             for b in ids:
                 if a != b:
                     worker.state.relations.load(a, b, Bond(affinity=0.7, familiarity=0.7, trust=0.7), guild_id)
-        worker.state.last_outreach.clear()
-        worker.state.last_founding.clear()
+        worker.state.last_outreach[guild_id] = worker.state.last_founding[guild_id] = float("-inf")  # due now
         decisions = [*worker.policy.outreach(worker.state, 1.0), *worker.policy.founding(worker.state, 1.0, 16)]
         assert {d.trigger for d in decisions} == {"reach", "found"}
         outcomes = [await worker._initiative(d) for d in decisions]

@@ -60,7 +60,7 @@ def reflection(agent_id: int, text: str, evidence: Sequence[Memory], about: tupl
 
 
 def reflection_messages(agent_name: str, recent: Sequence[Memory]) -> list[dict[str, str]]:
-    lines = "\n".join(f"- {' '.join(m.text.split())[:140]}" for m in recent[:12])
+    lines = "\n".join(f"- {' '.join(m.text.split())[:100]}" for m in recent[:8])  # a short prompt: the model is shared
     return [{"role": "system", "content": f"You are {agent_name}, thinking quietly about your recent days."},
             {"role": "user", "content": f"What you remember:\n{lines}\n\nWhat is one thing you have learned about the people "
                                         "around you or about yourself? Answer with one sentence starting with \"I\"."}]

@@ -428,7 +428,8 @@ class TurnPolicy:
         """Now and then (per society) an agent writes privately to someone it likes."""
         now, hour, out = state.now, state.sim.hour(), []
         for guild in sorted({a.guild_id for a in state.agents.values()} - state.paused_guilds):
-            if not self.config.social or now - state.last_outreach.get(guild, float("-inf")) < every_seconds:
+            # the first period starts when the society is first seen: nobody has friends yet
+            if not self.config.social or now - state.last_outreach.setdefault(guild, now) < every_seconds:
                 continue
             state.last_outreach[guild] = now
             slot = int(now // every_seconds)
@@ -447,7 +448,7 @@ class TurnPolicy:
         and no channel for it yet, opens one and invites them: groups become visible."""
         now, hour, out = state.now, state.sim.hour(), []
         for guild in sorted({a.guild_id for a in state.agents.values()} - state.paused_guilds):
-            if not self.config.social or now - state.last_founding.get(guild, float("-inf")) < every_seconds:
+            if not self.config.social or now - state.last_founding.setdefault(guild, now) < every_seconds:
                 continue
             state.last_founding[guild] = now
             rooms = [c for c in state.channels.values() if c.guild_id == guild and c.dm_recipients is None and c.parent is None]

@@ -83,10 +83,10 @@ class Settings(BaseSettings):
     # --- memory, relationships, social graph (issue: memory and the social graph) ---
     chroma_url: str | None = Field(default=None, validation_alias=_env("CHROMA_URL"))  # unset: Chroma on <data_dir>/chroma
     memory_port: int = 8000  # where `up` / `memory serve` serve Chroma on the data folder when CHROMA_URL is unset
-    memory_recall: int = 3  # memories about the topic in a turn's prompt (plus one per person present, up to 3); 0: none
+    memory_recall: int = 2  # memories about the topic in a turn's prompt (plus one per person present, up to 3); 0: none
     memory_decay_per_hour: float = 0.995  # recency factor per hour since a memory was last recalled
     fact_half_life_days: float = 14.0  # a fact's confidence halves this often unless heard again
-    memory_reflect_threshold: float = 150.0  # importance accumulated since the last reflection that triggers one
+    memory_reflect_threshold: float = 300.0  # importance accumulated since the last reflection that triggers one
     memory_max_per_agent: int = 5000  # consolidation condenses, then forgets, beyond this many memories per agent
     memory_rate_idle_seconds: float = 20.0  # the LLM rates new memories' importance after this long without a turn
     graph_snapshot_minutes: float = 15.0  # the social graph is snapshotted this often (an rq job)
@@ -94,8 +94,8 @@ class Settings(BaseSettings):
     social_actions: bool = True  # agents react, DM, open threads, create channels and rate peers
     reaction_rate: float = 0.15  # scales how often an agent who saw a message reacts with an emoji
     thread_after: int = 4  # a back-and-forth of this many replies between two members moves into a thread
-    outreach_seconds: float = 900.0  # per society, at most one agent writes privately to a friend this often
-    founding_seconds: float = 1800.0  # per society, at most one agent opens a channel for a shared interest this often
+    outreach_seconds: float = 600.0  # per society, at most one agent writes privately to a friend this often
+    founding_seconds: float = 600.0  # per society, at most one agent opens a channel for a shared interest this often
     max_society_channels: int = 16  # agents open no channel beyond this many in a society
 
     log_level: str = "INFO"
