@@ -5,7 +5,6 @@ posted replies, and relationships are kept in PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from typing import Any
 
 import httpx
@@ -17,19 +16,14 @@ from townsquare.platform.actions.context import Platform
 from townsquare.platform.core.config import Settings
 from townsquare.worker.runtime.worker import AgentWorker
 
-from .fakellm import FakeLLM
+from .fakellm import FakeLLM, distinct_reply
 from .helpers import RunningServer, name, wait_for
 from .test_worker import _auth, replies_to, society_with_human, worker_settings
 
 
-LINES = itertools.cycle(["The lighthouse keeps us all safe at night.", "Sea shanties remind me of my grandfather.",
-                         "Fresh rye loaves are out of the oven now.", "Storm clouds gathering over the hills again.",
-                         "Has anyone seen the ferry timetable?", "My garden tomatoes finally turned red."])
-
-
 @pytest.fixture
 def llm() -> Any:
-    fake = FakeLLM(reply=lambda messages: next(LINES)).start()  # distinct lines: none is a near-duplicate of another
+    fake = FakeLLM(reply=distinct_reply).start()  # distinct lines: none is a near-duplicate of another
     yield fake
     fake.stop()
 
@@ -70,7 +64,7 @@ async def test_what_an_agent_saw_reaches_its_prompt_and_survives_a_restart(platf
         asked = (await client.post(f"/api/v10/channels/{general}/messages",
                                    json={"content": f"<@{agent['id']}> do you remember where I work, the lighthouse?"},
                                    headers=human.headers)).json()
-        await wait_for(lambda: replies_to(client, human, general, asked["id"], agent["id"]), timeout=20)
+        await wait_for(lambda: replies_to(client, human, general, asked["id"], agent["id"]), timeout=40)
         prompt = next(c["messages"][0]["content"] for c in llm.calls if agent["name"] in c["messages"][0]["content"])
         assert "You remember:" in prompt and "lighthouse" in prompt.split("You remember:")[1]
         assert "About the people here:" in prompt

@@ -4,7 +4,6 @@ shared interest, inviting their friends (who then follow it)."""
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import httpx
@@ -16,18 +15,13 @@ from townsquare.platform.actions.context import Platform
 from townsquare.platform.core.config import Settings
 from townsquare.worker.runtime.worker import AgentWorker
 
-from .fakellm import FakeLLM
+from .fakellm import FakeLLM, distinct_reply
 from .helpers import RunningServer, name, wait_for
 from .test_worker import _auth, society_with_human, worker_settings
 
-LINES = itertools.cycle(["The orchard looks splendid this week.", "Who is bringing cider on Saturday?",
-                         "My bees are restless before the storm.", "The bell tower needs a fresh coat of paint.",
-                         "Fresh rolls are out early today.", "The river is higher than I have ever seen it."])
-
-
 @pytest.fixture
 def llm() -> Any:
-    fake = FakeLLM(reply=lambda messages: next(LINES)).start()
+    fake = FakeLLM(reply=distinct_reply).start()
     yield fake
     fake.stop()
 
