@@ -25,13 +25,19 @@ from .helpers import RunningServer, name, wait_for
 from .test_worker import society_with_human, worker_settings
 
 
-def _burst(settings: Settings, services: Any, llm_url: str) -> subprocess.CompletedProcess[str]:
-    """A real rq worker process in burst mode, finding the services through its environment (as under `up`)."""
+def run_job(settings: Settings, services: Any, llm_url: str, path: str, **kwargs: Any) -> Any:
+    """Enqueues one job and runs a real rq worker process in burst mode, which finds the services
+    through its environment (as under `up`); returns the finished job."""
+    job = Queue(queue_name(settings), connection=Redis.from_url(services.redis_url)).enqueue(path, **kwargs)
     env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url,
            "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "", "TOWNSQUARE_REDIS_PREFIX": settings.redis_prefix,
            "TOWNSQUARE_DATA_DIR": str(settings.data_dir), "CHROMA_URL": settings.chroma_url or "", "OLLAMA_HOST": llm_url}
-    return subprocess.run([sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", services.redis_url, queue_name(settings)],
+    done = subprocess.run([sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", services.redis_url, queue_name(settings)],
                           env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    job.refresh()
+    assert job.is_finished, done.stderr
+    return job
 
 
 async def test_importance_triggers_a_reflection_written_by_an_rq_job(platform: Platform, settings: Settings, services: Any,
@@ -59,13 +65,8 @@ async def test_importance_triggers_a_reflection_written_by_an_rq_job(platform: P
     finally:
         await worker.stop()
     agent_id = agents_reflecting[0]
-    queue = Queue(queue_name(settings), connection=Redis.from_url(services.redis_url))
-    job = queue.enqueue("townsquare.worker.jobs.memory.reflect", agent_id=agent_id)
     try:
-        done = _burst(settings, services, llm.url)
-        assert done.returncode == 0, done.stderr
-        job.refresh()
-        assert job.is_finished, done.stderr
+        job = run_job(settings, services, llm.url, "townsquare.worker.jobs.memory.reflect", agent_id=agent_id)
         assert job.result["source"] == "llm"
         reflections = await open_memories(settings).recent(agent_id, 10, kinds=[Kind.REFLECTION])
         assert [m.text for m in reflections] == ["I have learned that my neighbours care a lot about the harbour festival."]
@@ -83,13 +84,9 @@ async def test_a_reflection_without_a_usable_model_comes_from_the_record(platfor
     await memories.add(Memory(id=memory_id(agent_id, "t", 1), agent_id=agent_id, kind=Kind.OBSERVATION,
                               text="Rosa said in #garden: the roses need pruning before the frost", importance=5, created_at=now,
                               last_access=now, about=(human.id,)))
-    queue = Queue(queue_name(settings), connection=Redis.from_url(services.redis_url))
-    job = queue.enqueue("townsquare.worker.jobs.memory.reflect", agent_id=agent_id)
     try:
-        done = _burst(settings, services, llm.url)
-        assert done.returncode == 0, done.stderr
-        job.refresh()
-        assert job.is_finished and job.result["source"] == "record", (job.result, done.stderr)
+        job = run_job(settings, services, llm.url, "townsquare.worker.jobs.memory.reflect", agent_id=agent_id)
+        assert job.result["source"] == "record", job.result
         written = (await memories.recent(agent_id, 5, kinds=[Kind.REFLECTION]))[0]
         assert written.text.startswith("Lately I have been talking most with") and "roses" in written.text
     finally:
@@ -105,12 +102,7 @@ async def test_consolidation_job_bounds_every_agents_memory(platform: Platform, 
     memories.store.add([Memory(id=memory_id(agent_id, "c", i), agent_id=agent_id, kind=Kind.OBSERVATION,
                                text=f"Someone said in #market: apples are cheap today, number {i}", importance=2,
                                created_at=now - 7200 + i, last_access=now - 7200 + i, channel_id=general) for i in range(40)])
-    queue = Queue(queue_name(settings), connection=Redis.from_url(services.redis_url))
-    job = queue.enqueue("townsquare.worker.jobs.memory.consolidate", max_per_agent=25)
-    done = _burst(settings, services, "http://127.0.0.1:9")
-    assert done.returncode == 0, done.stderr
-    job.refresh()
-    assert job.is_finished, done.stderr
+    job = run_job(settings, services, "http://127.0.0.1:9", "townsquare.worker.jobs.memory.consolidate", max_per_agent=25)
     assert job.result[str(agent_id)]["after"] <= 25
     assert memories.store.count(agent_id) <= 25
     assert any(m.kind is Kind.SUMMARY for m in memories.store.find(agent_id))
