@@ -2,13 +2,14 @@
 
 Chroma metadata holds only scalars, so the people a memory is about become one boolean key per
 person (`about_<user id>`), which Chroma can filter on; the list is rebuilt from those keys.
-Times are Unix seconds (real time); the simulation clock only changes how fast they age.
+Times are Unix seconds of real time; recency and fact decay run on real time too (not the
+simulation clock), so at a high simulation speed memories age slowly per simulated day.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -44,7 +45,6 @@ class Memory:
     object: str | None = None
     confidence: float = 1.0  # at `confirmed_at`; decays with age (see facts.py)
     confirmed_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> Memory:
         return replace(self, **changes)

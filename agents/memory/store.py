@@ -143,14 +143,6 @@ class MemoryStore:
                                               embeddings=[vectors[i].tolist() for i in rows],
                                               metadatas=[to_metadata(memories[i]) for i in rows])
 
-    def update(self, memories: Sequence[Memory]) -> None:
-        """Metadata only (importance, access time, confidence): the text and its vector stay."""
-        by_agent: dict[int, list[Memory]] = {}
-        for m in memories:
-            by_agent.setdefault(m.agent_id, []).append(m)
-        for agent_id, items in by_agent.items():
-            self._collection(agent_id).update(ids=[m.id for m in items], metadatas=[to_metadata(m) for m in items])
-
     def patch(self, agent_id: int, changes: dict[str, dict[str, Any]]) -> None:
         """Only the named metadata keys of each memory (Chroma merges them): a concurrent change
         to another key (a recall's access time, a rating) is never overwritten by a stale copy."""
