@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -287,6 +288,8 @@ def _generation_job(registry: ModelRegistry, entry: ModelEntry, prompt: Callable
                     stats |= {"done_reason": item.done_reason, "prompt_eval_count": item.prompt_eval_count,
                               "prompt_eval_duration": item.prompt_eval_duration, "eval_count": item.eval_count,
                               "eval_duration": item.eval_duration}
+                    if item.prompt_eval_cached_count:  # Ollama omits it when nothing came from the cache
+                        stats["prompt_eval_cached_count"] = item.prompt_eval_cached_count
                 else:
                     emit(item)
             if cancel.is_set():  # only a listening client, if any, is the one of a stopping server
@@ -405,7 +408,8 @@ def create_model_app(registry: ModelRegistry, *, max_queue: int = 64) -> Starlet
         for m in registry.loaded():
             expires = time.time() + (m.expires_at - now) if m.expires_at is not None else time.time() + 100 * 365 * 86400
             models.append({"name": m.entry.name, "model": m.entry.name, "size": m.entry.size, "digest": m.entry.digest,
-                           "details": m.entry.details(), "expires_at": _iso(expires), "size_vram": 0, "context_length": m.n_ctx})
+                           "details": m.entry.details(), "expires_at": _iso(expires), "size_vram": 0, "context_length": m.n_ctx,
+                           "prefix_cache": dataclasses.asdict(m.prefix_cache.stats)})  # ours: Ollama clients ignore it
         return JSONResponse({"models": models})
 
     async def show(request: Request) -> Response:

