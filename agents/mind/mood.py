@@ -20,6 +20,12 @@ from ..society.persona import Traits
 _HALF_LIFE = {"valence": 2 * 3600.0, "arousal": 30 * 60.0, "energy": 90 * 60.0}
 
 
+MOOD_EMOJI = {"tired": "\N{SLEEPING FACE}", "excited": "\N{GRINNING FACE WITH STAR EYES}",
+              "cheerful": "\N{SMILING FACE WITH SMILING EYES}", "irritated": "\N{ANGRY FACE}",
+              "gloomy": "\N{PENSIVE FACE}", "restless": "\N{GRIMACING FACE}",
+              "content": "\N{SLIGHTLY SMILING FACE}", "calm": "\N{RELIEVED FACE}"}
+
+
 class Stimulus(StrEnum):
     MENTIONED = "mentioned"  # someone addressed me
     REPLIED = "replied"  # someone answered me
@@ -110,6 +116,10 @@ class Mood:
         if self.arousal >= 0.65:
             return "restless"
         return "content" if self.valence >= 0.05 else "calm"
+
+    def emoji(self) -> str:
+        """The label as one emoji (the agent's custom status in the member list)."""
+        return MOOD_EMOJI[self.label()]
 
     def tone(self) -> str:
         """A few words for the prompt."""

@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..actions import shapes, users
 from ..core.errors import Unauthorized
+from ..core.logging import annotate_log_context, bind_log_context, reset_log_context
 from .hub import MAX_REPLAY, GatewayHub
 from .presence import STATUSES, set_presence
 from .protocol import ALL_INTENTS, API_VERSION, FRAMES_PER_MINUTE, MAX_FRAME_BYTES, SEQ_SHIFT, Close, Op
@@ -69,6 +70,7 @@ class Connection:
         await self.ws.accept()
         await self._send_direct(_frame(Op.HELLO, {"heartbeat_interval": self.heartbeat_ms}))
         code, reason = 1000, ""
+        log_token = bind_log_context()  # this connection's task: its lines carry session_id once known
         try:
             while True:
                 raw = await self._receive()
@@ -82,6 +84,9 @@ class Connection:
             code, reason = Close.UNKNOWN_ERROR, "Unknown error"
         finally:
             await self._finish(code, reason)
+            if self.session is not None:
+                log.info("gateway session ended", extra={"close_code": code})
+            reset_log_context(log_token)
 
     # --- input -----------------------------------------------------------------------------
 
@@ -203,6 +208,8 @@ class Connection:
         s.buffer = []  # live events wait while the session is set up / replayed
         hub.register(s)
         self.session = s
+        annotate_log_context(session_id=s.id, user_id=str(s.user_id))
+        log.info("gateway session started", extra={"resumed": resume_after is not None})
         s.start_writer()
         async with hub.platform.read() as conn:
             guild_ids = (await conn.execute(text("SELECT guild_id FROM members WHERE user_id = :u"), {"u": s.user_id})).scalars().all()

@@ -45,6 +45,7 @@ class GatewayHub:
         self.dispatched = 0
         self._eph_id = "0-0"
         self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._guild_lock = asyncio.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -55,6 +56,20 @@ class GatewayHub:
         top = await self.redis.xrevrange(ephemeral_key(self.prefix), count=1)
         self._eph_id = top[0][0].decode() if top else "0-0"
         self._task = asyncio.create_task(self._read_loop(), name="gateway-reader")
+        self._sweeper = asyncio.create_task(self._sweep_presences(), name="presence-sweeper")
+
+    async def _sweep_presences(self) -> None:
+        """Presence leases run out when their agent worker dies, and with no worker left nobody else
+        would tell connected clients. Every instance sweeps: the sweep is one atomic Redis step, so an
+        expiry is announced once."""
+        from .presence import write_presences  # presence imports this module
+
+        while True:
+            await asyncio.sleep(self.platform.settings.gateway_presence_sweep_seconds)
+            try:
+                await write_presences(self.redis, self.prefix, self.platform.read, [], sweep=True)
+            except Exception:  # noqa: BLE001 - a failed sweep is retried at the next one
+                log.warning("presence sweep failed", exc_info=True)
 
     async def stop(self) -> None:
         """Graceful shutdown: every session is told to RECONNECT (and will RESUME elsewhere)."""
@@ -63,10 +78,11 @@ class GatewayHub:
             s.send_raw(orjson.dumps({"op": Op.RECONNECT, "d": None}).decode())
         await asyncio.gather(*(s.close(Close.UNKNOWN_ERROR, "server restarting: reconnect and resume") for s in sessions),
                              return_exceptions=True)
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._sweeper):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     # --- reading the streams ---------------------------------------------------------------
 

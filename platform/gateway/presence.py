@@ -1,65 +1,174 @@
-"""Presence, kept cheap: one Redis hash of current statuses, a per-user count of open
-sessions, and changes fanned out on the ephemeral stream (never written to PostgreSQL)."""
+"""Presence, kept cheap: one Redis hash of current statuses, a per-user count of open gateway
+sessions, and changes fanned out on the ephemeral stream (never written to PostgreSQL).
+
+Two writers share one code path, `write_presences`:
+- the gateway, for people and bots with sessions: a record lives as long as its sessions;
+- the agent worker, for agents (who act through REST and hold no session): a record is a
+  *lease* with an `until` (ms) that the worker renews; one it stops renewing (a crashed worker,
+  a deleted agent) reads as offline once it expires. A gateway session of the same user wins.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .hub import ephemeral_key
 
 if TYPE_CHECKING:
     from .hub import GatewayHub
 
 STATUSES = ("online", "idle", "dnd", "invisible", "offline")
+MAX_ACTIVITIES = 5
+
+Reader = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+
+# One atomic step for a batch, so a lease never overwrites a session that opened meanwhile.
+# KEYS: statuses hash, session counts hash, leases zset (user -> until ms).
+# ARGV: now_ms, sweep (1: drop expired leases first), then per write: user, session delta,
+# until ('' unless a lease), record ('' deletes: offline). Returns triples: user, previous, written.
+_SCRIPT = """
+local out = {}
+if ARGV[2] == '1' then
+  for _, uid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])) do
+    local prev = redis.call('HGET', KEYS[1], uid)
+    redis.call('HDEL', KEYS[1], uid)
+    redis.call('ZREM', KEYS[3], uid)
+    table.insert(out, uid); table.insert(out, prev or ''); table.insert(out, '')
+  end
+end
+for i = 3, #ARGV, 4 do
+  local uid, delta, lease, record = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+  local skip = false
+  if delta ~= 0 then
+    local count = redis.call('HINCRBY', KEYS[2], uid, delta)
+    if count <= 0 then
+      redis.call('HDEL', KEYS[2], uid)
+      record = ''  -- the last session ended
+    elseif delta < 0 then
+      skip = true  -- another session of this user is still open
+    end
+  elseif lease ~= '' then
+    skip = tonumber(redis.call('HGET', KEYS[2], uid) or '0') > 0  -- a live session wins over a lease
+  end
+  if not skip then
+    local prev = redis.call('HGET', KEYS[1], uid)
+    if record == '' then redis.call('HDEL', KEYS[1], uid) else redis.call('HSET', KEYS[1], uid, record) end
+    if lease ~= '' and record ~= '' then redis.call('ZADD', KEYS[3], lease, uid) else redis.call('ZREM', KEYS[3], uid) end
+    table.insert(out, uid); table.insert(out, prev or ''); table.insert(out, record)
+  end
+end
+return out
+"""
 
 
-def _keys(hub: GatewayHub) -> tuple[str, str]:
-    return f"{hub.prefix}gw:presence", f"{hub.prefix}gw:online"
+@dataclass(frozen=True, slots=True)
+class PresenceWrite:
+    user_id: int
+    status: str
+    activities: list[Any] = field(default_factory=list)
+    until: int | None = None  # ms since the epoch: a lease (the agent worker); None: held by sessions
+    sessions: int = 0  # +1 when a gateway session opens, -1 when one ends
+
+
+def _keys(prefix: str) -> list[str]:
+    return [f"{prefix}gw:presence", f"{prefix}gw:online", f"{prefix}gw:leases"]
 
 
 def _public(status: str) -> str:
     return "offline" if status == "invisible" else status
 
 
-async def presences_of(hub: GatewayHub, user_ids: list[int]) -> list[dict[str, Any]]:
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def public_view(record: dict[str, Any] | None, now_ms: int | None) -> tuple[str, list[Any]]:
+    """What others see: (status, activities). An expired lease is offline; `now_ms=None` ignores
+    expiry (what clients were last told)."""
+    if record is None or (now_ms is not None and record.get("until") is not None and record["until"] <= now_ms):
+        return "offline", []
+    status = _public(record["status"])
+    return (status, record.get("activities") or []) if status != "offline" else ("offline", [])
+
+
+def _decode(raw: bytes | str | None) -> dict[str, Any] | None:
+    return orjson.loads(raw) if raw else None
+
+
+def presence_object(user_id: int, status: str, activities: list[Any]) -> dict[str, Any]:
+    return {"user": {"id": str(user_id)}, "status": status, "activities": activities,
+            "client_status": {"desktop": status} if status != "offline" else {}}
+
+
+async def presences_of(hub: GatewayHub, user_ids: list[int], *, now_ms: int | None = None) -> list[dict[str, Any]]:
+    """The presences of those users who are not offline (expired leases are offline)."""
     if not user_ids:
         return []
-    states, _ = _keys(hub)
-    raw = await hub.redis.hmget(states, [str(u) for u in user_ids])
+    raw = await hub.redis.hmget(_keys(hub.prefix)[0], [str(u) for u in user_ids])
+    now = _now_ms() if now_ms is None else now_ms
     out = []
     for uid, value in zip(user_ids, raw):
-        if value is None:
-            continue
-        record = orjson.loads(value)
-        status = _public(record["status"])
+        status, activities = public_view(_decode(value), now)
         if status != "offline":
-            out.append({"user": {"id": str(uid)}, "status": status, "activities": record.get("activities", []),
-                        "client_status": {"desktop": status}})
+            out.append(presence_object(uid, status, activities))
     return out
 
 
+async def write_presences(redis: Any, prefix: str, read: Reader, writes: Iterable[PresenceWrite], *,
+                          now_ms: int | None = None, sweep: bool = False) -> list[dict[str, Any]]:
+    """Records presences in one atomic Redis step (`sweep` also drops expired leases) and
+    publishes a PRESENCE_UPDATE to the guilds of each user whose public status or activities
+    changed; returns those updates. `read` opens a database connection (for guild ids)."""
+    now = _now_ms() if now_ms is None else now_ms
+    args: list[Any] = [now, 1 if sweep else 0]
+    for w in writes:
+        record = b"" if w.status == "offline" else orjson.dumps(
+            {"status": w.status, "activities": w.activities[:MAX_ACTIVITIES], "since": now,
+             **({"until": w.until} if w.until is not None else {})})
+        args += [w.user_id, w.sessions, "" if w.until is None else w.until, record]
+    if len(args) == 2 and not sweep:
+        return []
+    reply = await redis.eval(_SCRIPT, 3, *_keys(prefix), *args)
+    first: dict[int, dict[str, Any] | None] = {}
+    final: dict[int, dict[str, Any] | None] = {}
+    for i in range(0, len(reply), 3):
+        uid = int(reply[i])
+        first.setdefault(uid, _decode(reply[i + 1]))  # a swept then renewed lease: its state before both
+        final[uid] = _decode(reply[i + 2])
+    changed: dict[int, tuple[str, list[Any]]] = {}
+    for uid, record in final.items():
+        after = public_view(record, None)
+        # compared with what connected clients were told and with what a client loading now saw
+        if after != public_view(first[uid], None) or after != public_view(first[uid], now):
+            changed[uid] = after
+    if not changed:
+        return []
+    async with read() as conn:
+        rows = (await conn.execute(text("SELECT user_id, guild_id FROM members WHERE user_id = ANY(:u)"),
+                                   {"u": list(changed)})).all()
+    guilds: dict[int, list[str]] = {}
+    for row in rows:
+        guilds.setdefault(row.user_id, []).append(str(row.guild_id))
+    updates = [presence_object(uid, status, activities) for uid, (status, activities) in changed.items() if uid in guilds]
+    if updates:
+        async with redis.pipeline(transaction=False) as pipe:
+            for update in updates:
+                env = {"type": "PRESENCE_UPDATE", "guild_ids": guilds[int(update["user"]["id"])], "data": update}
+                pipe.xadd(ephemeral_key(prefix), {"event": orjson.dumps(env)}, maxlen=10_000, approximate=True)
+            await pipe.execute()
+    return updates
+
+
 async def set_presence(hub: GatewayHub, user_id: int, status: str, activities: list[Any], *, connected: int = 0) -> None:
-    """Records the status and announces it to the guilds the user is in. `connected` is +1 on
-    a new session and -1 when one ends; the last session ending makes the user offline."""
-    states, online = _keys(hub)
-    if connected:
-        count = await hub.redis.hincrby(online, str(user_id), connected)
-        if count <= 0:
-            await hub.redis.hdel(online, str(user_id))
-            status, activities = "offline", []
-        elif connected < 0:
-            return  # another session of this user is still open
-    previous = await hub.redis.hget(states, str(user_id))
-    record = {"status": status, "activities": activities[:5], "since": int(time.time() * 1000)}
-    await hub.redis.hset(states, str(user_id), orjson.dumps(record))
-    if previous is not None and _public(orjson.loads(previous)["status"]) == _public(status) and not activities:
-        return
-    async with hub.platform.read() as conn:
-        guild_ids = (await conn.execute(text("SELECT guild_id FROM members WHERE user_id = :u"), {"u": user_id})).scalars().all()
-    if guild_ids:
-        public = _public(status)
-        await hub.publish_ephemeral({"type": "PRESENCE_UPDATE", "guild_ids": [str(g) for g in guild_ids], "data": {
-            "user": {"id": str(user_id)}, "status": public, "activities": activities[:5] if public != "offline" else [],
-            "client_status": {"desktop": public} if public != "offline" else {}}})
+    """A gateway session's presence. `connected` is +1 on a new session and -1 when one ends;
+    the last session ending makes the user offline."""
+    await write_presences(hub.redis, hub.prefix, hub.platform.read,
+                          [PresenceWrite(user_id, status, activities, sessions=connected)])

@@ -43,12 +43,15 @@ from ...agents.mind.policy import (AgentInfo, ChannelState, Decision, Msg, Polic
                                    channel_slug, keyword_relevance, stable_rng)
 from ...agents.mind.relations import describe
 from ...platform.actions import agents as registry
+from ...platform.actions import dashboard as live
 from ...platform.actions import relationships as bonds_db
 from ...platform.actions.context import Platform
 from ...platform.core.config import Settings
+from ...platform.core.metrics import count_records
 from ...platform.core.snowflake import EPOCH_MS
 from ...platform.events.publisher import decode_entry, stream_key
 from .api import AgentAPI, PlatformRefused
+from .presence import AgentPresence
 
 log = logging.getLogger("townsquare.worker")
 
@@ -128,6 +131,7 @@ class AgentWorker:
         self._unrated: dict[int, None] = {}  # agents with notable memories the LLM has not rated yet (insertion-ordered)
         self._last_turn_at = self.clock.now()  # the LLM counts as free only after a quiet spell
         self._stopping = asyncio.Event()
+        self.presence = AgentPresence(self.redis, self.prefix, platform.read, self.clock)  # agents hold no gateway session
 
     @property
     def memories(self) -> Memories:
@@ -428,7 +432,8 @@ class AgentWorker:
         # each chore: (seconds between runs, coroutine); the first run of each is on the first tick
         chores: list[tuple[float, Any]] = [
             (10.0, self._save_moods), (10.0, self._save_bonds), (600.0, self._rate_peers), (3600.0, self._enqueue_maintenance),
-            (max(60.0, self.settings.graph_snapshot_minutes * 60), self._enqueue_snapshot), (15.0, self._initiatives)]
+            (max(60.0, self.settings.graph_snapshot_minutes * 60), self._enqueue_snapshot), (15.0, self._initiatives),
+            (300.0, self._enqueue_backup), (0.0, lambda: self.presence.refresh(self.state))]  # presence: renews or on change
         last = [float("-inf")] * len(chores)
         while not self._stopping.is_set():
             await asyncio.sleep(1.0)
@@ -492,6 +497,11 @@ class AgentWorker:
     async def _enqueue_snapshot(self) -> None:
         await self._enqueue("townsquare.worker.jobs.graph.snapshot_graph", reason="schedule",
                             keep_days=self.settings.graph_retention_days)
+
+    async def _enqueue_backup(self) -> None:
+        """The job decides whether a backup is due (the folder's newest scheduled backup)."""
+        if self.settings.backup_every_hours > 0:
+            await self._enqueue("townsquare.worker.jobs.backup.scheduled_backup")
 
     async def _save_bonds(self) -> None:
         changed = self.state.relations.take_dirty()
@@ -591,6 +601,8 @@ class AgentWorker:
         except Exception:  # noqa: BLE001 - records are kept for the next flush
             self._calls[:0], self._turns[:0] = calls, turns
             log.exception("recording turns failed")
+            return
+        await count_records(self.redis, self.settings.redis_prefix, calls, turns)  # /metrics: the society's counters
 
     # --- a turn ---
 
@@ -620,6 +632,7 @@ class AgentWorker:
         self._last_turn_at = self.clock.now()
         outcome, message_id, llm_ms, error = "error", None, 0, None
         try:
+            await live.signal_activity(self.redis, self.prefix, agent.id, "thinking", ttl / 1000, channel.id)  # for the dashboard
             async with self._agent_locks[agent.id], asyncio.timeout(self.settings.turn_timeout_seconds):
                 outcome, message_id, llm_ms = await self._turn(agent, channel, decision)
         except TimeoutError:
@@ -632,6 +645,7 @@ class AgentWorker:
             outcome, error = "error", f"{type(exc).__name__}: {exc}"[:200]
         finally:
             await self.redis.delete(lock)
+            await live.end_activity(self.redis, self.prefix, agent.id)
         self._record_turn(decision, agent, position, outcome, message_id, llm_ms, started)
         await self._account(agent, outcome, error)
         return outcome
@@ -743,6 +757,7 @@ class AgentWorker:
                     author = self._author_of(history, decision.reply_to_message)
                     if author is not None:
                         mention, prefix = (author,), f"<@{author}> "
+                await live.signal_activity(self.redis, self.prefix, agent.id, "speaking", live.SPEAKING_SECONDS, target_channel)
                 sent = await self.api.send(token, target_channel, prefix + thought.text, nonce=decision.nonce, reply_to=reply_to,
                                            mention=mention)
                 self._recent_own[agent.id].append(thought.text)
