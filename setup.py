@@ -13,6 +13,8 @@ ROOTS = {
     "migrations": "townsquare.migrations",
     "agents": "townsquare.agents",
     "worker": "townsquare.worker",
+    "webui": "townsquare.webui",
+    "bundles": "townsquare.bundles",
 }
 
 packages: list[str] = []
@@ -26,5 +28,8 @@ setup(
     packages=packages,
     package_dir=package_dir,
     package_data={"townsquare.migrations": ["*.ini", "*.mako"], "townsquare.platform": ["*.md"],
-                  "townsquare.agents.society": ["societies/*.yaml"]},
+                  "townsquare.agents.society": ["societies/*.yaml"],
+                  "townsquare.bundles.offline": ["install.sh"],
+                  # the web UI's pages and every asset it serves (no CDN)
+                  "townsquare.webui": ["templates/*.html", "templates/*/*.html", "static/*/*", "static/*/*/*", "i18n/*.json"]},
 )

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from townsquare.platform.actions.context import Platform
 from townsquare.platform.api.app import build_platform, close_platform
@@ -25,7 +23,7 @@ from townsquare.platform.core.config import Settings
 from townsquare.platform.db.migrate import upgrade
 from townsquare.platform.services.embedded import resolve_services
 
-from .helpers import RunningServer, World, free_port, start_server
+from .helpers import RunningServer, World, drop_installation, free_port, start_server
 
 
 @pytest.fixture(scope="session")
@@ -79,20 +77,7 @@ def settings(services, data_dir: Path, chroma: str) -> Iterator[Settings]:  # ty
     yield settings
     import asyncio
 
-    async def cleanup() -> None:
-        engine = create_async_engine(services.database_url)
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{settings.database_schema}" CASCADE'))
-        await engine.dispose()
-        from redis.asyncio import Redis
-
-        redis = Redis.from_url(services.redis_url)
-        keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}*")]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
-
-    asyncio.run(cleanup())
+    asyncio.run(drop_installation(settings, services.database_url, services.redis_url))
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +105,7 @@ async def client(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
 async def world(platform: Platform, client: httpx.AsyncClient) -> World:
     """A fresh guild owned by a person, with two more people and a bot as members."""
     return await World.create(platform, client)
+
+
+# The web UI's browser fixtures (Chromium through Playwright)
+from .browser import browser, web  # noqa: E402,F401

@@ -20,6 +20,23 @@ from townsquare.platform.api.server import TownsquareServer
 from townsquare.platform.core.config import Settings
 
 
+async def drop_installation(settings: Settings, database_url: str, redis_url: str) -> None:
+    """Removes what one installation keeps in the shared servers: its PostgreSQL schema and its Redis keys."""
+    from redis.asyncio import Redis
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{settings.database_schema}" CASCADE'))
+    await engine.dispose()
+    redis = Redis.from_url(redis_url)
+    keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from townsquare.platform.core.config import Settings
+from townsquare.platform.core.secretbox import MAGIC, sealed_size
 
 from .helpers import Actor, RunningServer, World, free_port, name, person, start_server
 
@@ -120,12 +121,12 @@ async def test_upload_png_and_download_same_bytes(world: World, server: RunningS
     assert d.headers["x-content-type-options"] == "nosniff"
     assert d.headers["content-disposition"].startswith("inline")
 
-    # the message as read back carries the same attachment, and the store holds the bytes
+    # the message as read back carries the same attachment, and the store holds the bytes (encrypted)
     got = await world.client.get(f"{API}/channels/{world.general_id}/messages/{msg['id']}", headers=world.bob.headers)
     assert got.status_code == 200, got.text
     assert got.json()["attachments"] == [att]
     [stored] = stored_files(server, world.general_id)
-    assert stored.read_bytes() == data
+    assert stored.read_bytes().startswith(MAGIC) and len(stored.read_bytes()) == sealed_size(len(data))
 
 
 async def test_several_files_keep_their_slots_and_gif_size(world: World) -> None:
@@ -524,14 +525,15 @@ async def test_s3_upload_download_delete(world: World, s3_server: RunningServer,
         assert (atts[0]["width"], atts[0]["height"]) == (6, 3)
         assert atts[0]["url"].startswith(s3_server.url)
 
-        # the bytes really are in the bucket, with the sniffed type
+        # the bytes really are in the bucket, encrypted (tests/test_security.py checks the encryption)
         keys = [f"attachments/{world.general_id}/{a['id']}" for a in atts]
-        for key, data, ctype in zip(keys, (png, text), ("image/png", "text/plain; charset=utf-8"), strict=True):
+        for key, data in zip(keys, (png, text), strict=True):
             stat = s3.stat_object("ts-test", key)
-            assert stat.size == len(data) and stat.content_type == ctype
+            assert stat.size == sealed_size(len(data)) and stat.content_type == "application/octet-stream"
             obj = s3.get_object("ts-test", key)
             try:
-                assert obj.read() == data
+                stored = obj.read()
+                assert stored.startswith(MAGIC) and data not in stored
             finally:
                 obj.close()
                 obj.release_conn()

@@ -128,15 +128,107 @@ def test_cli_serve_against_configured_services(command: str, settings: Settings,
     try:
         _wait_http(f"http://127.0.0.1:{port}/health", proc)
         ready = httpx.get(f"http://127.0.0.1:{port}/ready").json()
-        assert ready["checks"] == {"postgres": "ok", "redis": "ok", "object_store": "ok"}
+        assert {name: ready["checks"][name]["status"] for name in ("postgres", "redis", "object_store")} == \
+            {"postgres": "ok", "redis": "ok", "object_store": "ok"}
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
 
 
+class SocketWatch:
+    """Samples the sockets of a process and all its descendants (Linux /proc: each process's
+    socket inodes, matched against the network namespace's TCP and UDP tables) on a thread,
+    keeping every remote address seen. Sampling can miss a connection that opens and closes
+    between two looks; an agent society's connections (database, Redis, model, Chroma) are long-lived."""
+
+    TABLES = ("tcp", "tcp6", "udp", "udp6")
+
+    def __init__(self, root_pid: int, interval: float = 0.2) -> None:
+        self.root_pid = root_pid
+        self.interval = interval
+        self.seen: dict[tuple[str, int], set[str]] = {}  # remote (address, port) -> commands that held it
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "SocketWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(ppid, []).append(int(entry.name))
+        tree, todo = [], [self.root_pid]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo.extend(children.get(pid, []))
+        return tree
+
+    @staticmethod
+    def _address(hex_addr: str) -> tuple[str, int]:
+        import ipaddress
+
+        host, port = hex_addr.split(":")
+        raw = bytes.fromhex(host)
+        # the kernel prints each 32-bit word in host (little-endian) order
+        packed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+        address = ipaddress.ip_address(packed)
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return str(address), int(port, 16)
+
+    def sample(self) -> None:
+        for pid in self._tree():
+            try:
+                command = " ".join((Path("/proc") / str(pid) / "cmdline").read_text().split("\0")[1:5])
+                inodes = set()
+                for fd in (Path("/proc") / str(pid) / "fd").iterdir():
+                    try:
+                        target = os.readlink(fd)
+                    except OSError:
+                        continue
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+                if not inodes:
+                    continue
+                for table in self.TABLES:
+                    for line in (Path("/proc") / str(pid) / "net" / table).read_text().splitlines()[1:]:
+                        fields = line.split()
+                        if fields[9] in inodes:
+                            remote = self._address(fields[2])
+                            if remote[1] != 0:  # listening or unconnected sockets have no peer
+                                self.seen.setdefault(remote, set()).add(command)
+            except OSError:
+                continue  # the process ended while we looked
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def outside(self, allowed: frozenset[str] = frozenset()) -> dict[tuple[str, int], set[str]]:
+        """Remote addresses that are neither loopback nor in `allowed` (configured services)."""
+        import ipaddress
+
+        return {r: cmds for r, cmds in self.seen.items() if not ipaddress.ip_address(r[0]).is_loopback and r[0] not in allowed}
+
+
 def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
     """`townsquare up` with nothing configured: prints the URL and admin login; a second start
-    continues with the same data."""
+    continues with the same data. While the first run lives (server, worker, rq worker, model and
+    Chroma, an agent answering), no process of its tree connects anywhere but to loopback."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.pop("OLLAMA_HOST", None)
@@ -163,6 +255,7 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
         raise AssertionError("up did not print the admin login")
 
     proc, user, password = start()
+    watch = SocketWatch(proc.pid).__enter__()
     try:
         token = httpx.post(f"{base}/api/v10/auth/login", json={"login": user, "password": password}).json()["token"]
         h = {"Authorization": f"Bearer {token}"}
@@ -195,7 +288,13 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
             time.sleep(0.5)
             recalled = [m["text"] for m in httpx.get(memories, headers=h, timeout=60).json()["memories"] if "bakery" in m["text"]]
         assert recalled, "the agent did not remember the question"
+        watch.sample()
+        # the stack's own connections were seen (the server's to PostgreSQL, the worker's to the model) ...
+        assert watch.samples > 10 and len(watch.seen) >= 3, watch.seen
+        # ... and none of them leaves the machine
+        assert not watch.outside(), f"outbound connections: {watch.outside()}"
     finally:
+        watch.__exit__()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     for stopped in (f"http://127.0.0.1:{model_port}/api/version", f"http://127.0.0.1:{memory_port}/api/v2/heartbeat"):

@@ -412,7 +412,7 @@ async def test_largest_snowflake_is_just_unknown(world: World) -> None:
 
 @pytest.mark.parametrize("method,path", [
     ("GET", "/api/v10/nope"), ("GET", "/api/v9/users/@me"), ("GET", "/api/v10/channels"), ("POST", "/api/v10/channels/1/nothing"),
-    ("GET", "/"), ("GET", "/api"), ("GET", "/api/v10/channels/1/messages/1/extra/deep/path"), ("DELETE", "/api/v10/"),
+    ("GET", "/nothing-here"), ("GET", "/api"), ("GET", "/api/v10/channels/1/messages/1/extra/deep/path"), ("DELETE", "/api/v10/"),
     ("GET", "/api/v10/%00"), ("GET", "/api/v10/../../etc/passwd"), ("GET", "/api/v10/channels/1/messages/1/reactions/x/y/z/w"),
 ])
 async def test_unknown_routes_are_404_json(world: World, method: str, path: str) -> None:

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import ollama
@@ -17,7 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from townsquare.worker.modelserver.app import MAX_BODY, create_model_app, parse_keep_alive
-from townsquare.worker.modelserver.models import BUNDLED_NAME, ModelRegistry, bundled_gguf
+from townsquare.worker.modelserver.models import BUNDLED_NAME, Finished, ModelRegistry, SamplingOptions, bundled_gguf
 from townsquare.worker.modelserver.server import ModelServer
 
 from .helpers import free_port
@@ -291,3 +293,96 @@ async def test_models_folder_entries_are_served_and_swap_in(aclient: ollama.Asyn
     back = await aclient.chat(model=BUNDLED_NAME, messages=CHAT, options={**GREEDY, "num_predict": 3})
     assert back.load_duration and back.load_duration > 0
     assert [m["model"] for m in httpx.get(served.url + "/api/ps").json()["models"]] == [BUNDLED_NAME]
+
+
+def persona_turn(name: str, turn: int) -> list[dict[str, str]]:
+    """An agent's turn as the agents build it: a stable persona first, then what changes each turn."""
+    persona = (f"You are {name}, who has lived in the harbour town all her life and runs the bakery by the old lighthouse. "
+               "You are warm and kind, curious and imaginative. You care about bread, tides, old maps and chess. "
+               "Your way of speaking: short sentences, a little teasing.")
+    moods = ["You feel cheerful.", "You feel tired and a bit grumpy.", "You feel calm."]
+    return [{"role": "system", "content": f"{persona} {moods[turn % 3]} You are chatting with neighbours in #general."},
+            {"role": "user", "content": f"Recent conversation:\nTom: the ferry is late again ({turn})\n\nWrite your next message as {name}."}]
+
+
+async def test_prefix_cache_reuses_each_personas_start_and_changes_nothing(served: Served) -> None:
+    """Interleaved agents: with the prefix cache a persona's later turns evaluate only what follows
+    its persona, and every reply is the one the server without the cache gives."""
+    plain = serve(ModelRegistry(n_threads=THREADS, prefix_cache_mb=0))
+    turns = [(name, turn) for turn in range(2) for name in ("Ada", "Bruna", "Cleo")]  # A B C A B C
+    options = {"temperature": 0, "top_k": 1, "seed": 7, "num_predict": 12}
+
+    async def replay(url: str) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+            return [(await http.post("/api/chat", json={"model": BUNDLED_NAME, "messages": persona_turn(name, turn),
+                                                         "options": options, "stream": False})).json() for name, turn in turns]
+
+    try:
+        cache = served.app.state.registry
+        await replay(served.url)  # loads the bundled model (a previous test may have swapped it out)
+        cache.loaded()[0].prefix_cache.clear()  # the test's own prompts only
+        before = dataclasses.replace(cache.loaded()[0].prefix_cache.stats)
+        cached = await replay(served.url)
+        replay_stats = cache.loaded()[0].prefix_cache.stats
+        uncached = await replay(plain.url)
+        plain_stats = plain.app.state.registry.loaded()[0].prefix_cache.stats
+    finally:
+        plain.stop()
+    assert [r["message"]["content"] for r in cached] == [r["message"]["content"] for r in uncached]
+    assert all(r["message"]["content"].strip() for r in cached)
+    # Ollama's counts: the whole prompt, and the part taken from saved state
+    assert [r["prompt_eval_count"] for r in cached] == [r["prompt_eval_count"] for r in uncached]
+    persona_tokens = 60  # the shared persona text is well over this many tokens
+    assert all(r.get("prompt_eval_cached_count", 0) < 10 for r in uncached)  # only the chat template's start
+    assert all(r.get("prompt_eval_cached_count", 0) < 10 for r in cached[:3])  # a cleared cache: first turns evaluate all
+    assert all(r["prompt_eval_cached_count"] >= persona_tokens for r in cached[3:])  # B and C spoke in between
+    assert replay_stats.hits - before.hits == 3 and replay_stats.misses - before.misses == 3
+    evaluated = sum(r["prompt_eval_count"] - r.get("prompt_eval_cached_count", 0) for r in cached)
+    assert replay_stats.evaluated_tokens - before.evaluated_tokens == evaluated
+    assert replay_stats.prompt_tokens - before.prompt_tokens == sum(r["prompt_eval_count"] for r in cached)
+    # a persona's newer prompt replaces its older state: one entry per persona
+    assert replay_stats.entries == 3 and replay_stats.saves - before.saves == 6
+    assert plain_stats.hits == plain_stats.saves == plain_stats.entries == plain_stats.bytes == 0
+    shown = httpx.get(served.url + "/api/ps").json()["models"][0]["prefix_cache"]  # the counters, for operators
+    assert shown["hits"] == replay_stats.hits and shown["evaluated_tokens"] == replay_stats.evaluated_tokens
+
+
+def test_prefix_cache_stays_within_its_bytes() -> None:
+    """The least recently used states go first when the next would pass the bound; a short
+    prompt is not saved; a persona's newer state replaces its older one."""
+    bound = 6 << 20  # ~2.5 MB a state of ~110 tokens: two fit, three do not
+    registry = ModelRegistry(n_threads=THREADS, prefix_cache_mb=6)
+    model, _ = registry.acquire(registry.resolve(BUNDLED_NAME))
+    opts = SamplingOptions(num_predict=1, temperature=0, top_k=1, seed=7)
+    cache = model.prefix_cache
+    try:
+        def run(tokens: list[int]) -> Finished:
+            items = list(model.stream(tokens, opts, threading.Event()))
+            assert isinstance(items[-1], Finished)
+            return items[-1]
+
+        def turn(name: str, n: int) -> Finished:
+            return run(model.chat_tokens(persona_turn(name, n), 1))
+
+        for name in ("Ada", "Bruna", "Cleo"):
+            turn(name, 0)
+        assert cache.stats.entries == 2 and cache.stats.evictions == 1 and 0 < cache.stats.bytes <= bound
+        assert turn("Ada", 1).prompt_eval_cached_count < 10  # Ada's state went first (and Bruna's goes now)
+        full = cache.stats.bytes
+        assert turn("Cleo", 1).prompt_eval_cached_count >= 60  # Cleo's stayed, and her new state replaces it
+        assert cache.stats.entries == 2 and cache.stats.evictions == 2
+        assert cache.stats.bytes < full * 0.9  # ... keeping only the start her turns share
+        saves = cache.stats.saves
+        run(model.raw_tokens("Hi there", 1))  # too short to be worth a slot
+        assert cache.stats.saves == saves
+        assert turn("Ada", 2).prompt_eval_cached_count >= 60
+        # a conversation that goes on (the new prompt extends the old context) keeps it whole
+        turn("Dana", 0)
+        held = [int(t) for t in model.llm.input_ids[:model.llm.n_tokens]]
+        longer = held + model.llm.tokenize(b"<|im_start|>user\nAnd then?<|im_end|>\n", add_bos=False, special=True)
+        assert run(longer).prompt_eval_cached_count == len(held) and cache.stats.live >= 1
+        cache.clear()
+        assert cache.stats.entries == cache.stats.bytes == 0
+    finally:
+        registry.unload_all()
+    assert ModelRegistry(prefix_cache_mb=0).prefix_cache_bytes == 0

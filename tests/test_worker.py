@@ -30,10 +30,11 @@ def llm() -> Any:
     fake.stop()
 
 
-async def found(platform: Platform, admin: Actor, society: str = "village") -> tuple[int, list[dict[str, Any]]]:
-    """A fresh copy of a bundled society (unique names), and its agents."""
+async def found(platform: Platform, admin: Actor, society: str = "village", *, size: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """A fresh copy of a bundled society (unique names; its first `size` agents), and its agents."""
     spec = load_society(society)
-    spec = spec.model_copy(update={"agents": [a.model_copy(update={"name": f"{a.name.split()[0]} {name('')[:6]}"}) for a in spec.agents]})
+    spec = spec.model_copy(update={"agents": [a.model_copy(update={"name": f"{a.name.split()[0]} {name('')[:6]}"})
+                                              for a in spec.agents[:size]]})
     guild_id = await agents.do_found_society(platform, admin.id, spec, name("society"))
     me = await _auth(platform, admin)
     return guild_id, await agents.list_agents(platform, me, guild_id)
@@ -55,10 +56,11 @@ async def channel_named(client: httpx.AsyncClient, admin: Actor, guild_id: int, 
     return int(next(c["id"] for c in channels if c["name"] == channel))
 
 
-async def society_with_human(platform: Platform, client: httpx.AsyncClient) -> tuple[Actor, int, list[dict[str, Any]], Actor, int]:
-    """An administrator, a fresh village society, a human member, and its #general."""
-    admin = await person(platform, is_admin=True)
-    guild_id, cast = await found(platform, admin)
+async def society_with_human(platform: Platform, client: httpx.AsyncClient, *, admin: Actor | None = None,
+                             size: int | None = None) -> tuple[Actor, int, list[dict[str, Any]], Actor, int]:
+    """An administrator (a new one unless given), a fresh village society, a human member, and its #general."""
+    admin = admin or await person(platform, is_admin=True)
+    guild_id, cast = await found(platform, admin, size=size)
     human = await person(platform)
     async with platform.transaction() as tx:
         await guilds.add_member(tx, guild_id, human.id)
@@ -132,7 +134,9 @@ async def test_paused_agents_and_societies_stay_silent_and_muted_ones_too(platfo
         history = (await client.get(f"/api/v10/channels/{general}/messages", headers=human.headers)).json()
         # the paused and the muted agent never spoke (others may have picked the questions up)
         assert not [m for m in history if m["author"]["id"] in (cast[0]["id"], cast[1]["id"])]
-        assert not [c for c in llm.calls if cast[0]["name"] in c["messages"][0]["content"] or cast[1]["name"] in c["messages"][0]["content"]]
+        # nor thought of speaking: no prompt was written as them (others' prompts may name them in a memory)
+        assert not [c for c in llm.calls if c["messages"][0]["content"].startswith((f"You are {cast[0]['name']}.",
+                                                                                   f"You are {cast[1]['name']}."))]
         # nobody speaks in a paused society
         assert history[0]["id"] == last["id"]
     finally:
@@ -229,6 +233,7 @@ async def test_the_real_bundled_model_opens_a_quiet_channel(platform: Platform, 
     admin = await person(platform, is_admin=True)
     guild_id, cast = await found(platform, admin)
     worker = None
+    others: list[int] = []
     try:
         async def model_up() -> bool:
             try:
@@ -238,6 +243,13 @@ async def test_the_real_bundled_model_opens_a_quiet_channel(platform: Platform, 
                 return False
 
         await wait_for(model_up, timeout=60)
+        # A worker serves every society of the session's database: with the earlier tests' societies
+        # awake, their quiet channels would flood the one real model with openers. Only ours may speak.
+        me = await _auth(platform, admin)
+        others = [int(s["guild_id"]) for s in await agents.list_societies(platform, me)
+                  if int(s["guild_id"]) != guild_id and not s["paused"]]
+        for other in others:
+            await agents.do_set_society_paused(platform, me, other, True, "test: one society only")
         worker = AgentWorker(worker_settings(settings, server, f"http://127.0.0.1:{port}", revive_idle_seconds=1.0), platform,
                              name=name("w"))
         await worker.start()
@@ -258,6 +270,8 @@ async def test_the_real_bundled_model_opens_a_quiet_channel(platform: Platform, 
     finally:
         if worker is not None:
             await worker.stop()
+        for other in others:
+            await agents.do_set_society_paused(platform, me, other, False, None)
         model.terminate()
         model.wait(timeout=30)
 

@@ -246,8 +246,11 @@ def layout(projection: nx.Graph, previous: Mapping[int, tuple[float, float]] | N
         pos = {n: (float(np.cos(2 * np.pi * i / len(order))), float(np.sin(2 * np.pi * i / len(order)))) for i, n in enumerate(order)}
     else:
         sub = projection.subgraph(tied)
+        # In the unit square (the loners' ring below is drawn around its centre), with twice networkx's
+        # default spacing so that a close-knit group does not collapse into one blot of labels.
         pos = nx.spring_layout(sub, pos={n: init[n] for n in tied} if init else None, weight="weight", seed=seed,
-                               iterations=iterations) if len(tied) > 1 else {n: (0.5, 0.5) for n in tied}
+                               iterations=iterations, k=2 / np.sqrt(len(tied)), center=(0.5, 0.5), scale=0.5,
+                               ) if len(tied) > 1 else {n: (0.5, 0.5) for n in tied}
         loners = [n for n in nodes if n not in pos]  # members with no ties yet: a ring around the society
         for i, n in enumerate(loners):
             angle = 2 * np.pi * i / max(1, len(loners))

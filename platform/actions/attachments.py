@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -13,11 +14,14 @@ from typing import Any
 import filetype
 from sqlalchemy import text
 
-from ..core.errors import PayloadTooLarge, UnknownAttachment
+from ..core.errors import AttachmentCorrupt, PayloadTooLarge, UnknownAttachment
 from ..core.permissions import P
 from ..core.snowflake import new_id
+from ..services.objectstore import SealBroken
 from .access import channel_access
 from .context import Platform
+
+log = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # Types a browser may render inline; everything else is served as a download.
@@ -118,4 +122,7 @@ async def open_attachment(platform: Platform, user_id: int, channel_id: int, att
     except FileNotFoundError:
         # the message (and its object) was deleted since the row was read
         raise UnknownAttachment() from None
+    except SealBroken as exc:
+        log.warning("attachment failed its integrity check", extra={"storage_key": row.storage_key, "reason": str(exc)})
+        raise AttachmentCorrupt() from None
     return row, data

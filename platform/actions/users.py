@@ -1,5 +1,7 @@
 """Users, bots and their tokens. Passwords are hashed with argon2; tokens are random and only
-their SHA-256 is stored, so a database dump does not hand out sessions."""
+their SHA-256 is stored, so a database dump does not hand out sessions. Registrations, logins
+(failed ones too, without the password), logouts and bot tokens issued or reset go to the
+security log (audit entries without a guild, see audit.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.errors import InvalidCredentials, InvalidFormBody, MissingPermissions, Unauthorized, UnknownUser, UsernameTaken
+from ..core.secretbox import seal
 from ..core.snowflake import new_id
-from ..db.models import Token, User
+from ..db.models import Agent, Token, User
 from ..events.types import E
 from . import shapes
+from .audit import A
 from .context import Platform, Tx
 from .guilds import emit_member_update
 
@@ -80,8 +84,12 @@ async def _issue_token(tx: Tx, user_id: int, kind: str) -> str:
     return token
 
 
+def _client(ip: str | None) -> dict[str, Any]:
+    return {"ip": ip} if ip else {}
+
+
 async def do_register(platform: Platform, *, username: str, password: str, email: str | None = None,
-                      global_name: str | None = None, is_admin: bool = False) -> tuple[Any, str]:
+                      global_name: str | None = None, is_admin: bool = False, ip: str | None = None) -> tuple[Any, str]:
     check_username(username)
     check_password(password)
     if email is not None and (not isinstance(email, str) or len(email) > 254 or "@" not in email):
@@ -93,10 +101,19 @@ async def do_register(platform: Platform, *, username: str, password: str, email
             password_hash=password_hash, is_admin=is_admin,
         )
         token = await _issue_token(tx, row.id, "bearer")
+        await tx.audit(guild_id=None, user_id=row.id, action_type=A.USER_REGISTER, target_id=row.id,
+                       changes=[{"key": "username", "new_value": username}, *([{"key": "is_admin", "new_value": True}] if is_admin else [])],
+                       options=_client(ip) or None)
     return row, token
 
 
-async def do_login(platform: Platform, *, login: str, password: str) -> tuple[Any, str]:
+async def _login_failed(platform: Platform, user_id: int | None, login: str, ip: str | None, why: str) -> None:
+    async with platform.transaction() as tx:
+        await tx.audit(guild_id=None, user_id=user_id, action_type=A.LOGIN_FAILED, target_id=user_id,
+                       options={"login": login[:64], **_client(ip)}, reason=why)
+
+
+async def do_login(platform: Platform, *, login: str, password: str, ip: str | None = None) -> tuple[Any, str]:
     async with platform.read() as conn:
         row = (
             await conn.execute(
@@ -108,13 +125,16 @@ async def do_login(platform: Platform, *, login: str, password: str) -> tuple[An
         ).first()
     if row is None or row.password_hash is None:
         await asyncio.to_thread(_dummy_verify)  # same cost whether or not the user exists
+        await _login_failed(platform, None, login, ip, "unknown login")
         raise InvalidCredentials()
     try:
         await asyncio.to_thread(_hasher.verify, row.password_hash, password)
     except (VerificationError, InvalidHashError):
+        await _login_failed(platform, row.id, login, ip, "wrong password")
         raise InvalidCredentials() from None
     async with platform.transaction() as tx:
         token = await _issue_token(tx, row.id, "bearer")
+        await tx.audit(guild_id=None, user_id=row.id, action_type=A.LOGIN, target_id=row.id, options=_client(ip) or None)
     return row, token
 
 
@@ -139,7 +159,10 @@ async def insert_bot(tx: Tx, *, owner_id: int | None, username: str, global_name
 async def do_create_bot(platform: Platform, *, owner_id: int | None, username: str,
                         global_name: str | None = None, bio: str | None = None) -> tuple[Any, str]:
     async with platform.transaction() as tx:
-        return await insert_bot(tx, owner_id=owner_id, username=username, global_name=global_name, bio=bio)
+        row, token = await insert_bot(tx, owner_id=owner_id, username=username, global_name=global_name, bio=bio)
+        await tx.audit(guild_id=None, user_id=owner_id, action_type=A.BOT_CREATE, target_id=row.id,
+                       changes=[{"key": "username", "new_value": username}])
+        return row, token
 
 
 _AUTH = text(
@@ -181,6 +204,7 @@ async def do_revoke_token(platform: Platform, me: AuthUser) -> None:
     async with platform.transaction() as tx:
         await tx.conn.execute(update(Token).where(Token.id == me.token_id).values(revoked_at=func.now()))
         await tx.emit(E.TOKEN_REVOKED, {"token_ids": [str(me.token_id)]}, user_ids=[me.id])
+        await tx.audit(guild_id=None, user_id=me.id, action_type=A.LOGOUT, target_id=me.id, options={"token_id": str(me.token_id)})
     platform.auth_cache.forget_tokens({me.token_id})
 
 
@@ -198,9 +222,48 @@ async def do_reset_bot_token(platform: Platform, me: AuthUser, bot_id: int) -> s
             )
         ).scalars().all()
         token = await _issue_token(tx, bot_id, "bot")
+        # an agent's workers act with its sealed token: they get the new one (and see the registry change)
+        agent = (await tx.conn.execute(update(Agent).where(Agent.id == bot_id).values(
+            token_secret=seal(platform.settings, token), updated_at=func.now()).returning(Agent.guild_id))).first()
         await tx.emit(E.TOKEN_REVOKED, {"token_ids": [str(t) for t in revoked]}, user_ids=[bot_id])
+        await tx.audit(guild_id=None, user_id=me.id, action_type=A.TOKEN_RESET, target_id=bot_id,
+                       options={"revoked": len(revoked), **({"agent_guild_id": str(agent.guild_id)} if agent else {})})
     platform.auth_cache.forget_tokens(set(revoked))
     return token
+
+
+async def password_matches(password_hash: str | None, password: str) -> bool:
+    if password_hash is None:
+        return False
+    try:
+        return await asyncio.to_thread(_hasher.verify, password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def do_reset_password(platform: Platform, user_id: int, password: str, *, actor_id: int | None, reason: str) -> int:
+    """Sets a user's password (an operator's reset: `townsquare init`) and ends the sessions opened
+    with the old one (every bearer token revoked); returns how many were. Security log: the
+    reset, never the password."""
+    check_password(password)
+    password_hash = await asyncio.to_thread(_hasher.hash, password)
+    async with platform.transaction() as tx:
+        found = (await tx.conn.execute(update(User).where(User.id == user_id, User.bot.is_(False))
+                                       .values(password_hash=password_hash).returning(User.id))).first()
+        if found is None:
+            raise UnknownUser()
+        revoked = (
+            await tx.conn.execute(
+                update(Token).where(Token.user_id == user_id, Token.kind == "bearer", Token.revoked_at.is_(None))
+                .values(revoked_at=func.now()).returning(Token.id)
+            )
+        ).scalars().all()
+        if revoked:
+            await tx.emit(E.TOKEN_REVOKED, {"token_ids": [str(t) for t in revoked]}, user_ids=[user_id])
+        await tx.audit(guild_id=None, user_id=actor_id, action_type=A.PASSWORD_RESET, target_id=user_id,
+                       options={"revoked": len(revoked)}, reason=reason)
+    platform.auth_cache.forget_tokens(set(revoked))
+    return len(revoked)
 
 
 async def get_user(platform: Platform, user_id: int) -> Any:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
-from sqlalchemy import text
 
 from ..actions.context import Platform
 from ..core.config import Settings
@@ -20,11 +18,14 @@ from ..events.publisher import EventPublisher
 from ..gateway import routes as gateway_routes
 from ..gateway.hub import GatewayHub
 from ..services.objectstore import make_object_store
-from . import errors
+from . import errors, health, metrics
 from .middleware import EdgeMiddleware
 from .ratelimit import RateLimiter
 from .responses import FastJSONResponse
-from .routes import channels, graph, guilds, messages, townsquare, users
+from .routes import channels, graph, guilds, messages, system, townsquare, users
+from .routes import backups as backup_routes
+from .routes import dashboard as dashboard_routes
+from ...webui import pages as webui_pages
 
 
 async def build_platform(settings: Settings, database_url: str, redis_url: str) -> Platform:
@@ -64,38 +65,17 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
     app = FastAPI(title="Townsquare", version="0.1.0", lifespan=lifespan, default_response_class=FastJSONResponse,
                   openapi_url="/api/v10/openapi.json", docs_url=None, redoc_url=None)
     errors.install(app)
-    for module in (users, guilds, channels, messages, townsquare, graph):
+    for module in (users, guilds, channels, messages, townsquare, graph, system):
         app.include_router(module.router)
+    app.include_router(backup_routes.router)
+    app.include_router(dashboard_routes.router)  # the admin dashboard's reads
     app.include_router(gateway_routes.router)
+    webui_pages.mount(app)
 
-    @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, Any]:
-        return {"status": "ok"}
-
-    @app.get("/ready", include_in_schema=False)
-    async def ready() -> FastJSONResponse:
-        platform: Platform = app.state.platform
-        checks: dict[str, str] = {}
-        try:
-            async with platform.read() as conn:
-                await conn.execute(text("SELECT 1"))
-            checks["postgres"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            checks["postgres"] = f"error: {type(exc).__name__}"
-        try:
-            await platform.redis.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            checks["redis"] = f"error: {type(exc).__name__}"
-        try:
-            await platform.store.check()
-            checks["object_store"] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            checks["object_store"] = f"error: {type(exc).__name__}"
-        ok = all(v == "ok" for v in checks.values())
-        return FastJSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
-
-    app.add_middleware(EdgeMiddleware, settings=settings)
+    app.include_router(health.router)  # /health, /ready
+    app.include_router(metrics.router)  # /metrics
+    app.state.http_metrics = metrics.HttpMetrics()
+    app.add_middleware(EdgeMiddleware, settings=settings, metrics=app.state.http_metrics)
     return app
 
 

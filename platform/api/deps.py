@@ -11,6 +11,7 @@ from pydantic import Field
 from ..actions.context import Platform
 from ..actions.users import AuthUser, authenticate
 from ..core.errors import Unauthorized
+from ..core.logging import annotate_log_context
 from ..core.snowflake import MAX_SNOWFLAKE
 from .strictjson import check_text
 
@@ -47,6 +48,7 @@ async def current_user(request: Request, platform: PlatformDep,
     if scheme not in ("Bot", "Bearer"):
         raise Unauthorized()
     user = await authenticate(platform, scheme, token.strip())
+    annotate_log_context(user_id=str(user.id))  # the request's log lines and its access line
     await _rate_limit(request, f"t{user.token_id}")
     return user
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
-
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from ..core.config import Settings, get_settings
+
+log = logging.getLogger("townsquare.cli")
 
 app = typer.Typer(help="Townsquare: an offline agent society on a Discord-compatible chat platform.", no_args_is_help=True)
 bot_app = typer.Typer(help="Bot users (agents and third-party bots).", no_args_is_help=True)
@@ -22,6 +26,12 @@ agents_app = typer.Typer(help="Agents of the societies (instance administration)
 app.add_typer(agents_app, name="agents")
 society_app = typer.Typer(help="Societies (a guild run by agents).", no_args_is_help=True)
 app.add_typer(society_app, name="society")
+from .backup import backup_app  # noqa: E402 - the sub-app module imports nothing heavy
+
+app.add_typer(backup_app, name="backup")
+from .bundle import bundle_app  # noqa: E402 - the sub-app module imports nothing heavy
+
+app.add_typer(bundle_app, name="bundle")
 
 
 def _services(settings: Settings) -> Any:
@@ -45,7 +55,8 @@ async def _serve(settings: Settings, database_url: str, redis_url: str, on_ready
     api = create_app(settings, database_url=database_url, redis_url=redis_url)
     # per-message deflate off: gateway clients that want compression ask for zlib-stream
     config = uvicorn.Config(api, host=settings.host, port=settings.port, loop="none", http="httptools", log_config=None,
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=10, ws_per_message_deflate=False)
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=10, ws_per_message_deflate=False,
+                            proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
     server = TownsquareServer(config)
     if on_ready is not None:
         async def announce() -> None:
@@ -77,9 +88,14 @@ def migrate() -> None:
 
 @app.command()
 def serve(no_migrate: Annotated[bool, typer.Option(help="Do not apply migrations at start.")] = False,
-          workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes sharing the port.")] = 1) -> None:
+          workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes sharing the port.")] = 1,
+          forwarded_allow_ips: Annotated[str | None, typer.Option(
+              help="Proxies (IPs, CIDRs) whose X-Forwarded-For / -Proto are believed (default TOWNSQUARE_FORWARDED_ALLOW_IPS).")] = None) -> None:
     """Run the HTTP server (REST API and gateway) on TOWNSQUARE_HOST:TOWNSQUARE_PORT."""
     settings = get_settings()
+    if forwarded_allow_ips is not None:
+        # the client address (rate limits, the security log) comes from these proxies' headers
+        settings.forwarded_allow_ips = forwarded_allow_ips
     services = _services(settings)
     if not no_migrate:
         _migrate(settings, services.database_url)
@@ -95,28 +111,83 @@ def serve(no_migrate: Annotated[bool, typer.Option(help="Do not apply migrations
     os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = services.database_url, services.redis_url
     uvicorn.run("townsquare.platform.api.app:app_from_env", factory=True, workers=workers, host=settings.host, port=settings.port,
                 loop="uvloop", http="httptools", log_config=None, access_log=False, timeout_graceful_shutdown=10,
-                ws_per_message_deflate=False)
+                ws_per_message_deflate=False, proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
 
 
-async def ensure_admin(settings: Settings, database_url: str, redis_url: str) -> tuple[str, str]:
-    """The instance administrator of `up`: created once, its password kept (0600) in the data
-    folder so that every start can print it."""
+class AdminSetupError(Exception):
+    """The administrator's settings cannot be applied (an account that is not an admin, a bad password)."""
+
+
+@dataclass(frozen=True)
+class AdminLogin:
+    """The instance administrator after `ensure_admin`. `password` is known only when it was
+    generated here (kept in the data folder) or given by TOWNSQUARE_ADMIN_PASSWORD."""
+
+    username: str
+    password: str | None
+    outcome: str  # "created" | "unchanged" | "password reset"
+    generated: bool  # the password was generated here (and may be shown on this terminal)
+    credentials_file: Path | None = None
+
+
+async def ensure_admin(settings: Settings, database_url: str, redis_url: str) -> AdminLogin:
+    """The instance administrator TOWNSQUARE_ADMIN_USERNAME: created once. With
+    TOWNSQUARE_ADMIN_PASSWORD, that is its password: an existing administrator whose password
+    differs gets it (a reset, security-logged, its sessions ended). Without it, a password is
+    generated once and kept (0600) in the data folder, so that every `up` can show it."""
+    from sqlalchemy import func, select
+
     from ..actions import users
     from ..api.app import build_platform, close_platform
+    from ..db.models import User
 
+    username, given = settings.admin_username, settings.admin_password
     creds = settings.resolved_data_dir() / "admin-credentials"
+    stored = creds.read_text().strip().split("\n", 1) if creds.exists() else []
+    kept = stored[1] if len(stored) == 2 and stored[0].lower() == username.lower() else None
+    if not users.USERNAME_RE.fullmatch(username):
+        raise AdminSetupError("TOWNSQUARE_ADMIN_USERNAME must be 2-32 characters of letters, digits, '_', '.' or '-'")
+    if given is not None and not 8 <= len(given) <= 128:  # users.check_password's rule, said in the setting's words
+        raise AdminSetupError("TOWNSQUARE_ADMIN_PASSWORD must be 8-128 characters long")
     platform = await build_platform(settings, database_url, redis_url)
     try:
-        if creds.exists():
-            username, password = creds.read_text().strip().split("\n", 1)
-            return username, password
-        username, password = "admin", secrets.token_urlsafe(12)
-        await users.do_register(platform, username=username, password=password, is_admin=True, global_name="Admin")
-        creds.write_text(f"{username}\n{password}\n")
-        creds.chmod(0o600)
-        return username, password
+        async with platform.read() as conn:
+            row = (await conn.execute(select(User).where(func.lower(User.username) == username.lower()))).first()
+        if row is not None and (row.bot or not row.is_admin):
+            raise AdminSetupError(f"the account {row.username!r} exists and is not an administrator: "
+                                 "set TOWNSQUARE_ADMIN_USERNAME to another name")
+        if row is None:
+            password = given if given is not None else secrets.token_urlsafe(12)
+            await users.do_register(platform, username=username, password=password, is_admin=True, global_name="Admin")
+            if given is not None:
+                creds.unlink(missing_ok=True)  # a generated password of an earlier admin of that name is no more
+                return AdminLogin(username, given, "created", generated=False)
+            _write_private(creds, f"{username}\n{password}\n")
+            return AdminLogin(username, password, "created", generated=True, credentials_file=creds)
+        if given is None:
+            # the generated password is shown only while it is still the admin's (a reset replaced it otherwise)
+            if kept is not None and await users.password_matches(row.password_hash, kept):
+                return AdminLogin(row.username, kept, "unchanged", generated=True, credentials_file=creds)
+            return AdminLogin(row.username, None, "unchanged", generated=False)
+        if await users.password_matches(row.password_hash, given):
+            return AdminLogin(row.username, given, "unchanged", generated=False)
+        ended = await users.do_reset_password(platform, row.id, given, actor_id=None,
+                                              reason="townsquare init (or up): TOWNSQUARE_ADMIN_PASSWORD differs from the password in use")
+        creds.unlink(missing_ok=True)
+        log.warning("administrator password reset from TOWNSQUARE_ADMIN_PASSWORD", extra={"username": row.username, "sessions_ended": ended})
+        return AdminLogin(row.username, given, "password reset", generated=False)
     finally:
         await close_platform(platform)
+
+
+def _write_private(path: Path, content: str) -> None:
+    """Writes a file only its owner can read, from the first byte (no window at the default umask)."""
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
 
 
 async def found_society(settings: Settings, database_url: str, redis_url: str, society: str, admin: str) -> int:
@@ -140,6 +211,73 @@ async def found_society(settings: Settings, database_url: str, redis_url: str, s
         return guild_id
     finally:
         await close_platform(platform)
+
+
+@dataclass(frozen=True)
+class FirstStart:
+    admin: AdminLogin
+    society: str | None
+    guild_id: int | None
+    society_created: bool
+
+
+def first_start(settings: Settings, services: Any, society: str | None) -> FirstStart:
+    """What `init` does and `up` does first, idempotent: migrate, ensure the administrator, seed
+    `society` (a bundled name or a YAML path; None: none) unless a society of that name exists."""
+    _migrate(settings, services.database_url)
+
+    async def main() -> FirstStart:
+        admin = await ensure_admin(settings, services.database_url, services.redis_url)
+        if society is None:
+            return FirstStart(admin, None, None, False)
+        existed = await _society_guild(settings, services.database_url, services.redis_url, society)
+        guild_id = await found_society(settings, services.database_url, services.redis_url, society, admin.username)
+        return FirstStart(admin, society, guild_id, existed is None)
+
+    try:
+        return asyncio.run(main())
+    except AdminSetupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+async def _society_guild(settings: Settings, database_url: str, redis_url: str, society: str) -> int | None:
+    from sqlalchemy import select
+
+    from ..api.app import build_platform, close_platform
+    from ..db.models import Society
+
+    platform = await build_platform(settings, database_url, redis_url)
+    try:
+        async with platform.read() as conn:
+            return (await conn.execute(select(Society.guild_id).where(Society.name == str(society)))).scalar()
+    finally:
+        await close_platform(platform)
+
+
+@app.command()
+def init(society: Annotated[str | None, typer.Option(help="Society to seed: a bundled name or a YAML file (default TOWNSQUARE_SOCIETY).")] = None,
+         no_society: Annotated[bool, typer.Option("--no-society", help="Seed no society.")] = False) -> None:
+    """First-start setup, safe to run at every start: apply the migrations, create the
+    administrator (TOWNSQUARE_ADMIN_USERNAME; TOWNSQUARE_ADMIN_PASSWORD sets its password, also on
+    an existing one) and seed the society once. A generated password is printed here, never logged."""
+    settings = get_settings()
+    services = _services(settings)
+    done = first_start(settings, services, None if no_society else society or settings.society)
+    typer.echo("database is up to date")
+    admin = done.admin
+    if admin.outcome == "created" and admin.generated:
+        typer.echo(f"administrator {admin.username}: created, password {admin.password} (kept in {admin.credentials_file})")
+    elif admin.outcome == "created":
+        typer.echo(f"administrator {admin.username}: created with the password of TOWNSQUARE_ADMIN_PASSWORD")
+    elif admin.outcome == "password reset":
+        typer.echo(f"administrator {admin.username}: password reset to TOWNSQUARE_ADMIN_PASSWORD (its sessions ended; security log)")
+    elif admin.generated:
+        typer.echo(f"administrator {admin.username}: exists (its generated password is in {admin.credentials_file})")
+    else:
+        typer.echo(f"administrator {admin.username}: exists" + (", password as TOWNSQUARE_ADMIN_PASSWORD" if settings.admin_password else ""))
+    if done.society is not None:
+        typer.echo(f"society {done.society}: guild {done.guild_id} ({'seeded' if done.society_created else 'exists'})")
 
 
 def _child_env(services: Any) -> dict[str, str]:
@@ -196,13 +334,16 @@ def up(society: Annotated[str | None, typer.Option(help="Society to seed on firs
 
     settings = get_settings()
     services = _services(settings)
-    _migrate(settings, services.database_url)
+    done = first_start(settings, services, (society or settings.society) if agents else None)
+    admin, guild_id = done.admin, done.guild_id
+    if admin.generated:
+        login = f"{admin.username} / {admin.password}"
+    else:  # a password given in the settings (or set by one earlier) is never printed
+        login = f"{admin.username} (password: {'TOWNSQUARE_ADMIN_PASSWORD' if settings.admin_password else 'not kept here'})"
     env = _child_env(services)
     children: list[Any] = []
 
     async def main() -> None:
-        username, password = await ensure_admin(settings, services.database_url, services.redis_url)
-        guild_id = None
         if agents and not settings.chroma_url:
             # one Chroma for every process (an embedded store belongs to one process): served on the data folder
             children.append(_spawn(["memory", "serve"], env))
@@ -210,7 +351,6 @@ def up(society: Annotated[str | None, typer.Option(help="Society to seed on firs
             if not await _wait_http(f"{settings.chroma_url}/api/v2/heartbeat", timeout=60):
                 raise typer.Exit("the memory store (Chroma) did not start")
         if agents:
-            guild_id = await found_society(settings, services.database_url, services.redis_url, society or settings.society, username)
             if not settings.ollama_host:
                 children.append(_spawn(["model", "serve"], env))
                 env["OLLAMA_HOST"] = f"http://127.0.0.1:{settings.model_port}"
@@ -220,7 +360,7 @@ def up(society: Annotated[str | None, typer.Option(help="Society to seed on firs
                 await _wait_http(f"{env.get('OLLAMA_HOST') or settings.ollama_host}/api/version", timeout=120)
                 children.append(_spawn(["worker", "--no-migrate"], env))
                 children.append(_spawn(["rq-worker"], env))
-            typer.echo(f"\nTownsquare is running at {settings.base_url}\n  admin login: {username} / {password}\n"
+            typer.echo(f"\nTownsquare is running at {settings.base_url}\n  admin login: {login}\n"
                        + (f"  society: {society or settings.society} (guild {guild_id})\n" if guild_id else "")
                        + f"  data folder: {settings.resolved_data_dir()}\n  stop with Ctrl-C\n")
 
@@ -322,7 +462,7 @@ def _admin_call(fn: Any) -> Any:
             async with platform.read() as conn:
                 row = (await conn.execute(text("SELECT id, username FROM users WHERE is_admin ORDER BY id LIMIT 1"))).first()
             if row is None:
-                raise typer.BadParameter("no administrator exists yet (run `townsquare up` once)")
+                raise typer.BadParameter("no administrator exists yet (run `townsquare init` or `townsquare up` once)")
             return await fn(platform, AuthUser(row.id, row.username, None, None, False, True, 0))
         finally:
             await close_platform(platform)

@@ -6,15 +6,77 @@ Townsquare's own knobs use the `TOWNSQUARE_` prefix.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, f"TOWNSQUARE_{name}")
+
+
+def secret(default: Any = None, env: str | None = None) -> Any:
+    """A secret setting: also read from `<NAME>_FILE`, and masked wherever settings are shown."""
+    return Field(default=default, validation_alias=_env(env) if env else None, json_schema_extra={"secret": True})
+
+
+def is_secret(field: FieldInfo) -> bool:
+    return isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("secret") is True
+
+
+def _env_names(name: str, field: FieldInfo) -> list[str]:
+    if isinstance(field.validation_alias, AliasChoices):
+        return [c for c in field.validation_alias.choices if isinstance(c, str)]
+    return [f"TOWNSQUARE_{name.upper()}"]
+
+
+def mask(value: Any) -> Any:
+    """A secret as it may be shown: a URL keeps everything but its password, anything else is starred."""
+    if not value:
+        return value
+    text = str(value)
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.password is None:
+            return text
+        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return "***"
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """`<NAME>_FILE=/run/secrets/x` for every secret setting (the Docker / Kubernetes secrets
+    convention): the file's content, without its final newline, is the value."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every secret at once
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            if not is_secret(field):
+                continue
+            for env in _env_names(name, field):
+                path = os.environ.get(f"{env}_FILE")
+                if not path:
+                    continue
+                try:
+                    value = Path(path).read_text().rstrip("\r\n")
+                except OSError as exc:
+                    raise ValueError(f"{env}_FILE: cannot read {path} ({exc.strerror or exc})") from None
+                if os.environ.get(env) not in (None, "", value):
+                    # (the same value in both is fine: `up` and `serve` pass the resolved URLs to their children)
+                    raise ValueError(f"{env} and {env}_FILE are both set, to different values; set one")
+                found[name] = value
+                break
+        return found
 
 
 class Settings(BaseSettings):
@@ -24,16 +86,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str | None = None  # how clients reach us, e.g. behind a proxy; default http://host:port
+    forwarded_allow_ips: str = "127.0.0.1,::1"  # proxies (IPs / CIDRs, comma-separated) whose X-Forwarded-For/-Proto the server believes
 
-    database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL"))
+    database_url: str | None = secret(env="DATABASE_URL")
     database_schema: str | None = None  # run inside this schema (tests use one per session)
     database_pool_size: int = 20
-    redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
+    redis_url: str | None = secret(env="REDIS_URL")
     redis_prefix: str = "ts:"
 
     s3_endpoint: str | None = Field(default=None, validation_alias=_env("S3_ENDPOINT"))
-    s3_access_key: str = Field(default="", validation_alias=_env("S3_ACCESS_KEY"))
-    s3_secret_key: str = Field(default="", validation_alias=_env("S3_SECRET_KEY"))
+    s3_access_key: str = secret("", env="S3_ACCESS_KEY")
+    s3_secret_key: str = secret("", env="S3_SECRET_KEY")
     s3_bucket: str = Field(default="townsquare", validation_alias=_env("S3_BUCKET"))
     s3_secure: bool = Field(default=False, validation_alias=_env("S3_SECURE"))
     s3_region: str | None = Field(default=None, validation_alias=_env("S3_REGION"))
@@ -54,14 +117,19 @@ class Settings(BaseSettings):
     gateway_heartbeat_ms: int = 41_250  # HELLO's interval; no frame for 1.5x closes the session (4009)
     gateway_queue_high_water: int = 256  # queued frames past which typing/presence are dropped
     gateway_queue_limit: int = 2048  # queued frames at which a too-slow session is closed (4000, resumable)
+    gateway_presence_sweep_seconds: float = 15.0  # how often each server announces expired presence leases as offline
 
-    secret_key: str | None = None  # Fernet key for agent tokens at rest; default: <data_dir>/secret.key, made once
+    admin_username: str = "admin"  # the instance administrator `init` / `up` create
+    admin_password: str | None = secret()  # its password (init sets it, also on an existing admin); unset: generated once, kept in <data_dir>/admin-credentials
+    secret_key: str | None = secret()  # Fernet key for agent tokens at rest; default: <data_dir>/secret.key, made once
+    upload_key: str | None = secret()  # AES-256 key(s) for uploads at rest, base64, comma-separated (first seals); default: <data_dir>/upload.key
 
     # --- agents (issue: agent runtime) ---
     ollama_host: str | None = Field(default=None, validation_alias=_env("OLLAMA_HOST"))  # unset: `up` serves the bundled model
     model_port: int = 11434  # where `up` / `model serve` serve the bundled model (Ollama's port)
     models_dir: Path | None = None  # extra *.gguf files served by `model serve`, by file stem
     model_threads: int | None = None  # llama.cpp threads of `model serve` (default: every core)
+    model_prefix_cache_mb: float = Field(default=256, ge=0)  # `model serve`: saved prompt states per loaded model (0: off)
     routing_file: Path | None = None  # YAML: backends, per-agent / per-task chains, breakers (default: the bundled model)
     society: str = "village"  # society file `up` seeds on first start: a bundled name or a path
     sim_speed: float = 1.0  # simulated seconds per real second (rhythms follow the simulation clock)
@@ -98,12 +166,49 @@ class Settings(BaseSettings):
     founding_seconds: float = 600.0  # per society, at most one agent opens a channel for a shared interest this often
     max_society_channels: int = 16  # agents open no channel beyond this many in a society
 
+    # --- backup and restore (issue: operations) ---
+    backup_dir: Path | None = None  # where backups are written and listed (default: <data_dir>/backups)
+    backup_every_hours: float = 24.0  # a scheduled backup (an rq job) this often; 0 disables
+    backup_keep: int = 7  # scheduled backups kept (older ones are deleted; manual backups are never pruned)
+    backup_compress: bool = True  # gzip the archive (.tar.gz) or not (.tar)
+    backup_key: str | None = secret()  # AES-256 key(s) encrypting backup archives, base64, comma-separated (first seals); unset: plaintext
+
     log_level: str = "INFO"
     log_json: bool = True
+    log_store_level: str = "INFO"  # records at this level and up (and at LOG_LEVEL's) go to the dashboard's log store
+    log_store_max: int = 20_000  # records kept in the log store (a capped Redis stream); 0 disables it
+
+    # --- observability (issue: operations) ---
+    ready_timeout_seconds: float = 2.0  # each /ready check's time budget (a hung service is reported as timeout)
+    metrics_token: str | None = secret()  # bearer token for /metrics from other hosts (loopback needs none); unset: loopback only
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _SecretFiles(settings_cls), dotenv_settings, file_secret_settings
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr() and str() (and so any log line or traceback that shows the settings) mask secrets
+        for name, value in super().__repr_args__():
+            field = type(self).model_fields.get(name or "")
+            yield name, mask(value) if field is not None and is_secret(field) else value
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as JSON-able values safe to show or save: secrets masked, and the password
+        of any URL too (an operator may put one in CHROMA_URL, OLLAMA_HOST, S3_ENDPOINT...)."""
+        fields = type(self).model_fields
+        return {k: mask(v) if is_secret(fields[k]) or (isinstance(v, str) and "://" in v) else v
+                for k, v in self.model_dump(mode="json").items()}
 
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    def resolved_backup_dir(self) -> Path:
+        path = (self.backup_dir or self.resolved_data_dir() / "backups").expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def resolved_data_dir(self) -> Path:
         path = self.data_dir.expanduser().resolve()

@@ -110,6 +110,14 @@ class MemoryUnavailable(TownsquareError):
     status, code, message = 503, 130001, "The memory store is unavailable, try again shortly"
 
 
+class AttachmentCorrupt(TownsquareError):
+    """The stored (encrypted) file fails its integrity check: altered at rest, cut short, or
+    sealed with an upload key this server lacks. The server's fault, not the client's: a 500,
+    in the usual JSON shape."""
+
+    status, code, message = 500, 130002, "The attachment's stored bytes failed their integrity check"
+
+
 class InvalidFormBody(TownsquareError):
     status, code, message = 400, 50035, "Invalid Form Body"
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ...platform.core.config import get_settings
+from ...platform.core.metrics import count_records
 
 log = logging.getLogger("townsquare.jobs.memory")
 
@@ -82,6 +83,7 @@ async def _reflect(agent_id: int) -> dict[str, Any]:
         return {"agent_id": agent_id, "written": written.text if written else None, "source": "llm" if insight else "record"}
     finally:
         await registry.record_llm_calls(platform, calls)
+        await count_records(platform.redis, settings.redis_prefix, calls, [])  # /metrics: the society's counters
         await chain.close()
         await close_platform(platform)
 

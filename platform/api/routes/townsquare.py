@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...actions import agents, memories, messages, relationships
+from ...actions import agents, audit, memories, messages, relationships
 from ...core.errors import InvalidFormBody
 from ..deps import MAX_SNOWFLAKE, Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt
 from ..strictjson import StrictJSONRoute, check_text
@@ -61,6 +61,20 @@ class MemoryBody(Body):
     about: list[SnowflakeInt] = Field(default_factory=list, max_length=20)
     fact: FactBody | None = None
     confidence: float | None = Field(default=None, ge=0, le=1)
+
+
+# --- the security log ---
+
+
+@router.get("/security-log")
+async def security_log(me: Me, platform: PlatformDep, scope: Literal["all", "platform"] = "all", guild_id: OptSnowflakeQuery = None,
+                       user_id: OptSnowflakeQuery = None, target_id: OptSnowflakeQuery = None,
+                       action_type: int | None = Query(default=None, ge=0, le=32767), before: OptSnowflakeQuery = None,
+                       after: OptSnowflakeQuery = None, limit: int = Query(default=50, ge=1, le=100)) -> dict[str, Any]:
+    """Logins, tokens and accounts (`scope=platform`: only these), plus every guild's audit entries
+    (administration, overrides); instance administrators only."""
+    return await audit.get_security_log(platform, me, platform_only=scope == "platform", guild_id=guild_id, filter_user=user_id,
+                                        target_id=target_id, action_type=action_type, before=before, after=after, limit=limit)
 
 
 # --- societies ---

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...actions import channels, guilds, readstates, users
@@ -51,15 +51,16 @@ class OpenDMBody(Body):
 
 
 @router.post("/auth/register", status_code=201, dependencies=[AnonLimited])
-async def register(body: RegisterBody, platform: PlatformDep) -> dict[str, Any]:
+async def register(body: RegisterBody, request: Request, platform: PlatformDep) -> dict[str, Any]:
     row, token = await users.do_register(platform, username=body.username, password=body.password, email=body.email,
-                                         global_name=body.global_name)
+                                         global_name=body.global_name, ip=request.client.host if request.client else None)
     return {"token": token, "user": user_shape(row)}
 
 
 @router.post("/auth/login", dependencies=[AnonLimited])
-async def login(body: LoginBody, platform: PlatformDep) -> dict[str, Any]:
-    row, token = await users.do_login(platform, login=body.login, password=body.password)
+async def login(body: LoginBody, request: Request, platform: PlatformDep) -> dict[str, Any]:
+    row, token = await users.do_login(platform, login=body.login, password=body.password,
+                                      ip=request.client.host if request.client else None)
     return {"token": token, "user_id": str(row.id), "user": user_shape(row)}
 
 
