@@ -45,6 +45,11 @@ class AuthUser:
     def as_user(self) -> dict[str, Any]:
         return shapes.user(self)
 
+    def as_author(self) -> dict[str, Any]:
+        """The partial user a message carries, the same whether it was just sent or read back."""
+        return shapes.user_json({"id": self.id, "username": self.username, "global_name": self.global_name, "avatar": self.avatar,
+                                 "bot": self.bot})
+
 
 def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()

@@ -12,6 +12,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from ..actions.context import Platform
 from ..core.config import Settings
+from ..core.heap import freeze_startup_heap, thaw_heap
 from ..core.logging import setup_logging
 from ..db.engine import make_engine
 from ..events.publisher import EventPublisher
@@ -19,6 +20,7 @@ from ..gateway import routes as gateway_routes
 from ..gateway.hub import GatewayHub
 from ..services.objectstore import make_object_store
 from . import errors, health, metrics
+from .hotroutes import HotRoutes
 from .middleware import EdgeMiddleware
 from .ratelimit import RateLimiter
 from .responses import FastJSONResponse
@@ -56,9 +58,11 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
         app.state.hub = hub
         await platform.publisher.start()
         await hub.start()
+        freeze_startup_heap()
         try:
             yield
         finally:
+            thaw_heap()
             await hub.stop()
             await close_platform(platform)
 
@@ -75,6 +79,7 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
     app.include_router(health.router)  # /health, /ready
     app.include_router(metrics.router)  # /metrics
     app.state.http_metrics = metrics.HttpMetrics()
+    app.add_middleware(HotRoutes)  # inside EdgeMiddleware: limits, request ids and access lines apply
     app.add_middleware(EdgeMiddleware, settings=settings, metrics=app.state.http_metrics)
     return app
 

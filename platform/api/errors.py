@@ -88,12 +88,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _data(request: Request, exc: DBAPIError) -> FastJSONResponse:
-        """A value PostgreSQL refuses (out of range, bad characters) is the client's mistake;
-        anything else from the database is ours."""
-        if _is_data_error(exc):
-            return FastJSONResponse({"message": "Invalid Form Body", "code": 50035}, status_code=400)
-        log.exception("database error", extra={"path": request.url.path})
-        return FastJSONResponse({"message": "500: Internal Server Error", "code": 0}, status_code=500)
+        return response_for(exc, request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:
@@ -105,12 +100,26 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> FastJSONResponse:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return FastJSONResponse({"message": "500: Internal Server Error", "code": 0}, status_code=500)
+        return response_for(exc, request.url.path)
 
 
-def _is_data_error(exc: DBAPIError) -> bool:
+def response_for(exc: Exception, path: str) -> FastJSONResponse:
+    """Any exception a handler let out (also the hot routes', which run outside FastAPI)."""
+    if isinstance(exc, DomainHTTPException):
+        return error_response(exc.error)
+    if isinstance(exc, TownsquareError):
+        return error_response(exc)
+    if _is_data_error(exc):
+        # a value PostgreSQL refuses (out of range, bad characters) is the client's mistake
+        return FastJSONResponse({"message": "Invalid Form Body", "code": 50035}, status_code=400)
+    log.exception("database error" if isinstance(exc, DBAPIError) else "unhandled error", extra={"path": path})
+    return FastJSONResponse({"message": "500: Internal Server Error", "code": 0}, status_code=500)
+
+
+def _is_data_error(exc: Exception) -> bool:
+    """asyncpg's DataError, raw (the hot routes' statements) or wrapped by SQLAlchemy."""
     import asyncpg
 
-    cause = exc.orig.__cause__ if exc.orig is not None and exc.orig.__cause__ is not None else exc.orig
-    return isinstance(cause, (asyncpg.DataError, OverflowError))
+    if isinstance(exc, DBAPIError):
+        exc = exc.orig.__cause__ if exc.orig is not None and exc.orig.__cause__ is not None else exc.orig
+    return isinstance(exc, (asyncpg.DataError, OverflowError))
