@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..core.errors import MissingAccess, MissingPermissions, UnknownChannel, UnknownGuild
 from ..core.permissions import ALL, Overwrite, P, apply_overwrites, base_permissions, has
+from ..db.raw import fetch_rows
 
 GUILD_TEXT, DM, GUILD_VOICE, GROUP_DM, GUILD_CATEGORY, GUILD_ANNOUNCEMENT = 0, 1, 2, 3, 4, 5
 ANNOUNCEMENT_THREAD, PUBLIC_THREAD, PRIVATE_THREAD = 10, 11, 12
@@ -56,7 +57,7 @@ class ChannelAccess:
         return int(P.SEND_MESSAGES_IN_THREADS) if self.is_thread else int(P.SEND_MESSAGES)
 
 
-_CHANNEL_ACCESS = text(
+_CHANNEL_ACCESS = (  # read on every channel request: by the driver's short way when it can (db/raw.py)
     """
     SELECT c.*, g.owner_id AS guild_owner_id,
            p.permission_overwrites AS parent_overwrites,
@@ -96,9 +97,10 @@ def resolve(row: Any, user_id: int) -> int:
 
 
 async def channel_access(conn: AsyncConnection, user_id: int, channel_id: int) -> ChannelAccess:
-    row = (await conn.execute(_CHANNEL_ACCESS, {"uid": user_id, "cid": channel_id})).first()
-    if row is None:
+    rows = await fetch_rows(conn, _CHANNEL_ACCESS, {"uid": user_id, "cid": channel_id})
+    if not rows:
         raise UnknownChannel()
+    row = rows[0]
     perms = resolve(row, user_id)
     if not perms & P.VIEW_CHANNEL:
         raise MissingAccess()
