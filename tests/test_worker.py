@@ -90,7 +90,9 @@ async def test_a_human_mention_is_answered_through_the_platform(platform: Platfo
         found_replies = await wait_for(lambda: replies_to(client, human, general, sent["id"], agent["id"]), timeout=20)
         assert len(found_replies) == 1 and found_replies[0]["content"].startswith("Honestly")
         # the prompt carried the persona and the human's line
-        chat = next(c["messages"] for c in llm.calls if c["messages"][0]["content"].startswith(f"You are {agent['name']}."))
+        # the reply's own prompt (an ambient turn of the same agent may have come first)
+        chat = next(c["messages"] for c in llm.calls
+                    if c["messages"][0]["content"].startswith(f"You are {agent['name']}.") and "Reply to" in c["messages"][-1]["content"])
         assert "good morning" in chat[1]["content"]
 
         async def recorded() -> Any:
