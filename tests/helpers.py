@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,22 @@ class RunningServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
+    """Until a server started as a subprocess answers /health; fails at once if it exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"the server exited at start: {err!r}" if err else "the server exited at start")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the server at {url} did not answer /health within {timeout:.0f} s")
 
 
 def start_server(settings: Settings, database_url: str, redis_url: str, **overrides: Any) -> RunningServer:

@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
 from townsquare.platform.core.config import Settings
+
+from .helpers import wait_healthy
 
 
 class Instance:
@@ -28,17 +27,8 @@ class Instance:
     def start(self, timeout: float = 60) -> "Instance":
         self.proc = subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", "serve", "--no-migrate"], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("instance exited at start")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("instance did not start")
+        wait_healthy(self.url, self.proc, timeout)
+        return self
 
     def kill(self) -> None:
         """kill -9: no shutdown code runs."""

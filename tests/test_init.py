@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_healthy
 from townsquare.platform.actions.audit import A
 from townsquare.platform.core.config import Settings
 
@@ -97,18 +97,12 @@ class Served:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def __enter__(self) -> Served:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.__exit__()
-        raise AssertionError("serve did not start")
+        try:
+            wait_healthy(self.url, self.proc, 120)
+        except AssertionError:
+            self.__exit__()
+            raise
+        return self
 
     def __exit__(self, *_: Any) -> None:
         self.proc.terminate()
