@@ -118,11 +118,11 @@ raise_nofile()
 SERVER_CODE = _NOFILE + r"""
 import os, uvicorn
 from townsquare.platform.api.app import create_app
+from townsquare.platform.api.server import uvicorn_options
 from townsquare.platform.core.config import Settings
 settings = Settings()
 app = create_app(settings, database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"])
-uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools", log_config=None,
-            access_log=False, lifespan="on", timeout_graceful_shutdown=5, backlog=4096)
+uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", lifespan="on", **{**uvicorn_options(settings), "timeout_graceful_shutdown": 5}, backlog=4096)
 """
 
 # The ceiling: relays every frame a publisher sends to every subscriber, with one

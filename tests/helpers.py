@@ -17,7 +17,7 @@ import uvicorn
 from townsquare.platform.actions import guilds, users
 from townsquare.platform.actions.context import Platform
 from townsquare.platform.api.app import create_app
-from townsquare.platform.api.server import TownsquareServer
+from townsquare.platform.api.server import TownsquareServer, uvicorn_options
 from townsquare.platform.core.config import Settings
 
 
@@ -76,12 +76,13 @@ def wait_healthy(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
     raise AssertionError(f"the server at {url} did not answer /health within {timeout:.0f} s")
 
 
-def start_server(settings: Settings, database_url: str, redis_url: str, **overrides: Any) -> RunningServer:
+def start_server(settings: Settings, database_url: str, redis_url: str, *, uvicorn_overrides: dict[str, Any] | None = None,
+                 **overrides: Any) -> RunningServer:
     port = free_port()
     s = settings.model_copy(update={"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}", **overrides})
     app = create_app(s, database_url=database_url, redis_url=redis_url)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, loop="asyncio", lifespan="on",
-                            ws_per_message_deflate=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, loop="asyncio", lifespan="on",
+                            **{**uvicorn_options(s), **(uvicorn_overrides or {})})
     server = TownsquareServer(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -12,6 +12,22 @@ from typing import Any
 
 import uvicorn
 
+from ..core.config import Settings
+from ..gateway.wire import GatewayWebSocketProtocol
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How every Townsquare HTTP server runs under uvicorn (serve, serve --workers, the tests'
+    and benchmarks' servers): one set of options, so what is measured is what is deployed."""
+    return {
+        "http": "httptools",
+        "ws": GatewayWebSocketProtocol,  # uvicorn's sans-I/O protocol, plus direct frame writes
+        "ws_per_message_deflate": False,  # gateway clients that want compression ask for zlib-stream
+        "log_config": None, "access_log": False, "timeout_graceful_shutdown": 10,
+        # the client address (rate limits, the security log) comes from these proxies' headers
+        "proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
+
 
 class TownsquareServer(uvicorn.Server):
     @contextlib.contextmanager

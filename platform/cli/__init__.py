@@ -50,13 +50,10 @@ async def _serve(settings: Settings, database_url: str, redis_url: str, on_ready
     import uvicorn
 
     from ..api.app import create_app
-    from ..api.server import TownsquareServer
+    from ..api.server import TownsquareServer, uvicorn_options
 
     api = create_app(settings, database_url=database_url, redis_url=redis_url)
-    # per-message deflate off: gateway clients that want compression ask for zlib-stream
-    config = uvicorn.Config(api, host=settings.host, port=settings.port, loop="none", http="httptools", log_config=None,
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=10, ws_per_message_deflate=False,
-                            proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
+    config = uvicorn.Config(api, host=settings.host, port=settings.port, loop="none", lifespan="on", **uvicorn_options(settings))
     server = TownsquareServer(config)
     if on_ready is not None:
         async def announce() -> None:
@@ -106,12 +103,13 @@ def serve(no_migrate: Annotated[bool, typer.Option(help="Do not apply migrations
 
     import uvicorn
 
+    from ..api.server import uvicorn_options
+
     # Each worker is a full instance (its own gateway, publisher standby, pools); they find the
     # services this process resolved (embedded ones included) through the environment.
     os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = services.database_url, services.redis_url
     uvicorn.run("townsquare.platform.api.app:app_from_env", factory=True, workers=workers, host=settings.host, port=settings.port,
-                loop="uvloop", http="httptools", log_config=None, access_log=False, timeout_graceful_shutdown=10,
-                ws_per_message_deflate=False, proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
+                loop="uvloop", **uvicorn_options(settings))
 
 
 class AdminSetupError(Exception):

@@ -20,6 +20,7 @@ from ..events.publisher import decode_entry, stream_key
 from .guildstate import GuildState, load_guild_state
 from .protocol import SEQ_SHIFT, CONTENT_EVENTS, GUILD_PRESENCES, GUILDS, MESSAGE_CONTENT, Close, Op, intent_allows
 from .session import Session
+from .wire import text_frame
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class GatewayHub:
         viewers = self.guilds[gid].viewers(int(cid))
         return [s for s in sessions if s.user_id in viewers]
 
-    def deliver(self, s: Session, env: dict[str, Any], *, encoded: dict[int, str] | None = None, replay: bool = False) -> None:
+    def deliver(self, s: Session, env: dict[str, Any], *, encoded: dict[int, tuple[str, str, bytes]] | None = None, replay: bool = False) -> None:
         event, data = env["type"], env["data"]
         in_dm = not env.get("guild_id") and env.get("channel_id") is not None
         if not intent_allows(s.intents, event, in_dm=in_dm):
@@ -201,8 +202,8 @@ class GatewayHub:
         if hit is None:
             payload = orjson.dumps(_without_content(data) if key else data).decode()
             frame = f'{{"op":0,"t":"{event}","s":{env["position"] << SEQ_SHIFT},"d":{payload}}}'
-            hit = cache[key] = (payload, frame)
-        s.send_dispatch(event, hit[0], env["position"], replay=replay, frame=hit[1])
+            hit = cache[key] = (payload, frame, text_frame(frame.encode()))
+        s.send_dispatch(event, hit[0], env["position"], replay=replay, frame=hit[1], wire=hit[2])
         self.dispatched += 1
 
     def _on_ephemeral(self, env: dict[str, Any]) -> None:

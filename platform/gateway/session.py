@@ -1,9 +1,13 @@
 """One WebSocket connection: its identity, its filters, and a bounded send queue.
 
-Backpressure: frames wait in a bounded queue drained by one writer task. Past the high-water
-mark, typing and presence frames are dropped; at the limit a session that still cannot keep up
-is closed with a resumable code (4000), so it resumes and replays instead of silently missing
-a message."""
+Output: while nothing is queued and the connection's transport is below its high-water mark, a
+frame is written at once through the connection's FrameWriter (wire.py); a frame every viewer
+gets is framed once for all of them. Otherwise frames wait in a bounded queue drained by one
+writer task, in order.
+
+Backpressure: past the queue's high-water mark, typing and presence frames are dropped; at the
+limit a session that still cannot keep up is closed with a resumable code (4000), so it resumes
+and replays instead of silently missing a message."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from .protocol import SEQ_SHIFT, Close
-
+from .wire import EXTENSION, FrameWriter, binary_frame, text_frame
 
 
 @dataclass(eq=False)
@@ -41,6 +45,10 @@ class Session:
     high_water: int = 256  # settings.gateway_queue_high_water
     limit: int = 2048  # settings.gateway_queue_limit
     _writer: asyncio.Task[None] | None = None
+    wire: FrameWriter | None = None  # the connection's direct writer, when its server offers one
+
+    def __post_init__(self) -> None:
+        self.wire = (self.ws.scope.get("extensions") or {}).get(EXTENSION)
 
     def start_writer(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name=f"gw-writer-{self.id}")
@@ -53,9 +61,11 @@ class Session:
         self.ephemeral_n = min(self.ephemeral_n + 1, (1 << SEQ_SHIFT) - 1)
         return (self.position << SEQ_SHIFT) | self.ephemeral_n
 
-    def send_dispatch(self, event: str, data_json: str, position: int | None, *, replay: bool = False, frame: str | None = None) -> None:
-        """Queues one dispatch; `data_json` is the already-encoded `d` (and `frame`, for a stream
-        event, the whole frame: the same for every session, built once). A stream event at or
+    def send_dispatch(self, event: str, data_json: str, position: int | None, *, replay: bool = False,
+                      frame: str | None = None, wire: bytes | None = None) -> None:
+        """Sends one dispatch; `data_json` is the already-encoded `d` (and `frame`, for a stream
+        event, the whole frame, `wire` that frame as a WebSocket text frame: the same for every
+        session, built once). A stream event at or
         before the last position sent is a duplicate (a replay overlapping live delivery) and
         is dropped, so a session gets every event exactly once and in order."""
         if self.closed:
@@ -78,16 +88,25 @@ class Session:
             return
         seq = self.next_seq(position)
         if frame is None or position is None:
-            frame = f'{{"op":0,"t":"{event}","s":{seq},"d":{data_json}}}'
-        self._push(frame)
+            frame, wire = f'{{"op":0,"t":"{event}","s":{seq},"d":{data_json}}}', None
+        self._push(frame, wire)
 
     def send_raw(self, frame: str) -> None:
         if not self.closed:
             self._push(frame)
 
-    def _push(self, frame: str) -> None:
+    def _push(self, frame: str, wire: bytes | None = None) -> None:
+        if not self._queue and self.wire is not None and self.wire.writable:
+            self.wire.write(wire if wire is not None and self.compressor is None else self._encode(frame))
+            return
         self._queue.append(frame)
         self._ready.set()
+
+    def _encode(self, frame: str) -> bytes:
+        """The frame on the wire; with zlib-stream, compressed in send order (one context)."""
+        if self.compressor is not None:
+            return binary_frame(self.compressor.compress(frame.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH))
+        return text_frame(frame.encode())
 
     def flush_buffer(self) -> None:
         """Ends a start-up or replay: sends the live frames held back meanwhile (those the
@@ -108,19 +127,29 @@ class Session:
         return len(self._queue)
 
     async def _write_loop(self) -> None:
+        wire = self.wire
         try:
             while not self.closed:
                 await self._ready.wait()
                 self._ready.clear()
                 while self._queue:
-                    frame = self._queue.popleft()
-                    if len(self._queue) < self.high_water:
-                        self._writable.set()
-                    if self.compressor is not None:
-                        data = self.compressor.compress(frame.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
+                    if wire is not None:
+                        if not wire.writable:
+                            if not wire.open:
+                                self.closed = True  # the socket is closing: the reader ends the session
+                                return
+                            await wire.wait_writable()
+                            continue
+                        # no await between taking a frame and writing it: _push's direct writes
+                        # (allowed only once the queue is empty) cannot overtake it
+                        wire.write(self._encode(self._queue.popleft()))
+                    elif self.compressor is not None:
+                        data = self.compressor.compress(self._queue.popleft().encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
                         await self.ws.send_bytes(data)
                     else:
-                        await self.ws.send_text(frame)
+                        await self.ws.send_text(self._queue.popleft())
+                    if len(self._queue) < self.high_water:
+                        self._writable.set()
         except Exception:  # noqa: BLE001 - a broken socket ends the session; the reader notices too
             self.closed = True
         finally:
