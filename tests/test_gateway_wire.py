@@ -89,6 +89,25 @@ async def test_without_a_writer_sessions_use_the_asgi_path(world: World, stock_s
     await gw.close()
 
 
+@pytest.fixture
+def deflate_server(settings: Settings, services) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
+    running = start_server(settings, services.database_url, services.redis_url, uvicorn_overrides={"ws_per_message_deflate": True})
+    yield running
+    running.stop()
+
+
+async def test_per_message_deflate_connections_get_no_writer(world: World, deflate_server: RunningServer) -> None:
+    """Compressed frames depend on the connection's deflate context: only uvicorn may frame them."""
+    gw = GatewayClient(deflate_server.url)  # the websockets client offers permessage-deflate
+    await gw.identify(world.bob.token)
+    assert gw.ws is not None and gw.ws.protocol.extensions
+    session = await _session_of(deflate_server, world.bob.id)
+    assert session.wire is None
+    sent = await world.send(world.alice, "deflated")
+    await wait_for(lambda: _now(sent["id"] in [m["id"] for m in gw.events("MESSAGE_CREATE")]))
+    await gw.close()
+
+
 class _Transport:
     """What FrameWriter needs of a transport, recording the bytes written."""
 
@@ -108,10 +127,9 @@ class _Protocol:
 
     def __init__(self) -> None:
         self.transport = _Transport()
-        self.handshake_complete, self.close_sent, self.disconnected = True, False, False
+        self.write_paused, self.close_sent, self.disconnected = False, False, False
         self.writable = asyncio.Event()
         self.writable.set()
-        self.conn = type("Conn", (), {"extensions": []})()
 
 
 class _WebSocket:
@@ -135,12 +153,14 @@ async def test_a_paused_transport_queues_frames_and_keeps_their_order() -> None:
 
     dispatch(1)
     assert _frames(proto) == [1] and s.queued == 0  # written at once
-    proto.writable.clear()  # the transport passed its high-water mark
+    proto.write_paused = True  # the transport passed its high-water mark
+    proto.writable.clear()
     dispatch(2)
     dispatch(3)
     await asyncio.sleep(0.01)
     assert _frames(proto) == [1] and s.queued == 2
-    proto.writable.set()  # drained: the writer task empties the queue first...
+    proto.write_paused = False  # drained: the writer task empties the queue first...
+    proto.writable.set()
     dispatch(4)  # ...and a frame arriving meanwhile waits behind the queued ones
     await wait_for(lambda: _now(s.queued == 0))
     dispatch(5)  # the queue is empty again: written at once

@@ -65,9 +65,15 @@ class Session:
                       frame: str | None = None, wire: bytes | None = None) -> None:
         """Sends one dispatch; `data_json` is the already-encoded `d` (and `frame`, for a stream
         event, the whole frame, `wire` that frame as a WebSocket text frame: the same for every
-        session, built once). A stream event at or
-        before the last position sent is a duplicate (a replay overlapping live delivery) and
-        is dropped, so a session gets every event exactly once and in order."""
+        session, built once). A stream event at or before the last position sent is a duplicate
+        (a replay overlapping live delivery) and is dropped, so a session gets every event
+        exactly once and in order."""
+        if (wire is not None and self.buffer is None and not self._queue and self.compressor is None and self.wire is not None
+                and not self.closed and position is not None and position > self.position and self.wire.writable):
+            # the common case, once per session per message: the shared frame, written at once
+            self.position, self.ephemeral_n = position, 0
+            self.wire.write(wire)
+            return
         if self.closed:
             return
         ephemeral = position is None

@@ -39,17 +39,17 @@ class FrameWriter:
 
     @property
     def open(self) -> bool:
-        """Frames may still be written: accepted, no close frame sent, the peer still there. A
-        frame after the close frame would break the protocol; extensions (per-message deflate)
-        would keep a compression context this writer does not see, so they rule it out too."""
+        """Frames may still be written: no close frame sent and the peer still there (a frame
+        after the close frame would break the protocol)."""
         p = self._proto
-        return (p.handshake_complete and not p.close_sent and not p.disconnected and not p.transport.is_closing()
-                and not p.conn.extensions)
+        return not (p.close_sent or p.disconnected or p.transport.is_closing())
 
     @property
     def writable(self) -> bool:
-        """Open and below the transport's high-water mark (uvicorn's own sends wait for this)."""
-        return self.open and self._proto.writable.is_set()
+        """Open and below the transport's high-water mark (uvicorn's own sends wait for that).
+        Checked once per frame per session: plain attributes only."""
+        p = self._proto
+        return not (p.write_paused or p.close_sent or p.disconnected or p.transport.is_closing())
 
     def write(self, frame: bytes) -> None:
         self._proto.transport.write(frame)
@@ -63,8 +63,20 @@ class FrameWriter:
 class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's `ws` protocol class for Townsquare (see `server.uvicorn_options`)."""
 
+    write_paused = False
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        super().resume_writing()
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
-        scope = getattr(self, "scope", None)  # absent when the handshake was refused
-        if scope is not None:
+        # A refused handshake has no scope. Negotiated extensions (per-message deflate) keep a
+        # compression context that bypassing the protocol object would corrupt: no writer then.
+        scope = getattr(self, "scope", None)
+        if scope is not None and not self.conn.extensions:
             scope["extensions"][EXTENSION] = FrameWriter(self)
