@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -148,8 +149,7 @@ class GatewayHub:
         if event == "GUILD_MEMBER_ADD" and gid is not None:
             for s in list(self.by_user.get(int(data["user"]["id"]), ())):
                 await self.join_guild(s, gid, announce=True)
-        for s in self.audience(env):
-            self.deliver(s, env)
+        self.deliver_all(self.audience(env), env)
         if before:
             self._visibility_changes(guild, before, data, env["position"])  # type: ignore[arg-type]
         if event == "GUILD_MEMBER_REMOVE" and gid is not None:
@@ -189,22 +189,34 @@ class GatewayHub:
         viewers = self.guilds[gid].viewers(int(cid))
         return [s for s in sessions if s.user_id in viewers]
 
-    def deliver(self, s: Session, env: dict[str, Any], *, encoded: dict[int, tuple[str, str, bytes]] | None = None, replay: bool = False) -> None:
-        event, data = env["type"], env["data"]
+    def deliver(self, s: Session, env: dict[str, Any], *, encoded: dict[int, tuple[str, str, bytes]] | None = None,
+                replay: bool = False) -> None:
+        self.deliver_all((s,), env, encoded=encoded, replay=replay)
+
+    def deliver_all(self, sessions: Iterable[Session], env: dict[str, Any], *,
+                    encoded: dict[int, tuple[str, str, bytes]] | None = None, replay: bool = False) -> None:
+        """Sends one stream event to each of `sessions` that its intents allow. The frame is
+        encoded once per variant (with or without content) and reused for every session; this
+        loop runs once per session per message, so its per-event work is hoisted out of it."""
+        event, data, position = env["type"], env["data"], env["position"]
         in_dm = not env.get("guild_id") and env.get("channel_id") is not None
-        if not intent_allows(s.intents, event, in_dm=in_dm):
-            return
-        key = 0
-        if event in CONTENT_EVENTS and s.bot and not s.intents & MESSAGE_CONTENT and not in_dm and not _addressed_to(data, s.user_id):
-            key = 1
         cache = env.setdefault("_encoded", {}) if encoded is None else encoded
-        hit = cache.get(key)
-        if hit is None:
-            payload = orjson.dumps(_without_content(data) if key else data).decode()
-            frame = f'{{"op":0,"t":"{event}","s":{env["position"] << SEQ_SHIFT},"d":{payload}}}'
-            hit = cache[key] = (payload, frame, text_frame(frame.encode()))
-        s.send_dispatch(event, hit[0], env["position"], replay=replay, frame=hit[1], wire=hit[2])
-        self.dispatched += 1
+        allowed: dict[int, bool] = {}  # by intents: sessions share a handful of intent sets
+        content_gated = event in CONTENT_EVENTS and not in_dm
+        for s in sessions:
+            ok = allowed.get(s.intents)
+            if ok is None:
+                ok = allowed[s.intents] = intent_allows(s.intents, event, in_dm=in_dm)
+            if not ok:
+                continue
+            key = 1 if content_gated and s.bot and not s.intents & MESSAGE_CONTENT and not _addressed_to(data, s.user_id) else 0
+            hit = cache.get(key)
+            if hit is None:
+                payload = orjson.dumps(_without_content(data) if key else data).decode()
+                frame = f'{{"op":0,"t":"{event}","s":{position << SEQ_SHIFT},"d":{payload}}}'
+                hit = cache[key] = (payload, frame, text_frame(frame.encode()))
+            s.send_dispatch(event, hit[0], position, replay=replay, frame=hit[1], wire=hit[2])
+            self.dispatched += 1
 
     def _on_ephemeral(self, env: dict[str, Any]) -> None:
         """TYPING_START and PRESENCE_UPDATE: not in the event log, never replayed."""
