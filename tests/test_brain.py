@@ -188,6 +188,26 @@ def test_prompt_carries_persona_mood_and_bounded_context() -> None:
     assert "Reply to Cleo" in messages[1]["content"] and len(messages[1]["content"]) < 600
 
 
+
+def test_prompt_puts_what_lasts_first_for_the_prefix_cache() -> None:
+    """Persona and instruction, then the channel, then mood, ties and memories: two turns of one
+    agent share their start up to what changed (the model server reuses that much KV state)."""
+    persona = Persona(name="Ana", bio="A baker.", traits=Traits(extraversion=0.9), interests=["bread"], style="short")
+    lines = [Line("Bob", "morning!")]
+
+    def system(mood: Mood, channel: str, memories: list[str], ties: list[str]) -> str:
+        return reply_messages(persona, mood, lines, guild="G", channel=channel, topic="t", memories=memories, ties=ties)[0]["content"]
+
+    first = system(Mood(valence=0.8, arousal=0.8), "general", ["Bob baked rye"], ["you like Bob"])
+    order = ["You are Ana. A baker.", "You care about bread", "Write one short chat message", "#general (t)", "high spirits",
+             "About the people here: you like Bob", "You remember: - Bob baked rye"]
+    assert [first.index(part) for part in order] == sorted(first.index(part) for part in order)
+    later = system(Mood(valence=-0.8, arousal=0.2), "general", ["Cleo sells figs"], ["you hardly know Cleo"])
+    shared = next(i for i, (a, b) in enumerate(zip(first, later)) if a != b)
+    assert first[:shared].endswith("You are chatting with neighbours in #general (t). You ")
+    elsewhere = system(Mood(valence=0.8, arousal=0.8), "market", ["Bob baked rye"], ["you like Bob"])
+    assert elsewhere.startswith(first[:first.index("You are chatting with")])
+
 def test_mood_moves_with_events_and_relaxes_to_the_traits_baseline() -> None:
     calm = Traits(neuroticism=0.1, agreeableness=0.8, extraversion=0.5)
     touchy = Traits(neuroticism=0.9, agreeableness=0.3, extraversion=0.5)

@@ -13,6 +13,7 @@ import networkx as nx
 import pytest
 from sqlalchemy import insert, text
 
+from townsquare.agents.mind.relations import Relations
 from townsquare.agents.society.graph import Member, Previous, Tie, analyse, build_graph, edge_weight, pagerank
 from townsquare.platform.actions import agents, graph as graph_actions
 from townsquare.platform.actions.context import Platform
@@ -94,6 +95,22 @@ def test_edge_weight_needs_contact_and_grows_with_liking() -> None:
     g = build_graph([Member(1, "a"), Member(2, "b")], [Tie(1, 2), Tie(1, 1, familiarity=1), Tie(1, 9, familiarity=1)])
     assert g.number_of_edges() == 0 and set(g) == {1, 2}
 
+
+
+def test_conversation_outweighs_reactions_of_channel_mates() -> None:
+    """Contact is familiarity, which a reply, mention or DM grows three times as fast as a
+    reaction: a pair that talked ten times is a stronger tie than a pair of channel-mates who
+    reacted to each other ten times, although both counted ten interactions."""
+    relations = Relations()
+    for i in range(10):
+        relations.addressed(1, 2, 0.0, float(i), guild_id=9)  # replies / mentions / DMs
+        relations.reacted(1, 3, "👍", float(i), guild_id=9)  # emoji between channel-mates
+    ties = [Tie(s, t, b.affinity, b.familiarity, b.trust, b.interactions) for (s, t), b in relations.bonds.items()]
+    weight = {(t.source, t.target): edge_weight(t) for t in ties}
+    assert relations.get(1, 2).interactions == relations.get(1, 3).interactions == 10
+    assert weight[(1, 2)] > 2 * weight[(1, 3)] and weight[(2, 1)] > 2 * weight[(3, 1)]
+    # a count alone (a tie imported without familiarity) still makes a tie
+    assert edge_weight(Tie(1, 2, familiarity=0.0, interactions=10)) > 0
 
 def test_reputation_orders_by_reactions_and_ratings() -> None:
     members = [Member(i, f"m{i}") for i in range(1, 7)]

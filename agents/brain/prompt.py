@@ -40,6 +40,11 @@ def _traits_words(persona: Persona) -> str:
 
 def system_prompt(persona: Persona, mood: Mood, *, guild: str, channel: str, topic: str | None,
                   memories: Iterable[str] = (), ties: Iterable[str] = ()) -> str:
+    """Ordered from the most to the least lasting, so that consecutive prompts of one agent share
+    the longest start (the model server restores a saved KV state for it, prefix_cache.py): the
+    persona and the standing instruction (the same in every turn of the agent), the channel (the
+    same in its home channel), the mood (one of a few labels), then who is here and what is
+    recalled (new almost every turn); the transcript follows in the user message."""
     parts = [f"You are {persona.name}. {persona.bio}"]
     traits = _traits_words(persona)
     if traits:
@@ -48,16 +53,16 @@ def system_prompt(persona: Persona, mood: Mood, *, guild: str, channel: str, top
         parts.append(f"You care about {', '.join(persona.interests[:6])}.")
     if persona.style:
         parts.append(f"Your way of speaking: {persona.style}.")
+    parts.append(f"You live in {guild}. Write one short chat message as yourself: no name prefix, no lists, nothing already said.")
+    where = f"#{channel}" + (f" ({topic[:80]})" if topic else "")
+    parts.append(f"You are chatting with neighbours in {where}.")
     parts.append(mood.tone())
-    recalled = [m for m in memories if m][:6]
-    if recalled:
-        parts.append("You remember: " + " ".join(f"- {m}" for m in recalled))
     known = [t for t in ties if t][:3]
     if known:  # stated from the relationship record only (the invented-tie guard checks replies against it)
         parts.append("About the people here: " + "; ".join(known) + ".")
-    where = f"#{channel}" + (f" ({topic[:80]})" if topic else "")
-    parts.append(f"You are chatting with neighbours in {where} of {guild}. Write one short chat message as yourself: "
-                 "no name prefix, no lists, nothing already said.")
+    recalled = [m for m in memories if m][:6]
+    if recalled:
+        parts.append("You remember: " + " ".join(f"- {m}" for m in recalled))
     return " ".join(parts)
 
 

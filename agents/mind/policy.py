@@ -9,7 +9,10 @@ decisions:
    answered; an agent addressing an agent is answered while the channel's bot chain is short.
 2. Otherwise at most one agent picks the message up, after a talkativeness roll: extraversion,
    mood (arousal, valence, energy), its rhythm on the simulation clock, how relevant the message
-   is to its interests, affinity to the author, and a decay with the length of the bot chain.
+   is to its interests, its pull toward the author (liking, acquaintance, shared interests: see
+   homophily.py), and a decay with the length of the bot chain. Among the agents whose roll
+   succeeded, one is drawn with odds that grow with the pull (`homophily` is its exponent), so
+   members mostly answer those they get on with and resemble.
 3. Brakes: a cooldown per agent, a budget of agent messages per channel per minute, and a cap
    on consecutive agent messages (the bot chain) until a human speaks or the channel rests.
 4. Revival: a channel quiet for `revive_idle_seconds` gets a new topic from an awake agent.
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 
 from ..society.persona import Persona
 from .clock import SimClock
+from .homophily import STRANGER, interest_overlap, pull
 from .mood import Mood, Stimulus
 from .relations import Relations, emoji_tone
 from .sentiment import sentiment
@@ -45,6 +49,8 @@ class PolicyConfig:
     social: bool = True  # reactions, threads (and, in the worker, DMs, new channels, peer ratings)
     reaction_rate: float = 0.15  # scales the chance that an agent who saw a message reacts to it
     thread_after: int = 4  # a back-and-forth of this many replies between two members moves into a thread
+    homophily: float = 3.0  # exponent of the pull toward the author in the draw among the willing (0: the pull left out of it)
+    founder_cooldown_seconds: float = 1800.0  # an agent opens at most one channel this often
 
     @property
     def chain_rest_seconds(self) -> float:
@@ -140,6 +146,10 @@ def stable_rng(*parts: object) -> random.Random:
 Relevance = Callable[[AgentInfo, str], float]  # 0..1, how much a text touches the agent's interests
 
 
+FOUNDING_FRIEND_FLOOR = 0.2  # affinity and familiarity a friend needs to be invited to a new channel
+FOUNDING_INVITES = 4  # the closest friends sharing the interest that a founder invites
+
+
 def keyword_relevance(agent: AgentInfo, text: str) -> float:
     """Interest words found in the text (the embedding relevance replaces it in the worker)."""
     words = set(text.lower().split())
@@ -162,6 +172,7 @@ class SocietyState:
         self.warming = False  # replaying the recent past at start: chains and cooldowns, not feelings again
         self.last_outreach: dict[int, float] = {}  # guild -> when an agent last wrote privately to a friend
         self.last_founding: dict[int, float] = {}  # guild -> when an agent last opened a channel
+        self.founded_at: dict[int, float] = {}  # agent -> when it last opened a channel
         self.dirty_moods: set[int] = set()
 
     @property
@@ -235,6 +246,8 @@ class SocietyState:
             self.feel(msg.author_id, Stimulus.SPOKE)
         tone = sentiment(msg.content)
         addressed = set(msg.mentions) | ({msg.reply_to} if msg.reply_to else set())
+        if channel.dm_recipients is not None:  # a private message is written to the others in it (no mention needed)
+            addressed |= channel.dm_recipients
         for member in addressed - {msg.author_id}:
             self.relations.addressed(msg.author_id, member, tone, msg.at, msg.guild_id)  # humans have relationships too
             if member in self.agents:
@@ -304,20 +317,25 @@ class TurnPolicy:
         if decisions or (msg.author_bot and not chain_open) or budget <= 0 or now - msg.at > cfg.stale_seconds:
             return decisions
 
-        # 2. the talkativeness roll: at most one agent picks the message up
-        best: Decision | None = None
+        # 2. the talkativeness roll, then one of the willing agents picks the message up: drawn
+        # (seeded) with odds urge x pull^(homophily - 1), so the pull counts `homophily` times in
+        # all; not the likeliest one always (equal capped chances would favour the first listed)
+        willing: list[tuple[AgentInfo, float, float]] = []  # (agent, chance, weight in the draw)
         for agent in candidates:
             if channel.dm_recipients is not None or not state._follows(agent, channel) or self._cooling(state, agent.id, now):
                 continue
             activity = agent.persona.rhythm.activity(hour)
             if activity <= 0:
                 continue
-            p = self.chance(state, agent, msg, channel, activity)
-            roll = stable_rng("roll", msg.id, agent.id).random()
-            if roll < p and (best is None or p > best.score):
-                best = Decision(agent.id, msg.channel_id, "roll", f"ev{msg.id}", reply_to_message=msg.id,
-                                addressed_by=msg.author_name, score=p, in_thread=self._to_thread(channel, agent.id, msg))
-        return [best] if best else []
+            urge, drawn = self.urge(state, agent, msg, channel, activity)
+            p = min(0.95, urge)
+            if stable_rng("roll", msg.id, agent.id).random() < p:
+                willing.append((agent, p, urge * drawn ** (cfg.homophily - 1.0)))
+        if not willing:
+            return []
+        agent, p, _ = stable_rng("pick", msg.id).choices(willing, weights=[max(w, 1e-9) for *_, w in willing])[0]
+        return [Decision(agent.id, msg.channel_id, "roll", f"ev{msg.id}", reply_to_message=msg.id, addressed_by=msg.author_name,
+                         score=p, in_thread=self._to_thread(channel, agent.id, msg))]
 
     def _to_thread(self, channel: ChannelState, agent_id: int, msg: Msg) -> bool:
         """A long back-and-forth between two members (one of them this agent) moves into a thread,
@@ -327,7 +345,8 @@ class TurnPolicy:
 
     def reactions(self, state: SocietyState, msg: Msg) -> list[Reaction]:
         """Who reacts to this message with an emoji (at most two agents): agreeable agents, those
-        who like the author, and strongly felt messages draw more; dislike shows too."""
+        pulled toward the author (liking, acquaintance, shared interests) and strongly felt
+        messages draw more; dislike shows too."""
         channel = state.channels.get(msg.channel_id)
         if (not self.config.social or channel is None or channel.dm_recipients is not None or not msg.content.strip()
                 or state.now - msg.at > self.config.stale_seconds):
@@ -344,7 +363,9 @@ class TurnPolicy:
                 continue
             bond = state.relations.get(agent.id, msg.author_id)
             affinity = bond.affinity if bond else 0.0
-            p = self.config.reaction_rate * (0.5 + agent.persona.traits.agreeableness) * activity * (1.0 + 0.6 * affinity)
+            # relative to a stranger nothing is known of: a human stranger draws as many reactions as before
+            drawn = self.pull_toward(state, agent, msg.author_id) / STRANGER
+            p = self.config.reaction_rate * (0.5 + agent.persona.traits.agreeableness) * activity * drawn
             p *= 1.5 if abs(tone) > 0.3 or agent.id in msg.mentions else 1.0
             rng = stable_rng("react", msg.id, agent.id)
             if rng.random() < p:
@@ -365,17 +386,25 @@ class TurnPolicy:
             return "🤔"
         return rng.choice(["👍", "🙂"])
 
-    def chance(self, state: SocietyState, agent: AgentInfo, msg: Msg, channel: ChannelState, activity: float) -> float:
+    @staticmethod
+    def pull_toward(state: SocietyState, agent: AgentInfo, author_id: int) -> float:
+        """The agent's pull toward an author: liking, acquaintance, shared interests (homophily.py)."""
+        author = state.agents.get(author_id)
+        overlap = interest_overlap(agent.persona.interests, author.persona.interests) if author is not None else None
+        return pull(state.relations.get(agent.id, author_id), overlap)
+
+    def urge(self, state: SocietyState, agent: AgentInfo, msg: Msg, channel: ChannelState, activity: float) -> tuple[float, float]:
+        """(the urge to pick the message up, uncapped; the pull toward its author, part of it)."""
         traits = agent.persona.traits
         talk = 0.25 + 0.75 * traits.extraversion
         mood = state.mood(agent.id).talkativeness(traits)
         relevance = self.relevance(agent, msg.content)
-        bond = state.relations.get(agent.id, msg.author_id)
-        # liking draws an agent in, dislike holds it back; knowing someone a little helps too
-        social = (1.0 + 0.35 * bond.affinity) * (0.9 + 0.25 * bond.familiarity) if bond else 0.9
+        drawn = self.pull_toward(state, agent, msg.author_id)
+        if not msg.author_bot:
+            drawn = max(1.0, drawn)  # a human is never taken up less than a neutral stranger, whatever the ties
         human = 1.4 if not msg.author_bot else 1.0
-        p = self.config.base_rate * talk * mood * activity * (0.35 + 0.65 * relevance) * social * human
-        return max(0.0, min(0.95, p * 0.92 ** channel.chain))
+        urge = self.config.base_rate * talk * mood * activity * (0.35 + 0.65 * relevance) * drawn * human
+        return max(0.0, urge * 0.92 ** channel.chain), drawn
 
     def _cooling(self, state: SocietyState, agent_id: int, now: float, factor: float = 1.0) -> bool:
         return now - state.last_spoke.get(agent_id, 0.0) < self.config.cooldown_seconds * factor
@@ -445,12 +474,14 @@ class TurnPolicy:
 
     def founding(self, state: SocietyState, every_seconds: float, max_channels: int) -> list[Decision]:
         """An outgoing, curious agent with two or more friends who share one of its interests,
-        and no channel for it yet, opens one and invites them: groups become visible."""
+        and no channel for it yet, opens one and invites its closest such friends: groups become
+        visible and get a room of their own. Asked on every tick, so it fires as soon as the
+        friendships exist; at most one founding per society per `every_seconds`, and per
+        founder per `founder_cooldown_seconds`."""
         now, hour, out = state.now, state.sim.hour(), []
         for guild in sorted({a.guild_id for a in state.agents.values()} - state.paused_guilds):
-            if not self.config.social or now - state.last_founding.setdefault(guild, now) < every_seconds:
+            if not self.config.social or now - state.last_founding.get(guild, float("-inf")) < every_seconds:
                 continue
-            state.last_founding[guild] = now
             rooms = [c for c in state.channels.values() if c.guild_id == guild and c.dm_recipients is None and c.parent is None]
             if len(rooms) >= max_channels:
                 continue
@@ -460,16 +491,23 @@ class TurnPolicy:
                 traits = agent.persona.traits
                 if traits.openness + traits.extraversion < 0.9:
                     continue
-                friends = [t for t, _ in self._friends(state, agent, 0.2) if t in state.agents and state.agents[t].guild_id == guild]
+                if now - state.founded_at.get(agent.id, float("-inf")) < self.config.founder_cooldown_seconds:
+                    continue
+                close = {t: w for t, w in self._friends(state, agent, FOUNDING_FRIEND_FLOOR)
+                         if t in state.agents and state.agents[t].guild_id == guild}
                 for interest in agent.persona.interests:
                     slug = channel_slug(interest)
-                    sharing = [f for f in friends if interest in state.agents[f].persona.interests]
-                    if len(sharing) >= 2 and slug and slug not in names:
-                        options.append((len(sharing) + traits.extraversion, agent, interest, tuple(sharing[:4])))
+                    if not slug or slug in names:
+                        continue
+                    sharing = sorted((f for f in close if interest in state.agents[f].persona.interests), key=lambda f: (-close[f], f))
+                    invited = tuple(sharing[:FOUNDING_INVITES])
+                    if len(invited) >= 2:  # the strongest group first: more friends, closer, a more outgoing founder
+                        options.append((len(invited) + sum(close[f] for f in invited) + traits.extraversion, agent, interest, invited))
             if not options:
                 continue
             options.sort(key=lambda o: (-o[0], o[1].id, o[2]))
             _, agent, interest, invited = options[0]
+            state.last_founding[guild] = state.founded_at[agent.id] = now
             out.append(Decision(agent.id, 0, "found", nonce("fd", guild, channel_slug(interest)), subject=interest, invitees=invited))
         return out
 

@@ -6,15 +6,19 @@ serves and `graph_snapshots` stores; ids are strings, Discord style).
 
 Edge weight (directed, source -> target, in [0, 1]):
 
-    contact = max(familiarity, 1 - exp(-interactions / 10))   how much they deal with each other
+    contact = familiarity                                     how much they deal with each other
+              (1 - exp(-interactions / 10) for a tie recorded without it)
     warmth  = (1 + affinity) / 2                              0 = dislike .. 1 = liking
     weight  = contact * (0.25 + 0.75 * warmth)
 
 so a tie needs contact to exist at all, liking strengthens it, and a hostile tie keeps a quarter
-of its contact (people who quarrel still belong to the same circle). Ties below 0.01 are left
-out. Communities come from Louvain on the undirected projection (w(a,b) + w(b,a)); influence is
-weighted PageRank scaled by the node count (1.0 = average); betweenness uses 1/weight as the
-distance (strong ties are short). Reputation mixes reactions received (log-scaled against the
+of its contact (people who quarrel still belong to the same circle). Contact is familiarity, the
+relationship's own weighted measure (agents/mind/relations.py: a reply, mention or private
+message adds three times what an emoji reaction adds), not the raw count of interactions, in
+which a reaction from anyone who merely shares a busy channel counts as much as a conversation.
+Ties below 0.01 are left out. Communities come from Louvain on the undirected projection
+(w(a,b) + w(b,a)); influence is weighted PageRank scaled by the node count (1.0 = average);
+betweenness uses 1/weight as the distance (strong ties are short). Reputation mixes reactions received (log-scaled against the
 society's most reacted-to member) with the mean peer rating, shrunk toward the neutral 3 so one
 rating does not decide it. The layout is a seeded spring layout warm-started from the previous
 snapshot's positions, so the dashboard's timeline moves only where the society changed.
@@ -34,7 +38,7 @@ import numpy as np
 
 SEED = 7
 SPRING_MAX = 500  # tied members beyond which the layout is a circle (networkx's large-graph layout needs scipy)
-INTERACTION_SCALE = 10.0  # interactions at which contact reaches 63%
+INTERACTION_SCALE = 10.0  # interactions at which contact reaches 63% (ties without familiarity only)
 HOSTILE_FLOOR = 0.25  # share of a tie's weight left when affinity is -1
 MIN_WEIGHT = 0.01
 RATING_PRIOR = 2.0  # phantom neutral ratings every member starts with
@@ -94,7 +98,9 @@ def _clamp(value: float, low: float, high: float) -> float:
 
 
 def edge_weight(tie: Tie) -> float:
-    contact = max(_clamp(tie.familiarity, 0, 1), 1 - math.exp(-max(tie.interactions, 0) / INTERACTION_SCALE))
+    familiarity = _clamp(tie.familiarity, 0, 1)
+    # the count only stands in where no familiarity was recorded (ties imported with counts alone)
+    contact = familiarity if familiarity > 0 else 1 - math.exp(-max(tie.interactions, 0) / INTERACTION_SCALE)
     warmth = (1 + _clamp(tie.affinity, -1, 1)) / 2
     return contact * (HOSTILE_FLOOR + (1 - HOSTILE_FLOOR) * warmth)
 

@@ -163,7 +163,9 @@ class Settings(BaseSettings):
     reaction_rate: float = 0.15  # scales how often an agent who saw a message reacts with an emoji
     thread_after: int = 4  # a back-and-forth of this many replies between two members moves into a thread
     outreach_seconds: float = 600.0  # per society, at most one agent writes privately to a friend this often
-    founding_seconds: float = 600.0  # per society, at most one agent opens a channel for a shared interest this often
+    founding_seconds: float = 300.0  # per society, at most one agent opens a channel for a shared interest this often (checked every tick)
+    founding_cooldown_seconds: float = 1800.0  # an agent that opened a channel opens no other for this long
+    turn_homophily: float = Field(default=3.0, ge=0)  # how strongly who answers a message follows liking, acquaintance and shared interests
     max_society_channels: int = 16  # agents open no channel beyond this many in a society
 
     # --- backup and restore (issue: operations) ---

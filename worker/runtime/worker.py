@@ -104,7 +104,8 @@ class AgentWorker:
         self.config = PolicyConfig(chain_cap=settings.chain_cap, channel_budget_per_minute=settings.channel_budget_per_minute,
                                    cooldown_seconds=settings.agent_cooldown_seconds, revive_idle_seconds=settings.revive_idle_seconds,
                                    social=settings.social_actions, reaction_rate=settings.reaction_rate,
-                                   thread_after=settings.thread_after)
+                                   thread_after=settings.thread_after, homophily=settings.turn_homophily,
+                                   founder_cooldown_seconds=settings.founding_cooldown_seconds)
         self.state = SocietyState(SimClock(self.clock, epoch=self.clock.now(), speed=settings.sim_speed,
                                            start_hour=settings.sim_start_hour), chain_rest_seconds=self.config.chain_rest_seconds)
         self.policy = TurnPolicy(self.config, relevance or keyword_relevance)
