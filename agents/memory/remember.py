@@ -221,8 +221,8 @@ class Memories:
                      about: int | None = None) -> list[Scored]:
         return await self._run(self.store.search, agent_id, query, time.time(), k=k, kinds=kinds, about=about)
 
-    async def recent(self, agent_id: int, limit: int = 50, kinds: Iterable[Kind] | None = None) -> list[Memory]:
-        return await self._run(self.store.recent, agent_id, limit, kinds=kinds)
+    async def recent(self, agent_id: int, limit: int = 50, kinds: Iterable[Kind] | None = None, since: float | None = None) -> list[Memory]:
+        return await self._run(self.store.recent, agent_id, limit, kinds=kinds, since=since)
 
     async def forget(self, agent_id: int, ids: Iterable[str] | None = None, *, about: int | None = None) -> int:
         return await self._run(self.store.forget, agent_id, list(ids) if ids is not None else None, about=about)

@@ -36,6 +36,7 @@ from ...agents.brain.prompt import Line, clean_reply, is_near_duplicate, opener_
 from ...agents.brain.routing import load_routing
 from ...agents.memory.guard import guard
 from ...agents.memory.importance import parse_rating, rating_messages
+from ...agents.memory.news import on_mind, on_mind_window
 from ...agents.memory.remember import Memories, Recall, Seen, open_memories
 from ...agents.mind.clock import Clock, SimClock, SystemClock
 from ...agents.mind.mood import Mood
@@ -56,6 +57,7 @@ from .presence import AgentPresence
 log = logging.getLogger("townsquare.worker")
 
 GROUP = "agents"
+ON_MIND_LIMIT = 400  # memories of the last simulated day read for what is on an agent's mind (newest first)
 _LOST = (RedisConnectionError, RedisTimeoutError, OSError)  # Redis gone for a moment: retry, never end the loop
 
 
@@ -400,22 +402,19 @@ class AgentWorker:
             await asyncio.to_thread(self.enqueue, "townsquare.worker.jobs.memory.reflect", agent_id=agent_id)
 
     async def _on_mind(self, agent: AgentInfo, decision: Decision) -> str | None:
-        """Sometimes an agent opens with what is on its mind (its most notable recent memory,
-        news it heard or a plan of its own) instead of the society's list of topics: that is how
-        news travels from one conversation to the next."""
+        """Sometimes an agent opens with what is on its mind (news.py: its most notable memory
+        of the last simulated day) instead of the society's list of topics: that is how news
+        travels from one conversation to the next."""
         if stable_rng("mind", decision.nonce, agent.id, decision.attempt).random() >= 0.4:
             return None
+        now = self.clock.now()
         try:
-            recent = await asyncio.wait_for(self.memories.recent(agent.id, 30), timeout=5.0)
+            recent = await asyncio.wait_for(self.memories.recent(agent.id, ON_MIND_LIMIT, since=now - on_mind_window(self.settings.sim_speed)),
+                                            timeout=5.0)
         except Exception as exc:  # noqa: BLE001
             log.warning("on-mind lookup failed: %s", exc)
             return None
-        notable = [m for m in recent if m.importance >= 6 and m.kind.value in ("observation", "reflection")]
-        if not notable:
-            return None
-        best = max(notable, key=lambda m: m.importance + (m.created_at - self.clock.now()) / 86400)
-        text = best.text.split(": ", 1)[1] if ": " in best.text[:80] else best.text  # past "Ana said in #x:"
-        return " ".join(text.split())[:160]
+        return on_mind(recent, now=now, sim_speed=self.settings.sim_speed)
 
     async def _recall(self, agent: AgentInfo, topic: str, people: dict[int, str]) -> Recall:
         if self.settings.memory_recall <= 0:
