@@ -9,6 +9,7 @@ import gc
 from townsquare.platform.actions import messages
 from townsquare.platform.api.hotroutes import _history_query
 from townsquare.platform.core.config import Settings
+from townsquare.platform.core.heap import YOUNG_THRESHOLD
 from townsquare.platform.db.raw import _numbered
 
 from .helpers import RunningServer, World, assert_discord_error, start_server
@@ -92,6 +93,8 @@ def test_a_server_freezes_its_startup_heap_and_thaws_it_at_shutdown(settings: Se
     running: RunningServer = start_server(settings, services.database_url, services.redis_url)
     try:
         assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
     finally:
         running.stop()
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold()[0] != YOUNG_THRESHOLD  # CPython's again
