@@ -4,7 +4,7 @@
 import { api, blobUrl } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { t, formatNumber } from "../lib/i18n.js";
-import { act, bytes, errorText, isMissing, num, poll, section, stamp, table, unavailable } from "./util.js";
+import { act, bytes, errorText, isMissing, loadOrUnavailable, num, poll, section, stamp, table } from "./util.js";
 
 export async function mount(el, ctx) {
   const procBox = h("div"), logBox = h("div"), configBox = h("div"), backupBox = h("div"), auditBox = h("div");
@@ -26,13 +26,8 @@ export async function mount(el, ctx) {
 // --- processes, disk, stream, queues ---
 
 async function loadSystem(box) {
-  let data;
-  try {
-    data = await api("GET", "/townsquare/system");
-  } catch (error) {
-    if (isMissing(error)) { replace(box, unavailable(t("adm_sys_processes"))); return; }
-    throw error;
-  }
+  const data = await loadOrUnavailable(box, "/townsquare/system", t("adm_sys_processes"));
+  if (data === null) return;
   const procs = data.processes || [];
   const stream = data.stream || {};
   const queues = data.queues || {};
@@ -161,13 +156,8 @@ function societyForm(society, ctx) {
 // --- backups ---
 
 async function backups(box) {
-  let list;
-  try {
-    list = await api("GET", "/townsquare/backups");
-  } catch (error) {
-    if (isMissing(error)) { replace(box, unavailable(t("adm_sys_backups"))); return; }
-    throw error;
-  }
+  const list = await loadOrUnavailable(box, "/townsquare/backups", t("adm_sys_backups"));
+  if (list === null) return;
   const reload = () => backups(box).catch((error) => replace(box, h("p", { class: "error" }, errorText(error))));
   const create = h("button", { type: "button", class: "primary", onclick: (e) => act(e.currentTarget, async () => {
     await api("POST", "/townsquare/backups", {});

@@ -1,7 +1,7 @@
 // Shared bits of the dashboard's views: polling with backoff, toasts, small formatters.
 
-import { ApiError } from "../lib/api.js";
-import { h, $ } from "../lib/dom.js";
+import { ApiError, api } from "../lib/api.js";
+import { h, $, replace } from "../lib/dom.js";
 import { t, formatNumber, lang } from "../lib/i18n.js";
 
 /**
@@ -114,6 +114,17 @@ export function table(headers, rows, { caption = null, cls = "data" } = {}) {
 
 export function unavailable(what) {
   return h("p", { class: "unavailable", role: "status" }, t("adm_unavailable", { what }));
+}
+
+/** GETs `path` for a panel; when the server has no such route (an older or trimmed
+ * deployment), shows `what` as unavailable in `box` and returns null. Other errors throw. */
+export async function loadOrUnavailable(box, path, what) {
+  try {
+    return await api("GET", path);
+  } catch (error) {
+    if (isMissing(error)) { replace(box, unavailable(what)); return null; }
+    throw error;
+  }
 }
 
 /** Keeps open <details> open across a re-render of `el` (by their position). */
