@@ -23,7 +23,7 @@ from .hub import MAX_REPLAY, GatewayHub
 from .presence import STATUSES, set_presence
 from .protocol import ALL_INTENTS, API_VERSION, FRAMES_PER_MINUTE, MAX_FRAME_BYTES, SEQ_SHIFT, Close, Op
 from .ready import guild_create, ready_payload
-from .session import Session
+from .session import Session, deflate
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class Connection:
 
     async def _send_direct(self, frame: str) -> None:
         if self.compressor is not None:
-            await self.ws.send_bytes(self.compressor.compress(frame.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH))
+            await self.ws.send_bytes(deflate(self.compressor, frame))
         else:
             await self.ws.send_text(frame)
 

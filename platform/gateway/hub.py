@@ -189,10 +189,6 @@ class GatewayHub:
         viewers = self.guilds[gid].viewers(int(cid))
         return [s for s in sessions if s.user_id in viewers]
 
-    def deliver(self, s: Session, env: dict[str, Any], *, encoded: dict[int, tuple[str, str, bytes]] | None = None,
-                replay: bool = False) -> None:
-        self.deliver_all((s,), env, encoded=encoded, replay=replay)
-
     def deliver_all(self, sessions: Iterable[Session], env: dict[str, Any], *,
                     encoded: dict[int, tuple[str, str, bytes]] | None = None, replay: bool = False) -> None:
         """Sends one stream event to each of `sessions` that its intents allow. The frame is
@@ -313,7 +309,7 @@ class GatewayHub:
             if env["type"] == "GUILD_MEMBER_ADD" and int(env["data"]["user"]["id"]) == s.user_id and env.get("guild_id"):
                 await self.join_guild(s, int(env["guild_id"]))
             if s in self.audience(env):
-                self.deliver(s, env, encoded={}, replay=True)
+                self.deliver_all((s,), env, encoded={}, replay=True)
                 await s.writable()
             if s.closed:
                 return

@@ -24,6 +24,12 @@ from .protocol import SEQ_SHIFT, Close
 from .wire import EXTENSION, FrameWriter, binary_frame, text_frame
 
 
+def deflate(compressor: Any, frame: str) -> bytes:
+    """One frame through a connection's zlib-stream context (in send order: one context), flushed
+    so the client can inflate it at once."""
+    return compressor.compress(frame.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
 @dataclass(eq=False)
 class Session:
     id: str
@@ -111,7 +117,7 @@ class Session:
     def _encode(self, frame: str) -> bytes:
         """The frame on the wire; with zlib-stream, compressed in send order (one context)."""
         if self.compressor is not None:
-            return binary_frame(self.compressor.compress(frame.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH))
+            return binary_frame(deflate(self.compressor, frame))
         return text_frame(frame.encode())
 
     def flush_buffer(self) -> None:
@@ -150,8 +156,7 @@ class Session:
                         # (allowed only once the queue is empty) cannot overtake it
                         wire.write(self._encode(self._queue.popleft()))
                     elif self.compressor is not None:
-                        data = self.compressor.compress(self._queue.popleft().encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
-                        await self.ws.send_bytes(data)
+                        await self.ws.send_bytes(deflate(self.compressor, self._queue.popleft()))
                     else:
                         await self.ws.send_text(self._queue.popleft())
                     if len(self._queue) < self.high_water:
