@@ -13,6 +13,7 @@ from townsquare.agents.memory.facts import Fact, current_confidence, extract_fac
 from townsquare.agents.memory.guard import find_claims, guard
 from townsquare.agents.memory.importance import heuristic_importance, parse_rating
 from townsquare.agents.memory.model import Kind, Memory, memory_id
+from townsquare.agents.memory.news import on_mind, on_mind_window
 from townsquare.agents.memory.reflection import consolidate, record_reflection
 from townsquare.agents.memory.remember import Memories, Seen, open_memories
 from townsquare.agents.memory.scoring import normalise, rank
@@ -83,6 +84,21 @@ def test_retrieval_ranks_by_relevance_importance_and_recency(memories: Memories,
     recall_now = now + 10
     store.search(agent_id, "Marco fixed the church bell", recall_now, k=1, touch=True)
     assert store.get(agent_id, [b.id])[0].last_access == pytest.approx(recall_now)
+
+
+async def test_news_on_the_mind_is_read_from_the_last_simulated_day(memories: Memories, agent_id: int) -> None:
+    """The worker's on-mind path on the real store: `recent(since=)` reads one simulated day
+    (speed 96: 900 s), newest first, and the host's plan outlasts a flood of small talk."""
+    now = time.time()
+    window = on_mind_window(96.0)
+    plan = mem(agent_id, "My plan: a party at the harbour cafe on Saturday", importance=9, at=now - 0.5 * window)
+    stale = mem(agent_id, "Ben said in #tech: the bridge closes for a week", importance=10, at=now - 2 * window)
+    chatter = [mem(agent_id, f"Ana said in #food: the soup is fine {i}", importance=6, at=now - i) for i in range(40)]
+    memories.store.add([plan, stale, *chatter])
+    recent = await memories.recent(agent_id, 400, since=now - window)
+    assert stale.id not in {m.id for m in recent} and plan.id in {m.id for m in recent}
+    assert [m.created_at for m in recent] == sorted((m.created_at for m in recent), reverse=True)
+    assert on_mind(recent, now=now, sim_speed=96.0) == "a party at the harbour cafe on Saturday"
 
 
 def test_search_filters_by_kind_and_person(memories: Memories, agent_id: int) -> None:
