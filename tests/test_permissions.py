@@ -120,3 +120,32 @@ async def test_dm_privacy(world: World) -> None:
         assert (await world.client.get(f"/api/v10/channels/{dm['id']}/messages", headers=outsider.headers)).status_code == 403
         r = await world.client.post(f"/api/v10/channels/{dm['id']}/messages", json={"content": "intrude"}, headers=outsider.headers)
         assert r.status_code == 403
+
+
+async def test_removing_oneself_through_the_members_route_is_a_kick(world: World) -> None:
+    """As on Discord: `DELETE /guilds/{g}/members/{own id}` needs KICK_MEMBERS; leaving is `DELETE /users/@me/guilds/{g}`."""
+    member = f"/api/v10/guilds/{world.guild_id}/members"
+    r = await world.client.delete(f"{member}/{world.alice.id}", headers=world.alice.headers)
+    assert r.status_code == 403 and r.json()["code"] == 50013, r.text
+    assert (await world.client.get(f"{member}/{world.alice.id}", headers=world.owner.headers)).status_code == 200  # still a member
+
+    r = await world.client.delete(f"/api/v10/users/@me/guilds/{world.guild_id}", headers=world.alice.headers)
+    assert r.status_code == 204, r.text
+    assert (await world.client.get(f"{member}/{world.alice.id}", headers=world.owner.headers)).status_code == 404
+    assert world.guild_id not in [int(g["id"]) for g in (await world.client.get("/api/v10/users/@me/guilds", headers=world.alice.headers)).json()]
+    r = await world.client.delete(f"/api/v10/users/@me/guilds/{world.guild_id}", headers=world.alice.headers)
+    assert r.status_code == 404, r.text  # no longer a member: Unknown Guild
+
+    # the owner cannot leave (Discord: delete the guild instead), nor kick themself
+    r = await world.client.delete(f"/api/v10/users/@me/guilds/{world.guild_id}", headers=world.owner.headers)
+    assert 400 <= r.status_code < 500 and r.status_code != 404, r.text
+    r = await world.client.delete(f"{member}/{world.owner.id}", headers=world.owner.headers)
+    assert r.status_code == 403, r.text
+
+    # with KICK_MEMBERS, the members route works (on someone else, as before)
+    r = await world.client.post(f"/api/v10/guilds/{world.guild_id}/roles", json={"name": "kicker", "permissions": str(int(P.KICK_MEMBERS)),
+                                                                                  "position": 1}, headers=world.owner.headers)
+    kicker = r.json()["id"]
+    assert (await world.client.put(f"{member}/{world.bob.id}/roles/{kicker}", headers=world.owner.headers)).status_code == 204
+    r = await world.client.delete(f"{member}/{world.bot.id}", headers=world.bob.headers)
+    assert r.status_code == 204, r.text

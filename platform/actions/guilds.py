@@ -248,16 +248,25 @@ async def remove_member(tx: Tx, guild_id: int, target: Any) -> None:
     await tx.emit(E.GUILD_DELETE, {"id": str(guild_id)}, user_ids=[target.user_id])
 
 
-async def do_remove_member(platform: Platform, user_id: int, guild_id: int, target_id: int, reason: str | None) -> None:
-    """Kick (someone else, KICK_MEMBERS) or leave (oneself)."""
+async def do_leave_guild(platform: Platform, user_id: int, guild_id: int) -> None:
+    """`DELETE /users/@me/guilds/{id}`: a member leaves (no permission needed; the owner cannot)."""
+    await do_remove_member(platform, user_id, guild_id, user_id, None, leave=True)
+
+
+async def do_remove_member(platform: Platform, user_id: int, guild_id: int, target_id: int, reason: str | None, *,
+                           leave: bool = False) -> None:
+    """`DELETE /guilds/{g}/members/{u}` is a kick and needs KICK_MEMBERS, also when the target is
+    oneself (as on Discord); only `leave` (from `do_leave_guild`) removes oneself without it."""
     async with platform.transaction() as tx:
         access = await guild_access(tx.conn, user_id, guild_id)
         if target_id == access.guild.owner_id:
-            if target_id == user_id:
+            if target_id == user_id and leave:
                 raise CannotLeaveOwnGuild()
             raise MissingPermissions()
-        if target_id != user_id:
+        if not leave:
             access.require(int(P.KICK_MEMBERS))
+        elif target_id != user_id:
+            raise MissingPermissions()
         target = await member_row(tx.conn, guild_id, target_id)
         await _require_above(tx.conn, access, user_id, list(target.roles) if target_id != user_id else [])
         await remove_member(tx, guild_id, target)

@@ -90,7 +90,7 @@ async def my_guilds(me: Me, platform: PlatformDep) -> list[dict[str, Any]]:
 
 @router.delete("/users/@me/guilds/{guild_id}", status_code=204)
 async def leave_guild(guild_id: Snowflake, me: Me, platform: PlatformDep) -> Response:
-    await guilds.do_remove_member(platform, me.id, guild_id, me.id, None)
+    await guilds.do_leave_guild(platform, me.id, guild_id)
     return Response(status_code=204)
 
 
