@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from ..core.errors import InvalidCredentials, InvalidFormBody, MissingPermissions, Unauthorized, UnknownUser, UsernameTaken
+from ..core.errors import InvalidCredentials, InvalidFormBody, MissingPermissions, RateLimited, Unauthorized, UnknownUser, UsernameTaken
 from ..core.secretbox import seal
 from ..core.snowflake import new_id
 from ..db.models import Agent, Token, User
@@ -118,6 +118,57 @@ async def _login_failed(platform: Platform, user_id: int | None, login: str, ip:
                        options={"login": login[:64], **_client(ip)}, reason=why)
 
 
+# Per-account login backoff, beside the per-address throttle of the route (which a client
+# behind many addresses escapes): after LOGIN_FREE_FAILURES failed logins in a row on one
+# account, one attempt is let through per backoff period, which doubles with each further
+# failure up to LOGIN_BACKOFF_MAX_SECONDS; a successful login clears it. Refused attempts do not
+# reach the password check, so a refusal says nothing about the password. Counted in Redis, so
+# every server instance shares it. An unknown login is counted under its own name, exactly like
+# an account, so the backoff does not tell which logins exist.
+LOGIN_FREE_FAILURES = 5
+LOGIN_BACKOFF_MAX_SECONDS = 900
+LOGIN_FAILURE_MEMORY_SECONDS = 3600  # failures older than this (with none since) are forgotten
+
+# KEYS: failures, backoff. ARGV: free failures, max backoff ms. Returns the ms to wait (0: go on).
+# Past the free failures, the attempt that is let through starts the next backoff period at once,
+# so concurrent attempts cannot all slip through the same opening.
+_LOGIN_GATE = """
+local wait = redis.call('PTTL', KEYS[2])
+if wait > 0 then return wait end
+local fails = tonumber(redis.call('GET', KEYS[1]) or '0')
+local free = tonumber(ARGV[1])
+if fails >= free then
+  local ms = math.min(1000 * 2 ^ (fails - free + 1), tonumber(ARGV[2]))
+  redis.call('SET', KEYS[2], '1', 'PX', math.floor(ms))
+end
+return 0
+"""
+
+
+def login_keys(redis_prefix: str, account: str) -> list[str]:
+    """The failure counter and the backoff of an account (`u<id>`) or an unknown login (`n<name>`)."""
+    tag = hashlib.blake2s(account.encode(), digest_size=12).hexdigest()  # no login names in Redis key names
+    return [f"{redis_prefix}login:fails:{tag}", f"{redis_prefix}login:backoff:{tag}"]
+
+
+async def _login_gate(platform: Platform, keys: list[str]) -> None:
+    if not platform.settings.rate_limits_enabled:
+        return
+    wait_ms = int(await platform.redis.eval(_LOGIN_GATE, 2, *keys, LOGIN_FREE_FAILURES, LOGIN_BACKOFF_MAX_SECONDS * 1000))
+    if wait_ms > 0:
+        wait = wait_ms / 1000
+        raise RateLimited(wait, is_global=False, bucket="login-backoff", limit=LOGIN_FREE_FAILURES, reset_after=wait)
+
+
+async def _login_failure(platform: Platform, keys: list[str]) -> None:
+    if not platform.settings.rate_limits_enabled:
+        return
+    async with platform.redis.pipeline(transaction=True) as pipe:
+        pipe.incr(keys[0])
+        pipe.expire(keys[0], LOGIN_FAILURE_MEMORY_SECONDS)
+        await pipe.execute()
+
+
 async def do_login(platform: Platform, *, login: str, password: str, ip: str | None = None) -> tuple[Any, str]:
     async with platform.read() as conn:
         row = (
@@ -128,15 +179,22 @@ async def do_login(platform: Platform, *, login: str, password: str, ip: str | N
                 )
             )
         ).first()
+    # an account is one counter whether it is named by username or email; an unknown login, its name
+    keys = login_keys(platform.settings.redis_prefix, f"u{row.id}" if row is not None and row.password_hash is not None else f"n{login.lower()}")
+    await _login_gate(platform, keys)
     if row is None or row.password_hash is None:
         await asyncio.to_thread(_dummy_verify)  # same cost whether or not the user exists
+        await _login_failure(platform, keys)
         await _login_failed(platform, None, login, ip, "unknown login")
         raise InvalidCredentials()
     try:
         await asyncio.to_thread(_hasher.verify, row.password_hash, password)
     except (VerificationError, InvalidHashError):
+        await _login_failure(platform, keys)
         await _login_failed(platform, row.id, login, ip, "wrong password")
         raise InvalidCredentials() from None
+    if platform.settings.rate_limits_enabled:
+        await platform.redis.delete(*keys)
     async with platform.transaction() as tx:
         token = await _issue_token(tx, row.id, "bearer")
         await tx.audit(guild_id=None, user_id=row.id, action_type=A.LOGIN, target_id=row.id, options=_client(ip) or None)

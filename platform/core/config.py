@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str | None = None  # how clients reach us, e.g. behind a proxy; default http://host:port
-    forwarded_allow_ips: str = "127.0.0.1,::1"  # proxies (IPs / CIDRs, comma-separated) whose X-Forwarded-For/-Proto the server believes
+    # proxies (IPs / CIDRs, comma-separated) whose X-Forwarded-For/-Proto the server believes; none
+    # by default: any local process could otherwise pose as many clients (and escape per-address limits)
+    forwarded_allow_ips: str = ""
 
     database_url: str | None = secret(env="DATABASE_URL")
     database_schema: str | None = None  # run inside this schema (tests use one per session)
