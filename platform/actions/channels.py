@@ -19,6 +19,7 @@ from .access import (
 )
 from .audit import A, changes
 from .context import Platform, Tx
+from .messages import load_messages
 
 GUILD_CHANNEL_TYPES = (GUILD_TEXT, GUILD_CATEGORY, GUILD_ANNOUNCEMENT)
 
@@ -67,11 +68,11 @@ async def list_active_threads(platform: Platform, user_id: int, guild_id: int) -
         access = await guild_access(conn, user_id, guild_id)
         rows = await visible_channels(conn, access, user_id)
         threads = [r for r, _ in rows if r.type in THREAD_TYPES and not (r.thread_metadata or {}).get("archived")]
-        mine = set((await conn.execute(select(ThreadMember.thread_id).where(
-            ThreadMember.user_id == user_id, ThreadMember.thread_id.in_([t.id for t in threads])))).scalars().all()) if threads else set()
+        mine = (await conn.execute(select(ThreadMember.thread_id, ThreadMember.joined_at).where(
+            ThreadMember.user_id == user_id, ThreadMember.thread_id.in_([t.id for t in threads])))).all() if threads else []
     return {
         "threads": [shapes.channel(t) for t in threads],
-        "members": [{"id": str(t), "user_id": str(user_id), "join_timestamp": None, "flags": 0} for t in mine],
+        "members": [thread_member(t.thread_id, user_id, t.joined_at) for t in mine],
     }
 
 
@@ -174,8 +175,9 @@ async def do_delete_channel(platform: Platform, user_id: int, channel_id: int, r
         moved = (await tx.conn.execute(update(Channel).where(Channel.parent_id == channel_id, Channel.type.notin_(THREAD_TYPES))
                                        .values(parent_id=None).returning(Channel))).all()
         await tx.conn.execute(delete(Channel).where(Channel.id.in_(doomed)))
-        if row.type not in THREAD_TYPES:
-            await tx.conn.execute(text("UPDATE messages SET thread_id = NULL WHERE thread_id = ANY(:ids)"), {"ids": doomed})
+        # the messages that started the deleted threads no longer have one
+        await tx.conn.execute(text("UPDATE messages SET thread_id = NULL, flags = flags & ~CAST(:has AS int) WHERE thread_id = ANY(:ids)"),
+                              {"ids": doomed, "has": shapes.HAS_THREAD})
         for child in moved:
             await tx.emit(E.CHANNEL_UPDATE, shapes.channel(child), guild_id=child.guild_id, channel_id=child.id)
         for thread_id in doomed[1:]:
@@ -243,7 +245,8 @@ async def do_open_dm(platform: Platform, user_id: int, recipient_ids: list[int],
         ctype = DM if len(ids) == 1 else GROUP_DM
         row = (await tx.conn.execute(insert(Channel).values(id=new_id(), type=ctype, recipients=pair, owner_id=user_id,
                                                              name=name if ctype == GROUP_DM else None).returning(Channel))).one()
-        await tx.emit(E.CHANNEL_CREATE, shapes.channel(row, await _recipients(tx.conn, pair)), user_ids=pair, channel_id=row.id)
+        # No CHANNEL_CREATE: Discord dispatches none for private channels (libraries assert a guild
+        # channel); a recipient learns of the channel from its first MESSAGE_CREATE.
         return await channel_object(tx.conn, row, user_id)
 
 
@@ -255,17 +258,29 @@ async def list_dms(platform: Platform, user_id: int) -> list[dict[str, Any]]:
 
 # --- threads -------------------------------------------------------------------------------
 
+def thread_member(thread_id: int, user_id: int, joined_at: Any) -> dict[str, Any]:
+    """Discord's thread member object (libraries read every one of these keys)."""
+    return {"id": str(thread_id), "user_id": str(user_id), "join_timestamp": shapes.iso(joined_at), "flags": 0}
+
+
+async def _count_thread_members(tx: Tx, thread_id: int) -> int:
+    """Stores the thread's member count in its metadata and returns it."""
+    return (await tx.conn.execute(text(
+        "UPDATE channels SET thread_metadata = jsonb_set(coalesce(thread_metadata, '{}'), '{member_count}', "
+        "to_jsonb((SELECT count(*) FROM thread_members WHERE thread_id = :t))) WHERE id = :t "
+        "RETURNING (thread_metadata->>'member_count')::int"), {"t": thread_id})).scalar_one()
+
+
 async def _join_thread(tx: Tx, thread: Any, user_id: int) -> bool:
     added = (await tx.conn.execute(text(
-        "INSERT INTO thread_members (thread_id, user_id) VALUES (:t, :u) ON CONFLICT DO NOTHING RETURNING user_id"),
+        "INSERT INTO thread_members (thread_id, user_id) VALUES (:t, :u) ON CONFLICT DO NOTHING RETURNING user_id, joined_at"),
         {"t": thread.id, "u": user_id})).first()
     if added is None:
         return False
-    await tx.conn.execute(text(
-        "UPDATE channels SET thread_metadata = jsonb_set(coalesce(thread_metadata, '{}'), '{member_count}', "
-        "to_jsonb((SELECT count(*) FROM thread_members WHERE thread_id = :t))) WHERE id = :t"), {"t": thread.id})
-    await tx.emit(E.THREAD_MEMBERS_UPDATE, {"id": str(thread.id), "guild_id": str(thread.guild_id),
-                                             "added_members": [{"id": str(thread.id), "user_id": str(user_id)}], "removed_member_ids": []},
+    count = await _count_thread_members(tx, thread.id)
+    await tx.emit(E.THREAD_MEMBERS_UPDATE, {"id": str(thread.id), "guild_id": str(thread.guild_id), "member_count": count,
+                                             "added_members": [thread_member(thread.id, user_id, added.joined_at)],
+                                             "removed_member_ids": []},
                   guild_id=thread.guild_id, channel_id=thread.id)
     return True
 
@@ -288,7 +303,8 @@ async def do_create_thread(platform: Platform, user_id: int, channel_id: int, *,
                 raise UnknownMessage()
             if msg.thread_id is not None:
                 raise InvalidFormBody("A thread has already been created for this message")
-            await tx.conn.execute(update(Message).where(Message.id == message_id).values(thread_id=thread_id))
+            await tx.conn.execute(update(Message).where(Message.id == message_id)
+                                  .values(thread_id=thread_id, flags=Message.flags.op("|")(shapes.HAS_THREAD)))
         meta = {"archived": False, "locked": False, "auto_archive_duration": auto_archive_duration, "invitable": invitable, "member_count": 0}
         row = (await tx.conn.execute(insert(Channel).values(
             id=thread_id, guild_id=parent.guild_id, type=type, name=name, parent_id=channel_id, owner_id=user_id,
@@ -296,6 +312,10 @@ async def do_create_thread(platform: Platform, user_id: int, channel_id: int, *,
         await tx.emit(E.THREAD_CREATE, {**shapes.channel(row), "newly_created": True}, guild_id=parent.guild_id, channel_id=row.id)
         await _join_thread(tx, row, user_id)
         row = (await tx.conn.execute(select(Channel).where(Channel.id == thread_id))).one()
+        if message_id is not None:  # the starter now carries HAS_THREAD and its thread (Discord sends the update too)
+            starter = (await load_messages(tx.conn, "m.id = :mid", {"mid": message_id}, me=user_id,
+                                           base_url=platform.settings.base_url, limit=1))[0]
+            await tx.emit(E.MESSAGE_UPDATE, starter, guild_id=parent.guild_id, channel_id=channel_id)
         await tx.audit(guild_id=parent.guild_id, user_id=user_id, action_type=A.THREAD_CREATE, target_id=thread_id,
                        changes=changes(None, {"name": name, "type": type}), reason=reason)
     return shapes.channel(row)
@@ -333,11 +353,9 @@ async def do_leave_thread(platform: Platform, user_id: int, thread_id: int, targ
                                          .returning(ThreadMember.user_id))).first()
         if removed is None:
             return
-        await tx.conn.execute(text(
-            "UPDATE channels SET thread_metadata = jsonb_set(coalesce(thread_metadata, '{}'), '{member_count}', "
-            "to_jsonb((SELECT count(*) FROM thread_members WHERE thread_id = :t))) WHERE id = :t"), {"t": thread_id})
-        await tx.emit(E.THREAD_MEMBERS_UPDATE, {"id": str(thread_id), "guild_id": str(access.guild_id), "added_members": [],
-                                                 "removed_member_ids": [str(member)]},
+        count = await _count_thread_members(tx, thread_id)
+        await tx.emit(E.THREAD_MEMBERS_UPDATE, {"id": str(thread_id), "guild_id": str(access.guild_id), "member_count": count,
+                                                 "added_members": [], "removed_member_ids": [str(member)]},
                       guild_id=access.guild_id, channel_id=thread_id)
         if access.channel.type == PRIVATE_THREAD:
             # the removed member can no longer see the thread: tell them directly
@@ -351,4 +369,4 @@ async def list_thread_members(platform: Platform, user_id: int, thread_id: int) 
         if not access.is_thread:
             raise UnknownChannel()
         rows = (await conn.execute(select(ThreadMember).where(ThreadMember.thread_id == thread_id).order_by(ThreadMember.user_id))).all()
-    return [{"id": str(thread_id), "user_id": str(r.user_id), "join_timestamp": shapes.iso(r.joined_at), "flags": 0} for r in rows]
+    return [thread_member(thread_id, r.user_id, r.joined_at) for r in rows]

@@ -301,7 +301,9 @@ _PAGE = """
                                    'mention_everyone', rm.mention_everyone, 'edited_at', rm.edited_at, 'pinned_at', rm.pinned_at,
                                    'author', jsonb_build_object('id', ru.id, 'username', ru.username, 'global_name', ru.global_name,
                                                                 'avatar', ru.avatar, 'bot', ru.bot))
-           FROM messages rm JOIN users ru ON ru.id = rm.author_id WHERE rm.id = m.referenced_message_id) END AS referenced
+           FROM messages rm JOIN users ru ON ru.id = rm.author_id WHERE rm.id = m.referenced_message_id) END AS referenced,
+      CASE WHEN m.thread_id IS NOT NULL THEN
+        (SELECT """ + shapes.THREAD_JSON_SQL.format(t="t") + """ FROM channels t WHERE t.id = m.thread_id) END AS thread
     FROM messages m JOIN users u ON u.id = m.author_id
     WHERE {where}
     ORDER BY m.id {order}
@@ -383,8 +385,8 @@ async def do_edit_message(platform: Platform, user: Any, channel_id: int, messag
                           mention_channels=mentions.channels, mention_everyone=mentions.everyone)
         if "embeds" in changes:
             values["embeds"] = _json(changes["embeds"] or [])
-        if "flags" in changes:
-            values["flags"] = int(changes["flags"]) & 4  # only SUPPRESS_EMBEDS may be toggled
+        if "flags" in changes:  # only SUPPRESS_EMBEDS may be toggled; the others (HAS_THREAD...) stay
+            values["flags"] = (row.flags & ~4) | (int(changes["flags"]) & 4)
         if values:
             sets = ", ".join(f"{k} = :{k}" if k != "embeds" else "embeds = CAST(:embeds AS jsonb)" for k in values)
             await tx.conn.execute(text(f"UPDATE messages SET {sets}, edited_at = now() WHERE id = :id"), {**values, "id": message_id})

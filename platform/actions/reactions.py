@@ -56,6 +56,13 @@ def _payload(access: Any, user_id: int, channel_id: int, message_id: int, emoji:
     return out
 
 
+_MEMBER = text(
+    "SELECT m.guild_id, m.nick, m.roles, m.joined_at, jsonb_build_object('id', u.id, 'username', u.username, "
+    "'global_name', u.global_name, 'avatar', u.avatar, 'bot', u.bot) AS user "
+    "FROM members m JOIN users u ON u.id = m.user_id WHERE m.guild_id = :g AND m.user_id = :u"
+)
+
+
 async def do_add_reaction(platform: Platform, user: Any, channel_id: int, message_id: int, emoji: str) -> None:
     emoji = check_emoji(emoji)
     async with platform.transaction() as tx:
@@ -72,8 +79,12 @@ async def do_add_reaction(platform: Platform, user: Any, channel_id: int, messag
             "RETURNING user_id, (SELECT author_id FROM messages WHERE id = :m) AS author_id"),
             {"m": message_id, "e": emoji, "u": user.id})).first()
         if added is not None:  # Discord's payload names the message's author (agents' moods and bonds use it)
-            await tx.emit(E.MESSAGE_REACTION_ADD, {**_payload(access, user.id, channel_id, message_id, emoji),
-                                                   "member": None, "message_author_id": str(added.author_id)}, **_audience(access))
+            payload = {**_payload(access, user.id, channel_id, message_id, emoji), "message_author_id": str(added.author_id)}
+            if access.guild_id is not None:  # in a guild, the reacting member (libraries build their event from it)
+                member = (await tx.conn.execute(_MEMBER, {"g": access.guild_id, "u": user.id})).first()
+                if member is not None:
+                    payload["member"] = shapes.member(member, shapes.user_json(member.user))
+            await tx.emit(E.MESSAGE_REACTION_ADD, payload, **_audience(access))
 
 
 async def do_remove_reaction(platform: Platform, user_id: int, channel_id: int, message_id: int, emoji: str,

@@ -4,6 +4,7 @@ shapes go out in REST responses and in event payloads."""
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from ..core.snowflake import snowflake_time
@@ -222,8 +223,28 @@ def message(row: Any, *, author: dict[str, Any], base_url: str, me: int | None =
         elif row.referenced_message_id is not None:
             out["referenced_message"] = None  # the replied-to message was deleted
     if row.thread_id is not None:
-        out["thread"] = {"id": str(row.thread_id)}
+        out["flags"] = row.flags | HAS_THREAD
+        thread = getattr(row, "thread", None)
+        if thread is not None:
+            out["thread"] = thread_json(thread)
     return out
+
+
+HAS_THREAD = 1 << 5  # message flag: a thread was started from this message
+
+
+# The thread a message started, as one json column of a message query (`thread_json` reads it)
+THREAD_JSON_SQL = """jsonb_build_object('id', {t}.id, 'type', {t}.type, 'guild_id', {t}.guild_id, 'name', {t}.name,
+    'position', {t}.position, 'parent_id', {t}.parent_id, 'owner_id', {t}.owner_id, 'nsfw', {t}.nsfw,
+    'rate_limit_per_user', {t}.rate_limit_per_user, 'thread_metadata', {t}.thread_metadata,
+    'last_message_id', {t}.last_message_id, 'message_count', {t}.message_count, 'created_at', {t}.created_at)"""
+
+
+def thread_json(obj: dict[str, Any]) -> dict[str, Any]:
+    """A thread channel (Discord's full channel object) from THREAD_JSON_SQL's json."""
+    created = obj.get("created_at")
+    row = SimpleNamespace(**{**obj, "created_at": datetime.fromisoformat(created) if isinstance(created, str) else created})
+    return channel(row)
 
 
 def referenced(obj: dict[str, Any], base_url: str) -> dict[str, Any]:
