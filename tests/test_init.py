@@ -225,3 +225,5 @@ def test_serve_believes_forwarded_addresses_only_from_trusted_proxies(installati
         assert last_login_ip(served) == "203.0.113.7"
     with Served(installation, TOWNSQUARE_FORWARDED_ALLOW_IPS="10.9.9.9") as served:  # we are no trusted proxy: the header is ignored
         assert last_login_ip(served) == "127.0.0.1"
+    with Served(installation) as served:  # by default no proxy is trusted, not even one on loopback
+        assert last_login_ip(served) == "127.0.0.1"
