@@ -123,6 +123,17 @@ async def test_restore_into_an_empty_installation_reproduces_the_content(platfor
         names = tar.getnames()
     assert names[0] == "manifest.json" and "db/messages.copy" in names and any(n.startswith("objects/") for n in names)
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+    # the sidecar: owner-only like the archive, and only what a listing shows (no attachment's key, type, size or hash)
+    side = archive.sidecar(path)
+    assert oct(side.stat().st_mode & 0o777) == "0o600"
+    public = json.loads(side.read_text())
+    assert public["encrypted"] is False and not {"members", "files", "memories", "database", "config"} & set(public), public
+    async with platform.read() as conn:
+        stored = (await conn.execute(text("SELECT storage_key, content_type FROM attachments"))).all()
+    assert stored and not [k for k, _ in stored if k in side.read_text()]
+    assert "image/png" not in side.read_text()
+    listed = archive.summary(path)  # a listing reads the sidecar alone
+    assert (listed["counts"], listed["digest"], listed["damaged"]) == (made["counts"], made["digest"], False)
 
     result = await restore_backup(Installation.of(fresh), path)
     assert result["digest_matches"] and result["digest"] == before

@@ -9,9 +9,12 @@ when it is set, see encryption.py), `manifest.json` first, then:
   config/settings.json     the non-secret settings; config/*.yaml the society and routing files
 
 The manifest lists every member with its SHA-256 and size, so a damaged or altered archive is
-refused before anything is restored. Next to each archive, `<name>.json` keeps a copy of the
-manifest so that listing the folder never decompresses an archive; beside an encrypted archive
-that copy keeps only what a listing shows (no member list, no file hashes), with the key id.
+refused before anything is restored. Next to each archive, `<name>.json` (owner-only, like the
+archive) keeps what a listing shows, so that listing the folder never decompresses or decrypts an
+archive: name, kind, dates, versions, schema revision, counts and the content digest's hash (plus
+the key id beside an encrypted archive). Nothing else: no member list, no attachment's storage
+key, type, size or hash (a file's hash would confirm a guess of its content). A restore and a
+verify read only the manifest inside the archive, never the sidecar.
 
 Archives are written and read as streams (tarfile's `w|` / `r|` modes): an encrypted one is
 sealed and checked chunk by chunk, and no archive is ever held in memory."""
@@ -93,13 +96,12 @@ PUBLIC_FIELDS = ("format", "version", "name", "kind", "created_at", "townsquare"
 
 
 def public_manifest(manifest: dict[str, Any], key_id: str | None) -> dict[str, Any]:
-    """The sidecar copy: the whole manifest beside a plaintext archive (which holds it anyway);
-    beside an encrypted one, only what a listing shows: no member names or hashes (a file's hash
-    would confirm a guess of its content), and the id of the key that opens it."""
+    """The sidecar copy: only what a listing shows (`summary`), whether or not the archive is
+    encrypted, and beside an encrypted one the id of the key that opens it."""
+    listing = {**{k: manifest.get(k) for k in PUBLIC_FIELDS}, "digest": {"sha256": (manifest.get("digest") or {}).get("sha256")}}
     if key_id is None:
-        return {**manifest, "encrypted": False}
-    return {**{k: manifest.get(k) for k in PUBLIC_FIELDS}, "digest": {"sha256": (manifest.get("digest") or {}).get("sha256")},
-            "encrypted": True, "key_id": key_id, "cipher": "AES-256-GCM, 64 KiB chunks (Townsquare sealed stream v1)"}
+        return {**listing, "encrypted": False}
+    return {**listing, "encrypted": True, "key_id": key_id, "cipher": "AES-256-GCM, 64 KiB chunks (Townsquare sealed stream v1)"}
 
 
 def write_archive(staging: Path, manifest: dict[str, Any], target: Path, compress: bool, cipher: UploadCipher | None = None,
@@ -129,8 +131,10 @@ def write_archive(staging: Path, manifest: dict[str, Any], target: Path, compres
         raw.flush()
         os.fsync(raw.fileno())
     sidecar_part = sidecar(part)
-    sidecar_part.write_bytes(orjson.dumps(public_manifest(manifest, key_id if cipher is not None else None),
-                                          option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    side = orjson.dumps(public_manifest(manifest, key_id if cipher is not None else None), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    fd = os.open(sidecar_part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # counts and dates are the owner's too
+    with os.fdopen(fd, "wb") as out:
+        out.write(side)
     os.replace(sidecar_part, sidecar(target))
     os.replace(part, target)
 
@@ -139,7 +143,7 @@ def _check_manifest(manifest: Any, public: bool = False) -> dict[str, Any]:
     """`public`: a sidecar, which may be the listing-only copy of an encrypted archive's manifest."""
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupDamaged("The file is not a Townsquare backup")
-    if not isinstance(manifest.get("members"), dict) and not (public and manifest.get("encrypted") is True):
+    if not isinstance(manifest.get("members"), dict) and not (public and isinstance(manifest.get("encrypted"), bool)):
         raise BackupDamaged("The file is not a Townsquare backup")
     if not isinstance(manifest.get("version"), int) or manifest["version"] > VERSION:
         raise BackupIncompatible()
