@@ -377,10 +377,28 @@ async def record_llm_calls(platform: Platform, calls: list[dict[str, Any]]) -> N
             await tx.conn.execute(insert(LlmCall), [{"id": new_id(), **c} for c in calls])
 
 
+TURN_ERROR_MAX = 300  # agent_turns.error's length
+
+
+def turn_error(error: Any) -> str | None:
+    """A turn's reason for failing as stored: words for an administrator, on one line, cut to the
+    column (None when there is none)."""
+    if error is None:
+        return None
+    words = " ".join(str(error).split())
+    if not words:
+        return None
+    return words if len(words) <= TURN_ERROR_MAX else words[:TURN_ERROR_MAX - 1] + "…"
+
+
 async def record_turns(platform: Platform, turns: list[dict[str, Any]]) -> None:
+    """Stores a batch of turn records (the worker's dicts: the row's columns). A turn that
+    failed may say why under "error" (e.g. "the model did not answer in 30 s"); the dashboard
+    shows each agent's last one."""
     if turns:
+        rows = [{"id": new_id(), **t, "error": turn_error(t.get("error"))} for t in turns]  # every row has the key: one executemany
         async with platform.transaction() as tx:
-            await tx.conn.execute(insert(AgentTurn), [{"id": new_id(), **t} for t in turns])
+            await tx.conn.execute(insert(AgentTurn), rows)
 
 
 def llm_call_object(r: Any) -> dict[str, Any]:
@@ -394,7 +412,7 @@ def turn_object(r: Any) -> dict[str, Any]:
     return {"id": str(r.id), "agent_id": shapes.sid(r.agent_id), "guild_id": shapes.sid(r.guild_id),
             "channel_id": shapes.sid(r.channel_id), "trigger": r.trigger, "event_position": r.event_position,
             "outcome": r.outcome, "message_id": shapes.sid(r.message_id), "llm_ms": r.llm_ms, "total_ms": r.total_ms,
-            "created_at": shapes.iso(r.created_at)}
+            "error": r.error, "created_at": shapes.iso(r.created_at)}
 
 
 async def _recent(platform: Platform, me: AuthUser, table: Any, shape: Any, *, agent_id: int | None, guild_id: int | None,

@@ -302,6 +302,10 @@ class LlmCall(Base):
     __table_args__ = (Index("llm_calls_agent", "agent_id", "id"),)
 
 
+# A failed turn: one that says why, or one of the outcomes that are failures whatever they say.
+TURN_FAILED = "error IS NOT NULL OR outcome IN ('error', 'timeout')"
+
+
 class AgentTurn(Base):
     """One decision to act and how it ended: the society's heartbeat, for the API and benchmarks."""
 
@@ -316,8 +320,12 @@ class AgentTurn(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     llm_ms: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     total_ms: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    # why the turn failed, in words for an administrator ("the model did not answer in 30 s"); None when it did not
+    error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = _now()
-    __table_args__ = (Index("agent_turns_agent", "agent_id", "id"), Index("agent_turns_guild", "guild_id", "id"))
+    __table_args__ = (Index("agent_turns_agent", "agent_id", "id"), Index("agent_turns_guild", "guild_id", "id"),
+                      # each agent's last failure (the dashboard) without walking its successful turns
+                      Index("agent_turns_failures", "agent_id", "id", postgresql_where=text(TURN_FAILED)))
 
 
 class Relationship(Base):
