@@ -16,6 +16,7 @@ from townsquare.platform.actions import agents, dashboard
 from townsquare.platform.actions.context import Platform
 from townsquare.platform.actions.users import authenticate
 from townsquare.platform.core.logstore import StoreHandler
+from townsquare.platform.core.metrics import GATE_REASONS
 
 from .helpers import Actor, assert_discord_error, name, person
 from .test_worker import society_with_human
@@ -94,6 +95,71 @@ async def test_live_status_merges_the_workers_signal(platform: Platform, client:
     r = await client.get(f"{BASE}/agents", params={"guild_id": soc["guild_id"]}, headers=admin.headers)
     row = next(x for x in r.json() if int(x["id"]) == b)
     assert row["last_turn"]["outcome"] == "posted" and row["last_turn"]["trigger"] == "roll"
+
+
+async def test_each_agent_shows_its_last_failure_in_words(platform: Platform, client: httpx.AsyncClient, soc: dict[str, Any]) -> None:
+    """The worker says why a turn failed ("error" of its record); the agents list shows each
+    agent's last failure, also after later turns succeeded, and older records without a reason
+    by their outcome."""
+    admin, g, general = soc["admin"], soc["guild_id"], soc["general"]
+    a, b, c = (int(x["id"]) for x in soc["cast"])
+    turn = {"guild_id": g, "channel_id": general, "trigger": "mention", "llm_ms": 0, "total_ms": 10}
+    rambling = "the quality gate rejected every candidate\n  (wrong_voice, off_topic) " + "and more " * 60
+    await agents.record_turns(platform, [
+        {**turn, "agent_id": a, "outcome": "timeout", "error": "the model did not answer in 30 s"},
+        {**turn, "agent_id": b, "outcome": "error"},  # a record from before reasons were written
+        {**turn, "agent_id": c, "outcome": "posted"},
+    ])
+    await agents.record_turns(platform, [
+        {**turn, "agent_id": a, "outcome": "silent", "error": rambling},  # a turn may fail without an error outcome
+        {**turn, "agent_id": a, "outcome": "posted", "trigger": "roll"},  # later success: the failure stays shown
+        {**turn, "agent_id": c, "outcome": "silent", "error": "   "},  # blank: no reason, and not a failure
+    ])
+
+    r = await client.get(f"{BASE}/agents", params={"guild_id": g}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    rows = {int(x["id"]): x for x in r.json()}
+    failure = rows[a]["last_failure"]
+    assert failure["outcome"] == "silent" and failure["trigger"] == "mention" and failure["channel_id"] == str(general)
+    assert failure["error"].startswith("the quality gate rejected every candidate (wrong_voice, off_topic) and more")
+    assert len(failure["error"]) == 300 and failure["error"].endswith("…") and "\n" not in failure["error"]
+    assert failure["created_at"] and int(failure["id"]) < int(rows[a]["last_turn"]["id"])
+    assert rows[a]["last_turn"]["outcome"] == "posted"
+    assert rows[b]["last_failure"]["outcome"] == "error" and rows[b]["last_failure"]["error"] is None
+    assert rows[c]["last_failure"] is None
+    # the agent's turn log carries the reason too
+    r = await client.get(f"/api/v10/townsquare/agents/{a}/turns", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert [t["error"] for t in r.json()][-1] == "the model did not answer in 30 s"
+
+
+async def test_overview_counts_gate_rejections_by_reason(platform: Platform, client: httpx.AsyncClient, soc: dict[str, Any]) -> None:
+    admin, g = soc["admin"], soc["guild_id"]
+    a = int(soc["cast"][0]["id"])
+    call = {"agent_id": a, "guild_id": g, "task": "reply", "backend": "local", "model": "m", "prompt_tokens": 10,
+            "completion_tokens": 5, "latency_ms": 200, "fallback_step": 0, "error": None}
+    await agents.record_llm_calls(platform, [
+        {**call, "outcome": "rejected", "error": "gate:wrong_voice"},
+        {**call, "outcome": "rejected", "error": "gate:wrong_voice"},
+        {**call, "outcome": "rejected", "error": "gate:off_topic"},
+        {**call, "outcome": "rejected", "error": "gate:a_new_reason"},  # a reason this server does not know yet
+        {**call, "outcome": "ok"},
+        {**call, "outcome": "error", "error": "gate:wrong_voice"},  # not a rejection
+    ])
+    r = await client.get(f"{BASE}/overview", params={"guild_id": g, "minutes": 15}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    gate = body["gate_rejections"]
+    counts = {x["reason"]: x["count"] for x in gate["by_reason"]}
+    assert gate["total"] == 4 and counts.pop("wrong_voice") == 2 and counts.pop("off_topic") == 1 and counts.pop("a_new_reason") == 1
+    assert set(counts) == set(GATE_REASONS) - {"wrong_voice", "off_topic"} and not any(counts.values())  # every reason has its row
+    assert [x["reason"] for x in gate["by_reason"]][:len(GATE_REASONS)] == list(GATE_REASONS)
+    # a rejected call was answered by the model: not an LLM error
+    assert body["llm"]["errors"] == 1 and body["llm"]["calls"] == 6
+    # another society's rejections are not this one's
+    other = await society(platform, client)
+    r = await client.get(f"{BASE}/overview", params={"guild_id": other["guild_id"], "minutes": 15}, headers=admin.headers)
+    assert r.json()["gate_rejections"]["total"] == 0
 
 
 async def test_memory_counts_ask_the_store_a_few_at_a_time(platform: Platform) -> None:

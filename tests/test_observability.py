@@ -255,6 +255,25 @@ async def test_metrics_show_the_workers_counters(settings: Settings, world: Worl
     assert (_value(turn_time, "townsquare_agent_turn_duration_seconds_count", trigger="mention", outcome="posted") or 0) >= 2
 
 
+async def test_metrics_count_quality_gate_rejections_by_reason(settings: Settings, world: World, client: httpx.AsyncClient) -> None:
+    """A rejected LLM call ("gate:<reason>") counts under its reason; unknown reasons under "other"."""
+    def call(outcome: str, error: str | None) -> dict[str, Any]:
+        return {"agent_id": None, "guild_id": None, "task": "reply", "backend": "obs-gate", "model": "m", "prompt_tokens": 5,
+                "completion_tokens": 5, "latency_ms": 100, "outcome": outcome, "fallback_step": 0, "error": error}
+
+    async def counts() -> dict[str, float]:
+        family = _metrics((await client.get("/metrics")).text).get("townsquare_gate_rejections", [])
+        return {s.labels["reason"]: s.value for s in family if s.name == "townsquare_gate_rejections_total"}
+
+    before = await counts()  # other tests' workers count in the same hash
+    await count_records(world.platform.redis, settings.redis_prefix, [
+        call("rejected", "gate:wrong_voice"), call("rejected", "gate:wrong_voice"), call("rejected", "gate:loop"),
+        call("rejected", "gate:something new"), call("ok", None), call("error", "gate:loop"), call("rejected", "not the gate")], [])
+    after = await counts()
+    grew = {r: after[r] - before.get(r, 0) for r in after if after[r] != before.get(r, 0)}
+    assert grew == {"wrong_voice": 2, "loop": 1, "other": 1}
+
+
 async def test_metrics_need_a_token_off_loopback(settings: Settings, services, client: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
     proxied = {"X-Forwarded-For": "203.0.113.9"}  # through a proxy on this host: not a local caller
     assert_discord_error(await client.get("/metrics", headers=proxied), 403)  # no token configured: loopback only

@@ -23,9 +23,10 @@ from sqlalchemy import func, select, text, update
 from ...agents.brain.routing import load_routing
 from ..core.config import is_secret, mask
 from ..core.errors import UnknownGuild
+from ..core.metrics import GATE_PREFIX, GATE_REASONS
 from ..core.logstore import LEVELS, decode, stream_key as log_stream_key
 from ..core.snowflake import EPOCH_MS, snowflake_from_time
-from ..db.models import Society
+from ..db.models import TURN_FAILED, Society
 from ..events.types import E
 from . import agents as registry
 from .audit import A
@@ -97,6 +98,23 @@ _LAST_TURNS = text("""
 """)
 
 
+# Each agent's last failed turn, through the partial index agent_turns_failures (the predicate is
+# models.TURN_FAILED, so the planner may use it): one index probe per agent.
+_LAST_FAILURES = text(f"""
+    SELECT a.id AS agent_id, t.id, t.trigger, t.outcome, t.error, t.channel_id, t.created_at
+    FROM unnest(CAST(:ids AS bigint[])) AS a(id)
+    CROSS JOIN LATERAL (SELECT id, trigger, outcome, error, channel_id, created_at FROM agent_turns
+                        WHERE agent_id = a.id AND ({TURN_FAILED}) ORDER BY id DESC LIMIT 1) t
+""")
+
+
+def failure_object(turn: Any) -> dict[str, Any]:
+    """A failed turn for the dashboard: `error` is the worker's reason in words (None for turns
+    recorded before reasons were, which the page describes by their outcome)."""
+    return {"id": str(turn.id), "trigger": turn.trigger, "outcome": turn.outcome, "error": turn.error,
+            "channel_id": _sid(turn.channel_id), "created_at": turn.created_at.isoformat()}
+
+
 async def _memory_counts(platform: Platform, agent_ids: list[int]) -> dict[int, int | None]:
     """Each agent's memory size, a few at a time (one store call each: a large society must not
     flood Chroma or the thread pool); None for those the store did not answer within the
@@ -119,12 +137,17 @@ async def _memory_counts(platform: Platform, agent_ids: list[int]) -> dict[int, 
 
 
 async def agents_live(platform: Platform, me: AuthUser, guild_id: int | None, *, with_memory: bool = True) -> list[dict[str, Any]]:
-    """The registry's agents, each with `live_status`, `activity`, `last_turn` and `memory_count`."""
+    """The registry's agents, each with `live_status`, `activity`, `last_turn`, `last_failure`
+    (the last turn that failed, with why in words) and `memory_count`."""
     agents = await registry.list_agents(platform, me, guild_id)
     ids = [int(a["id"]) for a in agents]
     activities = await read_activities(platform, ids)
-    async with platform.read() as conn:
-        turns = {r.agent_id: r for r in (await conn.execute(_LAST_TURNS, {"ids": ids})).all()} if ids else {}
+    turns: dict[int, Any] = {}
+    failures: dict[int, Any] = {}
+    if ids:
+        async with platform.read() as conn:
+            turns = {r.agent_id: r for r in (await conn.execute(_LAST_TURNS, {"ids": ids})).all()}
+            failures = {r.agent_id: r for r in (await conn.execute(_LAST_FAILURES, {"ids": ids})).all()}
     memory = await _memory_counts(platform, ids) if with_memory else {}
     for agent in agents:
         agent_id = int(agent["id"])
@@ -134,6 +157,8 @@ async def agents_live(platform: Platform, me: AuthUser, guild_id: int | None, *,
         agent["last_turn"] = None if turn is None else {
             "id": str(turn.id), "trigger": turn.trigger, "outcome": turn.outcome, "channel_id": _sid(turn.channel_id),
             "message_id": _sid(turn.message_id), "created_at": turn.created_at.isoformat()}
+        failure = failures.get(agent_id)
+        agent["last_failure"] = None if failure is None else failure_object(failure)
         agent["memory_count"] = memory.get(agent_id)
     return agents
 
@@ -160,8 +185,8 @@ _LLM = text("""
     SELECT ((id >> 22) + :epoch) / :bucket AS b, count(*) AS calls,
            avg(latency_ms) AS avg_ms,
            percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_ms,
-           count(*) FILTER (WHERE outcome IN ('ok', 'cached')) AS answered,
-           count(*) FILTER (WHERE outcome IN ('ok', 'cached') AND fallback_step > 0) AS fallbacks,
+           count(*) FILTER (WHERE outcome IN ('ok', 'cached', 'rejected')) AS answered,
+           count(*) FILTER (WHERE outcome IN ('ok', 'cached', 'rejected') AND fallback_step > 0) AS fallbacks,
            count(*) FILTER (WHERE outcome IN ('error', 'timeout')) AS errors
     FROM llm_calls WHERE id >= :low AND (CAST(:g AS bigint) IS NULL OR guild_id = :g)
     GROUP BY b
@@ -171,11 +196,18 @@ _LLM_TOTAL = text("""
     SELECT count(*) AS calls, avg(latency_ms) AS avg_ms,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50_ms,
            percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_ms,
-           count(*) FILTER (WHERE outcome IN ('ok', 'cached')) AS answered,
-           count(*) FILTER (WHERE outcome IN ('ok', 'cached') AND fallback_step > 0) AS fallbacks,
+           count(*) FILTER (WHERE outcome IN ('ok', 'cached', 'rejected')) AS answered,
+           count(*) FILTER (WHERE outcome IN ('ok', 'cached', 'rejected') AND fallback_step > 0) AS fallbacks,
            count(*) FILTER (WHERE outcome IN ('error', 'timeout')) AS errors,
            coalesce(sum(prompt_tokens + completion_tokens), 0) AS tokens
     FROM llm_calls WHERE id >= :low AND (CAST(:g AS bigint) IS NULL OR guild_id = :g)
+""")
+
+# Candidate replies the quality gate rejected, by reason (see core/metrics.gate_reason)
+_GATE = text("""
+    SELECT substr(error, :skip) AS reason, count(*) AS n FROM llm_calls
+    WHERE id >= :low AND (CAST(:g AS bigint) IS NULL OR guild_id = :g) AND outcome = 'rejected' AND error LIKE 'gate:%'
+    GROUP BY reason
 """)
 
 _TURNS = text("""
@@ -209,6 +241,7 @@ async def overview(platform: Platform, me: AuthUser, guild_id: int | None, minut
         llm = {int(r.b): r for r in (await conn.execute(_LLM, params)).all()}
         total = (await conn.execute(_LLM_TOTAL, params)).one()
         turns = {r.outcome: int(r.n) for r in (await conn.execute(_TURNS, params)).all()}
+        gate = (await conn.execute(_GATE, {"low": low, "g": guild_id, "skip": len(GATE_PREFIX) + 1})).all()
     series = []
     for i in range(minutes):
         b = start_ms // bucket_ms + i
@@ -236,12 +269,26 @@ async def overview(platform: Platform, me: AuthUser, guild_id: int | None, minut
                 "fallback_rate": round(int(total.fallbacks or 0) / answered, 3) if answered else None,
                 "errors": int(total.errors or 0), "tokens": int(total.tokens or 0)},
         "turns": turns,
+        "gate_rejections": gate_rejections(gate),
         "errors": {"llm": int(total.errors or 0), "turns": sum(n for k, n in turns.items() if k in ("error", "timeout")),
                    "logs": log_errors},
         "moods": [{"agent_id": a["id"], "name": a["name"], **{k: a["mood"].get(k) for k in ("valence", "arousal", "energy", "label")}}
                   for a in agents],
         "series": series,
     }
+
+
+def gate_rejections(rows: list[Any]) -> dict[str, Any]:
+    """{"total", "by_reason": [{"reason", "count"}]}: every known reason (zeros too, in the gate's
+    order, so the panel's rows stay put), then any other reason a worker recorded, by count."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        reason = (r.reason or "").strip()[:40] or "other"
+        counts[reason] = counts.get(reason, 0) + int(r.n)
+    known = [{"reason": k, "count": counts.pop(k, 0)} for k in GATE_REASONS]
+    others = sorted(({"reason": k, "count": n} for k, n in counts.items()), key=lambda x: (-x["count"], x["reason"]))
+    by_reason = known + others
+    return {"total": sum(x["count"] for x in by_reason), "by_reason": by_reason}
 
 
 # --- channels over time ---

@@ -167,7 +167,10 @@ def _society_families(figures: dict[str, Any]) -> list[Metric]:
     fallbacks = CounterMetricFamily("townsquare_llm_fallbacks", "LLM calls served past the chain's first backend", labels=["backend"])
     for labels, entry in counters.get("llm_fallbacks", {}).items():
         fallbacks.add_metric([v for _, v in labels], entry["n"])
-    return families + [turns, tokens, fallbacks]
+    gate = CounterMetricFamily("townsquare_gate_rejections", "Candidate replies the quality gate rejected, by reason", labels=["reason"])
+    for labels, entry in counters.get("gate_rejections", {}).items():
+        gate.add_metric([v for _, v in labels], entry["n"])
+    return families + [turns, tokens, fallbacks, gate]
 
 
 def _histogram(name: str, doc: str, metric: str, label_names: list[str], counters: dict[str, Any]) -> HistogramMetricFamily:

@@ -1,6 +1,6 @@
-"""Society-wide counters of the agent workers (turns, LLM calls, tokens, fallbacks), kept in one
-Redis hash so that a scrape of any server instance's /metrics sees the figures of every worker
-and rq job, across restarts of any of them.
+"""Society-wide counters of the agent workers (turns, LLM calls, tokens, fallbacks, quality-gate
+rejections by reason), kept in one Redis hash so that a scrape of any server instance's /metrics
+sees the figures of every worker and rq job, across restarts of any of them.
 
 Why Redis and not the recorded rows: `llm_calls` and `agent_turns` grow without bound (until the
 retention job prunes them, which would also make counters go backwards), and aggregating them
@@ -23,6 +23,22 @@ from typing import Any
 import orjson
 
 log = logging.getLogger(__name__)
+
+# Why the quality gate rejected a candidate reply: an LLM call the gate rejected is recorded with
+# outcome "rejected" and error "gate:<reason>". The known reasons are the counter's label values
+# (anything else counts as "other", so the label set stays bounded).
+GATE_REASONS = ("wrong_voice", "self_reference", "self_address", "assistant_speak", "recital", "parrot", "off_topic",
+                "invented_fact", "loop", "unfinished", "empty")
+GATE_PREFIX = "gate:"
+
+
+def gate_reason(outcome: Any, error: Any) -> str | None:
+    """The gate's reason of a rejected LLM call ("other" when unknown); None for any other call."""
+    if outcome != "rejected" or not isinstance(error, str) or not error.startswith(GATE_PREFIX):
+        return None
+    reason = error[len(GATE_PREFIX):].strip()
+    return reason if reason in GATE_REASONS else "other"
+
 
 LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 TURN_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 45.0, 90.0)
@@ -57,6 +73,9 @@ def tally(calls: list[dict[str, Any]], turns: list[dict[str, Any]]) -> tuple[Cou
         ints[_field("llm_tokens", [("backend", backend), ("kind", "completion")], "n")] += int(c.get("completion_tokens") or 0)
         if int(c.get("fallback_step") or 0) > 0:  # the chain went past its first backend to get here
             ints[_field("llm_fallbacks", [("backend", backend)], "n")] += 1
+        reason = gate_reason(c.get("outcome"), c.get("error"))
+        if reason is not None:
+            ints[_field("gate_rejections", [("reason", reason)], "n")] += 1
     for t in turns:
         _observe(ints, floats, "agent_turn_seconds", [("trigger", str(t["trigger"])), ("outcome", str(t["outcome"]))],
                  int(t.get("total_ms") or 0) / 1000)
