@@ -450,3 +450,62 @@ def test_cli_create_list_restore_and_verify(settings: Settings, services: Any, t
         assert cli(target, "verify", "no-such-backup").returncode != 0
     finally:
         asyncio.run(_drop(target_settings, services))
+
+
+async def test_an_event_unpublished_at_backup_time_is_not_news_after_the_restore(platform: Platform, fresh: Platform, services: Any,
+                                                                                client: httpx.AsyncClient, tmp_path: Path) -> None:
+    """A message committed but not yet published when the snapshot is taken (a transaction that
+    started before it is still open, so the publisher may not position it yet) is in the backup
+    without a position. Restored, it is history like the rest: positioned before the agents'
+    group is set to the stream's end, never delivered to them as new; the next message is."""
+    import asyncpg
+
+    from townsquare.platform.events.publisher import asyncpg_dsn
+    from townsquare.worker.runtime.worker import GROUP
+
+    world = await World.create(platform, client)
+    older = await asyncpg.connect(asyncpg_dsn(services.database_url))
+    try:
+        holding = older.transaction()
+        await holding.start()
+        await older.fetchval("SELECT pg_current_xact_id()")  # an xid below the message's: the publisher waits for it
+        last_word = await world.send(world.alice, "the last word before the backup")
+        async with platform.read() as conn:
+            position = (await conn.execute(text("SELECT position FROM events WHERE type = 'MESSAGE_CREATE' AND data->>'id' = :id"),
+                                           {"id": last_word["id"]})).scalar_one()
+        assert position is None  # committed, not published
+        made = await create_backup(replace(Installation.of(platform), settings=platform.settings.model_copy(
+            update={"backup_dir": tmp_path / "backups"})))
+        await holding.rollback()
+    finally:
+        await older.close()
+    path = tmp_path / "backups" / made["name"]
+
+    result = await restore_backup(Installation.of(fresh), path)
+    last = result["event_position"]
+    async with fresh.read() as conn:
+        restored = (await conn.execute(text("SELECT position FROM events WHERE type = 'MESSAGE_CREATE' AND data->>'id' = :id"),
+                                       {"id": last_word["id"]})).scalar_one()
+        assert (await conn.execute(text("SELECT count(*) FROM events WHERE position IS NULL"))).scalar_one() == 0
+    assert restored is not None and 0 < restored <= last
+    key = stream_key(fresh.settings.redis_prefix)
+    assert (await fresh.redis.xrevrange(key, count=1))[0][0] == f"{last}-1".encode()
+    assert await fresh.redis.xreadgroup(GROUP, "restore-test", {key: ">"}, count=100) == []  # nothing new for the agents
+
+    server = start_server(fresh.settings, services.database_url, services.redis_url)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+            r = await c.post(f"/api/v10/channels/{world.general_id}/messages", json={"content": "after the restore"},
+                             headers=world.bob.headers)
+            assert r.status_code == 200, r.text
+            after = r.json()["id"]
+
+            async def delivered() -> list[Any]:
+                return await fresh.redis.xreadgroup(GROUP, "restore-test", {key: ">"}, count=100)
+
+            entries = (await wait_for(delivered))[0][1]
+        news = [json.loads(fields[b"event"]) for _, fields in entries]
+        assert [(e["type"], e["data"]["id"]) for e in news if e["type"] == "MESSAGE_CREATE"] == [("MESSAGE_CREATE", after)]
+        assert all(e["position"] > last for e in news)
+    finally:
+        server.stop()

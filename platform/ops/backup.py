@@ -12,6 +12,9 @@ administrator) and replaces it whole, accounts included; `force` wipes an instal
 content first. The schema is brought to the backup's revision, the rows are loaded in one
 transaction, then the schema is migrated to this version's head. After it:
   - sequences continue after the loaded rows; snowflakes are time-based, so new ids follow;
+  - events the snapshot holds unpublished (committed, not yet positioned when the backup was
+    taken) are positioned after the published ones, in the publisher's order: they were news in
+    the backed-up installation, not in the restored one;
   - the instance's Redis keys are cleared and the event stream is refilled from the restored
     event log (its last `event_stream_maxlen` events, with their positions), and the agents'
     consumer group starts at its end: new events continue after the restored positions and no
@@ -260,6 +263,14 @@ async def _reseal_agent_tokens(conn: Any, settings: Settings) -> int:
     return reissued
 
 
+# In the order the publisher would have taken them (its _TAKE: xid, then id), after the last position.
+POSITION_UNPUBLISHED = """
+WITH top AS (SELECT coalesce(max(position), 0) AS p FROM events),
+     next AS (SELECT id, row_number() OVER (ORDER BY xid, id) AS n FROM events WHERE position IS NULL)
+UPDATE events e SET position = top.p + next.n FROM next, top WHERE e.id = next.id
+"""
+
+
 async def _reset_redis(inst: Installation, conn: Any) -> int:
     """Clears the instance's keys, refills the event stream from the restored log and starts the
     agents' consumer group at its end. Returns the last restored position."""
@@ -349,8 +360,11 @@ async def _restore(inst: Installation, staging: Path, manifest: dict[str, Any], 
                 if loaded != saved[table.name]["rows"]:
                     raise BackupDamaged()
             await database.restore_sequences(conn, manifest["database"]["sequences"])
-            # unpublished events carry another cluster's transaction ids: publish them as ours
-            await conn.execute("UPDATE events SET xid = pg_current_xact_id() WHERE position IS NULL")
+            # events committed but not yet published when the snapshot was taken: history like the
+            # rest (the backed-up installation published them, its agents saw them), so they get
+            # their positions here, after the published ones, and go into the stream before the
+            # agents' group is set to its end; published by the publisher later, they would be news
+            await conn.execute(POSITION_UNPUBLISHED)
             reissued = await _reseal_agent_tokens(conn, settings)
     from ..db import migrate
 
