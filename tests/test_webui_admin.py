@@ -178,3 +178,71 @@ async def test_phone_layout_and_non_admin_refusal(platform: Platform, client: ht
         assert await page.locator("#admin-nav").count() == 0  # type: ignore[attr-defined]
     finally:
         await close_web(outsider)
+
+
+async def test_the_dashboard_says_why_agents_failed_and_what_the_gate_rejected(platform: Platform, client: httpx.AsyncClient,
+                                                                                browser: object, server: RunningServer) -> None:
+    """Each agent's last failure, in words, on its card (overview), its row (agents) and its page;
+    the quality gate's rejections by reason on the overview; in English and in French."""
+    soc = await small_society(platform, client)
+    a, b = soc["cast"][0], soc["cast"][1]
+    g = soc["guild_id"]
+    turn = {"guild_id": g, "channel_id": soc["general"], "trigger": "mention", "llm_ms": 0, "total_ms": 10}
+    await agents.record_turns(platform, [
+        {**turn, "agent_id": int(a["id"]), "outcome": "timeout", "error": "the model did not answer in 30 s"},
+        {**turn, "agent_id": int(b["id"]), "outcome": "error"},  # recorded without a reason
+    ])
+    call = {"agent_id": int(a["id"]), "guild_id": g, "task": "reply", "backend": "local", "model": "m", "prompt_tokens": 5,
+            "completion_tokens": 5, "latency_ms": 100, "fallback_step": 0, "outcome": "rejected"}
+    await agents.record_llm_calls(platform, [{**call, "error": "gate:wrong_voice"}] * 3 + [{**call, "error": "gate:off_topic"}])
+
+    web = await open_web(browser, server.url)
+    try:
+        page = web.page
+        await page.goto("/login?lang=en")  # type: ignore[attr-defined]
+        await page.evaluate("t => localStorage.setItem('ts_token', t)", soc["admin"].token)  # type: ignore[attr-defined]
+        await page.goto(f"/admin?guild={g}&lang=en")  # type: ignore[attr-defined]
+        chip = page.locator(f".agent-chip[data-agent-id='{a['id']}'] .last-failure")  # type: ignore[attr-defined]
+        await chip.wait_for()
+        assert "the model did not answer in 30 s" in await chip.text_content()
+        assert "Last failure" in await chip.text_content()
+        panel = page.get_by_role("region", name="Quality gate rejections by reason")  # type: ignore[attr-defined]
+        await panel.wait_for()
+        assert "4 candidate replies were refused" in await panel.text_content()
+        wrong = panel.locator("tr[data-reason='wrong_voice']")
+        assert "in another member's voice" in await wrong.text_content()
+        assert await wrong.locator("td.num").text_content() == "3"
+        assert await panel.locator("tr[data-reason='off_topic'] td.num").text_content() == "1"
+        assert await panel.locator("tr[data-reason='loop'] td.num").text_content() == "0"  # every reason has its row
+        await web.shot("admin-overview-failures")
+
+        await page.get_by_role("link", name="Agents", exact=True).click()  # type: ignore[attr-defined]
+        row_a = page.locator(f"tr[data-agent-id='{a['id']}'] .last-failure")  # type: ignore[attr-defined]
+        await row_a.wait_for()
+        assert "the model did not answer in 30 s" in await row_a.text_content()
+        row_b = page.locator(f"tr[data-agent-id='{b['id']}'] .last-failure")  # type: ignore[attr-defined]
+        assert "the turn failed (no reason was recorded)" in await row_b.text_content()
+
+        await page.locator(f"tr[data-agent-id='{a['id']}']").get_by_role("link", name=a["name"]).click()  # type: ignore[attr-defined]
+        await page.get_by_role("heading", name=a["name"], exact=True).wait_for()  # type: ignore[attr-defined]
+        on_page = page.locator(".agent-failure .last-failure")  # type: ignore[attr-defined]
+        await on_page.wait_for()
+        assert "the model did not answer in 30 s" in await on_page.text_content()
+        await web.shot("admin-agent-failure")
+    finally:
+        await close_web(web)
+
+    french = await open_web(browser, server.url, locale="fr-FR")
+    try:
+        page = french.page
+        await page.goto("/login")  # type: ignore[attr-defined]
+        await page.evaluate("t => localStorage.setItem('ts_token', t)", soc["admin"].token)  # type: ignore[attr-defined]
+        await page.goto(f"/admin?guild={g}")  # type: ignore[attr-defined]
+        panel = page.get_by_role("region", name="Refus du contrôle qualité par raison")  # type: ignore[attr-defined]
+        await panel.wait_for()
+        assert "hors sujet" in await panel.locator("tr[data-reason='off_topic']").text_content()
+        chip = page.locator(f".agent-chip[data-agent-id='{b['id']}'] .last-failure")  # type: ignore[attr-defined]
+        await chip.wait_for()
+        assert "aucune raison enregistrée" in await chip.text_content()
+    finally:
+        await close_web(french)

@@ -5,7 +5,7 @@ import { api } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { t, formatNumber } from "../lib/i18n.js";
 import { sparkline } from "../lib/charts.js";
-import { act, ago, errorText, num, poll, section, stamp, statusBadge, table } from "./util.js";
+import { act, ago, errorText, lastFailure, num, poll, section, stamp, statusBadge, table } from "./util.js";
 import { lastAction, overrideButtons } from "./agents.js";
 
 const TRAITS = ["openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"];
@@ -42,7 +42,8 @@ export async function mount(el, ctx) {
   function renderHead() {
     const titleText = agent.name;
     if (!head.firstChild) {
-      head.append(h("h1", { id: "agent-title" }), h("p", { class: "agent-status", role: "status" }), h("div", { class: "agent-override" }));
+      head.append(h("h1", { id: "agent-title" }), h("p", { class: "agent-status", role: "status" }), h("div", { class: "agent-failure" }),
+        h("div", { class: "agent-override" }));
     }
     head.querySelector("#agent-title").textContent = titleText;
     replace(head.querySelector(".agent-status"), statusBadge(agent.live_status || agent.status), " ",
@@ -50,6 +51,7 @@ export async function mount(el, ctx) {
       h("span", {}, `${t("adm_memory")}: ${agent.memory_count === null || agent.memory_count === undefined ? "–" : formatNumber(agent.memory_count)}`),
       " · ", h("span", {}, `${t("adm_last")}: ${lastAction(agent.last_turn)}`),
       agent.state_reason ? h("span", { class: "muted" }, ` · ${agent.state_reason}`) : null);
+    replace(head.querySelector(".agent-failure"), lastFailure(agent.last_failure));
     if (shownState !== agent.state) {
       replace(head.querySelector(".agent-override"), overrideButtons(agent, refresh));
       shownState = agent.state;

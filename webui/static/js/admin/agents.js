@@ -1,11 +1,11 @@
-// Agents: live status, mood, last action and memory size of each agent, with the manual
+// Agents: live status (with the last failure, in words), mood, last action and memory size of each agent, with the manual
 // override (pause / resume / mute) and a form to create an agent. Rows are updated in place on
 // every refresh, so keyboard focus stays where it was.
 
 import { api } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { t, formatNumber } from "../lib/i18n.js";
-import { act, ago, errorText, poll, statusBadge, table, toast } from "./util.js";
+import { act, ago, errorText, lastFailure, poll, statusBadge, table, toast } from "./util.js";
 
 const TRAITS = ["openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"];
 
@@ -56,7 +56,8 @@ export async function mount(el, ctx) {
   }
 
   function update(entry, agent) {
-    replace(entry.cells.status, statusBadge(agent.live_status), agent.state_reason ? h("div", { class: "muted small" }, agent.state_reason) : null);
+    replace(entry.cells.status, statusBadge(agent.live_status), agent.state_reason ? h("div", { class: "muted small" }, agent.state_reason) : null,
+      lastFailure(agent.last_failure, { cls: "last-failure small" }));
     entry.cells.mood.textContent = moodText(agent.mood);
     entry.cells.last.textContent = lastAction(agent.last_turn);
     entry.cells.memory.textContent = agent.memory_count === null ? "–" : formatNumber(agent.memory_count);

@@ -1,16 +1,40 @@
 // Overview: the society's vital signs (agents by status, messages per minute, LLM latency and
-// fallback rate, errors) with charts of activity, latency and mood.
+// fallback rate, errors, quality-gate rejections by reason) with charts of activity, latency and
+// mood, and each agent with its last failure in words.
 
 import { api } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { t, formatNumber } from "../lib/i18n.js";
 import { barChart, lineChart } from "../lib/charts.js";
-import { clock, errorText, keepOpen, num, pct, poll, statusBadge } from "./util.js";
+import { clock, errorText, keepOpen, lastFailure, num, pct, poll, statusBadge } from "./util.js";
 
 const STATUSES = ["idle", "thinking", "speaking", "paused", "muted", "resting"];
 
 function stat(label, value, extra = null) {
   return h("div", { class: "stat card" }, h("div", { class: "stat-label" }, label), h("div", { class: "stat-value" }, value), extra);
+}
+
+/** The quality gate's rejections by reason (society-wide, over the window): every reason the
+ * gate knows has its row, zero included, so the table does not jump between refreshes. */
+export function gatePanel(gate, minutes) {
+  const reasonText = (reason) => {
+    const key = `adm_gate_${reason}`;
+    const words = t(key);
+    return words === key ? reason : words;
+  };
+  return h("section", { class: "card panel gate-panel", "aria-labelledby": "ov-gate" },
+    h("h2", { id: "ov-gate" }, t("adm_gate_title")),
+    h("p", { class: "muted" }, gate.total ? t("adm_gate_desc", { count: formatNumber(gate.total), minutes })
+      : t("adm_gate_none", { minutes })),
+    h("div", { class: "table-wrap" }, h("table", { class: "data gate-table" },
+      h("caption", { class: "visually-hidden" }, t("adm_gate_title")),
+      h("thead", {}, h("tr", {}, [t("adm_gate_reason"), t("adm_gate_count"), t("adm_gate_share")].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, gate.by_reason.map((r) => h("tr", { "data-reason": r.reason, class: r.count ? "" : "muted" },
+        h("th", { scope: "row" }, reasonText(r.reason), " ", h("code", { class: "small" }, r.reason)),
+        h("td", { class: "num" }, formatNumber(r.count)),
+        h("td", {}, h("meter", { min: 0, max: Math.max(1, gate.total), value: r.count,
+          "aria-label": t("adm_gate_share_of", { reason: r.reason }) }), " ",
+          gate.total ? pct(r.count / gate.total) : "–")))))));
 }
 
 export async function mount(el, ctx) {
@@ -39,7 +63,9 @@ export async function mount(el, ctx) {
           h("div", { class: "muted" }, t("adm_latency_detail", { p95: num(data.llm.p95_ms, 0), calls: formatNumber(data.llm.calls) }))),
         stat(t("adm_fallback_rate"), pct(data.llm.fallback_rate)),
         stat(t("adm_errors"), formatNumber(data.errors.llm + data.errors.turns + data.errors.logs),
-          h("div", { class: "muted" }, t("adm_errors_detail", { llm: data.errors.llm, turns: data.errors.turns, logs: data.errors.logs })))),
+          h("div", { class: "muted" }, t("adm_errors_detail", { llm: data.errors.llm, turns: data.errors.turns, logs: data.errors.logs }))),
+        data.gate_rejections ? stat(t("adm_gate_rejected"), formatNumber(data.gate_rejections.total),
+          h("div", { class: "muted" }, t("adm_in_window_short", { minutes: data.window_minutes }))) : null),
       h("div", { class: "charts" },
         lineChart({ title: t("adm_chart_activity"), desc: t("adm_chart_activity_desc", { minutes: data.window_minutes }),
           labels, xHeader: t("adm_time"), tableCaption: t("adm_data_table"), yLabel: t("adm_messages"),
@@ -56,8 +82,10 @@ export async function mount(el, ctx) {
         h("h2", { id: "ov-agents" }, t("adm_agents")),
         agents.length ? h("ul", { class: "agent-chips" }, agents.map((a) => h("li", { class: "agent-chip", "data-agent-id": a.id },
           h("a", { href: `/admin/agents/${a.id}`, onclick: (e) => { e.preventDefault(); ctx.navigate(`/admin/agents/${a.id}`); } }, a.name),
-          " ", statusBadge(a.live_status), " ", h("span", { class: "muted" }, a.mood?.label || ""))))
-          : h("p", { class: "muted" }, t("adm_no_agents"))));
+          " ", statusBadge(a.live_status), " ", h("span", { class: "muted" }, a.mood?.label || ""),
+          lastFailure(a.last_failure, { cls: "last-failure small" }))))
+          : h("p", { class: "muted" }, t("adm_no_agents"))),
+      data.gate_rejections ? gatePanel(data.gate_rejections, data.window_minutes) : null);
   }
 
   const picker = h("label", { class: "inline-label" }, t("adm_window"), " ",

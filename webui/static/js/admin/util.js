@@ -100,6 +100,23 @@ export function statusBadge(status) {
   return h("span", { class: `status status-${status}` }, t(`adm_status_${status}`));
 }
 
+/** Why a failed turn failed, in words: the worker's reason, or (for turns recorded before
+ * reasons were) what its outcome says. */
+export function failureReason(failure) {
+  if (failure.error) return failure.error;
+  const key = `adm_failure_${failure.outcome}`;
+  const known = t(key);
+  return known === key ? t("adm_failure_other", { outcome: failure.outcome }) : known;
+}
+
+/** An agent's last failure for a card or a page: "Last failure, 3 minutes ago: <why>", or null. */
+export function lastFailure(failure, { cls = "last-failure" } = {}) {
+  if (!failure) return null;
+  return h("div", { class: cls, "data-turn-id": failure.id },
+    h("span", { class: "last-failure-when" }, t("adm_last_failure_when", { when: ago(failure.created_at) })), " ",
+    h("span", { class: "last-failure-why" }, failureReason(failure)));
+}
+
 export function section(title, ...children) {
   const id = `sec-${title.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}`;
   return h("section", { class: "card panel", "aria-labelledby": id }, h("h2", { id }, title), ...children);
