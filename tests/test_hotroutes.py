@@ -12,7 +12,7 @@ from townsquare.platform.core.config import Settings
 from townsquare.platform.core.heap import YOUNG_THRESHOLD
 from townsquare.platform.db.raw import _numbered
 
-from .helpers import RunningServer, World, assert_discord_error, start_server
+from .helpers import RunningServer, World, assert_discord_error, start_server, wait_for
 
 
 async def test_a_page_is_the_same_whichever_layer_serves_it(world: World) -> None:
@@ -98,3 +98,69 @@ def test_a_server_freezes_its_startup_heap_and_thaws_it_at_shutdown(settings: Se
         running.stop()
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold()[0] != YOUNG_THRESHOLD  # CPython's again
+
+
+async def test_a_client_gone_mid_body_is_no_server_error(world: World, server: RunningServer) -> None:
+    """A client that closes its connection in the middle of a body (JSON or multipart, on the hot
+    message route and on a FastAPI one) is counted as a 4xx (499, client closed request), never
+    logged as an unhandled error nor counted among the 5xx."""
+    import asyncio
+    import logging
+    from urllib.parse import urlsplit
+
+    from townsquare.platform.api import errors
+
+    registry = server.app.state.http_metrics.registry
+    send_route = "/api/v10/channels/{channel_id}/messages"
+    edit_route = "/api/v10/channels/{channel_id}/messages/{message_id}"
+
+    def count(method: str, route: str, status: str) -> float:
+        return registry.get_sample_value("townsquare_http_request_duration_seconds_count",
+                                         {"method": method, "route": route, "status": status}) or 0.0
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.ERROR)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    edited = await world.send(world.alice, "to be edited")
+    host, port = urlsplit(server.url).hostname, urlsplit(server.url).port
+    token = world.alice.headers["Authorization"]
+    cases = [
+        ("POST", f"/api/v10/channels/{world.general_id}/messages", send_route, "application/json", b'{"content": "half a mess'),
+        ("POST", f"/api/v10/channels/{world.general_id}/messages", send_route, "multipart/form-data; boundary=XyZ",
+         b'--XyZ\r\nContent-Disposition: form-data; name="files[0]"; filename="a.txt"\r\nContent-Type: text/plain\r\n\r\nhalf a fi'),
+        ("PATCH", f"/api/v10/channels/{world.general_id}/messages/{edited['id']}", edit_route, "application/json", b'{"content": "ha'),
+    ]
+    handler = Collect()
+    loggers = [logging.getLogger(n) for n in ("", errors.__name__, "uvicorn.error")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        for method, path, route, content_type, partial in cases:
+            before = {s: count(method, route, s) for s in ("4xx", "5xx")}
+            reader, writer = await asyncio.open_connection(host, port)
+            head = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {token}\r\nContent-Type: {content_type}\r\n"
+                    f"Content-Length: {len(partial) + 500}\r\n\r\n").encode()
+            writer.write(head + partial)
+            await writer.drain()
+            await asyncio.sleep(0)
+            writer.close()  # gone, 500 bytes short
+            await writer.wait_closed()
+
+            async def counted(method: str = method, route: str = route, before: dict[str, float] = before) -> bool:
+                return count(method, route, "4xx") + count(method, route, "5xx") > before["4xx"] + before["5xx"]
+
+            await wait_for(counted)
+            assert count(method, route, "5xx") == before["5xx"], (method, content_type)
+            assert count(method, route, "4xx") == before["4xx"] + 1, (method, content_type)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert [r.getMessage() for r in handler.records] == []
+    # and the server is fine: the same routes answer the next request
+    assert (await world.client.post(f"/api/v10/channels/{world.general_id}/messages", json={"content": "still here"},
+                                    headers=world.alice.headers)).status_code == 200

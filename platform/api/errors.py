@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from .responses import FastJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from sqlalchemy.exc import DBAPIError
 
@@ -98,13 +99,26 @@ def install(app: FastAPI) -> None:
         message = {404: "404: Not Found", 405: "405: Method Not Allowed"}.get(exc.status_code, str(exc.detail))
         return FastJSONResponse({"message": message, "code": code}, status_code=exc.status_code)
 
+    @app.exception_handler(ClientDisconnect)  # here, not below: the Exception handler's middleware re-raises
+    async def _gone(request: Request, exc: ClientDisconnect) -> FastJSONResponse:
+        return response_for(exc, request.url.path)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> FastJSONResponse:
         return response_for(exc, request.url.path)
 
 
+# nginx's "client closed request": the client went away before its request was read whole.
+# Nothing reaches it (the server drops what is sent after a disconnect); the status is for the
+# access line and the metrics, where it counts as a 4xx (the client's doing), never a 5xx.
+CLIENT_CLOSED_REQUEST = 499
+
+
 def response_for(exc: Exception, path: str) -> FastJSONResponse:
     """Any exception a handler let out (also the hot routes', which run outside FastAPI)."""
+    if isinstance(exc, ClientDisconnect):
+        log.debug("client disconnected before its request body was read", extra={"path": path})
+        return FastJSONResponse({"message": "Client closed the request", "code": 0}, status_code=CLIENT_CLOSED_REQUEST)
     if isinstance(exc, DomainHTTPException):
         return error_response(exc.error)
     if isinstance(exc, TownsquareError):

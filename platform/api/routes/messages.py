@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
 
 from ...actions import attachments, messages, reactions, readstates, search
 from ...core.errors import InvalidFormBody, InvalidJson, PayloadTooLarge
@@ -112,7 +113,7 @@ async def _read_message_request(request: Request, platform: Any, channel_id: int
         limit = platform.settings.max_attachments_per_message
         try:
             form = await request.form(max_files=limit, max_fields=limit + 5, max_part_size=platform.settings.max_body_bytes)
-        except PayloadTooLarge:
+        except (PayloadTooLarge, ClientDisconnect):
             raise
         except Exception as exc:  # malformed multipart, too many parts, or a part too large
             if getattr(exc, "status_code", None) == 413 or "maximum size" in str(getattr(exc, "detail", exc)):
