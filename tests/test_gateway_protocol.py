@@ -38,11 +38,18 @@ async def test_ready_and_guild_create(world: World, server: RunningServer) -> No
     guild = (await gw.next(t="GUILD_CREATE"))["d"]
     assert guild["id"] == str(world.guild_id) and guild["unavailable"] is False
     assert str(world.general_id) in [c["id"] for c in guild["channels"]]
-    assert {m["user"]["id"] for m in guild["members"]} >= {str(world.alice.id), str(world.owner.id)}
-    assert guild["roles"][0]["id"] == str(world.guild_id) and guild["member_count"] == 4
-    online = {p["user"]["id"] for p in guild["presences"]}
-    assert str(world.alice.id) in online or guild["presences"] == []  # her own presence may land just after
+    # without GUILD_PRESENCES, Discord sends only one's own member (the rest: op 8)
+    assert [m["user"]["id"] for m in guild["members"]] == [str(world.alice.id)] and guild["presences"] == []
+    assert guild["roles"][0]["id"] == str(world.guild_id) and guild["member_count"] == 4 and guild["large"] is False
+    assert "application_id" in guild and guild["application_id"] is None  # hikari reads it; no bot made this guild
     await gw.close()
+    # with it, a guild under the large threshold comes with every member and the presences of those online
+    everything = GatewayClient(server.url)
+    await everything.identify(world.alice.token, intents=GUILDS_AND_MESSAGES | (1 << 8))
+    guild = (await everything.next(t="GUILD_CREATE"))["d"]
+    assert {m["user"]["id"] for m in guild["members"]} == {str(a.id) for a in (world.owner, world.alice, world.bob, world.bot)}
+    assert all(p["status"] != "offline" for p in guild["presences"])
+    await everything.close()
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,13 @@ class TownsquareServer(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
     async def shutdown(self, sockets: Any = None) -> None:
-        hub = getattr(self.config.loaded_app, "state", None) and _find_hub(self.config.loaded_app)
+        """New connections are refused first (a told session must not come back here), then
+        every gateway session is sent RECONNECT and closed resumably (4000) by the hub, and
+        only then does uvicorn close what is left (a socket still in its handshake or before
+        IDENTIFY gets RECONNECT from the protocol, wire.py)."""
+        for server in self.servers:
+            server.close()
+        hub = _find_hub(self.config.loaded_app)  # under uvicorn's middleware (proxy headers): no `state` of its own
         if hub is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(hub.stop(), 10)

@@ -10,20 +10,22 @@ import secrets
 import time
 import zlib
 from collections import deque
+from functools import partial
 from typing import Any
 
 import orjson
 from sqlalchemy import text
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..actions import shapes, users
+from ..actions import users
 from ..core.errors import Unauthorized
 from ..core.logging import annotate_log_context, bind_log_context, reset_log_context
 from .hub import MAX_REPLAY, GatewayHub
 from .presence import STATUSES, set_presence
-from .protocol import ALL_INTENTS, API_VERSION, FRAMES_PER_MINUTE, MAX_FRAME_BYTES, SEQ_SHIFT, Close, Op
-from .ready import guild_create, ready_payload
+from .protocol import ALL_INTENTS, API_VERSION, FRAMES_PER_MINUTE, GUILDS, MAX_FRAME_BYTES, SEQ_SHIFT, Close, Op
+from .ready import BadRequest, guild_create, large_threshold, my_members, ready_payload, request_members
 from .session import Session, deflate
+from .wire import EXTENSION, FrameWriter, binary_frame, text_frame
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,9 @@ class Connection:
             return
         self.compressor = zlib.compressobj() if compress == "zlib-stream" else None
         await self.ws.accept()
+        wire = (self.ws.scope.get("extensions") or {}).get(EXTENSION)
+        if wire is not None:
+            wire.on_shutdown = partial(self._server_stopping, wire)
         await self._send_direct(_frame(Op.HELLO, {"heartbeat_interval": self.heartbeat_ms}))
         code, reason = 1000, ""
         log_token = bind_log_context()  # this connection's task: its lines carry session_id once known
@@ -125,9 +130,7 @@ class Connection:
         if op == Op.HEARTBEAT:
             if d is not None and (not isinstance(d, int) or isinstance(d, bool)):
                 raise GatewayClose(Close.DECODE_ERROR, "Heartbeat d must be the last sequence or null")
-            await self._send(_frame(Op.HEARTBEAT_ACK, None))
-            if self.session is not None and secrets.randbelow(8) == 0:
-                await self.hub.save_session(self.session)  # keeps the resume record alive
+            await self._send(_frame(Op.HEARTBEAT_ACK, None))  # the hub keeps the resume record alive meanwhile
             return
         if op == Op.IDENTIFY:
             if self.session is not None:
@@ -173,7 +176,7 @@ class Connection:
         if shard is not None and (not isinstance(shard, list) or shard[:2] != [0, 1]):
             raise GatewayClose(Close.INVALID_SHARD, "Invalid shard")
         s = Session(id=secrets.token_hex(16), user_id=me.id, token_id=me.token_id, bot=me.bot, intents=intents, ws=self.ws,
-                    compressor=self.compressor, **self.queue_limits)
+                    compressor=self.compressor, large_threshold=large_threshold(d.get("large_threshold")), **self.queue_limits)
         await self._start(s, resume_after=None, user=me.as_user(), presence=d.get("presence"))
 
     async def _resume(self, d: dict[str, Any]) -> None:
@@ -188,8 +191,10 @@ class Connection:
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             raise GatewayClose(Close.INVALID_SEQ, "Invalid seq")
         after = seq >> SEQ_SHIFT
-        async with self.hub.platform.read() as conn:
-            newest = (await conn.execute(text("SELECT coalesce(max(position), 0) FROM events"))).scalar_one()
+        newest = self.hub.position
+        if after > newest:  # ahead of what this instance has read: ask the event log itself
+            async with self.hub.platform.read() as conn:
+                newest = (await conn.execute(text("SELECT coalesce(max(position), 0) FROM events"))).scalar_one()
         if after > newest:
             raise GatewayClose(Close.INVALID_SEQ, "Invalid seq")
         if newest - after > MAX_REPLAY:
@@ -200,7 +205,11 @@ class Connection:
             self.hub.unregister(old)
             await old.close(Close.UNKNOWN_ERROR, "Session resumed elsewhere")
         s = Session(id=session_id, user_id=me.id, token_id=me.token_id, bot=record["bot"], intents=record["intents"], ws=self.ws,
-                    compressor=self.compressor, position=after, **self.queue_limits)
+                    compressor=self.compressor, position=after, large_threshold=large_threshold(record.get("large_threshold")),
+                    **self.queue_limits)
+        # the sequence numbers the client has seen stay used: RESUMED (and any dispatch before
+        # the next stream event) counts on from the client's last `s`
+        s.ephemeral_n = seq & ((1 << SEQ_SHIFT) - 1)
         await self._start(s, resume_after=after, user=None, presence=None)
 
     async def _start(self, s: Session, *, resume_after: int | None, user: dict[str, Any] | None, presence: Any) -> None:
@@ -211,28 +220,26 @@ class Connection:
         annotate_log_context(session_id=s.id, user_id=str(s.user_id))
         log.info("gateway session started", extra={"resumed": resume_after is not None})
         s.start_writer()
-        async with hub.platform.read() as conn:
-            guild_ids = (await conn.execute(text("SELECT guild_id FROM members WHERE user_id = :u"), {"u": s.user_id})).scalars().all()
-        for gid in guild_ids:
+        mine = await my_members(hub, s.user_id)  # its guilds, and its own member in each
+        for gid in mine:
             await hub.join_guild(s, gid)
         await hub.save_session(s)
         if resume_after is None:
             s.position = hub.position
             s.send_raw(_dispatch_frame("READY", await ready_payload(hub, s, user or {}, self.ws_url), s.position))
-            if s.intents & 1:  # GUILDS
-                async with hub.platform.read() as conn:
-                    for gid in sorted(s.guild_ids):
-                        s.send_raw(_dispatch_frame("GUILD_CREATE", await guild_create(hub, conn, s, gid), None, s))
+            if s.intents & GUILDS:
+                for gid in sorted(s.guild_ids):
+                    s.send_raw(_dispatch_frame("GUILD_CREATE", await guild_create(hub, s, gid, mine.get(gid)), None, s))
             status = "online"
             activities: list[Any] = []
             if isinstance(presence, dict):
                 status = presence.get("status") if presence.get("status") in STATUSES else "online"
                 activities = presence.get("activities") if isinstance(presence.get("activities"), list) else []
-            await set_presence(hub, s.user_id, status, activities, connected=1)
+            await set_presence(hub, s.user_id, status, activities, connected=1, guild_ids=s.guild_ids)
         else:
             await hub.replay(s, resume_after)
             s.send_raw(_dispatch_frame("RESUMED", {"_trace": ["townsquare"]}, None, s))
-            await set_presence(hub, s.user_id, "online", [], connected=1)
+            await set_presence(hub, s.user_id, "online", [], connected=1, guild_ids=s.guild_ids)
         s.flush_buffer()
 
     # --- other ops -------------------------------------------------------------------------
@@ -246,25 +253,16 @@ class Connection:
         await set_presence(self.hub, self.session.user_id, status, activities)
 
     async def _request_members(self, d: dict[str, Any]) -> None:
-        """Op 8, enough for libraries that chunk members at start-up: one chunk per guild."""
+        """Op 8: GUILD_MEMBERS_CHUNK dispatches (ready.request_members)."""
         s = self.session
         assert s is not None
-        raw_ids = d.get("guild_id")
-        ids = raw_ids if isinstance(raw_ids, list) else [raw_ids]
-        for raw in ids[:10]:
-            try:
-                gid = int(raw)
-            except (TypeError, ValueError):
-                raise GatewayClose(Close.DECODE_ERROR, "Invalid guild_id") from None
-            if gid not in s.guild_ids:
-                continue
-            async with self.hub.platform.read() as conn:
-                rows = (await conn.execute(text(
-                    "SELECT m.*, to_jsonb(u) AS user FROM members m JOIN users u ON u.id = m.user_id WHERE m.guild_id = :g "
-                    "ORDER BY m.user_id LIMIT 1000"), {"g": gid})).all()
-            chunk = {"guild_id": str(gid), "members": [shapes.member(r, shapes.user_json(r.user)) for r in rows],
-                     "chunk_index": 0, "chunk_count": 1, "not_found": [], "nonce": d.get("nonce") if isinstance(d.get("nonce"), str) else None}
+        try:
+            chunks = await request_members(self.hub, s, d)
+        except BadRequest as exc:
+            raise GatewayClose(Close.DECODE_ERROR, f"Invalid Request Guild Members: {exc}") from None
+        for chunk in chunks:
             s.send_raw(_dispatch_frame("GUILD_MEMBERS_CHUNK", chunk, None, s))
+            await s.writable()  # a big guild's chunks wait for the socket, like a replay
 
     # --- output and end --------------------------------------------------------------------
 
@@ -280,16 +278,27 @@ class Connection:
         else:
             await self.ws.send_text(frame)
 
+    def _server_stopping(self, wire: FrameWriter) -> None:
+        """The server is stopping and is about to close this socket (wire.py): op 7 RECONNECT
+        first, written at once after whatever was already written (a frame still queued is
+        not sent; the client resumes from its last `s` and gets it then)."""
+        if self.session is not None:
+            self.session.abandon()
+        frame = _frame(Op.RECONNECT, None)
+        wire.write(binary_frame(deflate(self.compressor, frame)) if self.compressor is not None else text_frame(frame.encode()))
+
     async def _finish(self, code: int, reason: str) -> None:
         s = self.session
         if s is not None:
             self.hub.unregister(s)
+            if code == -1:
+                s.abandon()
             with contextlib.suppress(Exception):
                 await set_presence(self.hub, s.user_id, "offline", [], connected=-1)
             if code != -1:
                 await s.close(code, reason)
-            else:
-                s.closed = True
+            with contextlib.suppress(Exception):
+                await self.hub.save_session(s)  # the resume window starts now
         elif code != -1:
             with contextlib.suppress(Exception):
                 await self.ws.close(code=code, reason=reason)

@@ -7,6 +7,7 @@ event itself is filtered for delivery."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,13 @@ from ..actions.access import PRIVATE_THREAD, THREAD_TYPES, parse_overwrites
 from ..core.permissions import ALL, P, Overwrite, apply_overwrites, base_permissions, has
 
 VIEW, MANAGE_THREADS = int(P.VIEW_CHANNEL), int(P.MANAGE_THREADS)
+
+# events that leave GUILD_CREATE's shared part (the guild, roles, channels, threads) as it is;
+# any other event of the guild has it rebuilt at the next use
+_SHARED_PART_UNCHANGED = frozenset({
+    "MESSAGE_UPDATE", "MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE", "MESSAGE_REACTION_REMOVE_ALL",
+    "MESSAGE_REACTION_REMOVE_EMOJI", "GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE",
+    "GUILD_AUDIT_LOG_ENTRY_CREATE", "INVITE_CREATE", "INVITE_DELETE"})
 
 
 @dataclass
@@ -34,7 +42,10 @@ class GuildState:
     roles: dict[int, int]  # role id -> permissions (the @everyone role has the guild's id)
     channels: dict[int, ChannelInfo]
     member_roles: dict[int, list[int]]  # every member of the guild -> role ids
-    version: int = 0
+    version: int = 0  # bumped by every change of the permission structure
+    touched: int = 0  # events of the guild read so far (ready.note_event)
+    payload: Any = None  # GUILD_CREATE's shared part (ready.SharedGuild), as of `touched`
+    payload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _cache: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
     _viewers: dict[int, tuple[int, frozenset[int]]] = field(default_factory=dict)
 
@@ -82,6 +93,24 @@ class GuildState:
         users = frozenset(u for u in self.member_roles if self._compute(u, channel_id) & VIEW)
         self._viewers[channel_id] = (self.version, users)
         return users
+
+    def note_event(self, event: str, data: dict[str, Any]) -> None:
+        """Counts the guild's events and keeps GUILD_CREATE's shared part (ready.SharedGuild)
+        current, in stream order: an event that changes it invalidates it, except a message,
+        which only moves its channel's last_message_id (patched in place)."""
+        shared = self.payload
+        self.touched += 1
+        if shared is None or shared.key != self.touched - 1:
+            return
+        if event in _SHARED_PART_UNCHANGED:
+            shared.key = self.touched
+        elif event == "MESSAGE_CREATE":
+            channel = shared.by_id.get(str(data.get("channel_id")))
+            if channel is not None:  # a thread's message also changes its message_count: rebuilt
+                last = channel.get("last_message_id")
+                if last is None or int(data["id"]) > int(last):
+                    channel["last_message_id"] = data["id"]
+                shared.key = self.touched
 
     def apply(self, event: str, data: dict[str, Any]) -> None:
         """Folds one event into the state (events of other kinds change nothing)."""

@@ -25,7 +25,7 @@ from .wire import text_frame
 
 log = logging.getLogger(__name__)
 
-RESUME_WINDOW_SECONDS = 300
+RESUME_WINDOW_SECONDS = 300  # how long after its connection ended a session may still be resumed
 MAX_REPLAY = 50_000
 _CHANNEL_SCOPED_GUILD_EVENTS = frozenset({"CHANNEL_DELETE", "THREAD_DELETE"})  # announced guild-wide
 
@@ -48,6 +48,8 @@ class GatewayHub:
         self._eph_id = "0-0"
         self._task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self.resume_window: float = RESUME_WINDOW_SECONDS
         self._guild_lock = asyncio.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -59,6 +61,7 @@ class GatewayHub:
         self._eph_id = top[0][0].decode() if top else "0-0"
         self._task = asyncio.create_task(self._read_loop(), name="gateway-reader")
         self._sweeper = asyncio.create_task(self._sweep_presences(), name="presence-sweeper")
+        self._refresher = asyncio.create_task(self._refresh_sessions(), name="session-refresher")
 
     async def _sweep_presences(self) -> None:
         """Presence leases run out when their agent worker dies, and with no worker left nobody else
@@ -80,7 +83,7 @@ class GatewayHub:
             s.send_raw(orjson.dumps({"op": Op.RECONNECT, "d": None}).decode())
         await asyncio.gather(*(s.close(Close.UNKNOWN_ERROR, "server restarting: reconnect and resume") for s in sessions),
                              return_exceptions=True)
-        for task in (self._task, self._sweeper):
+        for task in (self._task, self._sweeper, self._refresher):
             if task:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -137,6 +140,7 @@ class GatewayHub:
                 cid = int(data["id"])
                 before = {s: guild.can_view(s.user_id, cid) for s in self.by_guild[gid]}
             guild.apply(event, data)
+            guild.note_event(event, data)
         if event == "USER_UPDATE" and "id" in data:
             self.platform.auth_cache.forget_user(int(data["id"]))
         if event == "TOKEN_REVOKED":
@@ -238,7 +242,8 @@ class GatewayHub:
         self.by_user[s.user_id].add(s)
 
     def unregister(self, s: Session) -> None:
-        self.sessions.pop(s.id, None)
+        if self.sessions.get(s.id) is s:  # not a newer connection of the same session (a resume here)
+            del self.sessions[s.id]
         self.by_user[s.user_id].discard(s)
         if not self.by_user[s.user_id]:
             del self.by_user[s.user_id]
@@ -267,9 +272,7 @@ class GatewayHub:
         if announce and s.intents & GUILDS:
             from .ready import guild_create
 
-            async with self.platform.read() as conn:
-                obj = await guild_create(self, conn, s, gid)
-            s.send_dispatch("GUILD_CREATE", orjson.dumps(obj).decode(), None)
+            s.send_dispatch("GUILD_CREATE", orjson.dumps(await guild_create(self, s, gid)).decode(), None)
 
     def leave_guild(self, s: Session, gid: int) -> None:
         s.guild_ids.discard(gid)
@@ -319,9 +322,43 @@ class GatewayHub:
     def _session_key(self, session_id: str) -> str:
         return f"{self.prefix}gw:session:{session_id}"
 
-    async def save_session(self, s: Session, *, ttl: int = RESUME_WINDOW_SECONDS + 120) -> None:
-        record = {"user_id": s.user_id, "token_id": s.token_id, "intents": s.intents, "bot": s.bot, "saved": time.time()}
-        await self.redis.set(self._session_key(s.id), orjson.dumps(record), ex=ttl)
+    @property
+    def record_refresh_seconds(self) -> float:
+        return self.resume_window / 5
+
+    @property
+    def record_ttl_ms(self) -> int:
+        """A record outlives its last refresh by the resume window plus two refresh periods: a
+        connected session's record never expires (the refresher renews it well before), and one
+        whose connection ended (or whose instance was killed) stays resumable for the window."""
+        return int((self.resume_window + 2 * self.record_refresh_seconds) * 1000)
+
+    def _record(self, s: Session) -> bytes:
+        return orjson.dumps({"user_id": s.user_id, "token_id": s.token_id, "intents": s.intents, "bot": s.bot,
+                             "large_threshold": s.large_threshold, "saved": time.time()})
+
+    async def save_session(self, s: Session) -> None:
+        """Writes the session's resume record: when it starts or resumes, and when its
+        connection ends (the resume window starts then)."""
+        await self.redis.set(self._session_key(s.id), self._record(s), px=self.record_ttl_ms)
+
+    async def _refresh_sessions(self) -> None:
+        """Renews the records of every session connected here, every fifth of the resume window
+        (one pipeline for all), so that a session connected for hours is as resumable as one
+        that just started."""
+        while True:
+            await asyncio.sleep(self.record_refresh_seconds)
+            try:
+                sessions = [s for s in self.sessions.values() if not s.closed]
+                for i in range(0, len(sessions), 1000):
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for s in sessions[i:i + 1000]:
+                            pipe.set(self._session_key(s.id), self._record(s), px=self.record_ttl_ms)
+                        await pipe.execute()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - retried at the next period, well inside the records' lifetime
+                log.warning("resume record refresh failed", exc_info=True)
 
     async def load_session(self, session_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(self._session_key(session_id))

@@ -123,10 +123,12 @@ async def presences_of(hub: GatewayHub, user_ids: list[int], *, now_ms: int | No
 
 
 async def write_presences(redis: Any, prefix: str, read: Reader, writes: Iterable[PresenceWrite], *,
-                          now_ms: int | None = None, sweep: bool = False) -> list[dict[str, Any]]:
+                          now_ms: int | None = None, sweep: bool = False,
+                          known_guilds: dict[int, list[str]] | None = None) -> list[dict[str, Any]]:
     """Records presences in one atomic Redis step (`sweep` also drops expired leases) and
     publishes a PRESENCE_UPDATE to the guilds of each user whose public status or activities
-    changed; returns those updates. `read` opens a database connection (for guild ids)."""
+    changed; returns those updates. `read` opens a database connection for the users' guild
+    ids, unless `known_guilds` has every changed user's."""
     now = _now_ms() if now_ms is None else now_ms
     args: list[Any] = [now, 1 if sweep else 0]
     for w in writes:
@@ -151,12 +153,15 @@ async def write_presences(redis: Any, prefix: str, read: Reader, writes: Iterabl
             changed[uid] = after
     if not changed:
         return []
-    async with read() as conn:
-        rows = (await conn.execute(text("SELECT user_id, guild_id FROM members WHERE user_id = ANY(:u)"),
-                                   {"u": list(changed)})).all()
     guilds: dict[int, list[str]] = {}
-    for row in rows:
-        guilds.setdefault(row.user_id, []).append(str(row.guild_id))
+    if known_guilds is not None and all(uid in known_guilds for uid in changed):
+        guilds = {uid: known_guilds[uid] for uid in changed if known_guilds[uid]}
+    else:
+        async with read() as conn:
+            rows = (await conn.execute(text("SELECT user_id, guild_id FROM members WHERE user_id = ANY(:u)"),
+                                       {"u": list(changed)})).all()
+        for row in rows:
+            guilds.setdefault(row.user_id, []).append(str(row.guild_id))
     updates = [presence_object(uid, status, activities) for uid, (status, activities) in changed.items() if uid in guilds]
     if updates:
         async with redis.pipeline(transaction=False) as pipe:
@@ -167,8 +172,11 @@ async def write_presences(redis: Any, prefix: str, read: Reader, writes: Iterabl
     return updates
 
 
-async def set_presence(hub: GatewayHub, user_id: int, status: str, activities: list[Any], *, connected: int = 0) -> None:
+async def set_presence(hub: GatewayHub, user_id: int, status: str, activities: list[Any], *, connected: int = 0,
+                       guild_ids: Iterable[int] | None = None) -> None:
     """A gateway session's presence. `connected` is +1 on a new session and -1 when one ends;
-    the last session ending makes the user offline."""
+    the last session ending makes the user offline. `guild_ids`: the user's guilds, when the
+    caller knows them (a session that just started: no query then)."""
+    known = {user_id: [str(g) for g in sorted(guild_ids)]} if guild_ids is not None else None
     await write_presences(hub.redis, hub.prefix, hub.platform.read,
-                          [PresenceWrite(user_id, status, activities, sessions=connected)])
+                          [PresenceWrite(user_id, status, activities, sessions=connected)], known_guilds=known)

@@ -92,6 +92,7 @@ _EVENT_INTENTS: dict[str, tuple[int | None, int | None]] = {
 # Plain ints: IntFlag arithmetic is slow, and this is looked up for every delivery.
 EVENT_INTENTS = {event: (None if g is None else int(g), None if d is None else int(d)) for event, (g, d) in _EVENT_INTENTS.items()}
 GUILDS, GUILD_PRESENCES, MESSAGE_CONTENT = int(Intent.GUILDS), int(Intent.GUILD_PRESENCES), int(Intent.MESSAGE_CONTENT)
+GUILD_MEMBERS = int(Intent.GUILD_MEMBERS)
 
 # Dropped first when a client falls behind; everything else is never skipped.
 EPHEMERAL = frozenset({"TYPING_START", "PRESENCE_UPDATE"})

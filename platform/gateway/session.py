@@ -48,6 +48,7 @@ class Session:
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     _writable: asyncio.Event = field(default_factory=asyncio.Event)
     compressor: Any = None  # the connection's zlib-stream context (one per socket, shared with HELLO)
+    large_threshold: int = 50  # IDENTIFY's large_threshold (ready.py)
     high_water: int = 256  # settings.gateway_queue_high_water
     limit: int = 2048  # settings.gateway_queue_limit
     _writer: asyncio.Task[None] | None = None
@@ -172,13 +173,19 @@ class Session:
         while self._queue and not self.closed and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
 
-    async def close(self, code: int, reason: str = "") -> None:
-        if self.closed:
-            return
-        await self.drain(1.0)
+    def abandon(self) -> None:
+        """The socket is gone (the client closed it or the connection was lost): nothing more is
+        written, and the writer task ends (left waiting, it would be destroyed still pending when
+        the session is collected, which asyncio logs as an error)."""
         self.closed = True
         self._writable.set()
         if self._writer is not None:
             self._writer.cancel()
+
+    async def close(self, code: int, reason: str = "") -> None:
+        if self.closed:
+            return
+        await self.drain(1.0)
+        self.abandon()
         with contextlib.suppress(Exception):
             await self.ws.close(code=int(code), reason=reason[:120])

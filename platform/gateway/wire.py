@@ -8,10 +8,17 @@ per frame, three times the bare relay's CPU per delivery (docs/benchmarks.md, be
 
 The writer is offered to the application as the ASGI scope extension `townsquare.frames`; an
 app served by another protocol (a test client, another server) does not find it and keeps
-the ordinary `websocket.send` path."""
+the ordinary `websocket.send` path.
+
+Shutdown: when the server stops (SIGTERM, SIGINT), uvicorn closes every WebSocket with 1012
+before the application's shutdown runs. The gateway sets the writer's `on_shutdown` to write
+op 7 RECONNECT, and this protocol calls it just before that close frame, so every client is
+told to resume elsewhere, whichever server class runs the protocol (`serve --workers N` too)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -32,10 +39,11 @@ def binary_frame(payload: bytes) -> bytes:
 class FrameWriter:
     """Writes whole frames to one connection's transport, in the caller's order."""
 
-    __slots__ = ("_proto",)
+    __slots__ = ("_proto", "on_shutdown")
 
     def __init__(self, proto: GatewayWebSocketProtocol) -> None:
         self._proto = proto
+        self.on_shutdown: Callable[[], None] | None = None  # called once, before the server's close frame
 
     @property
     def open(self) -> bool:
@@ -72,6 +80,17 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         super().resume_writing()
+
+    def shutdown(self) -> None:
+        """The server is stopping: the application's last word (RECONNECT) goes out before
+        uvicorn's close frame (1012)."""
+        writer = (getattr(self, "scope", None) or {}).get("extensions", {}).get(EXTENSION)
+        hook = writer.on_shutdown if writer is not None else None
+        if hook is not None and self.handshake_complete and self.initial_response is None and not self.close_sent and not self.transport.is_closing():
+            writer.on_shutdown = None
+            with contextlib.suppress(Exception):  # a failing hook must not stop the shutdown
+                hook()
+        super().shutdown()
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
