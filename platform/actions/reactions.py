@@ -63,6 +63,13 @@ _MEMBER = text(
 )
 
 
+async def member_of(conn: Any, guild_id: int, user_id: int) -> dict[str, Any] | None:
+    """The guild member object (with its user) that Discord puts in a guild's MESSAGE_REACTION_ADD
+    and TYPING_START; None for a user who is not a member."""
+    row = (await conn.execute(_MEMBER, {"g": guild_id, "u": user_id})).first()
+    return shapes.member(row, shapes.user_json(row.user)) if row is not None else None
+
+
 async def do_add_reaction(platform: Platform, user: Any, channel_id: int, message_id: int, emoji: str) -> None:
     emoji = check_emoji(emoji)
     async with platform.transaction() as tx:
@@ -81,9 +88,9 @@ async def do_add_reaction(platform: Platform, user: Any, channel_id: int, messag
         if added is not None:  # Discord's payload names the message's author (agents' moods and bonds use it)
             payload = {**_payload(access, user.id, channel_id, message_id, emoji), "message_author_id": str(added.author_id)}
             if access.guild_id is not None:  # in a guild, the reacting member (libraries build their event from it)
-                member = (await tx.conn.execute(_MEMBER, {"g": access.guild_id, "u": user.id})).first()
+                member = await member_of(tx.conn, access.guild_id, user.id)
                 if member is not None:
-                    payload["member"] = shapes.member(member, shapes.user_json(member.user))
+                    payload["member"] = member
             await tx.emit(E.MESSAGE_REACTION_ADD, payload, **_audience(access))
 
 

@@ -136,6 +136,7 @@ def guild(row: Any, *, roles: list[dict[str, Any]] | None = None) -> dict[str, A
         "discovery_splash": None,
         "banner": None,
         "owner_id": str(row.owner_id),
+        "application_id": None,  # no guild is created by a bot application (hikari reads the key)
         "afk_channel_id": None,
         "afk_timeout": 300,
         "verification_level": 0,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response, WebSocket
 
 from ..actions.access import DM, GROUP_DM, channel_access
 from ..actions.messages import check_sendable
+from ..actions.reactions import member_of
 from ..api.deps import Me, PlatformDep, Snowflake
 from .connection import Connection
 
@@ -56,5 +57,9 @@ async def typing(channel_id: Snowflake, request: Request, me: Me, platform: Plat
         else:
             data["guild_id"] = str(ch.guild_id)
             env["guild_id"] = str(ch.guild_id)
+            async with platform.read() as conn:  # in a guild, Discord's TYPING_START carries the member
+                member = await member_of(conn, ch.guild_id, me.id)
+            if member is not None:
+                data["member"] = member
         await hub.publish_ephemeral(env)
     return Response(status_code=204)
