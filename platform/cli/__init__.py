@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,9 @@ def _migrate(settings: Settings, database_url: str) -> None:
     upgrade(database_url, settings.database_schema)
 
 
-async def _serve(settings: Settings, database_url: str, redis_url: str, on_ready: Any = None) -> None:
+async def _serve(settings: Settings, database_url: str, redis_url: str, on_ready: Any = None, on_stop: Any = None) -> None:
+    """Serves until a signal; `on_ready` (async) runs once the server listens, `on_stop` as soon
+    as a signal asks it to stop."""
     import uvicorn
 
     from ..api.app import create_app
@@ -55,6 +58,14 @@ async def _serve(settings: Settings, database_url: str, redis_url: str, on_ready
     api = create_app(settings, database_url=database_url, redis_url=redis_url)
     config = uvicorn.Config(api, host=settings.host, port=settings.port, loop="none", lifespan="on", **uvicorn_options(settings))
     server = TownsquareServer(config)
+    if on_stop is not None:
+        handle_exit = server.handle_exit
+
+        def stopping(sig: int, frame: Any) -> None:
+            on_stop()
+            handle_exit(sig, frame)
+
+        server.handle_exit = stopping  # type: ignore[method-assign]
     if on_ready is not None:
         async def announce() -> None:
             while not server.started:
@@ -286,11 +297,12 @@ def _child_env(services: Any) -> dict[str, str]:
     return env
 
 
-def _spawn(args: list[str], env: dict[str, str]) -> Any:
-    import subprocess
-    import sys
+def _spawn(name: str, args: list[str], env: dict[str, str], terminal: Any, settings: Settings) -> Any:
+    """A child process of `up`, its output in <log dir>/<name>.log (see terminal.py)."""
+    from ..core.logging import log_file_bytes
+    from .terminal import Child, child_env, python_argv
 
-    return subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", *args], env=env)
+    return Child(name, python_argv(args), child_env(env), terminal, log_file_bytes(settings))
 
 
 async def _wait_http(url: str, timeout: float) -> bool:
@@ -322,54 +334,86 @@ def _stop_children(children: list[Any]) -> None:
             child.kill()
 
 
+def _login_line(settings: Settings, admin: AdminLogin) -> str:
+    if admin.generated:
+        return f"{admin.username} / {admin.password}"
+    # a password given in the settings (or set by one earlier) is never printed
+    return f"{admin.username} (password: {'TOWNSQUARE_ADMIN_PASSWORD' if settings.admin_password else 'not kept here'})"
+
+
 @app.command()
 def up(society: Annotated[str | None, typer.Option(help="Society to seed on first start (default TOWNSQUARE_SOCIETY).")] = None,
        agents: Annotated[bool, typer.Option(help="Run the agents (worker, rq worker, model server).")] = True) -> None:
     """Start everything on embedded defaults: server, agent worker, rq worker, the bundled model
     (unless OLLAMA_HOST is set) and the demo society; print the URL and the admin credentials.
-    Ctrl-C stops everything; starting again continues the same society with its history."""
+    The terminal shows only that summary and a line when something goes wrong; every process's
+    log is a file in TOWNSQUARE_LOG_DIR (default DATA_DIR/logs). Ctrl-C stops everything;
+    starting again continues the same society with its history."""
     import os
 
+    from ..core.logging import setup_logging
+    from ..core.logstore import install as install_log_store
+    from .terminal import ROLES, ProblemHandler, Terminal
+
     settings = get_settings()
+    log_dir = settings.resolved_log_dir()
+    terminal = Terminal(log_dir)
+    # this process's records (the server's, access lines included) go to a file; its errors also to the terminal
+    setup_logging(settings, file=log_dir / "server.log")
+    logging.getLogger().addHandler(ProblemHandler(terminal))
+    terminal.say(f"Starting Townsquare (logs in {log_dir}) ...")
     services = _services(settings)
+    if not settings.redis_url:  # embedded Redis: the log store gets the URL just resolved
+        install_log_store(logging.getLogger(), settings.model_copy(update={"redis_url": services.redis_url}))
     done = first_start(settings, services, (society or settings.society) if agents else None)
-    admin, guild_id = done.admin, done.guild_id
-    if admin.generated:
-        login = f"{admin.username} / {admin.password}"
-    else:  # a password given in the settings (or set by one earlier) is never printed
-        login = f"{admin.username} (password: {'TOWNSQUARE_ADMIN_PASSWORD' if settings.admin_password else 'not kept here'})"
+    login = _login_line(settings, done.admin)
     env = _child_env(services)
     children: list[Any] = []
+    names = ["server"]
+
+    def spawn(name: str, args: list[str]) -> None:
+        children.append(_spawn(name, args, env, terminal, settings))
+        names.append(name)
 
     async def main() -> None:
         if agents and not settings.chroma_url:
             # one Chroma for every process (an embedded store belongs to one process): served on the data folder
-            children.append(_spawn(["memory", "serve"], env))
+            spawn("memory", ["memory", "serve"])
             env["CHROMA_URL"] = settings.chroma_url = f"http://127.0.0.1:{settings.memory_port}"
             if not await _wait_http(f"{settings.chroma_url}/api/v2/heartbeat", timeout=60):
-                raise typer.Exit("the memory store (Chroma) did not start")
+                terminal.problem("memory", f"{ROLES['memory']} did not start", always=True)
+                raise typer.Exit(1)
         if agents:
             if not settings.ollama_host:
-                children.append(_spawn(["model", "serve"], env))
+                spawn("model", ["model", "serve"])
                 env["OLLAMA_HOST"] = f"http://127.0.0.1:{settings.model_port}"
 
         async def ready() -> None:
             if agents:
-                await _wait_http(f"{env.get('OLLAMA_HOST') or settings.ollama_host}/api/version", timeout=120)
-                children.append(_spawn(["worker", "--no-migrate"], env))
-                children.append(_spawn(["rq-worker"], env))
-            typer.echo(f"\nTownsquare is running at {settings.base_url}\n  admin login: {login}\n"
-                       + (f"  society: {society or settings.society} (guild {guild_id})\n" if guild_id else "")
-                       + f"  data folder: {settings.resolved_data_dir()}\n  stop with Ctrl-C\n")
+                model_host = env.get("OLLAMA_HOST") or settings.ollama_host
+                if not await _wait_http(f"{model_host}/api/version", timeout=120):
+                    source = "model" if "model" in names else "worker"
+                    terminal.problem(source, f"the model at {model_host} did not answer within 120 s: agents wait for it", always=True)
+                spawn("worker", ["worker", "--no-migrate"])
+                spawn("rq-worker", ["rq-worker"])
+            terminal.say(f"\nTownsquare is running at {settings.base_url}\n  admin login: {login}\n"
+                         + (f"  society: {society or settings.society} (guild {done.guild_id})\n" if done.guild_id else "")
+                         + f"  data folder: {settings.resolved_data_dir()}\n"
+                         + f"  logs: {log_dir} ({', '.join(f'{n}.log' for n in names)})\n  stop with Ctrl-C\n")
 
-        await _serve(settings, services.database_url, services.redis_url, on_ready=ready)
+        await _serve(settings, services.database_url, services.redis_url, on_ready=ready, on_stop=terminal.stopping.set)
 
     try:
         _run(main())
+    except KeyboardInterrupt:  # Ctrl-C before the server ran (it handles its own)
+        pass
     finally:
+        terminal.stopping.set()
+        terminal.say("Stopping ...")
         _stop_children(children)
         if "CHROMA_URL" in env and not os.environ.get("CHROMA_URL"):
             settings.chroma_url = None  # the memory server we started is gone with us
+        terminal.say("Stopped.")
     os.environ.pop("OLLAMA_HOST", None)
 
 
@@ -428,10 +472,39 @@ def memory_serve(host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annot
         _own(Path(folder))  # the folder is the server's: no process may open it embedded meanwhile
     except MemoryUnavailable as exc:
         raise typer.Exit(f"{exc}") from exc
+    _drop_chroma_banner()
     try:
         chromadb_rust_bindings.cli(["chroma", "run", "--path", folder, "--host", host, "--port", str(port or settings.memory_port)])
     except KeyboardInterrupt:
         pass
+
+
+# Chroma's log lines start with an ISO time; its banner has none
+_LOG_LINE = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
+def _drop_chroma_banner() -> None:
+    """`chroma run` prints a banner on stdout before it serves (a logo, links to its website,
+    "try Chroma Cloud! Sign up: ..."), with no option to leave it out, then writes its log lines
+    to the same stdout. Nothing of the banner belongs on an offline product's terminal or in its
+    logs: stdout becomes a pipe, and a thread passes on what comes from the first log line on."""
+    import os
+    import threading
+
+    read, write = os.pipe()
+    stdout = os.dup(1)
+    os.dup2(write, 1)
+    os.close(write)
+
+    def forward() -> None:
+        with os.fdopen(read, "rb") as source, os.fdopen(stdout, "wb", buffering=0) as target:
+            logging_started = False
+            for line in source:
+                logging_started = logging_started or bool(_LOG_LINE.search(line))
+                if logging_started:
+                    target.write(line)
+
+    threading.Thread(target=forward, name="chroma-stdout", daemon=True).start()
 
 
 @society_app.command("seed")

@@ -179,6 +179,8 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+    log_dir: Path | None = None  # where `up` writes each process's log file (default: <data_dir>/logs)
+    log_file_max_mb: float = Field(default=20.0, gt=0)  # a log file of `up` is rotated past this size (3 older ones kept)
     log_store_level: str = "INFO"  # records at this level and up (and at LOG_LEVEL's) go to the dashboard's log store
     log_store_max: int = 20_000  # records kept in the log store (a capped Redis stream); 0 disables it
 
@@ -211,6 +213,11 @@ class Settings(BaseSettings):
 
     def resolved_backup_dir(self) -> Path:
         path = (self.backup_dir or self.resolved_data_dir() / "backups").expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def resolved_log_dir(self) -> Path:
+        path = (self.log_dir or self.resolved_data_dir() / "logs").expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -10,6 +10,8 @@ import logging
 import sys
 import time
 from contextvars import ContextVar, Token
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -73,11 +75,26 @@ class TextFormatter(logging.Formatter):
         return line + "".join(f" {k}={v}" for k, v in context.items()) if context else line
 
 
-def setup_logging(settings: Settings) -> None:
+LOG_FILE_BACKUPS = 3  # older files kept beside a log file of `up` (name.log.1 ... name.log.3)
+
+
+def log_file_bytes(settings: Settings) -> int:
+    return max(1, int(settings.log_file_max_mb * 1_000_000))
+
+
+def setup_logging(settings: Settings, *, file: Path | None = None) -> None:
+    """Once per process: records on stderr, or in `file` (what `up` does, rotated past
+    TOWNSQUARE_LOG_FILE_MAX_MB, with Python's warnings among them), and in the log store."""
     root = logging.getLogger()
     if getattr(root, "_townsquare", False):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.Handler
+    if file is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(file, maxBytes=log_file_bytes(settings), backupCount=LOG_FILE_BACKUPS, encoding="utf-8")
+        logging.captureWarnings(True)  # a library's warning is a record in the file, not a line on the terminal
     handler.setFormatter(JsonFormatter() if settings.log_json else TextFormatter())
     root.handlers = [handler]
     root.setLevel(settings.log_level.upper())
