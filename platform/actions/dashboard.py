@@ -1,6 +1,7 @@
 """What the admin dashboard reads beyond the registry (`/api/v10/townsquare/dashboard/...`,
-instance administrators only): the society's vital signs over a time window, the agents' live
-activity, messages per channel over time, the processes' logs, and the effective configuration.
+instance administrators only): the society's vital signs over a time window (with the quality
+gate's rejections by reason), the agents' live activity and each one's last failure in words,
+messages per channel over time, the processes' logs, and the effective configuration.
 
 Time windows are id ranges: messages, LLM calls and turns have snowflake ids, so "since T" is
 `id >= snowflake_from_time(T)` on the primary key (or the (guild_id, id) index), never a scan.
