@@ -228,6 +228,11 @@ async def test_the_dashboard_says_why_agents_failed_and_what_the_gate_rejected(p
         on_page = page.locator(".agent-failure .last-failure")  # type: ignore[attr-defined]
         await on_page.wait_for()
         assert "the model did not answer in 30 s" in await on_page.text_content()
+        # its LLM calls say what the gate rejected, in words
+        rejected = page.locator("section:has(#sec-llm-calls) tbody tr", has_text="rejected by the quality gate")  # type: ignore[attr-defined]
+        await rejected.first.wait_for()
+        assert await rejected.count() == 4
+        assert await rejected.filter(has_text="in another member's voice").count() == 3
         await web.shot("admin-agent-failure")
     finally:
         await close_web(web)

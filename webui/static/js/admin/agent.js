@@ -5,7 +5,7 @@ import { api } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { t, formatNumber } from "../lib/i18n.js";
 import { sparkline } from "../lib/charts.js";
-import { act, ago, errorText, lastFailure, num, poll, section, stamp, statusBadge, table } from "./util.js";
+import { act, ago, callErrorText, errorText, lastFailure, num, poll, section, stamp, statusBadge, table } from "./util.js";
 import { lastAction, overrideButtons } from "./agents.js";
 
 const TRAITS = ["openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"];
@@ -164,6 +164,6 @@ async function loadCalls(box, id) {
     h("div", { class: "table-wrap" }, table([t("adm_time"), t("adm_task"), t("adm_backend"), t("adm_outcome"), t("adm_latency"), t("adm_tokens")],
       calls.map((c) => h("tr", { class: c.outcome === "ok" || c.outcome === "cached" ? "" : "row-bad" },
         h("td", {}, stamp(c.created_at)), h("td", {}, c.task), h("td", {}, `${c.backend} · ${c.model}${c.fallback_step ? ` (${t("adm_fallback_step", { step: c.fallback_step })})` : ""}`),
-        h("td", {}, c.outcome, c.error ? h("div", { class: "muted small" }, c.error) : null),
+        h("td", {}, c.outcome, c.error ? h("div", { class: "muted small" }, callErrorText(c.error)) : null),
         h("td", { class: "num" }, `${formatNumber(c.latency_ms)} ms`), h("td", { class: "num" }, formatNumber(c.prompt_tokens + c.completion_tokens)))))));
 }

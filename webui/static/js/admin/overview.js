@@ -6,7 +6,7 @@ import { api } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { t, formatNumber } from "../lib/i18n.js";
 import { barChart, lineChart } from "../lib/charts.js";
-import { clock, errorText, keepOpen, lastFailure, num, pct, poll, statusBadge } from "./util.js";
+import { clock, errorText, gateReasonText, keepOpen, lastFailure, num, pct, poll, statusBadge } from "./util.js";
 
 const STATUSES = ["idle", "thinking", "speaking", "paused", "muted", "resting"];
 
@@ -17,11 +17,6 @@ function stat(label, value, extra = null) {
 /** The quality gate's rejections by reason (society-wide, over the window): every reason the
  * gate knows has its row, zero included, so the table does not jump between refreshes. */
 export function gatePanel(gate, minutes) {
-  const reasonText = (reason) => {
-    const key = `adm_gate_${reason}`;
-    const words = t(key);
-    return words === key ? reason : words;
-  };
   return h("section", { class: "card panel gate-panel", "aria-labelledby": "ov-gate" },
     h("h2", { id: "ov-gate" }, t("adm_gate_title")),
     h("p", { class: "muted" }, gate.total ? t("adm_gate_desc", { count: formatNumber(gate.total), minutes })
@@ -30,7 +25,7 @@ export function gatePanel(gate, minutes) {
       h("caption", { class: "visually-hidden" }, t("adm_gate_title")),
       h("thead", {}, h("tr", {}, [t("adm_gate_reason"), t("adm_gate_count"), t("adm_gate_share")].map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, gate.by_reason.map((r) => h("tr", { "data-reason": r.reason, class: r.count ? "" : "muted" },
-        h("th", { scope: "row" }, reasonText(r.reason), " ", h("code", { class: "small" }, r.reason)),
+        h("th", { scope: "row" }, gateReasonText(r.reason), " ", h("code", { class: "small" }, r.reason)),
         h("td", { class: "num" }, formatNumber(r.count)),
         h("td", {}, h("meter", { min: 0, max: Math.max(1, gate.total), value: r.count,
           "aria-label": t("adm_gate_share_of", { reason: r.reason }) }), " ",

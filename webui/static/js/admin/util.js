@@ -109,6 +109,18 @@ export function failureReason(failure) {
   return known === key ? t("adm_failure_other", { outcome: failure.outcome }) : known;
 }
 
+/** A quality-gate reason (wrong_voice, off_topic, ...) in words; an unknown one as it is. */
+export function gateReasonText(reason) {
+  const key = `adm_gate_${reason}`;
+  const words = t(key);
+  return words === key ? reason : words;
+}
+
+/** An LLM call's error as shown: a gate rejection ("gate:<reason>") in words, anything else as it is. */
+export function callErrorText(error) {
+  return error && error.startsWith("gate:") ? t("adm_gate_rejected_because", { reason: gateReasonText(error.slice(5)) }) : error;
+}
+
 /** An agent's last failure for a card or a page: "Last failure, 3 minutes ago: <why>", or null. */
 export function lastFailure(failure, { cls = "last-failure" } = {}) {
   if (!failure) return null;
