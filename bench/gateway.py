@@ -1,6 +1,7 @@
 """Real-time gateway benchmark: REST sends fanned out over the WebSocket gateway to 1,000 clients.
 
     .venv/bin/python bench/gateway.py [--duration 20] [--clients 1000] [--rate 20] [--channels 10] [--senders 4]
+    .venv/bin/python bench/gateway.py --storm-only     # only the connect storm (about 20 s)
 
 Starts its own Townsquare server (uvicorn, uvloop + httptools, one process) on a free 127.0.0.1
 port, in a fresh PostgreSQL schema and Redis key prefix, both dropped at the end (DATABASE_URL /
@@ -16,6 +17,13 @@ channel, so each message is one delivery per client: deliveries = messages x cli
 
 Both servers run side by side, each with its own fleet of --clients clients (the bare server
 relays frames, so the idle fleet costs nothing). Phases:
+  storm     (Townsquare, before the others, with a fleet of its own over the same bots) what a
+            restarted server goes through: --clients clients connect and IDENTIFY at once
+            (--storm-concurrency at a time, default all), each until READY and the guild's
+            GUILD_CREATE; the time until the last one has it is the connect-storm figure (target
+            under 3 s for 1,000 clients). Then every connection is cut at once (TCP abort, no
+            close handshake) and every client RESUMEs at once, until RESUMED. Reports per-client
+            percentiles, GUILD_CREATE size and the CPU of each party during each storm.
   rate      --senders senders post at a fixed total --rate messages/s (open loop, evenly
             staggered), round-robin over the channels, for --duration s after --warmup s;
             Townsquare first, then the bare server. Townsquare: POST
@@ -101,7 +109,7 @@ Http1, Probe, free_port, plain_pg_dsn, wait_ready, stop_embedded = (_api.Http1, 
 INTENTS = 1 | 512 | 32768  # GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT
 MARK = b"gwb:"
 FILLER = "The quick brown fox jumps over the lazy dog while the agents discuss the harvest."
-TARGETS = {"saturated_share_of_bare": 0.5, "rate_p99_ms": 50.0}
+TARGETS = {"saturated_share_of_bare": 0.5, "rate_p99_ms": 50.0, "connect_storm_s": 3.0}
 POST_TIMEOUT = 10.0
 
 _NOFILE = r"""
@@ -330,10 +338,18 @@ class TaskConn:
                 await self.task
 
 
+def abort_connection(conn: Any) -> None:
+    """Cuts a client's TCP connection without a close handshake (both client kinds)."""
+    transport = conn.transport if isinstance(conn, CallbackConn) else conn.ws.transport
+    if transport is not None:
+        transport.abort()
+
+
 class Fleet:
     """C WebSocket clients (and, for Townsquare, one heartbeat task each)."""
 
-    def __init__(self, tally: Tally, *, compression: str | None, mode: str) -> None:
+    def __init__(self, tally: Tally, *, compression: str | None, mode: str, server_pid: int | None = None) -> None:
+        self.server_pid = server_pid  # for the CPU figures of the storms
         self.tally = tally
         self.compression = compression
         self.mode = mode
@@ -393,8 +409,9 @@ class Fleet:
             await conn.send('{"op":1,"d":null}')
             await asyncio.sleep(interval)
 
-    async def _identify(self, conn: Any, token: str, guild_id: str) -> tuple[float, int]:
-        """HELLO, IDENTIFY, then frames until READY and the guild's GUILD_CREATE."""
+    async def _identify(self, conn: Any, token: str, guild_id: str, session: dict[str, Any] | None = None) -> tuple[float, int]:
+        """HELLO, IDENTIFY, then frames until READY and the guild's GUILD_CREATE. `session`, when
+        given, is filled with the session id and the last sequence number (for a RESUME)."""
         hello = orjson.loads(await conn.recv_setup())
         assert hello["op"] == 10, hello
         await conn.send(orjson.dumps({"op": 2, "d": {"token": token, "intents": INTENTS,
@@ -404,13 +421,108 @@ class Fleet:
         while not (ready and guild_bytes):
             raw = await conn.recv_setup()
             frame = orjson.loads(raw)
+            if session is not None and frame.get("s") is not None:
+                session["seq"] = frame["s"]
             if frame["op"] == 0 and frame["t"] == "READY":
                 ready = True
+                if session is not None:
+                    session["session_id"] = frame["d"]["session_id"]
             elif frame["op"] == 0 and frame["t"] == "GUILD_CREATE" and frame["d"]["id"] == guild_id:
                 guild_bytes = len(raw)
             elif frame["op"] == 9:
                 raise RuntimeError("INVALID_SESSION")
         return hello["d"]["heartbeat_interval"] / 1000, guild_bytes
+
+    @staticmethod
+    async def _resume(conn: Any, token: str, session: dict[str, Any]) -> int:
+        """HELLO, RESUME, then frames until RESUMED; returns the frames replayed before it."""
+        hello = orjson.loads(await conn.recv_setup())
+        assert hello["op"] == 10, hello
+        await conn.send(orjson.dumps({"op": 6, "d": {"token": token, "session_id": session["session_id"], "seq": session["seq"]}}).decode())
+        replayed = 0
+        while True:
+            frame = orjson.loads(await conn.recv_setup())
+            if frame.get("s") is not None:
+                session["seq"] = frame["s"]
+            if frame["op"] == 0 and frame["t"] == "RESUMED":
+                return replayed
+            if frame["op"] == 9:
+                raise RuntimeError("INVALID_SESSION")
+            replayed += frame["op"] == 0
+
+    async def storm(self, url: str, tokens: list[str], guild_id: str, concurrency: int,
+                    profile: tuple[str, int, Path, bool] | None = None) -> dict[str, Any]:
+        """The reconnect storm of a restarted server, twice: every client IDENTIFYs at once
+        (`concurrency` at a time) until READY and the guild's GUILD_CREATE; then every connection
+        is cut at once (no close handshake) and every client RESUMEs at once until RESUMED."""
+        out: dict[str, Any] = {}
+        sessions: list[dict[str, Any]] = [{} for _ in tokens]
+        conns: list[Any] = [None] * len(tokens)
+        for kind in ("identify", "resume"):
+            sem = asyncio.Semaphore(concurrency)
+            times: list[float] = []
+            sizes: list[int] = []
+            errors: dict[str, int] = {}
+            replayed = [0]
+
+            async def one(i: int) -> None:
+                async with sem:
+                    begin = time.perf_counter()
+                    conn = None
+                    try:
+                        conn = await self._connect(url)
+                        if kind == "identify":
+                            sizes.append((await self._identify(conn, tokens[i], guild_id, sessions[i]))[1])
+                        else:
+                            replayed[0] += await self._resume(conn, tokens[i], sessions[i])
+                        times.append(time.perf_counter() - begin)
+                        conns[i] = conn
+                    except Exception as exc:  # noqa: BLE001 - counted
+                        errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                        conns[i] = None
+                        if conn is not None:
+                            with contextlib.suppress(Exception):
+                                await conn.close()
+
+            if kind == "resume":
+                for conn in conns:  # what a server killed under its clients leaves them with
+                    if conn is not None:
+                        abort_connection(conn)
+                await asyncio.sleep(0.2)
+            spy = None
+            if profile is not None:  # py-spy writes its stacks on SIGINT
+                py_spy, pid, folder, children = profile
+                spy = await asyncio.create_subprocess_exec(
+                    py_spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking", *(["--subprocesses"] if children else []),
+                    "--format", "raw", "--output", str(folder / f"townsquare-storm-{kind}.txt"),
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+                await asyncio.sleep(0.5)
+            before = _api.cpu_snapshot(self.server_pid) if self.server_pid else None
+            started = time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(len(tokens)) if kind == "identify" or sessions[i].get("session_id")))
+            took = time.perf_counter() - started
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                await spy.wait()
+            r: dict[str, Any] = {"clients": len(times), "wanted": len(tokens), "concurrency": concurrency, "total_s": round(took, 2),
+                                 "per_s": round(len(times) / took, 1), "errors": errors}
+            r.update({k: v for k, v in lat_summary([int(x * 1e9) for x in times]).items() if k != "n"})
+            if before is not None:
+                after = _api.cpu_snapshot(self.server_pid)
+                before["postgres_ours"] = after["postgres_ours"] = 0.0
+                r["cpu_cores"] = {k: v for k, v in _api.cpu_delta(before, after).items() if k != "postgres_ours"}
+            if sizes:
+                r["guild_create_bytes_mean"] = round(sum(sizes) / len(sizes))
+            if kind == "resume":
+                r["replayed_dispatches"] = replayed[0]
+            out[kind] = r
+            log(f"  {kind} storm: {r['clients']}/{r['wanted']} clients in {r['total_s']} s ({r['per_s']}/s; per client p50 {r['p50_ms']} ms, "
+                f"p99 {r['p99_ms']} ms{', GUILD_CREATE ' + str(r['guild_create_bytes_mean']) + ' bytes' if sizes else ''})"
+                f"{'; errors ' + str(errors) if errors else ''}")
+            await asyncio.sleep(1.0)  # let the server settle (the cut sessions' ends, presences) between the storms
+        for i in range(0, len(conns), 200):
+            await asyncio.gather(*(c.close() for c in conns[i:i + 200] if c is not None), return_exceptions=True)
+        return out
 
     async def connect_all(self, n: int, concurrency: int, *, townsquare: tuple[str, list[str], str] | None = None,
                           bare_url: str | None = None) -> dict[str, Any]:
@@ -961,43 +1073,53 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             log(f"world: guild {world['guild_id']}, {len(world['channel_ids'])} channels, {args.clients + args.senders} bots "
                 f"({results['world_s']} s)")
             ts.senders = RestSenders(port, world["tokens"][args.clients:], world["channel_ids"], max(args.senders, args.saturate_senders))
-            await ts.connect(args, townsquare=(url.replace("http://", "ws://") + "/gateway?v=10&encoding=json",
-                                               world["tokens"][:args.clients], str(world["guild_id"])))
-        if bt is not None:
-            await bt.connect(args, bare_url=f"ws://127.0.0.1:{bare_port}/")
-        gc.collect()
-        gc.freeze()  # the long-lived connection objects: keep the collector off them during the phases
-        await asyncio.sleep(1.0)
+            if args.storm_concurrency:
+                log(f"\ntownsquare: connect storm, {args.clients} clients, {args.storm_concurrency} at a time")
+                storm_fleet = Fleet(tally, compression=compression, mode=args.client, server_pid=proc.pid)  # type: ignore[union-attr]
+                ts.results["storm"] = await storm_fleet.storm(url.replace("http://", "ws://") + "/gateway?v=10&encoding=json",
+                                                              world["tokens"][:args.clients], str(world["guild_id"]), args.storm_concurrency,
+                                                              profile=ts.profile(args, "storm") and (args.py_spy, proc.pid, Path(args.profile_dir),  # type: ignore[union-attr]
+                                                                                                     args.workers > 1))
+                await asyncio.sleep(1.0)
+        if not args.storm_only:  # the message phases
+            if ts is not None:
+                await ts.connect(args, townsquare=(url.replace("http://", "ws://") + "/gateway?v=10&encoding=json",
+                                                   world["tokens"][:args.clients], str(world["guild_id"])))
+            if bt is not None:
+                await bt.connect(args, bare_url=f"ws://127.0.0.1:{bare_port}/")
+            gc.collect()
+            gc.freeze()  # the long-lived connection objects: keep the collector off them during the phases
+            await asyncio.sleep(1.0)
 
-        # rate phases, Townsquare first (the bare frames copy its MESSAGE_CREATE dispatch)
-        if ts is not None:
-            await ts.rate_phase(args, tally)
-            if tally.sample is not None:
-                ts.results["message_create_frame_bytes"] = len(tally.sample)
-        if bt is not None:
-            template = tally.sample or synthetic_template()
-            bt.senders = BareSenders(f"ws://127.0.0.1:{bare_port}/publish", max(args.senders, args.saturate_senders), template)
-            await bt.senders.open()
-            bt.results["frame_bytes"] = len(bt.senders.frame(10**6, time.perf_counter_ns()))
-            await bt.rate_phase(args, tally)
-        # saturate rounds, alternating between the targets: a changing background load on a
-        # shared machine then weighs on both alike
-        for n in range(args.saturate_rounds):
+            # rate phases, Townsquare first (the bare frames copy its MESSAGE_CREATE dispatch)
+            if ts is not None:
+                await ts.rate_phase(args, tally)
+                if tally.sample is not None:
+                    ts.results["message_create_frame_bytes"] = len(tally.sample)
+            if bt is not None:
+                template = tally.sample or synthetic_template()
+                bt.senders = BareSenders(f"ws://127.0.0.1:{bare_port}/publish", max(args.senders, args.saturate_senders), template)
+                await bt.senders.open()
+                bt.results["frame_bytes"] = len(bt.senders.frame(10**6, time.perf_counter_ns()))
+                await bt.rate_phase(args, tally)
+            # saturate rounds, alternating between the targets: a changing background load on a
+            # shared machine then weighs on both alike
+            for n in range(args.saturate_rounds):
+                for target in targets:
+                    await target.saturate_round(args, tally, n)
+            log("")
             for target in targets:
-                await target.saturate_round(args, tally, n)
-        log("")
-        for target in targets:
-            target.results["saturate"] = combine_rounds(f"{target.name} saturate", target.rounds)
-            target.results["other_frames"] = target.fleet.other_frames
+                target.results["saturate"] = combine_rounds(f"{target.name} saturate", target.rounds)
+                target.results["other_frames"] = target.fleet.other_frames
 
-        for target in targets:
-            await target.senders.close()
-            await target.fleet.close()
-        if ts is not None:
-            stored = await pg.fetchval("SELECT count(*) FROM messages WHERE guild_id = $1", world["guild_id"])
-            accepted = ts.results["rate"]["messages_accepted"] + ts.results["saturate"]["messages_accepted"]
-            ts.results["persisted"] = {"messages_accepted": accepted, "rows": stored, "consistent": stored == accepted}
-            log(f"  Townsquare persisted: {accepted} messages accepted, {stored} rows stored")
+            for target in targets:
+                await target.senders.close()
+                await target.fleet.close()
+            if ts is not None:
+                stored = await pg.fetchval("SELECT count(*) FROM messages WHERE guild_id = $1", world["guild_id"])
+                accepted = ts.results["rate"]["messages_accepted"] + ts.results["saturate"]["messages_accepted"]
+                ts.results["persisted"] = {"messages_accepted": accepted, "rows": stored, "consistent": stored == accepted}
+                log(f"  Townsquare persisted: {accepted} messages accepted, {stored} rows stored")
         for target in targets:
             results[target.name] = target.results
     finally:
@@ -1021,7 +1143,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     # --- verdict -------------------------------------------------------------------------------
     tr, br = results.get("townsquare"), results.get("bare")
     verdict: dict[str, Any] = {}
-    if tr and br:
+    if tr and br and "saturate" in tr and "saturate" in br:
         share = tr["saturate"]["deliveries_per_s"] / max(br["saturate"]["deliveries_per_s"], 1e-9)
         t_us, b_us = tr["saturate"].get("server_cpu_us_per_delivery"), br["saturate"].get("server_cpu_us_per_delivery")
         verdict["saturated_share_of_bare"] = {
@@ -1030,7 +1152,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             # less sensitive to what else runs on the machine: server CPU per delivery, bare / Townsquare
             "server_cpu_per_delivery_share": round(b_us / t_us, 3) if t_us and b_us else None,
             "townsquare_server_cpu_us_per_delivery": t_us, "bare_server_cpu_us_per_delivery": b_us}
-    if tr:
+    if tr and "storm" in tr:
+        took = tr["storm"]["identify"]["total_s"]
+        ok = tr["storm"]["identify"]["clients"] == args.clients and tr["storm"]["resume"]["clients"] == args.clients
+        verdict["connect_storm_s"] = {"value": took, "target": TARGETS["connect_storm_s"], "met": ok and took < TARGETS["connect_storm_s"],
+                                      "clients": tr["storm"]["identify"]["clients"], "concurrency": args.storm_concurrency,
+                                      "resume_storm_s": tr["storm"]["resume"]["total_s"], "resumed": tr["storm"]["resume"]["clients"]}
+    if tr and "rate" in tr:
         p99 = tr["rate"]["latency"]["p99_ms"]
         verdict["rate_p99_ms"] = {"value": p99, "target": TARGETS["rate_p99_ms"], "met": p99 is not None and p99 <= TARGETS["rate_p99_ms"],
                                   "clients": tr["rate"]["clients"], "offered_messages_per_s": args.rate,
@@ -1054,7 +1182,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     for label, phase, key, sub in rows:
         vals = []
         for r in (tr, br):
-            v = r[phase].get(key) if r else None
+            v = r[phase].get(key) if r and phase in r else None
             vals.append("-" if v is None else v[sub] if sub else v)
         log(f"{label:<48} {vals[0]!s:>12} {vals[1]!s:>12}")
     for key, v in verdict.items():
@@ -1086,6 +1214,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="saturate phases: most messages not yet delivered to every client, so also the most frames queued "
                         "per session (default 100; the server closes a session at 2,048)")
     p.add_argument("--connect-concurrency", type=int, default=50, help="handshakes + IDENTIFYs at a time (default 50)")
+    p.add_argument("--storm-concurrency", type=int, default=1000,
+                   help="connect storm (before the other phases, with its own --clients clients): handshakes + IDENTIFYs, then "
+                        "handshakes + RESUMEs, at a time (default 1000: all at once, as after a server restart; 0 skips the storm)")
+    p.add_argument("--storm-only", action="store_true", help="only the connect storm (no bare server, no message phases)")
     p.add_argument("--permessage-deflate", action="store_true", help="clients offer permessage-deflate (browsers do; bots usually not)")
     p.add_argument("--workers", type=int, default=1, help="Townsquare server processes (townsquare serve --workers N; default 1)")
     p.add_argument("--pool-size", type=int, default=0, help="server's TOWNSQUARE_DATABASE_POOL_SIZE (default: the server's default)")
@@ -1102,6 +1234,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--clients must be 1-5000, --channels 1-100, --senders 1-50, --saturate-senders 1-100")
     if not 0 < args.rate <= 10_000 or not 1 <= args.window <= 2000 or not 1 <= args.connect_concurrency <= 500:
         p.error("--rate must be in (0, 10000], --window 1-2000 (below the server's 2,048-frame queue), --connect-concurrency 1-500")
+    if not 0 <= args.storm_concurrency <= 5000:
+        p.error("--storm-concurrency must be 0-5000")
+    if args.storm_only:
+        if not args.storm_concurrency or args.skip_townsquare:
+            p.error("--storm-only needs the storm (--storm-concurrency > 0) and Townsquare")
+        args.skip_bare = True
     if not 1 <= args.workers <= 16:
         p.error("--workers must be 1-16")
     if args.skip_bare and args.skip_townsquare:
