@@ -9,6 +9,9 @@ import contextlib
 from dataclasses import dataclass, field
 
 
+HOLD_SECONDS = 120.0
+
+
 @dataclass(eq=False)
 class _Pair:
     client: asyncio.StreamWriter
@@ -62,6 +65,19 @@ class Relay:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
 
+    async def _connect_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """While the server restarts, a new connection waits for it, as behind a load balancer
+        that retries (else each library's reconnect backoff, which grows to minutes, would set
+        the pace of the test)."""
+        deadline = asyncio.get_running_loop().time() + HOLD_SECONDS
+        while True:
+            try:
+                return await asyncio.open_connection("127.0.0.1", self.target_port)
+            except OSError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
     def _abort(self, pair: _Pair) -> None:
         self._pairs.discard(pair)
         for writer in (pair.client, pair.upstream):
@@ -78,10 +94,7 @@ class Relay:
             first = await reader.read(65536)
             if not first:
                 return
-            try:
-                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-            except OSError:
-                return  # the server is down: the client sees its connection reset
+            up_reader, up_writer = await self._connect_upstream()
             pair.upstream = up_writer
             await asyncio.gather(_pipe(reader, up_writer, pair, first), _pipe(up_reader, writer))
         except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
