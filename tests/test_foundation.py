@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -225,21 +227,104 @@ class SocketWatch:
         return {r: cmds for r, cmds in self.seen.items() if not ipaddress.ip_address(r[0]).is_loopback and r[0] not in allowed}
 
 
+class SyscallWatch:
+    """Every connection a process tree attempts, however short-lived: the tree runs under
+    `strace -f`, which logs each connect() and each addressed send (sendto, sendmsg, sendmmsg) of
+    every process and thread, successful or not. A DNS query lasts milliseconds and a process
+    may live a few seconds (an rq job): /proc sampling (SocketWatch) can miss both, the log
+    cannot. `--seccomp-bpf` stops only the traced calls, so the tree runs at nearly full speed."""
+
+    CALLS = "connect,sendto,sendmsg,sendmmsg"
+    _ADDRESS = re.compile(r'sin6?_port=htons\((\d+)\).*?(?:inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)")')
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("strace") is not None
+
+    def command(self, argv: list[str]) -> list[str]:
+        return ["strace", "-f", "-qq", "--seccomp-bpf", "-e", f"trace={self.CALLS}", "-e", "signal=none", "-s", "64",
+                "-o", str(self.log), *argv]
+
+    @staticmethod
+    def traced_child(strace_pid: int) -> int:
+        """The traced command's pid (signals go to it: strace itself would detach and leave)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            children = (Path("/proc") / str(strace_pid) / "task" / str(strace_pid) / "children").read_text().split()
+            if children:
+                return int(children[0])
+            time.sleep(0.05)
+        raise AssertionError("strace did not start its command")
+
+    def destinations(self) -> dict[tuple[str, int], list[str]]:
+        """(address, port) -> the log lines that name it (IPv4 and IPv6; Unix sockets have none)."""
+        import ipaddress
+
+        seen: dict[tuple[str, int], list[str]] = {}
+        for line in self.log.read_text(errors="replace").splitlines():
+            match = self._ADDRESS.search(line)
+            if match:
+                address = ipaddress.ip_address(match.group(2) or match.group(3))
+                if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                    address = address.ipv4_mapped
+                seen.setdefault((str(address), int(match.group(1))), []).append(line[:200])
+        return seen
+
+    def outside(self) -> dict[tuple[str, int], list[str]]:
+        """Anything but loopback, and any DNS query (port 53) even to a local resolver: Townsquare
+        names every service by address, so resolving a name means something wants to go out."""
+        import ipaddress
+
+        return {d: lines for d, lines in self.destinations().items() if not ipaddress.ip_address(d[0]).is_loopback or d[1] == 53}
+
+
+def test_syscall_watch_sees_a_dns_query_that_lasts_milliseconds(tmp_path: Path) -> None:
+    """The watch itself: a child process that resolves a name (its query goes to the system's
+    resolver, whether or not that answers) and a UDP datagram sent without connect() are both
+    seen, although each socket lives for milliseconds."""
+    if not SyscallWatch.available():
+        pytest.fail("the outbound-connection watch needs strace (Debian/Ubuntu: apt-get install strace)")
+    watch = SyscallWatch(tmp_path / "trace.log")
+    code = ("import socket, subprocess, sys\n"
+            "subprocess.run([sys.executable, '-c', 'import socket\\ntry: socket.getaddrinfo(\"townsquare-watch.invalid\", 443)\\n"
+            "except OSError: pass'])\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.sendto(b'x', ('192.0.2.1', 9))\n")
+    subprocess.run(watch.command([sys.executable, "-c", code]), check=True, timeout=60)
+    outside = watch.outside()
+    assert ("192.0.2.1", 9) in outside, watch.destinations()
+    resolvers = [d for d in outside if d[1] == 53]
+    resolv_conf = Path("/etc/resolv.conf")
+    if resolv_conf.is_file() and "nameserver" in resolv_conf.read_text():
+        assert resolvers, watch.destinations()  # the lookup asked the resolver: seen, from the grandchild
+
+
 def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
     """`townsquare up` with nothing configured: prints the URL and admin login; a second start
     continues with the same data. While the first run lives (server, worker, rq worker, model and
-    Chroma, an agent answering), no process of its tree connects anywhere but to loopback."""
+    Chroma, an agent answering), no process of its tree connects anywhere but to loopback nor
+    resolves a name: its connections are sampled (SocketWatch) and every connect() and send of
+    the tree is logged by strace (SyscallWatch: short-lived DNS queries and rq job processes too)."""
+    if not SyscallWatch.available():
+        pytest.fail("the outbound-connection watch needs strace (Debian/Ubuntu: apt-get install strace)")
+    syscalls = SyscallWatch(tmp_path / "up-trace.log")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.pop("OLLAMA_HOST", None)
     env.pop("CHROMA_URL", None)
+    for name in ("ORT_DISABLE_TELEMETRY", "ORT_TELEMETRY_DISABLED"):  # set by this process if it loaded the embedder:
+        env.pop(name, None)  # `up` must turn onnxruntime's telemetry off by itself
     model_port, memory_port = free_port(), free_port()
     env.update(TOWNSQUARE_PORT=str(port), TOWNSQUARE_DATA_DIR=str(tmp_path / "data"), TOWNSQUARE_LOG_LEVEL="WARNING",
                TOWNSQUARE_MODEL_PORT=str(model_port), TOWNSQUARE_MEMORY_PORT=str(memory_port))
     base = f"http://127.0.0.1:{port}"
 
-    def start() -> tuple[subprocess.Popen, str, str]:
-        proc = subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", "up"], env=env, stdout=subprocess.PIPE,
+    def start(traced: bool = False) -> tuple[subprocess.Popen, str, str]:
+        argv = [sys.executable, "-m", "townsquare.platform.cli", "up"]
+        proc = subprocess.Popen(syscalls.command(argv) if traced else argv, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True)
         assert proc.stdout is not None
         deadline = time.monotonic() + 180
@@ -254,7 +339,8 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
         proc.kill()
         raise AssertionError("up did not print the admin login")
 
-    proc, user, password = start()
+    proc, user, password = start(traced=True)
+    up_pid = SyscallWatch.traced_child(proc.pid)  # (proc is strace; it exits with up's status)
     watch = SocketWatch(proc.pid).__enter__()
     try:
         token = httpx.post(f"{base}/api/v10/auth/login", json={"login": user, "password": password}).json()["token"]
@@ -295,8 +381,11 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
         assert not watch.outside(), f"outbound connections: {watch.outside()}"
     finally:
         watch.__exit__()
-        proc.send_signal(signal.SIGINT)
+        os.kill(up_pid, signal.SIGINT)
         assert proc.wait(timeout=60) == 0
+    # from start to stop, every attempt of every process (DNS queries, rq jobs, shutdown flushes)
+    assert syscalls.destinations(), "strace logged no connection at all"
+    assert not syscalls.outside(), f"outbound connections or DNS queries: {syscalls.outside()}"
     for stopped in (f"http://127.0.0.1:{model_port}/api/version", f"http://127.0.0.1:{memory_port}/api/v2/heartbeat"):
         with pytest.raises(httpx.HTTPError):  # the model and memory servers stopped with everything else
             httpx.get(stopped, timeout=2)

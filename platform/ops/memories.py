@@ -41,7 +41,9 @@ def _missing(exc: Exception) -> bool:
 
 def _get_collection(client: Any, agent_id: int) -> Any | None:
     try:
-        return client.get_collection(name=collection_name(agent_id))
+        # no embedding function: the embeddings are read and written as they are, and Chroma's
+        # default one would load onnxruntime (and its telemetry) for nothing
+        return client.get_collection(name=collection_name(agent_id), embedding_function=None)
     except Exception as exc:
         if _missing(exc):
             return None
