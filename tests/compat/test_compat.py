@@ -46,6 +46,25 @@ async def bot(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
         await b.call("stop")
 
 
+CROWD = 1_100  # more than one GUILD_MEMBERS_CHUNK (1,000), and far above any large_threshold
+
+
+async def crowd(world: World, n: int = CROWD) -> set[str]:
+    """Makes the guild a large one: n more members (written straight to the tables, as a seeded
+    society would be, since registering a thousand people one by one hashes a thousand passwords)."""
+    from sqlalchemy import text
+
+    from townsquare.platform.core.snowflake import new_id
+
+    ids = [new_id() for _ in range(n)]
+    async with world.platform.transaction() as tx:
+        await tx.conn.execute(text("INSERT INTO users (id, username) SELECT u, 'crowd' || u FROM unnest(CAST(:ids AS bigint[])) AS u"),
+                              {"ids": ids})
+        await tx.conn.execute(text("INSERT INTO members (guild_id, user_id) SELECT :g, u FROM unnest(CAST(:ids AS bigint[])) AS u"),
+                              {"g": world.guild_id, "ids": ids})
+    return {str(i) for i in ids}
+
+
 async def rest(world: World, method: str, path: str, actor: Any = None, **kw: Any) -> Any:
     r = await world.client.request(method, f"/api/v10{path}", headers=(actor or world.alice).headers, **kw)
     assert r.status_code < 300, (method, path, r.status_code, r.text)
@@ -56,6 +75,7 @@ async def rest(world: World, method: str, path: str, actor: Any = None, **kw: An
 async def test_library_runs_the_script(bot: Any, world: World, relayed: tuple[RunningServer, Relay]) -> None:
     _, relay = relayed
     general, gid, alice = str(world.general_id), str(world.guild_id), str(world.alice.id)
+    everyone = {str(a.id) for a in (world.owner, world.alice, world.bob, world.bot)} | await crowd(world)
 
     # connect, and see the guild in the library's cache
     me = await bot.call("start", token=world.bot.token, base_url=relay.url, gateway_url=relay.ws_url)
@@ -125,11 +145,11 @@ async def test_library_runs_the_script(bot: Any, world: World, relayed: tuple[Ru
     await rest(world, "POST", f"/channels/{general}/typing")
     await bot.call("wait_typing", channel_id=general, user_id=alice)
 
-    # members: one fetched over REST, all of them chunked over the gateway
+    # members of a large guild: one fetched over REST, all of them chunked over the gateway
     member = await bot.call("fetch_member", guild_id=gid, user_id=alice)
     assert member["user_id"] == alice and member["joined_at"]
-    everyone = {str(a.id) for a in (world.owner, world.alice, world.bob, world.bot)}
-    assert set((await bot.call("chunk", guild_id=gid))["member_ids"]) == everyone
+    chunked = (await bot.call("chunk", guild_id=gid))["member_ids"]
+    assert len(chunked) == len(everyone) and set(chunked) == everyone
 
     # a forced disconnect: the network drops under the gateway connection; what alice says
     # meanwhile and after arrives once each, in order
@@ -146,13 +166,13 @@ async def test_library_runs_the_script(bot: Any, world: World, relayed: tuple[Ru
     assert [i for i in ids if i in expected] == expected
 
 
-@pytest.fixture
-async def served(settings, services, tmp_path) -> AsyncIterator[tuple[Instance, Relay]]:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+async def served(settings, services, tmp_path_factory) -> AsyncIterator[tuple[Instance, Relay]]:  # type: ignore[no-untyped-def]
     """`townsquare serve` as a process of its own (to kill and restart) behind a relay, so that its
     address stays the same across restarts."""
     port = free_port()
     relay = await Relay(target_port=port).start()
-    inst = Instance(settings, services.database_url, services.redis_url, port, tmp_path / "instance")
+    inst = Instance(settings, services.database_url, services.redis_url, port, tmp_path_factory.mktemp("instance"))
     inst.env["TOWNSQUARE_PUBLIC_URL"] = relay.url
     await asyncio.to_thread(inst.start)
     yield inst, relay
