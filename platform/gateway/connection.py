@@ -47,6 +47,7 @@ class Connection:
         self.ws_url = ws_url
         self.session: Session | None = None
         self.compressor: Any = None
+        self.wire: FrameWriter | None = None  # the connection's direct writer (wire.py), once accepted
         self._frames: deque[float] = deque()
         settings = hub.platform.settings
         self.heartbeat_ms = settings.gateway_heartbeat_ms
@@ -70,7 +71,7 @@ class Connection:
             return
         self.compressor = zlib.compressobj() if compress == "zlib-stream" else None
         await self.ws.accept()
-        wire = (self.ws.scope.get("extensions") or {}).get(EXTENSION)
+        wire = self.wire = (self.ws.scope.get("extensions") or {}).get(EXTENSION)
         if wire is not None:
             wire.on_shutdown = partial(self._server_stopping, wire)
         await self._send_direct(_frame(Op.HELLO, {"heartbeat_interval": self.heartbeat_ms}))
@@ -273,7 +274,13 @@ class Connection:
             await self._send_direct(frame)
 
     async def _send_direct(self, frame: str) -> None:
-        if self.compressor is not None:
+        """A frame before (or instead of) a session: through the connection's FrameWriter
+        when its transport takes it at once (HELLO to each client of a reconnect storm), else
+        through ASGI."""
+        wire = self.wire
+        if wire is not None and wire.writable:
+            wire.write(binary_frame(deflate(self.compressor, frame)) if self.compressor is not None else text_frame(frame.encode()))
+        elif self.compressor is not None:
             await self.ws.send_bytes(deflate(self.compressor, frame))
         else:
             await self.ws.send_text(frame)
@@ -290,11 +297,12 @@ class Connection:
     async def _finish(self, code: int, reason: str) -> None:
         s = self.session
         if s is not None:
+            guild_ids = set(s.guild_ids)  # before unregister empties them
             self.hub.unregister(s)
             if code == -1:
                 s.abandon()
             with contextlib.suppress(Exception):
-                await set_presence(self.hub, s.user_id, "offline", [], connected=-1)
+                await set_presence(self.hub, s.user_id, "offline", [], connected=-1, guild_ids=guild_ids)
             if code != -1:
                 await s.close(code, reason)
             with contextlib.suppress(Exception):

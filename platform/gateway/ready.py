@@ -27,6 +27,7 @@ from ..actions import shapes
 from ..actions.access import THREAD_TYPES
 from ..actions.channels import list_dms
 from ..actions.guilds import guild_object
+from ..db.raw import fetch_rows
 from .presence import presences_of
 from .protocol import GUILD_MEMBERS, GUILD_PRESENCES
 
@@ -91,7 +92,7 @@ async def my_members(hub: GatewayHub, user_id: int) -> dict[int, Any]:
     """The user's member rows (with their user), by guild: its guild list and its own member
     in each GUILD_CREATE, in one query."""
     async with hub.platform.read() as conn:
-        return {r.guild_id: r for r in (await conn.execute(MY_MEMBERS, {"u": user_id})).all()}
+        return {r.guild_id: r for r in await fetch_rows(conn, MY_MEMBERS.text, {"u": user_id})}
 
 
 async def guild_create(hub: GatewayHub, s: Session, gid: int, me: Any = None) -> dict[str, Any]:
