@@ -264,11 +264,13 @@ class DiscordPyBot(PyBot):
     async def op_stop(self) -> dict[str, Any]:
         import discord
 
-        with contextlib.suppress(Exception):
-            await self.client.close()
-        self._runner.cancel()
-        with contextlib.suppress(BaseException):
-            await self._runner
+        if hasattr(self, "client"):
+            with contextlib.suppress(Exception):
+                await self.client.close()
+        if hasattr(self, "_runner"):
+            self._runner.cancel()
+            with contextlib.suppress(BaseException):
+                await self._runner
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self._saved
         logging.getLogger("discord").removeHandler(self._log)
         return {}
@@ -400,7 +402,8 @@ class HikariBot(PyBot):
 
     async def op_stop(self) -> dict[str, Any]:
         with contextlib.suppress(Exception):
-            await self.bot.close()
+            if self.bot.is_alive:
+                await self.bot.close()
         logging.getLogger("hikari").removeHandler(self._log)
         logging.getLogger("asyncio").removeHandler(self._asyncio_log)
         logging.getLogger("hikari.gateway").removeHandler(self._reconnects)
