@@ -4,7 +4,7 @@ KV cache (TOWNSQUARE_MODEL_PREFIX_CACHE_MB) on and off.
     .venv/bin/python bench/prefix_cache.py [--personas 25] [--turns 75] [--num-predict 40] [--threads N]
                                            [--cache-mb 256] [--max-seconds 140] [--json-only]
 
-The prompts are the agents' own: townsquare.agents.brain.prompt.reply_messages for the first
+The prompts are the agents' own: townsquare.agents.turn.realise.chat_prompt for the first
 --personas residents of the `city` society (persona, baseline mood shifted each turn, a few
 remembered lines and ties that change every turn, their home channel and a transcript of recent
 lines by the others), in rounds where every persona speaks once, in a seeded shuffled order, so
@@ -45,10 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from townsquare.agents.brain.prompt import Line, reply_messages
 from townsquare.agents.mind.mood import Mood
 from townsquare.agents.society.persona import load_society
+from townsquare.agents.turn.plan import Heard, plan_reply
+from townsquare.agents.turn.realise import Line, Scene, chat_prompt
 
 MODEL = "smollm2:135m"
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,8 +98,9 @@ def build_turns(personas: int, turns: int, seed: int) -> list[tuple[str, list[di
             said = [rng.choice(LINES) for _ in range(rng.randint(4, 6))]
             lines = [Line(rng.choice(others), f"{s}{'' if s.endswith('?') else '.'} {rng.choice(TAILS)}") for s in said]
             channel = (persona.home_channels or ["general"])[n % len(persona.home_channels or ["general"])]
-            messages = reply_messages(persona, mood, lines, guild=society.guild, channel=channel, topic=channels.get(channel),
-                                      addressed_by=lines[-1].author if rng.random() < 0.3 else None, memories=memories, ties=ties)
+            plan = plan_reply(persona, Heard(lines[-1].author, lines[-1].content, to_me=rng.random() < 0.3), seed=n, memories=memories)
+            scene = Scene(society.guild, channel, channels.get(channel), tuple(lines), mood=mood.tone(), ties=tuple(ties))
+            messages = list(chat_prompt(persona, plan, scene).messages)
             out.append((persona.name, messages))
             n += 1
     return out

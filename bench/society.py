@@ -32,7 +32,7 @@ and DMs; "channel" below is one of the society's text channels):
                 included) and of overhead_ms = total_ms - llm_ms (platform: history fetch,
                 typing, send, locks, cleaning); overhead_share = sum(overhead) / sum(total).
   duplicates    exact: the message's normalised text (case, spacing) equals an earlier agent
-                message of the society. near: `townsquare.agents.brain.prompt.similarity` >= 0.8
+                message of the society. near: `townsquare.agents.turn.text.similarity` >= 0.8
                 with one of the previous 20 messages of the same channel (exact ones included).
   quality       prompt_echo: messages repeating a phrase of the prompts ("Your way of speaking",
                 "The channel has been quiet", ...); speaker_prefix: messages that start like a
@@ -96,7 +96,7 @@ NEAR_THRESHOLD = 0.8
 NEAR_WINDOW = 20
 BURST_GAP_SECONDS = 60.0  # SocietyState.chain_rest_seconds: a pause this long ends a bot chain
 SILENCE_TARGET_SECONDS = 900.0
-# phrases of the prompts (townsquare/agents/brain/prompt.py) that a posted message should never repeat
+# phrases of the prompts (townsquare/agents/turn/realise.py) that a posted message should never repeat
 PROMPT_PHRASES = ("your way of speaking", "you are chatting with", "write one short", "no name prefix", "the channel has been quiet",
                   "recent conversation:", "start a conversation about", "you care about", "write your next message",
                   "say something new that nobody said", "ending with a question to the others", "as yourself")
@@ -564,7 +564,7 @@ def reciprocity(pairs: set[tuple[int, int]]) -> dict[str, Any]:
 
 
 def analyse(rows: dict[str, list[Any]], t0: float, t_end: float, guild_id: int) -> dict[str, Any]:
-    from townsquare.agents.brain.prompt import similarity
+    from townsquare.agents.turn.text import similarity
 
     duration = max(t_end - t0, 1e-9)
     agents = {r["id"]: r for r in rows["agents"]}

@@ -72,6 +72,9 @@ def settings(services, data_dir: Path, chroma: str) -> Iterator[Settings]:  # ty
         data_dir=data_dir / "app", database_url=services.database_url, redis_url=services.redis_url, chroma_url=chroma,
         database_schema=f"ts_test_{tag}", redis_prefix=f"ts:test:{tag}:", rate_limit_scale=1000.0,
         log_json=True, log_level="WARNING", event_publish_poll_seconds=0.05,
+        # the fake LLM's lines are about nothing: the gate's off-topic test is exercised on its own
+        # (test_turn.py) and through the real model (test_agents_sense.py)
+        gate_relevance_floor=0.0,
     )
     upgrade(services.database_url, settings.database_schema)
     yield settings

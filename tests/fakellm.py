@@ -23,13 +23,22 @@ from .helpers import free_port
 _counter = itertools.count(1)
 
 
+def speaker(call: dict[str, Any]) -> str | None:
+    """Whose line a recorded call asked for: the name a transcript prompt ends with ("Ana Lee:"),
+    or the chat form's "You are Ana Lee, ..."."""
+    if "prompt" in call:
+        last = (call["prompt"] or "").rstrip().rsplit("\n", 1)[-1]
+        return last[:-1] if last.endswith(":") else None
+    system = (call.get("messages") or [{}])[0].get("content", "")
+    return system.removeprefix("You are ").split(",")[0].split(".")[0] if system.startswith("You are ") else None
+
+
 def varied_reply(messages: list[dict[str, str]]) -> str:
-    """Distinct, on-persona-ish lines, so the near-duplicate filter lets them through."""
+    """Distinct lines (no word 5-gram shared between two of them), so the gate's loop and
+    near-duplicate checks let them through."""
     n = next(_counter)
-    system = messages[0]["content"] if messages else ""
-    who = system.split(".")[0].removeprefix("You are ").strip() or "someone"
     topics = ["the bread", "the rain", "tomatoes", "the old mill", "the market", "the bells", "the orchard", "jam", "the bus"]
-    return f"Honestly, {topics[n % len(topics)]} reminds me of something new, story number {n} from {who}."
+    return f"Honestly, {topics[n % len(topics)]} reminds {_WORDS[n % len(_WORDS)]} of story {n}."
 
 
 _WORDS = ("apple", "bridge", "candle", "harbour", "lantern", "meadow", "orchard", "pepper", "quilt", "river", "saddle", "tulip",
@@ -69,6 +78,21 @@ class FakeLLM:
                              "message": {"role": "assistant", "content": text}, "done": True, "done_reason": "stop",
                              "prompt_eval_count": 50, "eval_count": 12, "total_duration": 1_000_000})
 
+    async def _generate(self, request: Request) -> JSONResponse:
+        """Raw completion (the transcript prompt form). Recorded with the prompt also as `messages`,
+        so a test reads either form's prompt the same way."""
+        body = await request.json()
+        prompt = body.get("prompt") or ""
+        body["messages"] = [{"role": "system", "content": prompt}, {"role": "user", "content": prompt}]
+        self.calls.append(body)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail_status:
+            return JSONResponse({"error": "scripted failure"}, status_code=self.fail_status)
+        text = self.reply(body["messages"])
+        return JSONResponse({"model": body.get("model"), "created_at": "2026-11-21T00:00:00Z", "response": text, "done": True,
+                             "done_reason": "stop", "prompt_eval_count": 50, "eval_count": 12, "total_duration": 1_000_000})
+
     async def _openai(self, request: Request) -> JSONResponse:
         """The OpenAI-compatible shape (vLLM, llama.cpp's server, ...)."""
         body = await request.json()
@@ -85,7 +109,8 @@ class FakeLLM:
 
     def start(self) -> FakeLLM:
         port = free_port()
-        app = Starlette(routes=[Route("/api/chat", self._chat, methods=["POST"]), Route("/api/tags", self._tags),
+        app = Starlette(routes=[Route("/api/chat", self._chat, methods=["POST"]), Route("/api/generate", self._generate, methods=["POST"]),
+                                Route("/api/tags", self._tags),
                                 Route("/v1/chat/completions", self._openai, methods=["POST"])])
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
                                                      loop="asyncio"))

@@ -7,14 +7,12 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-
 from townsquare.agents.brain.backends import GenOptions
 from townsquare.agents.brain.chain import FallbackChain, ReplyCache
-from townsquare.agents.brain.prompt import Line, clean_reply, is_near_duplicate, reply_messages, stop_sequences
-from townsquare.agents.brain.routing import BackendSpec, Routing, Routes, load_routing
+from townsquare.agents.brain.routing import BackendSpec, Routes, Routing, load_routing
 from townsquare.agents.mind.clock import FakeClock
 from townsquare.agents.mind.mood import Mood, Stimulus
-from townsquare.agents.society.persona import Persona, Traits
+from townsquare.agents.society.persona import Traits
 from townsquare.platform.actions.context import Platform
 
 from .fakellm import FakeLLM
@@ -145,68 +143,6 @@ def test_routing_files(tmp_path: Any) -> None:
     with pytest.raises(ValidationError):
         Routing(backends={"a": BackendSpec(host="h")}, routes=Routes(default=["nope"]))
 
-
-def test_cleaning_strips_prefixes_and_other_speakers() -> None:
-    names = ["Ana", "Bob Stone", "Cleo"]
-    assert clean_reply("Ana: Good morning everyone!", own_name="Ana", names=names) == "Good morning everyone!"
-    assert clean_reply("**Ana**: hi there, lovely day", own_name="Ana", names=names) == "hi there, lovely day"
-    assert clean_reply("Sure thing.\nBob Stone: no way\nAna: yes", own_name="Ana", names=names) == "Sure thing."
-    assert clean_reply('"quoted words here"', own_name="Ana", names=names) == "quoted words here"
-    assert clean_reply("hey <@123456789> look", own_name="Ana", names=names) == "hey look"
-    assert clean_reply("", own_name="Ana", names=names) is None
-    assert clean_reply("!!! ...", own_name="Ana", names=names) is None
-    assert clean_reply("<|im_end|>", own_name="Ana", names=names) is None
-    long = "word " * 200
-    cleaned = clean_reply(long, own_name="Ana", names=names)
-    assert cleaned is not None and len(cleaned) <= 401
-    assert clean_reply("Time: 10:30 is fine", own_name="Ana", names=names) == "10:30 is fine"  # one capitalised word: a speaker
-    assert clean_reply("the plan: meet at ten by the mill", own_name="Ana", names=names) == "the plan: meet at ten by the mill"
-    assert clean_reply("Bella: (laughs) so true, the bread was great", own_name="Ana", names=names) == "(laughs) so true, the bread was great"
-    # reciting the prompt is not talking
-    assert clean_reply("The channel has been quiet. Start a conversation about this: jam", own_name="Ana", names=names) is None
-    assert clean_reply("You are Ana. Your way of speaking: short.", own_name="Ana", names=names) is None
-    assert "\nBob Stone:" in stop_sequences(["Bob Stone", "Cleo"])
-    # a reply cut by the token limit ends at its last whole sentence
-    assert clean_reply("The market was busy today. I bought some pears and then the", own_name="Ana",
-                       names=names) == "The market was busy today."
-    assert clean_reply("Short and cut at the", own_name="Ana", names=names) == "Short and cut at the"
-
-
-def test_near_duplicates_are_caught() -> None:
-    recent = ["I love the smell of fresh bread in the morning!", "The market opens at eight tomorrow."]
-    assert is_near_duplicate("I love the smell of fresh bread in the morning", recent)
-    assert is_near_duplicate("i LOVE the smell of fresh bread in the morning!!", recent)
-    assert not is_near_duplicate("Has anyone tried the new cheese stall?", recent)
-
-
-def test_prompt_carries_persona_mood_and_bounded_context() -> None:
-    persona = Persona(name="Ana", bio="A baker.", traits=Traits(extraversion=0.9), interests=["bread"], style="short")
-    lines = [Line("Bob", "x" * 1000), Line("Cleo", "hello")]
-    messages = reply_messages(persona, Mood(valence=0.8, arousal=0.8), lines, guild="G", channel="general", topic="t",
-                              addressed_by="Cleo")
-    assert "You are Ana. A baker." in messages[0]["content"] and "high spirits" in messages[0]["content"]
-    assert "Reply to Cleo" in messages[1]["content"] and len(messages[1]["content"]) < 600
-
-
-
-def test_prompt_puts_what_lasts_first_for_the_prefix_cache() -> None:
-    """Persona and instruction, then the channel, then mood, ties and memories: two turns of one
-    agent share their start up to what changed (the model server reuses that much KV state)."""
-    persona = Persona(name="Ana", bio="A baker.", traits=Traits(extraversion=0.9), interests=["bread"], style="short")
-    lines = [Line("Bob", "morning!")]
-
-    def system(mood: Mood, channel: str, memories: list[str], ties: list[str]) -> str:
-        return reply_messages(persona, mood, lines, guild="G", channel=channel, topic="t", memories=memories, ties=ties)[0]["content"]
-
-    first = system(Mood(valence=0.8, arousal=0.8), "general", ["Bob baked rye"], ["you like Bob"])
-    order = ["You are Ana. A baker.", "You care about bread", "Write one short chat message", "#general (t)", "high spirits",
-             "About the people here: you like Bob", "You remember: - Bob baked rye"]
-    assert [first.index(part) for part in order] == sorted(first.index(part) for part in order)
-    later = system(Mood(valence=-0.8, arousal=0.2), "general", ["Cleo sells figs"], ["you hardly know Cleo"])
-    shared = next(i for i, (a, b) in enumerate(zip(first, later)) if a != b)
-    assert first[:shared].endswith("You are chatting with neighbours in #general (t). You ")
-    elsewhere = system(Mood(valence=0.8, arousal=0.8), "market", ["Bob baked rye"], ["you like Bob"])
-    assert elsewhere.startswith(first[:first.index("You are chatting with")])
 
 def test_mood_moves_with_events_and_relaxes_to_the_traits_baseline() -> None:
     calm = Traits(neuroticism=0.1, agreeableness=0.8, extraversion=0.5)

@@ -68,7 +68,7 @@ async def test_what_an_agent_saw_reaches_its_prompt_and_survives_a_restart(platf
         # the prompt of the reply itself (an ambient turn of the same agent may come first and recall other things)
         prompt = next(c["messages"][0]["content"] for c in llm.calls
                       if agent["name"] in c["messages"][0]["content"] and "do you remember where I work" in c["messages"][-1]["content"])
-        assert "You remember:" in prompt and "lighthouse" in prompt.split("You remember:")[1]
+        assert "remembers:" in prompt and "lighthouse" in prompt.split("remembers:")[1]
         assert "About the people here:" in prompt
     finally:
         await worker.stop()

@@ -17,7 +17,7 @@ from townsquare.platform.core.config import Settings
 from townsquare.worker.runtime.worker import AgentWorker
 
 from .browser import Web, close_web, open_web
-from .fakellm import FakeLLM, distinct_reply
+from .fakellm import FakeLLM, distinct_reply, speaker
 from .helpers import Actor, RunningServer, name, wait_for
 from .test_worker import society_with_human
 
@@ -53,7 +53,7 @@ async def mention(client: httpx.AsyncClient, soc: dict[str, Any], *agent_ids: st
 
 
 def prompts_for(llm: FakeLLM, agent_name: str) -> int:
-    return sum(1 for c in llm.calls if c["messages"] and c["messages"][0]["content"].startswith(f"You are {agent_name}."))
+    return sum(1 for c in llm.calls if speaker(c) == agent_name)
 
 
 async def test_admin_pauses_an_agent_and_it_stops_speaking(platform: Platform, settings: Settings, server: RunningServer,

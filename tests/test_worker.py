@@ -19,7 +19,7 @@ from townsquare.platform.actions.context import Platform
 from townsquare.platform.core.config import Settings
 from townsquare.worker.runtime.worker import GROUP, AgentWorker
 
-from .fakellm import FakeLLM
+from .fakellm import FakeLLM, speaker
 from .helpers import Actor, RunningServer, name, person, wait_for
 
 
@@ -89,11 +89,10 @@ async def test_a_human_mention_is_answered_through_the_platform(platform: Platfo
                                   headers=human.headers)).json()
         found_replies = await wait_for(lambda: replies_to(client, human, general, sent["id"], agent["id"]), timeout=20)
         assert len(found_replies) == 1 and found_replies[0]["content"].startswith("Honestly")
-        # the prompt carried the persona and the human's line
-        # the reply's own prompt (an ambient turn of the same agent may have come first)
-        chat = next(c["messages"] for c in llm.calls
-                    if c["messages"][0]["content"].startswith(f"You are {agent['name']}.") and "Reply to" in c["messages"][-1]["content"])
-        assert "good morning" in chat[1]["content"]
+        # the reply's own prompt (an ambient turn of the same agent may have come first): the
+        # persona, the human's line, and the plan (answer the question) as a stage direction
+        prompt = next(c["prompt"] for c in llm.calls if speaker(c) == agent["name"] and "good morning, any news?" in c["prompt"])
+        assert agent["name"] in prompt.split("\n")[1] and "answers" in prompt and prompt.endswith(f"\n{agent['name']}:")
 
         async def recorded() -> Any:
             calls = await agents.list_llm_calls(platform, await _auth(platform, admin), agent_id=int(agent["id"]), guild_id=None,
@@ -137,8 +136,7 @@ async def test_paused_agents_and_societies_stay_silent_and_muted_ones_too(platfo
         # the paused and the muted agent never spoke (others may have picked the questions up)
         assert not [m for m in history if m["author"]["id"] in (cast[0]["id"], cast[1]["id"])]
         # nor thought of speaking: no prompt was written as them (others' prompts may name them in a memory)
-        assert not [c for c in llm.calls if c["messages"][0]["content"].startswith((f"You are {cast[0]['name']}.",
-                                                                                   f"You are {cast[1]['name']}."))]
+        assert not [c for c in llm.calls if speaker(c) in (cast[0]["name"], cast[1]["name"])]
         # nobody speaks in a paused society
         assert history[0]["id"] == last["id"]
     finally:
@@ -198,7 +196,7 @@ async def test_quiet_channels_are_revived_and_token_budgets_hold(platform: Platf
                                     headers=admin.headers)).json()
         assert message["author"]["id"] == posted[0]["agent_id"] and message["nonce"].startswith("rv")
         # the opener prompt asked for a new conversation on a society topic
-        assert any("on your mind today" in c["messages"][0]["content"] for c in llm.calls)
+        assert any("starts a conversation about" in c["messages"][0]["content"] for c in llm.calls)
         # 62 tokens a minute is one call (50 + 12) per agent: a second turn within the minute is throttled, not run
         assert {t["agent_id"] for t in throttled} <= spent
     finally:

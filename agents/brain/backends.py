@@ -41,6 +41,10 @@ class Backend(Protocol):
 
     async def chat(self, messages: list[dict[str, str]], options: GenOptions) -> Completion: ...
 
+    async def complete(self, prompt: str, options: GenOptions) -> Completion:
+        """Raw text completion (no chat template): the transcript prompt form."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -49,16 +53,28 @@ class OllamaBackend:
         self.name, self.model = name, spec.model
         self._client = ollama.AsyncClient(host=spec.host, timeout=spec.timeout_seconds)
 
-    async def chat(self, messages: list[dict[str, str]], options: GenOptions) -> Completion:
+    @staticmethod
+    def _options(options: GenOptions) -> dict[str, Any]:
         opts: dict[str, Any] = {"num_predict": options.max_tokens, "temperature": options.temperature, "top_p": options.top_p,
                                 "stop": list(options.stop), "repeat_penalty": options.repeat_penalty}
         if options.seed is not None:
             opts["seed"] = options.seed
+        return opts
+
+    async def chat(self, messages: list[dict[str, str]], options: GenOptions) -> Completion:
         try:
-            response = await self._client.chat(model=self.model, messages=messages, options=opts, stream=False)
+            response = await self._client.chat(model=self.model, messages=messages, options=self._options(options), stream=False)
         except (ollama.ResponseError, httpx.HTTPError, ConnectionError, OSError) as exc:
             raise BackendError(f"{type(exc).__name__}: {exc}"[:300]) from exc
         return Completion(response.message.content or "", response.prompt_eval_count or 0, response.eval_count or 0)
+
+    async def complete(self, prompt: str, options: GenOptions) -> Completion:
+        try:
+            response = await self._client.generate(model=self.model, prompt=prompt, raw=True, options=self._options(options),
+                                                   stream=False)
+        except (ollama.ResponseError, httpx.HTTPError, ConnectionError, OSError) as exc:
+            raise BackendError(f"{type(exc).__name__}: {exc}"[:300]) from exc
+        return Completion(response.response or "", response.prompt_eval_count or 0, response.eval_count or 0)
 
     async def close(self) -> None:
         await self._client._client.aclose()
@@ -81,6 +97,21 @@ class OpenAIBackend:
             r.raise_for_status()
             data = r.json()
             text = data["choices"][0]["message"]["content"] or ""
+        except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
+            raise BackendError(f"{type(exc).__name__}: {exc}"[:300]) from exc
+        usage = data.get("usage") or {}
+        return Completion(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+
+    async def complete(self, prompt: str, options: GenOptions) -> Completion:
+        body: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": options.max_tokens,
+                                "temperature": options.temperature, "top_p": options.top_p, "stop": list(options.stop)[:4]}
+        if options.seed is not None:
+            body["seed"] = options.seed
+        try:
+            r = await self._client.post("/completions", json=body)
+            r.raise_for_status()
+            data = r.json()
+            text = data["choices"][0]["text"] or ""
         except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
             raise BackendError(f"{type(exc).__name__}: {exc}"[:300]) from exc
         usage = data.get("usage") or {}

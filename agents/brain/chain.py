@@ -79,8 +79,11 @@ class FallbackChain:
         return latency
 
     async def think(self, *, agent_id: int | None, guild_id: int | None, agent_name: str | None, task: str,
-                    messages: list[dict[str, str]], options: GenOptions, accept: Callable[[str], str | None],
-                    cache_key: str | None = None, timeout: float | None = None) -> Thought:
+                    messages: list[dict[str, str]], options: GenOptions, accept: Callable[[str], Any],
+                    cache_key: str | None = None, timeout: float | None = None, prompt: str | None = None) -> Thought:
+        """`prompt`: a raw completion prompt (the transcript form) instead of chat `messages`.
+        `accept(text)` returns the postable text or None, or a verdict with `.text` and `.reason`
+        (the quality gate): a rejection's reason is recorded with the call."""
         chain = self.routing.chain(agent=agent_name, task=task)
         reached, llm_ms = False, 0
         for step, name in enumerate(chain):
@@ -90,7 +93,7 @@ class FallbackChain:
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(timeout):
-                    completion = await backend.chat(messages, options)
+                    completion = await (backend.complete(prompt, options) if prompt is not None else backend.chat(messages, options))
             except (BackendError, TimeoutError) as exc:
                 breaker.failure()
                 outcome = "timeout" if isinstance(exc, TimeoutError) else "error"
@@ -101,10 +104,10 @@ class FallbackChain:
                 continue
             breaker.success()
             reached = True
-            text = accept(completion.text)
+            text, reason = _verdict(accept(completion.text))
             llm_ms += self._log(agent_id=agent_id, guild_id=guild_id, task=task, backend=name, model=backend.model, started=started,
                                 outcome="ok" if text else "rejected", step=step, prompt_tokens=completion.prompt_tokens,
-                                completion_tokens=completion.completion_tokens)
+                                completion_tokens=completion.completion_tokens, error=f"gate:{reason}" if reason else None)
             if text:
                 if self.cache is not None and cache_key and agent_id is not None:
                     await self.cache.put(agent_id, cache_key, text)
@@ -112,7 +115,7 @@ class FallbackChain:
         if self.cache is not None and cache_key and agent_id is not None:
             started = time.perf_counter()
             cached = await self.cache.get(agent_id, cache_key)
-            text = accept(cached) if cached else None
+            text = _verdict(accept(cached))[0] if cached else None
             if text:
                 self._log(agent_id=agent_id, guild_id=guild_id, task=task, backend="cache", model="cache", started=started,
                           outcome="cached", step=len(chain))
@@ -121,3 +124,10 @@ class FallbackChain:
         # timeout is a failed turn, not an outage
         down = not reached and all(self.breakers[name].state != "closed" for name in chain)
         return Thought(None, "none", None, len(chain), llm_ms, unavailable=down, reached=reached)
+
+
+def _verdict(result: Any) -> tuple[str | None, str | None]:
+    """(text, rejection reason) from what an `accept` returned: a string, None, or a gate verdict."""
+    if result is None or isinstance(result, str):
+        return result or None, None
+    return result.text, (None if result.text else getattr(result, "reason", None))

@@ -2,7 +2,7 @@
 
 ```yaml
 backends:
-  local:   {kind: ollama, host: "http://127.0.0.1:11434", model: "smollm2:135m", timeout_seconds: 30}
+  local:   {kind: ollama, host: "http://127.0.0.1:11434", model: "smollm2:135m", timeout_seconds: 600}
   big:     {kind: ollama, host: "http://gpu-box:11434", model: "llama3.1:8b"}
   vllm:    {kind: openai, host: "http://10.0.0.5:8000/v1", model: "qwen2.5-7b", api_key_env: VLLM_KEY}
 routes:
@@ -32,7 +32,9 @@ class BackendSpec(BaseModel):
     kind: Literal["ollama", "openai"] = "ollama"
     host: str
     model: str = BUNDLED_MODEL
-    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # a slow local model is waited for, not timed out (its work would be thrown away): the
+    # scheduler keeps the queue short instead (worker/runtime/pacing.py)
+    timeout_seconds: Annotated[float, Field(gt=0, le=1800)] = 600.0
     api_key_env: str | None = None  # openai kind: the environment variable holding the key
 
 

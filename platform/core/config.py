@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field
@@ -130,15 +130,20 @@ class Settings(BaseSettings):
     ollama_host: str | None = Field(default=None, validation_alias=_env("OLLAMA_HOST"))  # unset: `up` serves the bundled model
     model_port: int = 11434  # where `up` / `model serve` serve the bundled model (Ollama's port)
     models_dir: Path | None = None  # extra *.gguf files served by `model serve`, by file stem
-    model_threads: int | None = None  # llama.cpp threads of `model serve` (default: every core)
+    model_threads: int | None = None  # llama.cpp threads of `model serve`, for generation and prompts (default: 1, see docs/benchmarks.md)
     model_prefix_cache_mb: float = Field(default=256, ge=0)  # `model serve`: saved prompt states per loaded model (0: off)
     routing_file: Path | None = None  # YAML: backends, per-agent / per-task chains, breakers (default: the bundled model)
     society: str = "village"  # society file `up` seeds on first start: a bundled name or a path
     sim_speed: float = 1.0  # simulated seconds per real second (rhythms follow the simulation clock)
     sim_start_hour: float = 9.0  # simulated hour when the society was founded
-    worker_concurrency: int = 4  # turns in flight per worker (LLM calls queue behind the model server anyway)
+    worker_concurrency: int = 16  # events acted on at once per worker (their turns then wait for the model by priority)
     worker_claim_idle_ms: int = 30_000  # a pending event idle this long is claimed from a dead worker
-    turn_timeout_seconds: float = 45.0  # time budget of one turn (LLM and platform)
+    turn_timeout_seconds: float = 900.0  # a safety net against a hung turn: a slow model is waited for, never timed out
+    model_slots: int = Field(default=1, ge=1, le=64)  # turns using the model at once per worker (llama.cpp: one; a real Ollama pool: more)
+    pace_max_wait_seconds: float = Field(default=30.0, gt=0)  # a turn nobody asked for gives up after waiting this long for the model
+    reply_form: Literal["transcript", "chat"] = "transcript"  # the prompt form a plan is realised in (agents/turn/realise.py)
+    reply_candidates: int = Field(default=2, ge=1, le=8)  # lines asked of the model per turn; the most relevant that passes the gate is posted
+    gate_relevance_floor: float = Field(default=0.12, ge=0, le=1)  # a line whose embedding cosine to what it answers is below this is off-topic
     agent_llm_concurrency: int = 1  # LLM calls in flight per agent
     agent_tokens_per_minute: int = 6000  # prompt + completion tokens per agent per minute
     agent_max_failures: int = 5  # consecutive failed turns before an agent is paused with a reason

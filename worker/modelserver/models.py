@@ -282,7 +282,9 @@ class ModelRegistry:
         self.models_dir = Path(models_dir) if models_dir else None
         self.prefix_cache_bytes = int(max(0.0, prefix_cache_mb) * (1 << 20))  # 0: no saved prompt states
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or os.cpu_count() or 1
+        # one thread by default: on a machine whose other core is busy (the stack, a browser, a
+        # neighbour) two spin-waiting llama.cpp threads collapse (docs/benchmarks.md, bench/model_threads.py)
+        self.n_threads = n_threads or 1
         self.max_loaded = max(1, max_loaded)
         path = bundled_gguf() if bundled else None
         self._bundled = (ModelEntry(BUNDLED_NAME, path, BUNDLED_ALIASES, family="llama", parameter_size="135M",
@@ -324,7 +326,8 @@ class ModelRegistry:
                 while len(self._loaded) >= self.max_loaded:
                     self._close(self._loaded.popitem(last=False)[1])
             started = time.perf_counter()
-            llm = Llama(model_path=str(entry.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+            llm = Llama(model_path=str(entry.path), n_ctx=self.n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads,
+                        verbose=False)
             spent = time.perf_counter() - started
             model = LoadedModel(entry, llm, self.prefix_cache_bytes)
         with self._guard:

@@ -45,3 +45,42 @@ def embedding_relevance(cache_size: int = 512) -> Callable[[AgentInfo, str], flo
         return max(0.0, min(1.0, (best - 0.05) / 0.45))
 
     return relevance
+
+
+def keyword_text_relevance(a: str, b: str) -> float:
+    """Word overlap of two lines (Jaccard on content words): the cruder stand-in for embeddings."""
+    from ...agents.turn.text import words
+
+    wa, wb = {w for w in words(a) if len(w) > 3}, {w for w in words(b) if len(w) > 3}
+    return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
+
+
+def embedding_text_relevance(cache_size: int = 1024) -> Callable[[str, str], float]:
+    """relevance(line, what it answers): the cosine of their sentence embeddings (the gate's
+    off-topic test and the choice among candidates). Keyword overlap without the model."""
+    try:
+        from ...agents.brain.embed import get_embedder
+
+        embedder = get_embedder()
+        embedder.embed_one("warm up")
+    except Exception as exc:  # noqa: BLE001
+        log.warning("embedding model unavailable, using keyword relevance for the gate: %s", exc)
+        return keyword_text_relevance
+    texts: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def vector(text: str) -> np.ndarray:
+        hit = texts.get(text)
+        if hit is None:
+            hit = texts[text] = embedder.embed_one(text[:1000])
+            if len(texts) > cache_size:
+                texts.popitem(last=False)
+        else:
+            texts.move_to_end(text)
+        return hit
+
+    def relevance(a: str, b: str) -> float:
+        if not a.strip() or not b.strip():
+            return 0.0
+        return float(vector(a) @ vector(b))
+
+    return relevance

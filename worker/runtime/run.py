@@ -15,13 +15,13 @@ log = logging.getLogger("townsquare.worker")
 async def run_worker(settings: Settings, database_url: str, redis_url: str, *, api_url: str | None = None) -> None:
     """Runs one agent worker until SIGINT/SIGTERM, then drains its turns in flight."""
     from ...platform.api.app import build_platform, close_platform
-    from .relevance import embedding_relevance
+    from .relevance import embedding_relevance, embedding_text_relevance
     from .worker import AgentWorker
 
     setup_logging(settings)
     platform = await build_platform(settings, database_url, redis_url)
     worker = AgentWorker(settings, platform, api_url=api_url, relevance=embedding_relevance(),
-                         enqueue=rq_enqueuer(settings, redis_url))
+                         text_relevance=embedding_text_relevance(), enqueue=rq_enqueuer(settings, redis_url))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -21,8 +21,7 @@ import os
 import socket
 import time
 from collections import defaultdict, deque
-from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -32,19 +31,26 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...agents.brain.backends import GenOptions
 from ...agents.brain.chain import FallbackChain, ReplyCache
-from ...agents.brain.prompt import Line, clean_reply, is_near_duplicate, opener_messages, reply_messages, stop_sequences
 from ...agents.brain.routing import load_routing
-from ...agents.memory.guard import guard
 from ...agents.memory.importance import parse_rating, rating_messages
 from ...agents.memory.news import on_mind, on_mind_window
 from ...agents.memory.remember import Memories, Recall, Seen, open_memories
 from ...agents.mind.clock import Clock, SimClock, SystemClock
 from ...agents.mind.mood import Mood
-from ...agents.mind.policy import (AgentInfo, ChannelState, Decision, Msg, PolicyConfig, Reaction, SocietyState, TurnPolicy,
-                                   channel_slug, keyword_relevance, stable_rng)
-from ...agents.mind.relations import describe
+from ...agents.mind.policy import (
+    AgentInfo,
+    ChannelState,
+    Decision,
+    Msg,
+    PolicyConfig,
+    Reaction,
+    SocietyState,
+    TurnPolicy,
+    channel_slug,
+    keyword_relevance,
+    stable_rng,
+)
 from ...platform.actions import agents as registry
-from ...platform.actions import dashboard as live
 from ...platform.actions import relationships as bonds_db
 from ...platform.actions.context import Platform
 from ...platform.core.config import Settings
@@ -52,7 +58,10 @@ from ...platform.core.metrics import count_records
 from ...platform.core.snowflake import EPOCH_MS
 from ...platform.events.publisher import decode_entry, stream_key
 from .api import AgentAPI, PlatformRefused
+from .pacing import BACKGROUND, Deferred, ModelPace
 from .presence import AgentPresence
+from .relevance import keyword_text_relevance
+from .turns import TurnTaking, readable
 
 log = logging.getLogger("townsquare.worker")
 
@@ -92,9 +101,10 @@ def parse_time(iso: str | None, default: float) -> float:
         return default
 
 
-class AgentWorker:
+class AgentWorker(TurnTaking):
     def __init__(self, settings: Settings, platform: Platform, *, clock: Clock | None = None, name: str | None = None,
-                 api_url: str | None = None, relevance: Any = None, enqueue: Any = None, memories: Memories | None = None) -> None:
+                 api_url: str | None = None, relevance: Any = None, enqueue: Any = None, memories: Memories | None = None,
+                 text_relevance: Any = None) -> None:
         self.settings, self.platform = settings, platform
         self._memories = memories
         self.enqueue = enqueue  # (job path, **kwargs) -> None: hands slow work to rq
@@ -111,6 +121,9 @@ class AgentWorker:
         self.state = SocietyState(SimClock(self.clock, epoch=self.clock.now(), speed=settings.sim_speed,
                                            start_hour=settings.sim_start_hour), chain_rest_seconds=self.config.chain_rest_seconds)
         self.policy = TurnPolicy(self.config, relevance or keyword_relevance)
+        self.text_relevance = text_relevance or keyword_text_relevance  # (line, what it answers) -> 0..1, for the gate
+        self.pace = ModelPace(settings.model_slots)  # turns wait for the model here, a person's question first
+        self._handling: set[bytes] = set()  # stream entries being acted on (kept from being claimed as abandoned)
         ollama_host = settings.ollama_host or f"http://127.0.0.1:{settings.model_port}"
         self.routing = load_routing(settings.routing_file, ollama_host)
         self.chain = FallbackChain(self.routing, self.clock, cache=ReplyCache(self.redis, self.prefix), record=self._calls_append)
@@ -312,6 +325,11 @@ class AgentWorker:
         idle = self.settings.worker_claim_idle_ms
         while not self._stopping.is_set():
             await asyncio.sleep(max(0.2, idle / 2000))
+            if self._handling:  # a turn waiting for a busy model is alive: its entries stay ours
+                try:
+                    await self.redis.xclaim(self.key, GROUP, self.name, 0, list(self._handling), justid=True)
+                except (ResponseError, *_LOST) as exc:
+                    log.warning("keeping entries failed: %s", exc)
             try:
                 _, claimed, _deleted = await self.redis.xautoclaim(self.key, GROUP, self.name, min_idle_time=idle, start_id="0-0", count=20)
             except (ResponseError, *_LOST) as exc:
@@ -335,10 +353,13 @@ class AgentWorker:
         task.add_done_callback(lambda _: self._slots.release())
 
     async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        self._handling.add(entry_id)
         try:
             await self._act(entry_id, fields)
         except Exception:  # noqa: BLE001 - a bad event must not come back forever (it is logged, then acknowledged)
             log.exception("event handling failed", extra={"entry": entry_id.decode()})
+        finally:
+            self._handling.discard(entry_id)
         await self.redis.xack(self.key, GROUP, entry_id)
 
     async def _act(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
@@ -381,7 +402,7 @@ class AgentWorker:
             return
         ids = dict(self.member_ids[msg.guild_id])
         seen = Seen(msg.id, msg.channel_id, None if dm else (channel.name or "a channel"), msg.author_id, msg.author_name,
-                    self._readable(data), snowflake_time(msg.id), msg.mentions, msg.reply_to, ids)
+                    readable(data), snowflake_time(msg.id), msg.mentions, msg.reply_to, ids)
         try:
             gained = await asyncio.wait_for(self.memories.observe(seen, witnesses, {i: n for n, i in ids.items()}), timeout=20.0)
             for agent_id, importance in gained.items():
@@ -553,10 +574,15 @@ class AgentWorker:
         for memory in pending[:3]:
             if self._inflight:
                 return  # a turn came in: it has the model
-            thought = await self.chain.think(agent_id=agent.id, guild_id=agent.guild_id, agent_name=agent.persona.name, task="rate",
-                                             messages=rating_messages(memory.text, agent.persona.name),
-                                             options=GenOptions(max_tokens=4, temperature=0.0, seed=1),
-                                             accept=lambda text: text if parse_rating(text) is not None else None)
+            try:
+                async with self.pace.turn(BACKGROUND, max_wait=0):  # only a model nobody waits for
+                    thought = await self.chain.think(agent_id=agent.id, guild_id=agent.guild_id, agent_name=agent.persona.name,
+                                                     task="rate", messages=rating_messages(memory.text, agent.persona.name),
+                                                     options=GenOptions(max_tokens=4, temperature=0.0, seed=1),
+                                                     accept=lambda text: text if parse_rating(text) is not None else None)
+            except Deferred:
+                self._unrated[agent_id] = None
+                return
             rating = parse_rating(thought.text or "")
             await self.memories.rated(memory, rating or memory.importance)
 
@@ -603,199 +629,3 @@ class AgentWorker:
             log.exception("recording turns failed")
             return
         await count_records(self.redis, self.settings.redis_prefix, calls, turns)  # /metrics: the society's counters
-
-    # --- a turn ---
-
-    def _tokens_used(self, agent_id: int) -> int:
-        window, cutoff = self._agent_tokens[agent_id], self.clock.now() - 60
-        while window and window[0][0] < cutoff:
-            window.popleft()
-        return sum(n for _, n in window)
-
-    async def run_turn(self, decision: Decision, *, position: int | None) -> str:
-        agent = self.state.agents.get(decision.agent_id)
-        channel = self.state.channels.get(decision.channel_id)
-        if agent is None or channel is None or not self.state.active(agent):
-            return "skipped"
-        if self._tokens_used(agent.id) >= self.settings.agent_tokens_per_minute:
-            self._record_turn(decision, agent, position, "throttled", None, 0, 0.0)
-            return "throttled"
-        lock = f"{self.prefix}agents:turn:{agent.id}"
-        ttl = int(self.settings.turn_timeout_seconds * 1000) + 5000
-        # a direct turn waits for the agent's current turn (even a dead worker's lock expires); others give up
-        deadline = time.monotonic() + (ttl / 1000 + 1 if decision.waits else 0)
-        while not await self.redis.set(lock, self.name, nx=True, px=ttl):  # one turn per agent across workers
-            if time.monotonic() >= deadline:
-                return "busy"
-            await asyncio.sleep(0.2)
-        started = time.perf_counter()
-        self._last_turn_at = self.clock.now()
-        outcome, message_id, llm_ms, error = "error", None, 0, None
-        try:
-            await live.signal_activity(self.redis, self.prefix, agent.id, "thinking", ttl / 1000, channel.id)  # for the dashboard
-            async with self._agent_locks[agent.id], asyncio.timeout(self.settings.turn_timeout_seconds):
-                outcome, message_id, llm_ms = await self._turn(agent, channel, decision)
-        except TimeoutError:
-            outcome, error = "timeout", "the turn ran over its time budget"
-        except PlatformRefused as exc:
-            outcome, error = "error", str(exc)
-            log.warning("turn refused by the platform", extra={"agent": agent.id, "status": exc.status})
-        except Exception as exc:  # noqa: BLE001 - one agent's failure never takes the worker down
-            log.exception("turn failed", extra={"agent": agent.id})
-            outcome, error = "error", f"{type(exc).__name__}: {exc}"[:200]
-        finally:
-            await self.redis.delete(lock)
-            await live.end_activity(self.redis, self.prefix, agent.id)
-        self._record_turn(decision, agent, position, outcome, message_id, llm_ms, started)
-        await self._account(agent, outcome, error)
-        return outcome
-
-    def _record_turn(self, decision: Decision, agent: AgentInfo, position: int | None, outcome: str, message_id: int | None,
-                     llm_ms: int, started: float) -> None:
-        total = int((time.perf_counter() - started) * 1000) if started else 0
-        self._turns.append({"agent_id": agent.id, "guild_id": agent.guild_id, "channel_id": decision.channel_id,
-                            "trigger": decision.trigger, "event_position": position, "outcome": outcome, "message_id": message_id,
-                            "llm_ms": llm_ms, "total_ms": max(total, llm_ms)})
-
-    async def _account(self, agent: AgentInfo, outcome: str, error: str | None) -> None:
-        """Consecutive failures pause a misbehaving agent, with the reason, instead of letting it spin."""
-        if outcome == "unreachable":
-            error = "no LLM backend answered"
-        if outcome in ("timeout", "error", "unreachable"):
-            self._failures[agent.id] += 1
-            if self._failures[agent.id] >= self.settings.agent_max_failures:
-                reason = f"paused by the runtime after {self._failures[agent.id]} failed turns in a row: {error}"[:300]
-                self._failures[agent.id] = 0
-                agent.state = "paused"
-                try:
-                    await registry.do_set_state(self.platform, None, agent.id, "paused", reason)
-                except Exception:  # noqa: BLE001
-                    log.exception("could not pause agent %s", agent.id)
-        elif outcome in ("posted", "duplicate", "silent"):
-            self._failures[agent.id] = 0
-
-    async def _turn(self, agent: AgentInfo, channel: ChannelState, decision: Decision) -> tuple[str, int | None, int]:
-        token = self.tokens[agent.id]
-        persona = agent.persona
-        await self.api.typing(token, channel.id)
-        history = await self.api.history(token, channel.id, self.settings.context_messages)
-        lines = [Line(self._display(m), self._readable(m)) for m in history if m.get("content")]
-        recent = [m["content"] for m in history] + list(self._recent_own[agent.id])
-        names = [line.author for line in lines] + [self.names.get(a, "") for a in channel.dm_recipients or ()]
-        guild = self.state.guild_names.get(agent.guild_id, "the society")
-        mood = self.state.mood(agent.id)
-        # the people present, the one being answered (or written to) first, then the latest speakers
-        people: dict[int, str] = {}
-        first = self._author_of(history, decision.reply_to_message) if decision.reply_to_message else None
-        for other in (first, *decision.invitees, *(channel.dm_recipients or ())):
-            if other is not None and other != agent.id:
-                people.setdefault(other, self.names.get(other) or self._member_name(agent.guild_id, other))
-        for m in reversed(history):
-            if m.get("author") and int(m["author"]["id"]) != agent.id:
-                people.setdefault(int(m["author"]["id"]), self._display(m))
-        people = dict(list(people.items())[:3])
-        opening = decision.trigger in ("revive", "reach", "found")
-        if decision.trigger == "revive":
-            decision = replace(decision, subject=await self._on_mind(agent, decision) or decision.subject)
-        topic = decision.subject if opening and decision.subject else " ".join(line.content for line in lines[-3:])
-        recall = await self._recall(agent, topic, people)
-        ties = [describe(self.state.relations.get(agent.id, pid), pname) for pid, pname in list(people.items())[:2]]
-        members = {n: i for n, i in self.member_ids[agent.guild_id].items() if i != agent.id}
-        bonds = {i: self.state.relations.get(agent.id, i) for i in members.values()}
-
-        def accept(text: str) -> str | None:
-            cleaned = clean_reply(text, own_name=persona.name, names=[n for n in names if n])
-            if cleaned is None or is_near_duplicate(cleaned, recent):
-                return None
-            # never a tie or a fact about someone that the agent's memory does not support
-            kept, _dropped = guard(cleaned, own_name=persona.name, names=members, bonds=bonds, bio=persona.bio,
-                                   knowledge=recall.knowledge)
-            return kept
-
-        stops = stop_sequences([n for n in names if n and n != persona.name])
-        cache_key = lines[-1].content if lines and decision.direct else None
-        opener = opening
-        invited = [self.names.get(i) or self._member_name(agent.guild_id, i) for i in decision.invitees]
-        if decision.trigger == "reach":
-            subject = f"you want to write privately to {invited[0]} about {decision.subject}"
-        elif decision.trigger == "found":
-            subject = f"you just opened #{channel.name} for people into {decision.subject}; you welcome {', '.join(invited)}"
-        else:
-            subject = decision.subject or channel.topic or "anything"
-        target_channel, mention, prefix = channel.id, tuple(decision.invitees) if decision.trigger == "found" else (), ""
-        if mention:
-            prefix = " ".join(f"<@{i}>" for i in mention) + " "
-        llm_ms = 0
-        for attempt in range(2):  # a near-duplicate or empty reply: once more, differently; then silence
-            if opener:
-                messages = opener_messages(persona, mood, guild=guild, channel=channel.name or "dm", topic=channel.topic,
-                                           subject=subject, memories=recall.lines, ties=ties)
-            else:
-                messages = reply_messages(persona, mood, lines, guild=guild, channel=channel.name or "dm", topic=channel.topic,
-                                          addressed_by=decision.addressed_by if decision.direct else None,
-                                          nudge="Say something new that nobody said yet." if attempt else None,
-                                          memories=recall.lines, ties=ties)
-            # seeded by the decision, so a retried event says the same; a retried revival says something else
-            seed = stable_rng(decision.nonce, agent.id, decision.attempt, attempt).randrange(2**31)
-            options = GenOptions(max_tokens=self.settings.reply_max_tokens, temperature=0.8 + 0.3 * attempt, stop=stops, seed=seed)
-            thought = await self.chain.think(agent_id=agent.id, guild_id=agent.guild_id, agent_name=persona.name,
-                                             task="revive" if opener else "reply", messages=messages,
-                                             options=options, accept=accept, cache_key=cache_key)
-            llm_ms += thought.llm_ms
-            if thought.unavailable:
-                await self._rest(agent)
-                return "resting", None, llm_ms
-            if not thought.reached:
-                return "unreachable", None, llm_ms  # a failed turn (counts toward pausing), not yet an outage
-            if thought.text:
-                # answers are Discord replies (DMs need none): who answers whom is explicit, for people and for bonds
-                reply_to = decision.reply_to_message if decision.trigger in ("mention", "reply", "roll") else None
-                if decision.in_thread and reply_to is not None:
-                    # the back-and-forth moves into a thread opened from the message being answered
-                    thread = await self.api.start_thread(token, channel.id, reply_to, self._thread_name(lines))
-                    target_channel, reply_to = int(thread["id"]), None
-                    author = self._author_of(history, decision.reply_to_message)
-                    if author is not None:
-                        mention, prefix = (author,), f"<@{author}> "
-                await live.signal_activity(self.redis, self.prefix, agent.id, "speaking", live.SPEAKING_SECONDS, target_channel)
-                sent = await self.api.send(token, target_channel, prefix + thought.text, nonce=decision.nonce, reply_to=reply_to,
-                                           mention=mention)
-                self._recent_own[agent.id].append(thought.text)
-                self.state.last_spoke[agent.id] = self.clock.now()
-                if recall.used:
-                    try:
-                        await self.memories.reinforce_useful(recall.used, thought.text)
-                    except Exception as exc:  # noqa: BLE001
-                        log.warning("memory feedback failed: %s", exc)
-                return "posted", int(sent["id"]), llm_ms
-        return "duplicate", None, llm_ms
-
-    def _member_name(self, guild_id: int, user_id: int) -> str:
-        return next((n for n, i in self.member_ids[guild_id].items() if i == user_id), "a neighbour")
-
-    @staticmethod
-    def _author_of(history: list[dict[str, Any]], message_id: int | None) -> int | None:
-        found = next((m for m in history if m.get("id") == str(message_id)), None)
-        return int(found["author"]["id"]) if found and found.get("author") else None
-
-    @staticmethod
-    def _thread_name(lines: list[Line]) -> str:
-        words = " ".join(line.content for line in lines[-2:]).split()
-        return (" ".join(words[:6]) or "a longer talk")[:90]
-
-    async def _rest(self, agent: AgentInfo) -> None:
-        """Every backend is down: the agent rests (silent, shown as resting) until the breakers retry."""
-        seconds = self.routing.breaker.recovery_seconds
-        agent.resting_until = self.clock.now() + seconds
-        await registry.set_resting(self.platform, agent.id, datetime.now(timezone.utc) + timedelta(seconds=seconds))
-
-    def _display(self, message: dict[str, Any]) -> str:
-        author = message.get("author") or {}
-        return author.get("global_name") or author.get("username") or "someone"
-
-    def _readable(self, message: dict[str, Any]) -> str:
-        content = message.get("content") or ""
-        for user in message.get("mentions") or []:
-            name = user.get("global_name") or user.get("username") or "someone"
-            content = content.replace(f"<@{user['id']}>", f"@{name}").replace(f"<@!{user['id']}>", f"@{name}")
-        return content

@@ -1,0 +1,222 @@
+"""Plan in code: what a turn does (the dialogue act) and what it is about (the content).
+
+A small model asked "write your next message" drifts; asked "answer Sam's question about slugs
+with one tip from your allotments" it mostly does that. So the planner decides, from the message
+being answered, the persona, the mood, the relationship and memory, which act the turn performs
+and with what content, and the model only puts it in words (realise.py). Every decision is a
+seeded draw, so a retried event plans the same turn.
+
+When every candidate fails the gate, a turn that must happen (a person asked this agent
+directly) posts `Plan.fallback`: a short, well-formed line made from the plan itself, never the
+rejected text.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from ..mind.relations import Bond
+from ..mind.sentiment import sentiment
+from ..society.persona import Persona
+from .text import words
+
+ACTS = ("answer", "ask", "share", "agree", "disagree", "invite", "joke", "greet", "thank", "react")
+
+_QUESTION_START = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:what|why|how|when|where|who|which|whose|is|are|was|were|do|does|did|can|could|"
+                             r"should|would|will|have|has|any(?:one|body)|shall|may)\b")
+_GREETING = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:hi|hello|hey|hiya|howdy|morning|good (?:morning|afternoon|evening|night)|evening|"
+                       r"welcome|greetings)\b")
+_THANKS = re.compile(r"(?i)\b(?:thanks|thank you|thx|cheers|much appreciated|appreciate it|you're a star|lifesaver)\b")
+_STOP = frozenset(["a", "an", "the", "and", "or", "but", "if", "then", "so", "of", "to", "in", "on", "at", "by", "for", "with", "about", "from", "into", "over", "under", "up", "down", "out", "off", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "doing", "have", "has", "had", "having", "i", "you", "he", "she", "it", "we", "they", "me", "him", "her", "us", "them", "my", "your", "his", "its", "our", "their", "this", "that", "these", "those", "what", "why", "how", "when", "where", "who", "whom", "which", "whose", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "any", "anyone", "anybody", "someone", "something", "anything", "there", "here", "just", "really", "very", "too", "also", "not", "no", "yes", "oh", "well", "hey", "hi", "hello", "please", "thanks", "thank", "like", "get", "got", "make", "made", "know", "think", "want", "need", "ask", "tell", "say", "said", "let", "lets", "let's", "im", "i'm", "it's", "dont", "don't", "does", "doesn't", "what's", "whats", "one", "some", "all", "more", "most", "much", "many", "every", "everyone", "today", "now", "still", "ever", "again", "already", "yet", "quite", "bit", "lot", "lots", "good", "bad", "new", "old"])
+
+EMOJI_BY_ACT = {"thank": "🙏", "greet": "👋", "agree": "👍", "joke": "😄", "share": "❤️"}
+
+
+@dataclass(frozen=True)
+class Heard:
+    """The message a turn answers, as the agent read it."""
+
+    author: str
+    text: str
+    human: bool = False
+    to_me: bool = False  # it mentions, replies to or DMs this agent
+
+
+@dataclass(frozen=True)
+class Plan:
+    act: str
+    speaker: str  # the persona's name
+    content: str  # the question answered, the subject, the news, the stance's view
+    to: str | None = None  # who the line is for
+    heard: Heard | None = None
+    hint: str | None = None  # a remembered thing or an interest that may shape the line
+    must_post: bool = False  # a person asked this agent directly: the turn posts something
+    channel: str | None = None  # invite: where to
+    others: tuple[str, ...] = ()  # invite: who is invited
+    seed: int = 0
+
+    @property
+    def first(self) -> str:
+        return self.speaker.split()[0]
+
+    @property
+    def to_first(self) -> str | None:
+        return self.to.split()[0] if self.to else None
+
+    def instruction(self) -> str:
+        """The act, in the words of a director's note to the model (second person)."""
+        who = self.to_first or "them"
+        content = _clip(self.content, 140)
+        hint = f" You could mention: {_clip(self.hint, 110)}." if self.hint else ""
+        return {
+            "answer": f"Answer {who}'s question directly: \"{content}\". Give one concrete, practical answer from your own experience.{hint}",
+            "ask": f"Ask {who} one short, friendly question about {content}.",
+            "share": f"Tell the others your news or thought about {content}, briefly.{hint}",
+            "agree": f"Agree with {who} about \"{content}\" and add one reason of your own.{hint}",
+            "disagree": f"Politely disagree with {who} about \"{content}\" and say briefly why.{hint}",
+            "joke": f"Make a light, friendly joke about {content}.",
+            "greet": f"Greet {who} back warmly and ask how their day is going.",
+            "thank": f"Thank {who} warmly for what they said.",
+            "invite": f"Welcome {', '.join(o.split()[0] for o in self.others) or 'everyone'} to #{self.channel or 'here'}, "
+                      f"the new channel you just opened about {content}, and ask what they think.",
+            "open": f"Start a conversation about this: {content}. Ask the others what they think.{hint}",
+        }.get(self.act, f"Say something short about {content}.")
+
+    def narration(self) -> str:
+        """The act as a stage direction in the third person (for a transcript prompt)."""
+        who = self.to_first or "the others"
+        content = _clip(self.content, 120)
+        return {
+            "answer": f"{self.first} answers {who}'s question ({content}) in a sentence, from experience.",
+            "ask": f"{self.first} asks {who} about {content}.",
+            "share": f"{self.first} tells the others about {content}.",
+            "agree": f"{self.first} agrees with {who} and adds a new reason in a few words.",
+            "disagree": f"{self.first} politely disagrees with {who} and says why in a few words.",
+            "joke": f"{self.first} jokes about {content}.",
+            "greet": f"{self.first} greets {who} back.",
+            "thank": f"{self.first} thanks {who}.",
+            "invite": f"{self.first} welcomes everyone to #{self.channel or 'the new channel'} to talk about {content}.",
+            "open": f"{self.first} starts a conversation about {content}.",
+        }.get(self.act, f"{self.first} speaks.")
+
+    def fallback(self) -> str:
+        """A varied, well-formed line made from the plan alone (no model), for a turn that must post."""
+        rng = random.Random(self.seed)
+        who = self.to_first or "everyone"
+        thing = object_phrase(self.content)
+        about = f" about {thing}" if thing else ""
+        options = {
+            "answer": [f"Good question{about}, {who}. I don't know for certain; has anyone else here dealt with it?",
+                       f"I'd have to think about that one, {who}. What have you tried so far?",
+                       f"I wish I knew more{about}, {who}. If I hear anything useful I'll pass it on.",
+                       f"Not sure I'm the right person to ask{about}, {who}, but I'll keep an ear out."],
+            "greet": [f"Hello {who}! Good to see you. How's your day going?", f"Hi {who}, nice to hear from you. How are things?"],
+            "thank": [f"Thank you, {who}, that's kind of you.", f"That's good of you, {who}. Thank you!"],
+            "invite": [f"Welcome, everyone! This is the place{about}. What got you into it?"],
+        }.get(self.act, [f"I hear you, {who}. Tell me more?", f"Interesting, {who}. What makes you say that?"])
+        return rng.choice(options)
+
+
+_OBJECT = re.compile(r"(?i)\b(my|the|your|our|this|that|a|an) ((?:[a-z]+ ){0,2}?[a-z]{3,})\b(?= (?:is|are|was|were|keeps|has|have|"
+                     r"ate|got|looks|seems|dip|dips)\b|[?.!,]|$)")
+
+
+def object_phrase(text: str) -> str | None:
+    """The thing a line is about, as the answerer would say it ("my basil keeps dying" -> "your
+    basil"), or None when no plain noun phrase is found."""
+    found = _OBJECT.search(re.sub(r"<[@#!&]?\d+>|@\S+(?: [A-Z][a-z]+)?", " ", text))
+    if not found or found.group(2).split()[-1].lower() in _STOP:
+        return None
+    phrase = found.group(2).lower().split()
+    if len(phrase) > 1 and phrase[-1].endswith("ed"):  # "the church bell cracked": the bell, not the state
+        phrase = phrase[:-1]
+    det = {"my": "your", "your": "my", "our": "our", "a": "the", "an": "the", "this": "that"}.get(found.group(1).lower(), found.group(1).lower())
+    return f"{det} {' '.join(phrase)}"
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def keyphrase(text: str, most: int = 3) -> str:
+    """The longest run of content words in a line (what it is about), at most `most` words."""
+    best: list[str] = []
+    run: list[str] = []
+    for word in [*words(re.sub(r"<[@#!&]?\d+>|@\S+", " ", text)), "the"]:
+        if word in _STOP or len(word) < 3 or word.isdigit():
+            if len(run) > len(best):
+                best = run
+            run = []
+        else:
+            run.append(word)
+    return " ".join(best[-most:])
+
+
+def is_question(text: str) -> bool:
+    return "?" in text or bool(_QUESTION_START.match(text))
+
+
+def _interest_hint(persona: Persona, text: str, rng: random.Random) -> str | None:
+    heard = set(words(text))
+    for interest in persona.interests:
+        if set(words(interest)) & heard:
+            return f"your own experience with {interest}"
+    return None
+
+
+def _memory_hint(memories: list[str], text: str) -> str | None:
+    """A recalled memory that shares content words with the line (the best recalled first)."""
+    heard = {w for w in words(text) if w not in _STOP and len(w) > 3}
+    for memory in memories:
+        body = memory.split(": ", 1)[1] if ": " in memory[:80] else memory
+        if heard & {w for w in words(body) if w not in _STOP and len(w) > 3}:
+            return body
+    return None
+
+
+def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm", bond: Bond | None = None,
+               memories: list[str] | None = None, interests_match: float = 0.0) -> Plan:
+    """The act and content of a turn that answers `heard`."""
+    rng = random.Random(seed)
+    text = " ".join(heard.text.split())
+    memory = _memory_hint(memories or [], text)
+    hint = memory or _interest_hint(persona, text, rng)
+    base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human)
+    if _THANKS.search(text) and heard.to_me:
+        return Plan("thank", content=text, **base)  # type: ignore[arg-type]
+    if _GREETING.match(text) and len(words(text)) <= 8 and not is_question(text.split(",", 1)[-1] if "," in text else ""):
+        return Plan("greet", content=text, **base)  # type: ignore[arg-type]
+    if is_question(text):
+        return Plan("answer", content=text, hint=hint, **base)  # type: ignore[arg-type]
+    traits = persona.traits
+    affinity = bond.affinity if bond else 0.0
+    weights = {
+        "agree": 0.8 + traits.agreeableness + max(0.0, affinity) + max(0.0, sentiment(text)) * 0.5,
+        "disagree": 0.15 + (1 - traits.agreeableness) * 0.9 + max(0.0, -affinity) * 1.5 + (0.3 if mood == "irritated" else 0.0),
+        "ask": 0.6 + traits.openness * 0.8 + interests_match,
+        "share": (1.2 if memory else 0.3) + interests_match,
+        "joke": (0.1 + traits.extraversion * traits.openness) * (1.3 if mood in ("excited", "cheerful") else 0.5),
+    }
+    acts = list(weights)
+    act = rng.choices(acts, weights=[weights[a] for a in acts])[0]
+    content = text if act in ("agree", "disagree") else (keyphrase(text, 4) or text)
+    return Plan(act, content=content, hint=hint if act in ("agree", "disagree", "share") else None, **base)  # type: ignore[arg-type]
+
+
+def plan_opener(persona: Persona, subject: str, *, seed: int, news: bool = False, memories: list[str] | None = None) -> Plan:
+    """A turn that starts a conversation in a quiet channel: news on the agent's mind is shared,
+    a topic is asked about."""
+    memory = _memory_hint(memories or [], subject)
+    return Plan("share" if news else "open", speaker=persona.name, content=subject, hint=memory, seed=seed)
+
+
+def plan_invite(persona: Persona, subject: str, channel: str, invitees: list[str], *, seed: int) -> Plan:
+    return Plan("invite", speaker=persona.name, content=subject, channel=channel, others=tuple(invitees), seed=seed)
+
+
+def plan_reach(persona: Persona, friend: str, subject: str, *, seed: int) -> Plan:
+    """A private message to a friend: ask them about something both care about."""
+    return Plan("ask", speaker=persona.name, content=subject, to=friend, seed=seed)

@@ -1,0 +1,74 @@
+"""A planned turn put into words: candidates from the model, each through the gate, the most
+relevant kept; a turn that must happen and got nothing usable posts the plan's own line.
+
+Nothing the gate rejected is ever posted, and every rejection is recorded with its reason in
+the LLM-call records (the chain logs the call with `error = "gate:<reason>"`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ..brain.backends import GenOptions
+from ..brain.chain import FallbackChain
+from ..society.persona import Persona
+from .gate import GateContext, Verdict, judge
+from .plan import Plan
+from .realise import Scene, build_prompt, prompt_texts
+
+
+@dataclass(frozen=True)
+class Spoken:
+    text: str | None
+    source: str  # llm | cache | plan (the fallback line) | none
+    llm_ms: int = 0
+    rejections: tuple[str, ...] = ()
+    unavailable: bool = False  # every backend is switched off by its breaker
+    reached: bool = True  # some backend answered
+
+
+def anchor(plan: Plan) -> str:
+    """What the line must be about: the message answered, else the plan's subject."""
+    return plan.heard.text if plan.heard is not None else plan.content
+
+
+async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | None, persona: Persona, plan: Plan, scene: Scene,
+                gate: GateContext, options: GenOptions, form: str = "transcript", candidates: int = 2,
+                relevance: Callable[[str, str], float] | None = None, cache_key: str | None = None,
+                task: str = "reply") -> Spoken:
+    prompt = build_prompt(form, persona, plan, scene)
+    ctx = replace(gate, prompt_texts=(*gate.prompt_texts, *prompt_texts(persona, prompt)))
+    rejections: list[str] = []
+
+    def accept(text: str) -> Verdict:
+        verdict = judge(text, ctx)
+        if verdict.reason:
+            rejections.append(verdict.reason)
+        return verdict
+
+    kept: list[tuple[float, str, str]] = []
+    llm_ms, reached = 0, False
+    for i in range(max(1, candidates)):
+        opts = replace(options, stop=prompt.stop, seed=(options.seed or 0) + 7919 * i,
+                       temperature=options.temperature + 0.1 * i)
+        thought = await chain.think(agent_id=agent_id, guild_id=guild_id, agent_name=persona.name, task=task,
+                                    messages=list(prompt.messages), prompt=prompt.text or None, options=opts, accept=accept,
+                                    cache_key=cache_key)
+        llm_ms += thought.llm_ms
+        reached = reached or thought.reached
+        if thought.unavailable:
+            return Spoken(None, "none", llm_ms, tuple(rejections), unavailable=True, reached=False)
+        if thought.text:
+            score = relevance(thought.text, anchor(plan)) if relevance else 0.0
+            kept.append((score, thought.text, thought.source))
+            if relevance is None or thought.source == "cache":
+                break
+    if kept:
+        _, text, source = max(kept, key=lambda k: k[0])
+        return Spoken(text, source, llm_ms, tuple(rejections), reached=True)
+    if plan.must_post and reached:
+        line = plan.fallback()
+        if judge(line, replace(ctx, relevance=None, prompt_texts=())).ok:
+            return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
+    return Spoken(None, "none", llm_ms, tuple(rejections), reached=reached)

@@ -1,0 +1,302 @@
+"""What the agents say, measured: turns from both bundled societies through the real model
+server, the real planner, prompt form and quality gate, and the figures of issue 14.
+
+    .venv/bin/python bench/quality.py [--turns 200] [--model smollm2:135m | PATH.gguf] [--form transcript|chat]
+                                      [--candidates 2] [--threads 1] [--sample out.md]
+
+The turns are played as conversations, so their states are real: in each channel of the
+village and the city an agent opens (a revival topic or news), others answer what was just said
+(their lines become the next one's history), a person @mentions an agent with a question, and
+people and agents write DMs. Each turn is planned (agents/turn/plan.py), realised through
+`townsquare model serve` on loopback (the Ollama client, as the worker does), gated
+(agents/turn/gate.py) and, if it passes (or the plan's own line when a person's direct question
+got nothing usable), becomes part of the conversation.
+
+Writes a blind sample of 60 posted messages with their context (shuffled, no source labels) to
+--sample, and the key to <sample>.key.json. The LAST line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from townsquare.agents.brain.backends import GenOptions  # noqa: E402
+from townsquare.agents.brain.chain import FallbackChain  # noqa: E402
+from townsquare.agents.brain.routing import BackendSpec, Routes, Routing  # noqa: E402
+from townsquare.agents.mind.clock import SystemClock  # noqa: E402
+from townsquare.agents.society.persona import Persona, Society, load_society  # noqa: E402
+from townsquare.agents.turn.gate import GateContext  # noqa: E402
+from townsquare.agents.turn.plan import Heard, Plan, plan_opener, plan_reach, plan_reply  # noqa: E402
+from townsquare.agents.turn.realise import Line, Scene  # noqa: E402
+from townsquare.agents.turn.speak import speak  # noqa: E402
+from townsquare.agents.turn.text import distinct_n, five_grams, similarity  # noqa: E402
+
+HUMAN = "Sam Carter"  # the person asking questions (a human member of both societies)
+
+# questions a newcomer asks in each kind of channel (the village's and the city's channel names)
+QUESTIONS = {
+    "general": ["why do the cobbles dip in the middle of the square?", "is the bus running on Sunday, does anyone know?",
+                "what's a good place for lunch around here?", "is it going to rain tomorrow, do you think?",
+                "who should I ask about the broken street lamp?", "what do people here do on a Friday night?"],
+    "market": ["what's in season right now?", "where can I get good eggs on Saturday?", "is the honey stall still there?",
+               "how early should I come to the market to get bread?"],
+    "garden": ["slugs ate my lettuces, what should I do?", "when should I plant tomatoes outside?",
+               "my basil keeps dying, any idea why?", "is it too late to sow carrots?"],
+    "history": ["who built the old mill?", "was there ever a flood in the village?", "why is the church bell cracked?"],
+    "food": ["what's the best way to keep kimchi from getting too sour?", "any tips for a first sourdough?",
+             "where do you get good coffee beans around here?"],
+    "music": ["any gigs worth seeing this weekend?", "how do I start learning bass?", "which record shop is best for jazz?"],
+    "tech": ["should I learn Python or JavaScript first?", "my laptop is really slow, what should I check?",
+             "is a mechanical keyboard worth it?"],
+    "books": ["what's a good book for a long train ride?", "anyone want to start a book club?", "is chess hard to learn as an adult?"],
+    "fitness": ["how do I start running without hurting my knees?", "where's a good place to cycle on Sunday?",
+                "is climbing expensive to get into?"],
+    "art": ["where can I take a drawing class?", "who painted the mural by the station?", "any tips for photographing at night?"],
+    "late-night": ["anyone else awake? can't sleep.", "what do you do when you can't sleep?"],
+}
+DM_OPENERS = ["hi, do you have a minute? I wanted to ask you something.", "thanks for the tip yesterday, it really helped!",
+              "are you coming to the meeting on Thursday?", "good morning! how are you today?"]
+
+
+@dataclass
+class Turn:
+    society: str
+    channel: str
+    kind: str  # opener | reply_agent | reply_human | dm
+    speaker: str
+    act: str
+    heard: str | None
+    context: list[str]
+    text: str | None
+    source: str
+    seconds: float
+    rejections: tuple[str, ...] = ()
+
+
+@dataclass
+class Run:
+    turns: list[Turn] = field(default_factory=list)
+
+
+def start_model_server(model_arg: str, threads: int) -> tuple[subprocess.Popen[bytes], str, str, Path]:
+    """`townsquare model serve` on a free loopback port; a .gguf path is served by its stem."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TOWNSQUARE_MODEL_THREADS": str(threads)}
+    model = model_arg
+    logs = Path(tempfile.mkdtemp(prefix="quality-bench-"))
+    if model_arg.endswith(".gguf"):
+        env["TOWNSQUARE_MODELS_DIR"] = str(Path(model_arg).resolve().parent)
+        model = Path(model_arg).stem
+    proc = subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", "model", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=(logs / "modelserver.log").open("wb"))
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/tags", timeout=1).status_code == 200:
+                return proc, url, model, logs
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the model server did not start")
+
+
+class Bench:
+    def __init__(self, chain: FallbackChain, relevance, form: str, candidates: int, floor: float) -> None:  # type: ignore[no-untyped-def]
+        self.chain, self.relevance, self.form, self.candidates, self.floor = chain, relevance, form, candidates, floor
+        self.run = Run()
+        self.recent_own: dict[str, list[str]] = {}
+
+    async def turn(self, society: Society, persona: Persona, plan: Plan, channel: str, topic: str | None, history: list[Line],
+                   kind: str) -> str | None:
+        heard = plan.heard
+        names = [a.name for a in society.agents if a.name != persona.name] + [HUMAN]
+        gate = GateContext(own_name=persona.name, members=names, bio=persona.bio,
+                           answering=heard.text if heard else None, subject=plan.content if heard is None else None,
+                           own_recent=tuple(self.recent_own.get(persona.name, [])[-10:]),
+                           others_recent=tuple(line.content for line in history[-6:] if line.author != persona.name and
+                                               (heard is None or line.content != heard.text)),
+                           relevance=self.relevance, relevance_floor=self.floor)
+        scene = Scene(society.guild, channel, topic, tuple(history[-6:]), mood="You feel calm and thoughtful.")
+        started = time.perf_counter()
+        spoken = await speak(self.chain, agent_id=None, guild_id=None, persona=persona, plan=plan, scene=scene, gate=gate,
+                             options=GenOptions(max_tokens=60, temperature=0.7, seed=plan.seed), form=self.form,
+                             candidates=self.candidates, relevance=self.relevance)
+        seconds = time.perf_counter() - started
+        self.run.turns.append(Turn(society.guild, channel, kind, persona.name, plan.act, heard.text if heard else None,
+                                   [f"{line.author}: {line.content}" for line in history[-4:]], spoken.text, spoken.source,
+                                   seconds, spoken.rejections))
+        if spoken.text:
+            self.recent_own.setdefault(persona.name, []).append(spoken.text)
+            history.append(Line(persona.name, spoken.text))
+        return spoken.text
+
+
+async def play(bench: Bench, turns: int, seed: int) -> None:
+    rng = random.Random(seed)
+    societies = [("village", load_society("village")), ("city", load_society("city"))]
+    rounds = 0
+    while len(bench.run.turns) < turns:
+        for _, society in societies:
+            for spec in society.channels:
+                if len(bench.run.turns) >= turns:
+                    return
+                here = [a for a in society.agents if not a.home_channels or spec.name in a.home_channels] or society.agents
+                history: list[Line] = []
+                opener = rng.choice(here)
+                topic = rng.choice(society.revival_topics) if society.revival_topics else spec.topic
+                await bench.turn(society, opener, plan_opener(opener, topic, seed=rng.randrange(2**31)), spec.name, spec.topic,
+                                 history, "opener")
+                for _ in range(2):  # agents answer what was just said
+                    if not history:
+                        break
+                    last = history[-1]
+                    speaker = rng.choice([a for a in here if a.name != last.author] or society.agents)
+                    plan = plan_reply(speaker, Heard(last.author, last.content, human=False, to_me=rng.random() < 0.3),
+                                      seed=rng.randrange(2**31), memories=[])
+                    await bench.turn(society, speaker, plan, spec.name, spec.topic, history, "reply_agent")
+                asked = rng.choice(here)
+                question = rng.choice(QUESTIONS.get(spec.name, QUESTIONS["general"]))
+                history.append(Line(HUMAN, f"@{asked.name} {question}"))
+                plan = plan_reply(asked, Heard(HUMAN, f"@{asked.name} {question}", human=True, to_me=True), seed=rng.randrange(2**31))
+                answer = await bench.turn(society, asked, plan, spec.name, spec.topic, history, "reply_human")
+                if answer:
+                    other = rng.choice([a for a in here if a.name != asked.name] or society.agents)
+                    plan = plan_reply(other, Heard(asked.name, answer, human=False, to_me=False), seed=rng.randrange(2**31))
+                    await bench.turn(society, other, plan, spec.name, spec.topic, history, "reply_agent")
+            # DMs: a person writes to an agent; an agent writes to a friend
+            agent = rng.choice(society.agents)
+            dm: list[Line] = [Line(HUMAN, rng.choice(DM_OPENERS))]
+            plan = plan_reply(agent, Heard(HUMAN, dm[0].content, human=True, to_me=True), seed=rng.randrange(2**31))
+            await bench.turn(society, agent, plan, "dm", None, dm, "dm")
+            friend = rng.choice([a for a in society.agents if a.name != agent.name])
+            await bench.turn(society, agent, plan_reach(agent, friend.name, rng.choice(agent.interests or ["the weekend"]),
+                                                        seed=rng.randrange(2**31)), "dm", None, [], "dm")
+        rounds += 1
+
+
+_INDEPENDENT = {
+    "wrong_voice": re.compile(r"(?m)^\s*[*_]{0,2}[A-Z][a-z]+(?: [A-Z][a-z]+)?[*_]{0,2}\s*(?:\([^)]*\))?\s*:"),
+    "assistant_speak": re.compile(r"(?i)as an ai|language model|i apologi[sz]e|certainly!|i'll (?:reply|respond) as|how can i (?:help|assist)"),
+}
+
+
+def figures(run: Run, relevance, model: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    posted = [t for t in run.turns if t.text]
+    texts = [t.text or "" for t in posted]
+    wrong = sum(1 for t in posted if _INDEPENDENT["wrong_voice"].search(t.text or ""))
+    assistant = sum(1 for t in posted if _INDEPENDENT["assistant_speak"].search(t.text or ""))
+    own = [t for t in posted if re.search(rf"(?i)\b{re.escape(t.speaker.split()[0])}\b", t.text or "")]
+    recital = sum(1 for t in posted if re.search(r"(?i)^you are\b|your way of speaking|speaks in ", t.text or ""))
+    near = sum(1 for i, t in enumerate(texts) if any(similarity(t, e) >= 0.8 for e in texts[:i]))
+    grams_seen: set[tuple[str, ...]] = set()
+    repeated = 0
+    for t in texts:
+        g = five_grams(t)
+        repeated += bool(g & grams_seen)
+        grams_seen |= g
+    replies = [t for t in posted if t.heard]
+    above, baseline = 0.0, 0.0
+    if len(replies) >= 3:
+        rng = random.Random(1)
+        shuffled = []
+        for i, t in enumerate(replies):
+            j = rng.choice([k for k in range(len(replies)) if k != i])
+            shuffled.append(relevance(t.text or "", replies[j].heard or ""))
+        baseline = float(np.percentile(shuffled, 90))
+        above = sum(relevance(t.text or "", t.heard or "") > baseline for t in replies) / len(replies)
+    rejections = Counter(r for t in run.turns for r in t.rejections)
+    seconds = sorted(t.seconds for t in run.turns)
+    human = [t for t in run.turns if t.kind == "reply_human"]
+    return {
+        "turns": len(run.turns), "posted": len(posted), "posted_from_plan": sum(1 for t in posted if t.source == "plan"),
+        "human_questions": len(human), "human_answered": sum(1 for t in human if t.text),
+        "wrong_voice": wrong, "self_address": len(own), "assistant_speak": assistant, "recital": recital,
+        "near_duplicate_rate": round(near / len(texts), 3) if texts else 0.0,
+        "repeated_5gram_rate": round(repeated / len(texts), 3) if texts else 0.0,
+        "relevance_above_baseline": round(above, 3), "shuffled_p90": round(baseline, 3),
+        "distinct_2": round(distinct_n(texts, 2), 3), "gate_rejections": dict(rejections.most_common()),
+        "acts": dict(Counter(t.act for t in posted).most_common()),
+        "turn_p50_s": round(statistics.median(seconds), 2) if seconds else 0.0,
+        "turn_p99_s": round(seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))], 2) if seconds else 0.0,
+        "model": model,
+    }
+
+
+def write_sample(run: Run, path: Path, n: int = 60, seed: int = 7) -> None:
+    posted = [t for t in run.turns if t.text]
+    rng = random.Random(seed)
+    picked = rng.sample(posted, min(n, len(posted)))
+    lines, key = ["# Blind sample: rate each reply 0/1/2 (2 coherent, in character, on topic; 1 plausible but generic; "
+                  "0 broken, off-topic, echoing or wrong voice)", ""], []
+    for i, t in enumerate(picked, 1):
+        lines.append(f"## {i}. {t.society} #{t.channel} — {t.speaker}")
+        lines += [f"    {c}" for c in t.context] or ["    (quiet channel)"]
+        lines += [f"  > {t.speaker}: {t.text}", "  rating: ", ""]
+        key.append({"n": i, "kind": t.kind, "act": t.act, "source": t.source})
+    path.write_text("\n".join(lines), encoding="utf-8")
+    path.with_suffix(".key.json").write_text(json.dumps(key, indent=1), encoding="utf-8")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--model", default="smollm2:135m", help="a model name the server knows, or a .gguf file")
+    parser.add_argument("--form", choices=["transcript", "chat"], default="transcript")
+    parser.add_argument("--candidates", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--floor", type=float, default=0.12, help="the gate's off-topic floor (embedding cosine)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sample", type=Path, default=Path("bench/out/quality-sample.md"))
+    args = parser.parse_args()
+    from townsquare.worker.runtime.relevance import embedding_text_relevance
+
+    relevance = embedding_text_relevance()
+    proc, url, model, logs = start_model_server(args.model, args.threads)
+    try:
+        routing = Routing(backends={"local": BackendSpec(host=url, model=model)}, routes=Routes(default=["local"]))
+        chain = FallbackChain(routing, SystemClock())
+        bench = Bench(chain, relevance, args.form, args.candidates, args.floor)
+        started = time.perf_counter()
+        await play(bench, args.turns, args.seed)
+        await chain.close()
+        result = figures(bench.run, relevance, model)
+        result |= {"form": args.form, "candidates": args.candidates, "threads": args.threads, "floor": args.floor,
+                   "wall_s": round(time.perf_counter() - started, 1), "load_1min": round(os.getloadavg()[0], 2)}
+        args.sample.parent.mkdir(parents=True, exist_ok=True)
+        write_sample(bench.run, args.sample)
+        with args.sample.with_suffix(".all.jsonl").open("w", encoding="utf-8") as f:
+            for t in bench.run.turns:
+                f.write(json.dumps(t.__dict__, ensure_ascii=False) + "\n")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,228 @@
+"""The turn pipeline's rooms on their own: the quality gate's reasons on constructed candidates,
+the planner's acts, the prompt forms, and the model's pacing (priority, giving up, handing over)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from townsquare.agents.mind.relations import Bond
+from townsquare.agents.society.persona import Persona, Traits
+from townsquare.agents.turn.gate import GateContext, judge
+from townsquare.agents.turn.plan import (
+    Heard,
+    keyphrase,
+    object_phrase,
+    plan_opener,
+    plan_reply,
+)
+from townsquare.agents.turn.realise import (
+    Line,
+    Scene,
+    build_prompt,
+    chat_prompt,
+    transcript_prompt,
+)
+from townsquare.agents.turn.text import distinct_n, five_grams, is_near_duplicate
+from townsquare.worker.runtime.pacing import (
+    AGENT_DIRECT,
+    CONVERSATION,
+    HUMAN_DIRECT,
+    Deferred,
+    ModelPace,
+)
+
+MAREN = Persona(name="Maren Holt", bio="Runs the bakery on the corner of the square. Generous, blunt, up before dawn.",
+                traits=Traits(agreeableness=0.7, extraversion=0.75), interests=["baking", "sourdough", "the Saturday market"],
+                style="short, warm sentences; practical")
+TOBIAS = Persona(name="Tobias Reed", bio="Retired schoolteacher and village historian. A little lonely since his wife died.",
+                 interests=["local history", "the old mill"], style="careful, complete sentences")
+MEMBERS = ["Tobias Reed", "Ines Alvarez", "Priya Nair", "Sam Carter"]
+
+
+def ctx(**kw: object) -> GateContext:
+    base: dict[str, object] = dict(own_name="Maren Holt", members=MEMBERS, bio=MAREN.bio,
+                                   prompt_texts=(MAREN.bio, MAREN.style), answering="Is the bakery open on Sunday?")
+    base.update(kw)
+    return GateContext(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("candidate", "reason"), [
+    ("Tobias Reed: I recall the bakery opened in 1952.", "wrong_voice"),
+    ("Priya Nair (checking notes): It is open from eight.", "wrong_voice"),
+    ("Certainly! I'll reply as Maren Holt: yes we are open.", "assistant_speak"),
+    ("As an AI language model, I cannot open a bakery.", "assistant_speak"),
+    ("I apologize, but I do not have any personal information.", "assistant_speak"),
+    ("You are a baker who runs the bakery on the corner of the square.", "recital"),
+    ("Speaks in short, warm sentences; practical and generous.", "recital"),
+    ("Love you so much, Maren Holt.", "self_address"),
+    ("Thanks @Maren for asking, it is open.", "self_address"),
+    ("Maren thinks the bakery is open on Sunday mornings.", "self_reference"),
+    ("Is the bakery open on Sunday?", "parrot"),
+    ("I am a Korean engineer, so I would not know.", "invented_fact"),
+    ("My husband runs it on Sundays.", "invented_fact"),
+    ("We open at eight and the rye is always", "unfinished"),
+    ("", "empty"),
+    ("<|im_end|>", "empty"),
+])
+def test_each_reason_is_caught(candidate: str, reason: str) -> None:
+    verdict = judge(candidate, ctx())
+    assert verdict.text is None and verdict.reason == reason, (candidate, verdict)
+
+
+def test_loops_against_own_and_partner_lines() -> None:
+    said = "The old mill will be lovely to see in town during the Sunday market."
+    assert judge("The old mill will be lovely to see in town during the Sunday market!", ctx(own_recent=(said,))).reason == "loop"
+    assert judge("Honestly the old mill will be lovely to see in town, I think.", ctx(others_recent=(said,))).reason == "loop"
+    assert judge("Sundays we open at eight, with rye and seeded loaves.", ctx(own_recent=(said,))).ok
+
+
+def test_off_topic_needs_relevance_above_the_floor() -> None:
+    def relevance(a: str, b: str) -> float:  # a stand-in for embeddings: shared words
+        wa, wb = set(a.lower().split()), set(b.lower().split())
+        return len(wa & wb) / len(wa | wb)
+
+    gated = ctx(relevance=relevance, relevance_floor=0.15)
+    assert judge("My cat likes the rain in winter.", gated).reason == "off_topic"
+    assert judge("Yes, the bakery is open on Sunday until noon.", gated).ok
+
+
+@pytest.mark.parametrize("good", [
+    "Yes, Sunday we open at eight, but the rye sells out by ten.",
+    "Only mornings on Sunday, Tobias. Come early for the sourdough!",
+    "Maren Holt: We open at eight on Sundays.",  # its own name prefix is stripped, the line is its own
+    "Sunday mornings, yes. Bring a bag, we're out of paper ones.",
+])
+def test_good_lines_pass_and_are_cleaned(good: str) -> None:
+    verdict = judge(good, ctx())
+    assert verdict.ok, verdict
+    assert not verdict.text.startswith("Maren")  # type: ignore[union-attr]
+
+
+def test_a_line_that_goes_on_with_another_speaker_keeps_only_its_own_part() -> None:
+    verdict = judge("Yes, from eight until noon. Tobias Reed: I recall it used to open at seven.", ctx())
+    assert verdict.text == "Yes, from eight until noon."
+
+
+def test_invented_ties_about_others_are_dropped_and_supported_ones_kept() -> None:
+    names = {"Tobias Reed": 1, "Priya Nair": 2}
+    gated = ctx(answering="How is everyone?", names_to_ids=names, bonds={1: Bond(affinity=0.6, familiarity=0.5), 2: None})
+    assert judge("My husband Priya Nair says hello.", gated).reason == "invented_fact"
+    kept = judge("Tobias is my good friend. We had tea this morning.", gated)
+    assert kept.ok and "friend" in kept.text  # type: ignore[operator]
+
+
+def test_bio_backs_the_facts_it_states() -> None:
+    tobias = ctx(own_name="Tobias Reed", bio=TOBIAS.bio, members=["Maren Holt"], answering="How are you keeping?")
+    assert judge("I miss my wife on quiet evenings like this.", tobias).ok  # "his wife died": in the bio
+    assert judge("As a retired schoolteacher I still mark everything in red.", tobias).ok
+
+
+def test_the_planner_answers_questions_and_greets_and_thanks() -> None:
+    asked = plan_reply(MAREN, Heard("Sam Carter", "@Maren Holt is the bakery open on Sunday?", human=True, to_me=True), seed=1)
+    assert asked.act == "answer" and asked.must_post and asked.to == "Sam Carter"
+    assert "Sunday" in asked.instruction() and "Maren answers Sam's question" in asked.narration()
+    assert plan_reply(MAREN, Heard("Sam Carter", "Good morning!", human=True, to_me=True), seed=1).act == "greet"
+    assert plan_reply(MAREN, Heard("Sam Carter", "thanks for the loaf, Maren", human=True, to_me=True), seed=1).act == "thank"
+    overheard = plan_reply(MAREN, Heard("Tobias Reed", "The fair should move to the green this year.", human=False), seed=3)
+    assert overheard.act in ("agree", "disagree", "ask", "share", "joke") and not overheard.must_post
+
+
+def test_the_planner_is_seeded_and_follows_traits_and_bonds() -> None:
+    heard = Heard("Tobias Reed", "I think the mill should become a museum.")
+    assert [plan_reply(MAREN, heard, seed=s).act for s in range(20)] == [plan_reply(MAREN, heard, seed=s).act for s in range(20)]
+    blunt = MAREN.model_copy(update={"traits": Traits(agreeableness=0.05)})
+    disagree_blunt = sum(plan_reply(blunt, heard, seed=s, bond=Bond(affinity=-0.6)).act == "disagree" for s in range(200))
+    disagree_kind = sum(plan_reply(MAREN, heard, seed=s, bond=Bond(affinity=0.6)).act == "disagree" for s in range(200))
+    assert disagree_blunt > 2 * disagree_kind
+
+
+def test_memory_shapes_the_plan() -> None:
+    heard = Heard("Tobias Reed", "The old mill is for sale, did you hear?")
+    plan = plan_reply(MAREN, heard, seed=5, memories=["Ines said in #market: the mill roof collapsed in the storm"])
+    assert plan.act == "answer" and plan.hint and "mill roof" in plan.hint
+    opener = plan_opener(MAREN, "the new oven", seed=1, news=True)
+    assert opener.act == "share" and "new oven" in opener.instruction()
+
+
+def test_fallback_lines_are_varied_well_formed_and_pass_the_gate() -> None:
+    lines = set()
+    for seed in range(12):
+        plan = plan_reply(MAREN, Heard("Sam Carter", "@Maren Holt my basil keeps dying, any idea why?", human=True, to_me=True),
+                          seed=seed)
+        line = plan.fallback()
+        lines.add(line)
+        assert "Sam" in line and judge(line, ctx(answering=plan.heard.text)).ok, line  # type: ignore[union-attr]
+        assert "my basil" not in line  # the asker's thing, as the answerer says it
+    assert len(lines) >= 3
+    assert object_phrase("why is the church bell cracked?") == "the church bell"
+    assert keyphrase("slugs ate my lettuces, what should I do?") == "slugs ate"
+
+
+def test_the_transcript_form_ends_with_the_speakers_own_name() -> None:
+    plan = plan_reply(MAREN, Heard("Sam Carter", "is the bakery open on Sunday?", human=True, to_me=True), seed=1)
+    scene = Scene("Ashford Green", "general", "The town square.", (Line("Tobias Reed", "Morning."),
+                                                                    Line("Sam Carter", "is the bakery open on Sunday?")))
+    prompt = transcript_prompt(MAREN, plan, scene)
+    assert prompt.text.endswith("\nMaren Holt:") and "Sam Carter: is the bakery open on Sunday?" in prompt.text
+    assert "\n" in prompt.stop and prompt.messages == ()
+    chat = chat_prompt(MAREN, plan, scene)
+    assert chat.messages[0]["role"] == "system" and "Maren" in chat.messages[0]["content"] and chat.text == ""
+    assert build_prompt("chat", MAREN, plan, scene).form == "chat"
+    # what lasts comes first: two turns of one agent in one channel share the prompt's start
+    other = transcript_prompt(MAREN, plan, Scene("Ashford Green", "general", "The town square.", (Line("Ines Alvarez", "Hi"),)))
+    assert other.text.split("\n")[:2] == prompt.text.split("\n")[:2]
+
+
+def test_text_measures() -> None:
+    assert is_near_duplicate("i LOVE the smell of fresh bread!!", ["I love the smell of fresh bread"])
+    assert five_grams("a b c d e f") == {("a", "b", "c", "d", "e"), ("b", "c", "d", "e", "f")}
+    assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
+
+
+async def test_pacing_serves_by_priority_hands_over_and_gives_up() -> None:
+    pace = ModelPace(slots=1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with pace.turn(CONVERSATION):
+            order.append("first")
+            await release.wait()
+
+    async def later(name: str, priority: int) -> None:
+        async with pace.turn(priority):
+            order.append(name)
+
+    first = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(later("roll", CONVERSATION)), asyncio.create_task(later("agent", AGENT_DIRECT)),
+               asyncio.create_task(later("human", HUMAN_DIRECT))]
+    await asyncio.sleep(0)
+    with pytest.raises(Deferred):  # a turn nobody asked for does not wait for a busy model
+        async with pace.turn(CONVERSATION, max_wait=0):
+            pass
+    release.set()
+    await asyncio.gather(first, *waiting)
+    assert order == ["first", "human", "agent", "roll"]
+    assert pace.busy == 0 and pace.waiting == 0
+
+
+async def test_a_cancelled_waiter_does_not_leak_the_models_place() -> None:
+    pace = ModelPace(slots=1)
+    gate = asyncio.Event()
+
+    async def hold() -> None:
+        async with pace.turn(CONVERSATION):
+            await gate.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    gate.set()
+    await asyncio.gather(holder, waiter, return_exceptions=True)
+    assert pace.busy == 0
+    async with pace.turn(HUMAN_DIRECT, max_wait=0):
+        assert pace.busy == 1

@@ -1,0 +1,267 @@
+"""A turn, as the worker runs it: read the channel, plan (agents/turn/plan.py), put the plan into
+words through the model and the gate (agents/turn/speak.py), post through the public API, and
+record what happened.
+
+The turn holds a place in front of the model (pacing.py) only while the model works for it: a
+person's message to an agent goes first, a turn nobody asked for gives up when the model is
+too busy, and a slow model is waited for, never timed out into throwing its work away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ...agents.brain.backends import GenOptions
+from ...agents.memory.remember import Recall
+from ...agents.mind.policy import AgentInfo, ChannelState, Decision, stable_rng
+from ...agents.mind.relations import describe
+from ...agents.turn.gate import GateContext
+from ...agents.turn.plan import (
+    Heard,
+    Plan,
+    plan_invite,
+    plan_opener,
+    plan_reach,
+    plan_reply,
+)
+from ...agents.turn.realise import Line, Scene
+from ...agents.turn.speak import Spoken, speak
+from ...platform.actions import agents as registry
+from ...platform.actions import dashboard as live
+from .api import PlatformRefused
+from .pacing import AGENT_DIRECT, CONVERSATION, HUMAN_DIRECT, INITIATIVE, Deferred
+
+if TYPE_CHECKING:
+    from .worker import AgentWorker
+
+log = logging.getLogger("townsquare.worker")
+
+FAILED = ("timeout", "error", "unreachable")
+
+
+def display_name(message: dict[str, Any]) -> str:
+    author = message.get("author") or {}
+    return author.get("global_name") or author.get("username") or "someone"
+
+
+def readable(message: dict[str, Any]) -> str:
+    """Content with mentions as @names (what a person reading the channel sees)."""
+    content = message.get("content") or ""
+    for user in message.get("mentions") or []:
+        name = user.get("global_name") or user.get("username") or "someone"
+        content = content.replace(f"<@{user['id']}>", f"@{name}").replace(f"<@!{user['id']}>", f"@{name}")
+    return content
+
+
+def failure_words(outcome: str, error: str | None, spoken: Spoken | None = None) -> str | None:
+    """Why a turn did not post, in words for the dashboard."""
+    if outcome == "unreachable":
+        return error or "no LLM backend answered"
+    if outcome == "rejected" and spoken is not None:
+        reasons = ", ".join(sorted(set(spoken.rejections))) or "nothing usable"
+        return f"the quality gate rejected every candidate ({reasons})"
+    return error
+
+
+class TurnTaking:
+    """The turn half of `AgentWorker` (the other half is its loops)."""
+
+    async def run_turn(self: AgentWorker, decision: Decision, *, position: int | None) -> str:
+        agent = self.state.agents.get(decision.agent_id)
+        channel = self.state.channels.get(decision.channel_id)
+        if agent is None or channel is None or not self.state.active(agent):
+            return "skipped"
+        if self._tokens_used(agent.id) >= self.settings.agent_tokens_per_minute:
+            self._record_turn(decision, agent, position, "throttled", None, 0, 0.0, "over its token budget for this minute")
+            return "throttled"
+        lock = f"{self.prefix}agents:turn:{agent.id}"
+        ttl = int(self.settings.turn_timeout_seconds * 1000) + 5000
+        # a direct turn waits for the agent's current turn (even a dead worker's lock expires); others give up
+        deadline = time.monotonic() + (ttl / 1000 + 1 if decision.waits else 0)
+        while not await self.redis.set(lock, self.name, nx=True, px=ttl):  # one turn per agent across workers
+            if time.monotonic() >= deadline:
+                return "busy"
+            await asyncio.sleep(0.2)
+        started = time.perf_counter()
+        self._last_turn_at = self.clock.now()
+        outcome, message_id, llm_ms, error = "error", None, 0, None
+        try:
+            async with self._agent_locks[agent.id], asyncio.timeout(self.settings.turn_timeout_seconds):
+                outcome, message_id, llm_ms, error = await self._turn(agent, channel, decision)
+        except TimeoutError:
+            outcome, error = "timeout", f"the turn ran over its time budget ({self.settings.turn_timeout_seconds:.0f} s)"
+        except PlatformRefused as exc:
+            outcome, error = "error", f"the platform refused: {exc}"[:300]
+            log.warning("turn refused by the platform", extra={"agent": agent.id, "status": exc.status})
+        except Exception as exc:  # noqa: BLE001 - one agent's failure never takes the worker down
+            log.exception("turn failed", extra={"agent": agent.id})
+            outcome, error = "error", f"{type(exc).__name__}: {exc}"[:300]
+        finally:
+            await self.redis.delete(lock)
+            await live.end_activity(self.redis, self.prefix, agent.id)
+        self._record_turn(decision, agent, position, outcome, message_id, llm_ms, started, error)
+        await self._account(agent, outcome, error)
+        return outcome
+
+    def _record_turn(self: AgentWorker, decision: Decision, agent: AgentInfo, position: int | None, outcome: str,
+                     message_id: int | None, llm_ms: int, started: float, error: str | None = None) -> None:
+        total = int((time.perf_counter() - started) * 1000) if started else 0
+        self._turns.append({"agent_id": agent.id, "guild_id": agent.guild_id, "channel_id": decision.channel_id,
+                            "trigger": decision.trigger, "event_position": position, "outcome": outcome, "message_id": message_id,
+                            "llm_ms": llm_ms, "total_ms": max(total, llm_ms), "error": error[:300] if error else None})
+
+    async def _account(self: AgentWorker, agent: AgentInfo, outcome: str, error: str | None) -> None:
+        """Consecutive failures pause a misbehaving agent, with the reason, instead of letting it
+        spin. A busy model (deferred turns) and a strict gate (rejected ones) are not failures."""
+        if outcome in FAILED:
+            self._failures[agent.id] += 1
+            if self._failures[agent.id] >= self.settings.agent_max_failures:
+                reason = f"paused by the runtime after {self._failures[agent.id]} failed turns in a row: {error}"[:300]
+                self._failures[agent.id] = 0
+                agent.state = "paused"
+                try:
+                    await registry.do_set_state(self.platform, None, agent.id, "paused", reason)
+                except Exception:  # noqa: BLE001
+                    log.exception("could not pause agent %s", agent.id)
+        elif outcome in ("posted", "duplicate", "silent", "rejected", "deferred"):
+            self._failures[agent.id] = 0
+
+    def _priority(self: AgentWorker, decision: Decision, heard: Heard | None) -> int:
+        if decision.direct:
+            return HUMAN_DIRECT if heard is not None and heard.human else AGENT_DIRECT
+        return CONVERSATION if decision.trigger == "roll" else INITIATIVE
+
+    def _plan(self: AgentWorker, agent: AgentInfo, channel: ChannelState, decision: Decision, heard: Heard | None,
+              recall: Recall, seed: int) -> Plan:
+        persona = agent.persona
+        invited = [self.names.get(i) or self._member_name(agent.guild_id, i) for i in decision.invitees]
+        if decision.trigger == "found":
+            return plan_invite(persona, decision.subject or channel.topic or channel.name, channel.name, invited, seed=seed)
+        if decision.trigger == "reach":
+            return plan_reach(persona, invited[0], decision.subject or "how they are doing", seed=seed)
+        if heard is None:
+            subject = decision.subject or channel.topic or "what is new today"
+            return plan_opener(persona, subject, seed=seed, news=decision.subject is not None and decision.subject not in
+                               self.state.topics.get(agent.guild_id, []), memories=recall.lines)
+        bond = self.state.relations.get(agent.id, self.member_ids[agent.guild_id].get(heard.author, 0))
+        match = self.policy.relevance(agent, heard.text) if self.policy.relevance else 0.0
+        return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=recall.lines,
+                          interests_match=match)
+
+    async def _turn(self: AgentWorker, agent: AgentInfo, channel: ChannelState,
+                    decision: Decision) -> tuple[str, int | None, int, str | None]:
+        token = self.tokens[agent.id]
+        persona = agent.persona
+        history = await self.api.history(token, channel.id, self.settings.context_messages)
+        lines = tuple(Line(display_name(m), readable(m)) for m in history if m.get("content"))
+        answered = next((m for m in history if decision.reply_to_message and m.get("id") == str(decision.reply_to_message)), None)
+        heard = None
+        if answered is not None and answered.get("content"):
+            author = answered.get("author") or {}
+            heard = Heard(display_name(answered), readable(answered), human=not author.get("bot"), to_me=decision.direct)
+        if decision.trigger == "revive":
+            decision = replace(decision, subject=await self._on_mind(agent, decision) or decision.subject)
+        people: dict[int, str] = {}
+        first = self._author_of(history, decision.reply_to_message) if decision.reply_to_message else None
+        for other in (first, *decision.invitees, *(channel.dm_recipients or ())):
+            if other is not None and other != agent.id:
+                people.setdefault(other, self.names.get(other) or self._member_name(agent.guild_id, other))
+        for m in reversed(history):
+            if m.get("author") and int(m["author"]["id"]) != agent.id:
+                people.setdefault(int(m["author"]["id"]), display_name(m))
+        people = dict(list(people.items())[:3])
+        topic = heard.text if heard is not None else (decision.subject or " ".join(line.content for line in lines[-2:]))
+        recall = await self._recall(agent, topic, people)
+        seed = stable_rng(decision.nonce, agent.id, decision.attempt).randrange(2**31)
+        plan = self._plan(agent, channel, decision, heard, recall, seed)
+        members = {n: i for n, i in self.member_ids[agent.guild_id].items() if i != agent.id}
+        gate = GateContext(
+            own_name=persona.name, members=[*people.values(), *members], bio=persona.bio,
+            answering=heard.text if heard is not None else None, subject=plan.content if heard is None else None,
+            own_recent=tuple(self._recent_own[agent.id]),
+            others_recent=tuple(line.content for line in lines if line.author != persona.name and (heard is None or line.content != heard.text)),
+            names_to_ids=members, bonds={i: self.state.relations.get(agent.id, i) for i in members.values()},
+            knowledge=recall.knowledge, relevance=self.text_relevance, relevance_floor=self.settings.gate_relevance_floor)
+        scene = Scene(self.state.guild_names.get(agent.guild_id, "the society"), channel.name or "dm", channel.topic, lines,
+                      mood=self.state.mood(agent.id).tone(),
+                      ties=tuple(describe(self.state.relations.get(agent.id, pid), pname) for pid, pname in list(people.items())[:2]),
+                      memories=tuple(recall.lines))
+        options = GenOptions(max_tokens=self.settings.reply_max_tokens, temperature=0.7, seed=seed)
+        max_wait = None if decision.direct else self.settings.pace_max_wait_seconds
+        try:
+            async with self.pace.turn(self._priority(decision, heard), max_wait):
+                if plan.must_post:  # a reply is certainly coming: say so
+                    await self.api.typing(token, channel.id)
+                await live.signal_activity(self.redis, self.prefix, agent.id, "thinking", self.settings.turn_timeout_seconds,
+                                           channel.id)
+                spoken = await speak(self.chain, agent_id=agent.id, guild_id=agent.guild_id, persona=persona, plan=plan,
+                                     scene=scene, gate=gate, options=options, form=self.settings.reply_form,
+                                     candidates=self.settings.reply_candidates, relevance=self.text_relevance,
+                                     cache_key=heard.text if heard is not None and decision.direct else None,
+                                     task="reply" if heard is not None else "revive")
+        except Deferred as exc:
+            return "deferred", None, 0, f"the model was busy: {exc}"
+        if spoken.unavailable:
+            await self._rest(agent)
+            return "resting", None, spoken.llm_ms, "every LLM backend is switched off by its breaker (they failed)"
+        if not spoken.reached:
+            return "unreachable", None, spoken.llm_ms, "no LLM backend answered"
+        if spoken.text is None:
+            return "rejected", None, spoken.llm_ms, failure_words("rejected", None, spoken)
+        message_id = await self._post(agent, channel, decision, history, lines, spoken.text, token)
+        if recall.used:
+            try:
+                await self.memories.reinforce_useful(recall.used, spoken.text)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("memory feedback failed: %s", exc)
+        return "posted", message_id, spoken.llm_ms, None
+
+    async def _post(self: AgentWorker, agent: AgentInfo, channel: ChannelState, decision: Decision, history: list[dict[str, Any]],
+                    lines: tuple[Line, ...], text: str, token: str) -> int:
+        target_channel = channel.id
+        mention: tuple[int, ...] = tuple(decision.invitees) if decision.trigger == "found" else ()
+        prefix = " ".join(f"<@{i}>" for i in mention) + " " if mention else ""
+        # answers are Discord replies (DMs need none): who answers whom is explicit, for people and for bonds
+        reply_to = decision.reply_to_message if decision.trigger in ("mention", "reply", "roll") else None
+        if decision.in_thread and reply_to is not None:
+            # the back-and-forth moves into a thread opened from the message being answered
+            thread = await self.api.start_thread(token, channel.id, reply_to, self._thread_name(lines))
+            target_channel, reply_to = int(thread["id"]), None
+            author = self._author_of(history, decision.reply_to_message)
+            if author is not None:
+                mention, prefix = (author,), f"<@{author}> "
+        await live.signal_activity(self.redis, self.prefix, agent.id, "speaking", live.SPEAKING_SECONDS, target_channel)
+        sent = await self.api.send(token, target_channel, prefix + text, nonce=decision.nonce, reply_to=reply_to, mention=mention)
+        self._recent_own[agent.id].append(text)
+        self.state.last_spoke[agent.id] = self.clock.now()
+        return int(sent["id"])
+
+    def _member_name(self: AgentWorker, guild_id: int, user_id: int) -> str:
+        return next((n for n, i in self.member_ids[guild_id].items() if i == user_id), "a neighbour")
+
+    @staticmethod
+    def _author_of(history: list[dict[str, Any]], message_id: int | None) -> int | None:
+        found = next((m for m in history if m.get("id") == str(message_id)), None)
+        return int(found["author"]["id"]) if found and found.get("author") else None
+
+    @staticmethod
+    def _thread_name(lines: tuple[Line, ...]) -> str:
+        words = " ".join(line.content for line in lines[-2:]).split()
+        return (" ".join(words[:6]) or "a longer talk")[:90]
+
+    async def _rest(self: AgentWorker, agent: AgentInfo) -> None:
+        """Every backend is down: the agent rests (silent, shown as resting) until the breakers retry."""
+        seconds = self.routing.breaker.recovery_seconds
+        agent.resting_until = self.clock.now() + seconds
+        await registry.set_resting(self.platform, agent.id, datetime.now(UTC) + timedelta(seconds=seconds))
+
+    def _tokens_used(self: AgentWorker, agent_id: int) -> int:
+        window, cutoff = self._agent_tokens[agent_id], self.clock.now() - 60
+        while window and window[0][0] < cutoff:
+            window.popleft()
+        return sum(n for _, n in window)
