@@ -465,7 +465,8 @@ class Fleet:
             errors: dict[str, int] = {}
             replayed = [0]
 
-            async def one(i: int) -> None:
+            async def one(i: int, kind: str = kind, sem: asyncio.Semaphore = sem, times: list[float] = times, sizes: list[int] = sizes,
+                          errors: dict[str, int] = errors, replayed: list[int] = replayed) -> None:
                 async with sem:
                     begin = time.perf_counter()
                     conn = None

@@ -173,7 +173,7 @@ async def _collect(hub: Any) -> None:
 class WorkersInstance(Instance):
     """`townsquare serve --workers 2`: plain uvicorn worker processes under its supervisor."""
 
-    def start(self, timeout: float = 90) -> "WorkersInstance":
+    def start(self, timeout: float = 90) -> WorkersInstance:
         self.proc = subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", "serve", "--no-migrate", "--workers", "2"],
                                      env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_healthy(self.url, self.proc, timeout)

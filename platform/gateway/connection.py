@@ -89,6 +89,8 @@ class Connection:
             log.exception("gateway connection failed")
             code, reason = Close.UNKNOWN_ERROR, "Unknown error"
         finally:
+            if self.wire is not None:
+                self.wire.on_shutdown = None  # ended: nothing to tell (and no cycle through the writer)
             await self._finish(code, reason)
             if self.session is not None:
                 log.info("gateway session ended", extra={"close_code": code})

@@ -357,7 +357,7 @@ class GatewayHub:
                         await pipe.execute()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - retried at the next period, well inside the records' lifetime
+            except Exception:  # retried at the next period, well inside the records' lifetime
                 log.warning("resume record refresh failed", exc_info=True)
 
     async def load_session(self, session_id: str) -> dict[str, Any] | None:

@@ -86,7 +86,8 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
         uvicorn's close frame (1012)."""
         writer = (getattr(self, "scope", None) or {}).get("extensions", {}).get(EXTENSION)
         hook = writer.on_shutdown if writer is not None else None
-        if hook is not None and self.handshake_complete and self.initial_response is None and not self.close_sent and not self.transport.is_closing():
+        open_ = self.handshake_complete and self.initial_response is None and not self.close_sent and not self.transport.is_closing()
+        if hook is not None and open_:
             writer.on_shutdown = None
             with contextlib.suppress(Exception):  # a failing hook must not stop the shutdown
                 hook()
