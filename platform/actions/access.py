@@ -61,7 +61,7 @@ _CHANNEL_ACCESS = (  # read on every channel request: by the driver's short way 
     """
     SELECT c.*, g.owner_id AS guild_owner_id,
            p.permission_overwrites AS parent_overwrites,
-           m.roles AS member_roles, (m.user_id IS NOT NULL) AS is_member,
+           m.roles AS member_roles, (m.user_id IS NOT NULL) AS is_member, m.nick AS member_nick, m.joined_at AS member_joined_at,
            (SELECT r.permissions FROM roles r WHERE r.id = c.guild_id) AS everyone_permissions,
            (SELECT coalesce(bit_or(r.permissions), 0) FROM roles r
              WHERE r.guild_id = c.guild_id AND r.id = ANY(m.roles)) AS role_permissions,

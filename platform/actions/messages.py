@@ -248,8 +248,12 @@ async def _write_message(platform: Platform, conn: Any, author: Any, channel_id:
     }
     obj = _message_object(platform, values, author.as_author(), mentions.user_objects, new.attachments, referenced, channel_id)
     audience = _audience(access)
+    event = obj
+    if access.guild_id is not None:  # Discord's guild MESSAGE_CREATE carries the author's member (without its user)
+        event = {**obj, "member": shapes.partial_member(access.member_roles, access.channel.member_nick,
+                                                        access.channel.member_joined_at, access.guild_id)}
     result = (await conn.execute(_SEND, {
-        **values, "reference": _json(reference), "embeds": _json(new.embeds), "event": _json(obj),
+        **values, "reference": _json(reference), "embeds": _json(new.embeds), "event": _json(event),
         "user_ids": audience.get("user_ids"), "notify": platform.notify_channel,
     })).one()
     if not result.inserted:  # a retried send: hand back the original

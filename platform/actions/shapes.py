@@ -79,6 +79,12 @@ def member(row: Any, user_obj: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
+def partial_member(roles: list[int], nick: str | None, joined_at: datetime | None, guild_id: int) -> dict[str, Any]:
+    """A member without its user, as a guild MESSAGE_CREATE carries the author's."""
+    return {"nick": nick, "avatar": None, "roles": [str(r) for r in roles if r != guild_id], "joined_at": iso(joined_at),
+            "premium_since": None, "deaf": False, "mute": False, "flags": 0, "pending": False, "communication_disabled_until": None}
+
+
 def overwrites(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"id": str(o["id"]), "type": o["type"], "allow": str(o["allow"]), "deny": str(o["deny"])} for o in value]
 

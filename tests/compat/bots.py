@@ -6,7 +6,7 @@ plain dicts. The Python libraries run in the test's loop; discord.js runs in Nod
 (`js/bot.mjs`) and takes the same commands as JSON lines on stdin.
 
 Commands: start(token, base_url, gateway_url) -> {user_id}; guild(guild_id) -> {name, channel_ids};
-wait_message(id); wait_reaction(message_id, user_id) -> {user_id, member_user_id, guild_id, emoji};
+wait_message(id) -> {id, content, author_id, channel_id, member (the author came as a guild member)}; wait_reaction(message_id, user_id) -> {user_id, member_user_id, guild_id, emoji};
 wait_typing(channel_id, user_id); send(channel_id, content); reply(channel_id, message_id, content);
 edit(channel_id, message_id, content); delete(channel_id, message_id); react(channel_id, message_id,
 emoji); history(channel_id, limit) -> [{id, content, has_thread, thread}]; thread(channel_id,
@@ -93,10 +93,11 @@ class PyBot:
     async def op_received(self) -> dict[str, Any]:
         return {"ids": list(self.message_order)}
 
-    async def _message(self, id: int, content: str, author_id: int, channel_id: int) -> None:
+    async def _message(self, id: int, content: str, author_id: int, channel_id: int, member: bool) -> None:
         key = str(id)
         self.message_order.append(key)
-        self.messages.setdefault(key, {"id": key, "content": content, "author_id": str(author_id), "channel_id": str(channel_id)})
+        self.messages.setdefault(key, {"id": key, "content": content, "author_id": str(author_id), "channel_id": str(channel_id),
+                                       "member": member})
         await self._note()
 
 
@@ -170,7 +171,7 @@ class DiscordPyBot(PyBot):
 
         @client.event
         async def on_message(m: discord.Message) -> None:
-            await self._message(m.id, m.content, m.author.id, m.channel.id)
+            await self._message(m.id, m.content, m.author.id, m.channel.id, isinstance(m.author, discord.Member))
 
         @client.event
         async def on_raw_reaction_add(e: discord.RawReactionActionEvent) -> None:
@@ -301,7 +302,8 @@ class HikariBot(PyBot):
         self.chunks: dict[str, set[str]] = {}
 
         async def on_message(e: hikari.MessageCreateEvent) -> None:
-            await self._message(e.message.id, e.message.content or "", e.message.author.id, e.message.channel_id)
+            await self._message(e.message.id, e.message.content or "", e.message.author.id, e.message.channel_id,
+                                e.message.member is not None)
 
         async def on_reaction(e: hikari.ReactionAddEvent) -> None:
             member = getattr(e, "member", None)

@@ -83,10 +83,11 @@ async def test_library_runs_the_script(bot: Any, world: World, relayed: tuple[Ru
     guild = await bot.call("guild", guild_id=gid)
     assert guild["name"] == "Test society" and general in guild["channel_ids"]
 
-    # MESSAGE_CREATE from another user
+    # MESSAGE_CREATE from another user, who is a member of the guild (not in the bot's cache yet:
+    # a large guild's GUILD_CREATE lists only the bot's own member)
     hello = await world.send(world.alice, "hello, bot")
     heard = await bot.call("wait_message", id=hello["id"])
-    assert heard == {"id": hello["id"], "content": "hello, bot", "author_id": alice, "channel_id": general}
+    assert heard == {"id": hello["id"], "content": "hello, bot", "author_id": alice, "channel_id": general, "member": True}
 
     # send, reply, edit, delete
     mine = await bot.call("send", channel_id=general, content="hello, humans")
@@ -138,7 +139,8 @@ async def test_library_runs_the_script(bot: Any, world: World, relayed: tuple[Ru
     dm = await bot.call("dm", user_id=alice, content="psst")
     assert [m["content"] for m in await rest(world, "GET", f"/channels/{dm['channel_id']}/messages")] == ["psst"]
     answer = await world.send(world.alice, "yes?", int(dm["channel_id"]))
-    assert (await bot.call("wait_message", id=answer["id"]))["channel_id"] == dm["channel_id"]
+    heard = await bot.call("wait_message", id=answer["id"])
+    assert heard["channel_id"] == dm["channel_id"] and heard["member"] is False
 
     # typing, both ways
     await bot.call("typing", channel_id=general)

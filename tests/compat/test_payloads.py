@@ -1,6 +1,7 @@
 """The payload fields bot libraries read, in Discord's documented shapes, checked on the wire
 (a raw gateway client and the REST API of a real server): what broke discord.py and hikari in
-issue 15 (items 1, 4, 5 and 8)."""
+issue 15 (items 1, 4, 5 and 8), and the member libraries expect beside a guild message or a
+guild's typing."""
 
 from __future__ import annotations
 
@@ -110,9 +111,15 @@ async def test_a_thread_from_a_message_in_events_and_history(world: World, serve
         await bob.close()
 
 
-async def test_guild_reactions_and_typing_carry_the_member(world: World, server: RunningServer) -> None:
+async def test_guild_messages_reactions_and_typing_carry_the_member(world: World, server: RunningServer) -> None:
     alice = await connect(server, world.alice.token)
     try:
+        # a guild MESSAGE_CREATE: the author's member, without its user (the author is beside it)
+        said = await world.send(world.bob, "a word from bob")
+        created = await until(alice, "MESSAGE_CREATE", lambda d: d["id"] == said["id"])
+        assert created["author"]["id"] == str(world.bob.id) and "user" not in created["member"]
+        assert created["member"]["roles"] == [] and datetime.fromisoformat(created["member"]["joined_at"])
+
         message = await world.send(world.alice, "react to me")
         await call(world, "PUT", f"/channels/{world.general_id}/messages/{message['id']}/reactions/👍/@me", world.bob)
         added = await until(alice, "MESSAGE_REACTION_ADD", lambda d: d["message_id"] == message["id"])
@@ -128,6 +135,7 @@ async def test_guild_reactions_and_typing_carry_the_member(world: World, server:
         # in a DM there is no member
         dm = await call(world, "POST", "/users/@me/channels", world.bob, json={"recipient_id": str(world.alice.id)})
         said = await world.send(world.bob, "psst", int(dm["id"]))
+        assert "member" not in await until(alice, "MESSAGE_CREATE", lambda d: d["id"] == said["id"])
         await call(world, "PUT", f"/channels/{dm['id']}/messages/{said['id']}/reactions/🎉/@me", world.bob)
         in_dm = await until(alice, "MESSAGE_REACTION_ADD", lambda d: d["message_id"] == said["id"])
         assert "member" not in in_dm and "guild_id" not in in_dm

@@ -54,7 +54,7 @@ const ops = {
     client.on(Events.ShardError, (e) => errors.push(String(e?.stack ?? e)));
     client.on(Events.MessageCreate, (m) => {
       order.push(m.id);
-      if (!messages.has(m.id)) messages.set(m.id, { id: m.id, content: m.content, author_id: m.author.id, channel_id: m.channelId });
+      if (!messages.has(m.id)) messages.set(m.id, { id: m.id, content: m.content, author_id: m.author.id, channel_id: m.channelId, member: m.member !== null });
       changed();
     });
     client.on(Events.Raw, (packet) => {
