@@ -185,6 +185,8 @@ async def served(settings, services, tmp_path_factory) -> AsyncIterator[tuple[In
 @pytest.mark.parametrize("bot", LIBRARIES, indirect=True)
 async def test_library_resumes_across_server_kill_and_sigterm(bot: Any, world: World, served: tuple[Instance, Relay]) -> None:
     inst, relay = served
+    if inst.proc is None or inst.proc.poll() is not None:  # an earlier library's test failed while it was down
+        await asyncio.to_thread(inst.start)
     me = await bot.call("start", token=world.bot.token, base_url=relay.url, gateway_url=relay.ws_url)
     assert me["user_id"] == str(world.bot.id)
     await bot.call("guild", guild_id=str(world.guild_id))
