@@ -175,9 +175,14 @@ async def do_delete_channel(platform: Platform, user_id: int, channel_id: int, r
         moved = (await tx.conn.execute(update(Channel).where(Channel.parent_id == channel_id, Channel.type.notin_(THREAD_TYPES))
                                        .values(parent_id=None).returning(Channel))).all()
         await tx.conn.execute(delete(Channel).where(Channel.id.in_(doomed)))
-        # the messages that started the deleted threads no longer have one
-        await tx.conn.execute(text("UPDATE messages SET thread_id = NULL, flags = flags & ~CAST(:has AS int) WHERE thread_id = ANY(:ids)"),
-                              {"ids": doomed, "has": shapes.HAS_THREAD})
+        # the messages that started the deleted threads no longer have one (and say so)
+        starters = (await tx.conn.execute(text(
+            "UPDATE messages SET thread_id = NULL, flags = flags & ~CAST(:has AS int) WHERE thread_id = ANY(:ids) RETURNING id, channel_id"),
+            {"ids": doomed, "has": shapes.HAS_THREAD})).all()
+        for starter in starters:
+            starter_obj = (await load_messages(tx.conn, "m.id = :mid", {"mid": starter.id}, me=user_id,
+                                               base_url=platform.settings.base_url, limit=1))[0]
+            await tx.emit(E.MESSAGE_UPDATE, starter_obj, guild_id=row.guild_id, channel_id=starter.channel_id)
         for child in moved:
             await tx.emit(E.CHANNEL_UPDATE, shapes.channel(child), guild_id=child.guild_id, channel_id=child.id)
         for thread_id in doomed[1:]:

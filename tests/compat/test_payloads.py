@@ -105,6 +105,8 @@ async def test_a_thread_from_a_message_in_events_and_history(world: World, serve
         assert_discord_error(r, 400)
         # a deleted thread leaves its starter without one
         await call(world, "DELETE", f"/channels/{tid}", world.owner)
+        update = await until(bob, "MESSAGE_UPDATE", lambda d: d["id"] == starter["id"] and "thread" not in d)
+        assert update["flags"] == SUPPRESS_EMBEDS
         after = await call(world, "GET", f"/channels/{general}/messages/{starter['id']}", world.bob)
         assert "thread" not in after and after["flags"] == SUPPRESS_EMBEDS
     finally:
