@@ -229,11 +229,10 @@ def message(row: Any, *, author: dict[str, Any], base_url: str, me: int | None =
             out["referenced_message"] = referenced(ref, base_url)
         elif row.referenced_message_id is not None:
             out["referenced_message"] = None  # the replied-to message was deleted
-    if row.thread_id is not None:
+    thread = getattr(row, "thread", None) if row.thread_id is not None else None
+    if thread is not None:  # also for a message whose thread predates the stored flag
         out["flags"] = row.flags | HAS_THREAD
-        thread = getattr(row, "thread", None)
-        if thread is not None:
-            out["thread"] = thread_json(thread)
+        out["thread"] = thread_json(thread)
     return out
 
 
