@@ -19,7 +19,7 @@ from ..events.publisher import EventPublisher
 from ..gateway import routes as gateway_routes
 from ..gateway.hub import GatewayHub
 from ..services.objectstore import make_object_store
-from . import errors, health, metrics
+from . import errors, health, metrics, openapi
 from .hotroutes import HotRoutes
 from .middleware import EdgeMiddleware
 from .ratelimit import RateLimiter
@@ -69,11 +69,13 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
     app = FastAPI(title="Townsquare", version="0.1.0", lifespan=lifespan, default_response_class=FastJSONResponse,
                   openapi_url="/api/v10/openapi.json", docs_url=None, redoc_url=None)
     errors.install(app)
+    documented = errors.DOCUMENTED_ERRORS  # the 4xx any API route may answer, in the OpenAPI description
     for module in (users, guilds, channels, messages, townsquare, graph, system):
-        app.include_router(module.router)
-    app.include_router(backup_routes.router)
-    app.include_router(dashboard_routes.router)  # the admin dashboard's reads
-    app.include_router(gateway_routes.router)
+        app.include_router(module.router, responses=documented)
+    app.include_router(backup_routes.router, responses=documented)
+    app.include_router(dashboard_routes.router, responses=documented)  # the admin dashboard's reads
+    app.include_router(gateway_routes.router, responses=documented)
+    openapi.install(app)
     webui_pages.mount(app)
 
     app.include_router(health.router)  # /health, /ready

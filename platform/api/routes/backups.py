@@ -21,7 +21,7 @@ from typing import IO, Annotated, Any
 from fastapi import APIRouter, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...actions.agents import require_admin
 from ...actions.authcache import AuthCache
@@ -31,6 +31,7 @@ from ...core.errors import InvalidFormBody
 from ...ops import archive
 from ...ops.audit import OpsAction
 from ...ops.backup import Installation, create_backup, restore_backup
+from ..bodies import Body
 from ..deps import Me, PlatformDep
 from ..strictjson import StrictJSONRoute
 
@@ -40,13 +41,11 @@ router = APIRouter(prefix="/api/v10/townsquare/backups", route_class=StrictJSONR
 BackupName = Annotated[str, PathParam(max_length=200)]
 
 
-class CreateBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class CreateBody(Body):
     compress: bool | None = None
 
 
-class RestoreBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class RestoreBody(Body):
     confirm: str = Field(max_length=200)  # the backup's name again: a restore replaces everything
     replace: bool = False  # wipe an installation that has content
 

@@ -5,19 +5,16 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...actions import channels, guilds
 from ...actions.access import PRIVATE_THREAD, PUBLIC_THREAD, channel_access
 from ...core.permissions import MAX_PERMISSION_VALUE
+from ..bodies import Body
 from ..deps import Me, PlatformDep, Reason, Snowflake, SnowflakeInt, as_body
 from ..strictjson import StrictJSONRoute
 
 router = APIRouter(prefix="/api/v10", route_class=StrictJSONRoute)
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 class OverwriteBody(Body):

@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from ...actions import dashboard
 from ...actions.agents import require_admin
 from ...core.errors import InvalidFormBody
+from ..bodies import Body
 from ..deps import Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake
 from ..strictjson import StrictJSONRoute, check_text
 
@@ -22,8 +23,7 @@ MAX_BUCKETS = 500  # points per channel line: enough for a chart, bounded for th
 YEAR_3000 = 32_503_680_000  # seconds: later times are a client's mistake
 
 
-class SocietyBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class SocietyBody(Body):
     revival_topics: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]],
                               Field(max_length=50)]
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict
 
 from ...actions import graph
 from ...core.snowflake import MAX_SNOWFLAKE
+from ..bodies import Body
 from ..deps import Me, OptSnowflakeQuery, PlatformDep, Snowflake, SnowflakeInt
 from ..responses import FastJSONResponse
 from ..strictjson import StrictJSONRoute
@@ -22,8 +22,7 @@ Limit = Query(default=50, ge=1, le=200)
 JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-class SnapshotBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class SnapshotBody(Body):
     guild_id: SnowflakeInt
 
 

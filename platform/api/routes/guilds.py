@@ -5,22 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...actions import audit, channels, guilds, search
 from ...core.errors import UnknownInvite
 from ...core.permissions import MAX_PERMISSION_VALUE
 from ...core.snowflake import MAX_SNOWFLAKE
+from ..bodies import Body
 from ..deps import Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt, SnowflakeListQuery, as_body
 from ..responses import FastJSONResponse
 from ..strictjson import StrictJSONRoute
 from .channels import OverwriteBody
 
 router = APIRouter(prefix="/api/v10", route_class=StrictJSONRoute)
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 class GuildBody(Body):

@@ -6,23 +6,21 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
 from ...actions import attachments, messages, reactions, readstates, search
 from ...core.errors import InvalidFormBody, InvalidJson, PayloadTooLarge
 from ...core.snowflake import MAX_SNOWFLAKE
+from ..bodies import Body
 from ..deps import Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt, SnowflakeListQuery
 from ..errors import validation_errors
+from ..openapi import request_body
 from ..responses import FastJSONResponse
 from ..strictjson import StrictJSONRoute, check_text, parse_json
 
 router = APIRouter(prefix="/api/v10", route_class=StrictJSONRoute)
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 class ReferenceBody(Body):
@@ -74,7 +72,7 @@ class EditMessageBody(Body):
 
 
 class BulkDeleteBody(Body):
-    messages: list[SnowflakeInt] = Field(max_length=100)
+    messages: list[SnowflakeInt] = Field(max_length=100, json_schema_extra={"minItems": 2})  # 2-100: 50016 otherwise
 
 
 def check_content(platform: Any, content: str) -> None:
@@ -152,7 +150,7 @@ async def _read_message_request(request: Request, platform: Any, channel_id: int
     )
 
 
-@router.post("/channels/{channel_id}/messages")
+@router.post("/channels/{channel_id}/messages", openapi_extra=request_body(CreateMessageBody, multipart=True))
 async def create_message(channel_id: Snowflake, request: Request, me: Me, platform: PlatformDep) -> FastJSONResponse:
     new = await _read_message_request(request, platform, channel_id)
     return FastJSONResponse(await messages.do_send_message(platform, me, channel_id, new))
@@ -179,7 +177,7 @@ async def search_channel(channel_id: Snowflake, me: Me, platform: PlatformDep, c
     return await search.search_channel(platform, me.id, channel_id, q)
 
 
-@router.patch("/channels/{channel_id}/messages/{message_id}")
+@router.patch("/channels/{channel_id}/messages/{message_id}", openapi_extra=request_body(EditMessageBody))
 async def edit_message(channel_id: Snowflake, message_id: Snowflake, request: Request, me: Me, platform: PlatformDep) -> dict[str, Any]:
     body = _parse(EditMessageBody, await _read_json(request))
     changes = body.model_dump(exclude_unset=True)

@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...actions import agents, audit, memories, messages, relationships
 from ...core.errors import InvalidFormBody
+from ..bodies import Body
 from ..deps import MAX_SNOWFLAKE, Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt
 from ..strictjson import StrictJSONRoute, check_text
 from .messages import ReferenceBody, check_content
@@ -19,10 +20,6 @@ router = APIRouter(prefix="/api/v10/townsquare", route_class=StrictJSONRoute)
 
 Limit = Query(default=50, ge=1, le=200)
 Snowflake_Query = Annotated[int, Query(ge=0, le=MAX_SNOWFLAKE)]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 class CreateAgentBody(Body):

@@ -5,24 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...actions import channels, guilds, readstates, users
 from ...actions.shapes import user as user_shape
 from ...core.errors import MissingAccess, MissingPermissions
+from ..bodies import Body
 from ..deps import AnonLimited, Me, PlatformDep, Snowflake, SnowflakeInt, as_body
 from ..strictjson import StrictJSONRoute
 
 router = APIRouter(prefix="/api/v10", route_class=StrictJSONRoute)
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+# The rule `users.check_username` enforces (with its own error code), described in the schema.
+USERNAME = {"pattern": users.USERNAME_RE.pattern}
+PASSWORD = {"minLength": 8, "maxLength": 128}  # users.check_password
 
 
 class RegisterBody(Body):
-    username: str = Field(max_length=64)
-    password: str = Field(max_length=256)
+    username: str = Field(max_length=64, json_schema_extra=USERNAME)
+    password: str = Field(max_length=256, json_schema_extra=PASSWORD)
     email: str | None = Field(default=None, max_length=254)
     global_name: str | None = Field(default=None, min_length=1, max_length=32)
 
@@ -33,14 +35,14 @@ class LoginBody(Body):
 
 
 class BotBody(Body):
-    username: str = Field(max_length=64)
+    username: str = Field(max_length=64, json_schema_extra=USERNAME)
     global_name: str | None = Field(default=None, min_length=1, max_length=32)
     bio: str | None = Field(default=None, max_length=190)
 
 
 class ModifyMeBody(Body):
-    username: str | None = Field(default=None, max_length=64)
-    global_name: str | None = Field(default=None, max_length=64)
+    username: str | None = Field(default=None, max_length=64, json_schema_extra=USERNAME)
+    global_name: str | None = Field(default=None, max_length=64, json_schema_extra={"minLength": 1, "maxLength": 32})  # do_modify_me's rule
     bio: str | None = Field(default=None, max_length=400)
 
 
