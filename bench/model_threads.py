@@ -35,19 +35,28 @@ def _prompt(i: int) -> str:
 
 
 def run(model: str, n_threads: int, n_batch: int, turns: int) -> dict[str, float]:
+    """n_threads 0: chosen before each turn from the machine's load, as `model serve` does by default."""
+    import llama_cpp
     from llama_cpp import Llama
 
-    llm = Llama(model_path=model, n_ctx=2048, n_threads=n_threads, n_threads_batch=n_batch, verbose=False)
-    times, tokens = [], 0
+    from townsquare.worker.modelserver.threads import ThreadChooser
+
+    chooser = ThreadChooser() if n_threads == 0 else None
+    llm = Llama(model_path=model, n_ctx=2048, n_threads=n_threads or 1, n_threads_batch=n_batch or 1, verbose=False)
+    times, tokens, chosen = [], 0, []
     for i in range(turns):
         llm.reset()
+        if chooser is not None:
+            n = chooser.choose()
+            llama_cpp.llama_set_n_threads(llm._ctx.ctx, n, n)
+            chosen.append(n)
         started = time.perf_counter()
         out = llm.create_completion(_prompt(i), max_tokens=40, temperature=0.7, seed=i, stop=["\n"])
         times.append(time.perf_counter() - started)
         tokens += out["usage"]["completion_tokens"] + out["usage"]["prompt_tokens"]
     llm.close()
     return {"turn_p50_s": round(statistics.median(times), 3), "turn_max_s": round(max(times), 3),
-            "tokens_per_s": round(tokens / sum(times), 1)}
+            "tokens_per_s": round(tokens / sum(times), 1), **({"threads_chosen": chosen} if chosen else {})}
 
 
 def main() -> None:
@@ -65,8 +74,8 @@ def main() -> None:
         if spinner:
             spinner.start()
         try:
-            for n_threads, n_batch in ((1, 1), (2, 2), (1, 2)):
-                key = f"neighbour_{neighbour}_threads_{n_threads}_batch_{n_batch}"
+            for n_threads, n_batch in ((1, 1), (2, 2), (1, 2), (0, 0)):
+                key = f"neighbour_{neighbour}_threads_{n_threads or 'auto'}_batch_{n_batch or 'auto'}"
                 results[key] = run(args.model, n_threads, n_batch, args.turns)
                 print(key, results[key], flush=True)
         finally:

@@ -386,3 +386,31 @@ def test_prefix_cache_stays_within_its_bytes() -> None:
     finally:
         registry.unload_all()
     assert ModelRegistry(prefix_cache_mb=0).prefix_cache_bytes == 0
+
+
+def test_threads_follow_what_the_rest_of_the_machine_leaves_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One thread while another process keeps a core busy (two spin-waiting threads collapse
+    then), every core when the machine is otherwise idle; a fixed count when configured."""
+    from types import SimpleNamespace
+
+    from townsquare.worker.modelserver import threads
+
+    clock = {"wall": 100.0, "busy": 0.0, "own": 0.0}
+    monkeypatch.setattr(threads, "_busy_seconds", lambda: clock["busy"])
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.setattr(threads.os, "times", lambda: SimpleNamespace(user=clock["own"], system=0.0))
+    chooser = threads.ThreadChooser(most=2)
+    chooser.cores = 2
+    assert chooser.choose() == 1  # nothing measured yet
+
+    def spend(seconds: float, own: float, others: float) -> int:
+        clock["wall"] += seconds
+        clock["own"] += own
+        clock["busy"] += own + others
+        return chooser.choose()
+
+    assert spend(10, own=9, others=0.5) == 2  # the other core was idle
+    assert spend(10, own=9, others=9.5) == 1  # a neighbour held it
+    assert spend(10, own=2, others=1) == 2  # it left again
+    assert threads.ThreadChooser(most=1).choose() == 1
+    assert ModelRegistry(None, n_threads=2)._chooser is None and ModelRegistry(None)._chooser is not None

@@ -150,11 +150,16 @@ def test_fallback_lines_are_varied_well_formed_and_pass_the_gate() -> None:
     for seed in range(12):
         plan = plan_reply(MAREN, Heard("Sam Carter", "@Maren Holt my basil keeps dying, any idea why?", human=True, to_me=True),
                           seed=seed)
-        line = plan.fallback()
+        line = plan.fallbacks()[0]
         lines.add(line)
         assert "Sam" in line and judge(line, ctx(answering=plan.heard.text)).ok, line  # type: ignore[union-attr]
         assert "my basil" not in line  # the asker's thing, as the answerer says it
     assert len(lines) >= 3
+    # a repeat of its own earlier fallback is a loop: the next variant is taken
+    plan = plan_reply(MAREN, Heard("Sam Carter", "@Maren Holt what's in season?", human=True, to_me=True), seed=1)
+    first, second = plan.fallbacks()[:2]
+    assert not judge(first, ctx(answering=plan.heard.text, own_recent=(first,))).ok  # type: ignore[union-attr]
+    assert judge(second, ctx(answering=plan.heard.text, own_recent=(first,))).ok  # type: ignore[union-attr]
     assert object_phrase("why is the church bell cracked?") == "the church bell"
     assert keyphrase("slugs ate my lettuces, what should I do?") == "slugs ate"
 

@@ -101,8 +101,9 @@ class Plan:
             "open": f"{self.first} starts a conversation about {content}.",
         }.get(self.act, f"{self.first} speaks.")
 
-    def fallback(self) -> str:
-        """A varied, well-formed line made from the plan alone (no model), for a turn that must post."""
+    def fallbacks(self) -> list[str]:
+        """Varied, well-formed lines made from the plan alone (no model), for a turn that must
+        post, in a seeded order: the caller takes the first the gate accepts (not a repeat)."""
         rng = random.Random(self.seed)
         who = self.to_first or "everyone"
         thing = object_phrase(self.content)
@@ -116,7 +117,8 @@ class Plan:
             "thank": [f"Thank you, {who}, that's kind of you.", f"That's good of you, {who}. Thank you!"],
             "invite": [f"Welcome, everyone! This is the place{about}. What got you into it?"],
         }.get(self.act, [f"I hear you, {who}. Tell me more?", f"Interesting, {who}. What makes you say that?"])
-        return rng.choice(options)
+        rng.shuffle(options)
+        return options
 
 
 _OBJECT = re.compile(r"(?i)\b(my|the|your|our|this|that|a|an) ((?:[a-z]+ ){0,2}?[a-z]{3,})\b(?= (?:is|are|was|were|keeps|has|have|"

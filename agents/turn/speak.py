@@ -68,7 +68,8 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
         _, text, source = max(kept, key=lambda k: k[0])
         return Spoken(text, source, llm_ms, tuple(rejections), reached=True)
     if plan.must_post and reached:
-        line = plan.fallback()
-        if judge(line, replace(ctx, relevance=None, prompt_texts=())).ok:
+        plain = replace(ctx, relevance=None, prompt_texts=())
+        line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
+        if line is not None:
             return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
     return Spoken(None, "none", llm_ms, tuple(rejections), reached=reached)

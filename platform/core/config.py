@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     ollama_host: str | None = Field(default=None, validation_alias=_env("OLLAMA_HOST"))  # unset: `up` serves the bundled model
     model_port: int = 11434  # where `up` / `model serve` serve the bundled model (Ollama's port)
     models_dir: Path | None = None  # extra *.gguf files served by `model serve`, by file stem
-    model_threads: int | None = None  # llama.cpp threads of `model serve`, for generation and prompts (default: 1, see docs/benchmarks.md)
+    model_threads: int | None = None  # llama.cpp threads of `model serve` (generation and prompts); unset: chosen per generation from the machine's load (worker/modelserver/threads.py)
     model_prefix_cache_mb: float = Field(default=256, ge=0)  # `model serve`: saved prompt states per loaded model (0: off)
     routing_file: Path | None = None  # YAML: backends, per-agent / per-task chains, breakers (default: the bundled model)
     society: str = "village"  # society file `up` seeds on first start: a bundled name or a path

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .prefix_cache import PrefixCache
+from .threads import ThreadChooser
 
 BUNDLED_NAME = "smollm2:135m"
 BUNDLED_ALIASES = frozenset({"smollm2", "smollm2:latest"})
@@ -166,11 +167,13 @@ class Finished:
 
 
 class LoadedModel:
-    def __init__(self, entry: ModelEntry, llm: Any, prefix_cache_bytes: int = 0) -> None:
+    def __init__(self, entry: ModelEntry, llm: Any, prefix_cache_bytes: int = 0, threads: ThreadChooser | None = None) -> None:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.entry = entry
         self.llm = llm
+        self.threads = threads  # None: the count it was loaded with, always
+        self.n_threads = int(getattr(llm, "n_threads", 1) or 1)
         # A recurrent model's state is its whole past, not per-position cells: no prefix to restore.
         recurrent = getattr(llm, "_is_recurrent", False) or getattr(llm, "_is_hybrid", False)
         self.prefix_cache = PrefixCache(0 if recurrent else prefix_cache_bytes)
@@ -238,10 +241,21 @@ class LoadedModel:
         tokens = self.llm.tokenize(prompt.encode("utf-8", "replace"), add_bos=True, special=True)
         return tokens[-self.prompt_budget(num_predict):]
 
+    def _pick_threads(self) -> None:
+        if self.threads is None:
+            return
+        wanted = self.threads.choose()
+        if wanted != self.n_threads:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, wanted, wanted)
+            self.n_threads = wanted
+
     def stream(self, tokens: list[int], opts: SamplingOptions, cancel: threading.Event,
                grammar: Any = None) -> Iterator[str | Finished]:
         """Text pieces, then one `Finished`. Stops early (done_reason "cancel") once `cancel` is set."""
         num_predict = max(1, min(opts.num_predict, self.n_ctx - len(tokens)))
+        self._pick_threads()
         stops = [s for s in opts.stop if s] + ([self.eos_text] if self.eos_text else [])
         started = time.perf_counter()
         cached = self.prefix_cache.prepare(self.llm, tokens)  # counted in the prompt's time: it replaces evaluating
@@ -282,9 +296,10 @@ class ModelRegistry:
         self.models_dir = Path(models_dir) if models_dir else None
         self.prefix_cache_bytes = int(max(0.0, prefix_cache_mb) * (1 << 20))  # 0: no saved prompt states
         self.n_ctx = n_ctx
-        # one thread by default: on a machine whose other core is busy (the stack, a browser, a
-        # neighbour) two spin-waiting llama.cpp threads collapse (docs/benchmarks.md, bench/model_threads.py)
-        self.n_threads = n_threads or 1
+        # None: chosen before each generation from the machine's load (threads.py): two
+        # spin-waiting llama.cpp threads collapse when a neighbour holds the other core
+        self.n_threads = n_threads
+        self._chooser = ThreadChooser() if not n_threads else None
         self.max_loaded = max(1, max_loaded)
         path = bundled_gguf() if bundled else None
         self._bundled = (ModelEntry(BUNDLED_NAME, path, BUNDLED_ALIASES, family="llama", parameter_size="135M",
@@ -326,10 +341,11 @@ class ModelRegistry:
                 while len(self._loaded) >= self.max_loaded:
                     self._close(self._loaded.popitem(last=False)[1])
             started = time.perf_counter()
-            llm = Llama(model_path=str(entry.path), n_ctx=self.n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads,
+            start_threads = self.n_threads or 1
+            llm = Llama(model_path=str(entry.path), n_ctx=self.n_ctx, n_threads=start_threads, n_threads_batch=start_threads,
                         verbose=False)
             spent = time.perf_counter() - started
-            model = LoadedModel(entry, llm, self.prefix_cache_bytes)
+            model = LoadedModel(entry, llm, self.prefix_cache_bytes, self._chooser)
         with self._guard:
             self._loaded[entry.name] = model
             self._loaded.move_to_end(entry.name)

@@ -58,6 +58,6 @@ def run_model_server(host: str, port: int, models_dir: str | None = None, *, n_c
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on", loop="asyncio",
                             timeout_graceful_shutdown=5)
     log.info("model server starting", extra={"host": host, "port": port, "models": names, "n_ctx": n_ctx,
-                                              "n_threads": registry.n_threads, "prefix_cache_mb": prefix_cache_mb})
+                                              "n_threads": registry.n_threads or "auto", "prefix_cache_mb": prefix_cache_mb})
     ModelServer(config, app.state.engine).run()
     log.info("model server stopped")
