@@ -56,6 +56,7 @@ class Plan:
     channel: str | None = None  # invite: where to
     others: tuple[str, ...] = ()  # invite: who is invited
     seed: int = 0
+    interest: str | None = None  # the speaker's own main interest (its fallback lines say where it knows more)
 
     @property
     def first(self) -> str:
@@ -108,15 +109,24 @@ class Plan:
         who = self.to_first or "everyone"
         thing = object_phrase(self.content)
         about = f" about {thing}" if thing else ""
-        options = {
-            "answer": [f"Good question{about}, {who}. I don't know for certain; has anyone else here dealt with it?",
-                       f"I'd have to think about that one, {who}. What have you tried so far?",
-                       f"I wish I knew more{about}, {who}. If I hear anything useful I'll pass it on.",
-                       f"Not sure I'm the right person to ask{about}, {who}, but I'll keep an ear out."],
-            "greet": [f"Hello {who}! Good to see you. How's your day going?", f"Hi {who}, nice to hear from you. How are things?"],
-            "thank": [f"Thank you, {who}, that's kind of you.", f"That's good of you, {who}. Thank you!"],
-            "invite": [f"Welcome, everyone! This is the place{about}. What got you into it?"],
-        }.get(self.act, [f"I hear you, {who}. Tell me more?", f"Interesting, {who}. What makes you say that?"])
+        if self.act == "answer":  # composed, so that two agents' fallbacks rarely read alike
+            openers = [f"Good question, {who}.", f"Hm, {who}.", f"Ah, {who}.", f"Honestly, {who}?", f"Let me think, {who}."]
+            bodies = [f"I don't know much{about}.", f"I'm honestly not sure{about}.", f"I couldn't tell you for certain{about}.",
+                      "That's a bit outside what I know.", "I've never had to deal with that myself."]
+            closers = ["Someone here will know better than me.", "Has anyone else here dealt with it?", "What have you tried so far?",
+                       "I'll ask around and let you know.", "If I hear anything useful I'll pass it on."]
+            if self.interest:
+                closers.append(f"My own corner is {self.interest}, really.")
+            options = [f"{o} {b} {c}" for o in openers for b in bodies for c in closers]
+        else:
+            options = {
+                "greet": [f"Hello {who}! Good to see you. How's your day going?", f"Hi {who}, nice to hear from you. How are things?",
+                          f"Morning, {who}! What are you up to today?", f"Hey {who}, good to see you here."],
+                "thank": [f"Thank you, {who}, that's kind of you.", f"That's good of you, {who}. Thank you!",
+                          f"Oh, thanks {who}, that made my day."],
+                "invite": [f"Welcome, everyone! This is the place{about}. What got you into it?"],
+            }.get(self.act, [f"I hear you, {who}. Tell me more?", f"Interesting, {who}. What makes you say that?",
+                             f"Go on, {who}, I'm listening.", f"Is that so, {who}? How did that come about?"])
         rng.shuffle(options)
         return options
 
@@ -186,7 +196,8 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     text = " ".join(heard.text.split())
     memory = _memory_hint(memories or [], text)
     hint = memory or _interest_hint(persona, text, rng)
-    base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human)
+    base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human,
+                interest=persona.interests[0] if persona.interests else None)
     if _THANKS.search(text) and heard.to_me:
         return Plan("thank", content=text, **base)  # type: ignore[arg-type]
     if _GREETING.match(text) and len(words(text)) <= 8 and not is_question(text.split(",", 1)[-1] if "," in text else ""):

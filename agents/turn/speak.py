@@ -49,7 +49,11 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
 
     kept: list[tuple[float, str, str]] = []
     llm_ms, reached = 0, False
-    for i in range(max(1, candidates)):
+    wanted = max(1, candidates)
+    tries = wanted + (2 if plan.must_post else 0)  # a person asked: two more tries before the plan's own line
+    for i in range(tries):
+        if kept and i >= wanted:
+            break
         opts = replace(options, stop=prompt.stop, seed=(options.seed or 0) + 7919 * i,
                        temperature=options.temperature + 0.1 * i)
         thought = await chain.think(agent_id=agent_id, guild_id=guild_id, agent_name=persona.name, task=task,
