@@ -86,6 +86,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/api.py holds the helpers every benchmark shares
 import api as _api  # noqa: E402
+from asker import Asker, Neighbour  # noqa: E402
 
 machine, source_revision, pct, free_port, plain_pg_dsn, stop_embedded = (_api.machine, _api.source_revision, _api.pct,
                                                                           _api.free_port, _api.plain_pg_dsn, _api.stop_embedded)
@@ -430,7 +431,7 @@ def tail(path: Path, chars: int = 3000) -> str:
         return ""
 
 
-async def seed(settings: Any, database_url: str, redis_url: str, society: str) -> tuple[int, str]:
+async def seed(settings: Any, database_url: str, redis_url: str, society: str) -> tuple[int, str, str]:
     from townsquare.platform.actions import users
     from townsquare.platform.api.app import build_platform, close_platform
     from townsquare.platform.cli import found_society
@@ -438,12 +439,12 @@ async def seed(settings: Any, database_url: str, redis_url: str, society: str) -
     username = f"bench_admin_{secrets.token_hex(3)}"
     platform = await build_platform(settings, database_url, redis_url)
     try:
-        await users.do_register(platform, username=username, password=secrets.token_urlsafe(16), is_admin=True,
-                                global_name="Bench admin")
+        _, token = await users.do_register(platform, username=username, password=secrets.token_urlsafe(16), is_admin=True,
+                                           global_name="Sam Carter")
     finally:
         await close_platform(platform)
     guild_id = await found_society(settings, database_url, redis_url, society, username)
-    return guild_id, username
+    return guild_id, username, token
 
 
 class Diffusion:
@@ -856,6 +857,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
     began = time.monotonic()
     results: dict[str, Any] = _api.bench_header("society")
+    neighbour = Neighbour()
+    asker_task: asyncio.Task[None] | None = None
 
     tmp = tempfile.TemporaryDirectory(prefix="townsquare-society-")
     data_dir = Path(tmp.name)
@@ -944,7 +947,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"migrate failed:\n{migrate.stdout[-2000:]}\n{migrate.stderr[-3000:]}")
         log(f"migrated schema in {time.monotonic() - t:.1f} s")
         await pg.execute(f'SET search_path TO "{schema}"')
-        guild_id, admin = await seed(settings, database_url, redis_url, args.society)
+        guild_id, admin, admin_token = await seed(settings, database_url, redis_url, args.society)
         n_agents = await pg.fetchval("SELECT count(*) FROM agents WHERE guild_id = $1", guild_id)
         n_channels = await pg.fetchval("SELECT count(*) FROM channels WHERE guild_id = $1 AND type = 0", guild_id)
         log(f"society {args.society}: guild {guild_id}, {n_agents} agents, {n_channels} channels (admin {admin})")
@@ -967,6 +970,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         t0 = await wait_workers_started(stack, worker_roles)
         log(f"{args.workers} agent worker(s) started; the measured window begins ({args.duration:.0f} s)")
         sampler.start_window()
+        if args.neighbour:
+            neighbour.start()
+            log("a CPU-bound neighbour process holds one core for the window")
+        asker = Asker(url, admin_token, pg, guild_id, args.ask_every) if args.ask_every else None
+        asker_task = asyncio.create_task(asker.run(stop, t0 + args.duration)) if asker else None
         diffusion = Diffusion(args, effective, guild_id, pg) if args.tell else None
         if diffusion is not None:
             await diffusion.tell()
@@ -995,6 +1003,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     f"(last minute {count - last_count}); stack RSS {sampler.last_total_rss / 1024:.0f} MiB")
                 last_count, next_progress = count, next_progress + PROGRESS_SECONDS
         t_end = time.time()
+        if asker_task is not None:
+            await asker_task  # answers still coming get a short grace
+            results["human_answers"] = asker.report()  # type: ignore[union-attr]
+            log(f"a person asked {results['human_answers']['asked']} questions: {results['human_answers']['answered']} answered, "
+                f"p50 {results['human_answers']['answer_p50_s']} s, p90 {results['human_answers']['answer_p90_s']} s")
+        neighbour.stop()
         sampler.end_window()
         results["window"] = {"start": t0, "end": t_end, "seconds": round(t_end - t0, 1), "interrupted": stop.is_set(),
                              "stack_died": died}
@@ -1030,6 +1044,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if sampler_task is not None:
             sampler_task.cancel()
         stack.kill_all()
+        neighbour.stop()
         t = time.monotonic()
         await _api.drop_bench_state(pg, redis_url, schema, prefix)
         log(f"cleaned up (schema dropped, redis keys deleted) in {time.monotonic() - t:.1f} s")
@@ -1153,6 +1168,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sample-seconds", type=float, default=3.0, help="memory sampling interval (default 3)")
     p.add_argument("--log-dir", default=None, help="keep the children's logs in this folder (default: a temporary one, removed)")
     p.add_argument("--json-only", action="store_true", help="print only the final JSON line")
+    p.add_argument("--neighbour", action="store_true", help="a CPU-bound process holds one core during the window")
+    p.add_argument("--ask-every", type=float, default=None,
+                   help="a person @mentions an agent with a question this often (seconds) and the answer latency is measured")
     p.add_argument("--tell", default=None, help="diffusion: a new fact told to the first agent at the start (its own plan)")
     p.add_argument("--tell-keywords", default=None, help="diffusion: comma-separated words an agent's memory must hold to know the fact")
     p.add_argument("--checkpoints", default=None, help="diffusion: comma-separated seconds into the window to ask every agent")
