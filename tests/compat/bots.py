@@ -5,14 +5,17 @@ A command is `await bot.call(op, **args)` with ids as strings; what a library sa
 plain dicts. The Python libraries run in the test's loop; discord.js runs in Node
 (`js/bot.mjs`) and takes the same commands as JSON lines on stdin.
 
-Commands: start(token, base_url, gateway_url) -> {user_id}; guild(guild_id) -> {name, channel_ids};
-wait_message(id) -> {id, content, author_id, channel_id, member (the author came as a guild member)}; wait_reaction(message_id, user_id) -> {user_id, member_user_id, guild_id, emoji};
-wait_typing(channel_id, user_id); send(channel_id, content); reply(channel_id, message_id, content);
-edit(channel_id, message_id, content); delete(channel_id, message_id); react(channel_id, message_id,
-emoji); history(channel_id, limit) -> [{id, content, has_thread, thread}]; thread(channel_id,
-message_id, name) -> {id, name, parent_id, type}; dm(user_id, content) -> {id, channel_id};
-typing(channel_id); fetch_member(guild_id, user_id) -> {user_id, joined_at}; chunk(guild_id) ->
-{member_ids}; resumes() -> {count}; received() -> {ids}; stop()."""
+Commands (the same in bot.mjs):
+  start(token, base_url, gateway_url) -> {user_id}; guild(guild_id) -> {name, channel_ids, member_ids}
+  wait_message(id) -> {id, content, author_id, channel_id, member (the author came as a guild member)}
+  wait_reaction(message_id, user_id) -> {message_id, user_id, member_user_id, guild_id, emoji}
+  wait_typing(channel_id, user_id); wait_resumes(more_than); wait_reconnects(more_than)
+  send(channel_id, content); reply(channel_id, message_id, content); edit(channel_id, message_id, content)
+  delete(channel_id, message_id); react(channel_id, message_id, emoji); typing(channel_id)
+  history(channel_id, limit) -> [{id, content, has_thread, thread: {id, name, parent_id, type} | None}]
+  thread(channel_id, message_id, name) -> {id, name, parent_id, type}; dm(user_id, content) -> {id, channel_id}
+  fetch_member(guild_id, user_id) -> {user_id, joined_at}; chunk(guild_id) -> {member_ids}
+  resumes() / reconnects() -> {count} (RESUMED seen; op 7 RECONNECT obeyed); received() -> {ids}; stop()"""
 
 from __future__ import annotations
 
@@ -22,7 +25,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +63,7 @@ class PyBot:
 
         try:
             return await asyncio.wait_for(wait(), WAIT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"{self.name}: no {what} within {WAIT:.0f} s (errors: {self.errors})") from None
 
     async def call(self, op: str, **args: Any) -> Any:
@@ -448,7 +450,7 @@ class DiscordJsBot:
             await self.proc.stdin.drain()
             try:
                 line = await asyncio.wait_for(self.proc.stdout.readline(), WAIT + 30)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise AssertionError(f"discord.js: no answer to {op} ({self.stderr()})") from None
         if not line:
             raise AssertionError(f"discord.js exited during {op}: {self.stderr()}")
@@ -480,7 +482,3 @@ class DiscordJsBot:
 
 def make_bot(library: str) -> Any:
     return {"discord.py": DiscordPyBot, "hikari": HikariBot, "discord.js": DiscordJsBot}[library]()
-
-
-if __name__ == "__main__":  # pragma: no cover - a manual check of the JS side
-    print(DiscordJsBot.available() or "ready", file=sys.stderr)

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
-
 HOLD_SECONDS = 120.0
 
 
@@ -36,7 +35,7 @@ class Relay:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/gateway"
 
-    async def start(self) -> "Relay":
+    async def start(self) -> Relay:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

@@ -53,7 +53,6 @@ async def crowd(world: World, n: int = CROWD) -> set[str]:
     """Makes the guild a large one: n more members (written straight to the tables, as a seeded
     society would be, since registering a thousand people one by one hashes a thousand passwords)."""
     from sqlalchemy import text
-
     from townsquare.platform.core.snowflake import new_id
 
     ids = [new_id() for _ in range(n)]
