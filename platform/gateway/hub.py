@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 RESUME_WINDOW_SECONDS = 300  # how long after its connection ended a session may still be resumed
 MAX_REPLAY = 50_000
+RECENT_EVENTS = 4096  # stream events kept in memory for replays (with their encoded frames: a few MB)
 _CHANNEL_SCOPED_GUILD_EVENTS = frozenset({"CHANNEL_DELETE", "THREAD_DELETE"})  # announced guild-wide
 
 
@@ -50,6 +52,9 @@ class GatewayHub:
         self._sweeper: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self.resume_window: float = RESUME_WINDOW_SECONDS
+        # the last stream events dispatched, contiguous by position: replays after a reconnect
+        # storm read them here (`events_between`)
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
         self._guild_lock = asyncio.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -128,6 +133,10 @@ class GatewayHub:
             log.exception("gateway could not dispatch an event; skipped", extra={"position": env.get("position"), "type": env.get("type")})
         finally:
             self.position = max(self.position, env["position"])
+            recent = self.recent
+            if recent and recent[-1]["position"] != env["position"] - 1:
+                recent.clear()  # kept contiguous: a slice of it is exactly a range of positions
+            recent.append(env)
 
     async def _dispatch(self, env: dict[str, Any]) -> None:
         self.position = env["position"]
@@ -286,10 +295,16 @@ class GatewayHub:
     # --- resume ----------------------------------------------------------------------------
 
     async def events_between(self, after: int, upto: int) -> list[dict[str, Any]]:
-        """Positions (after, upto], from the Redis stream when it still holds them, else from
-        PostgreSQL (the event log keeps everything)."""
+        """Positions (after, upto]: from the events this hub dispatched last when they cover
+        the range (a reconnect storm's replays then cost no Redis read, no decoding, and reuse
+        each event's encoded frames), else from the Redis stream when it still holds them, else
+        from PostgreSQL (the event log keeps everything)."""
         if upto <= after:
             return []
+        recent = self.recent
+        if recent and recent[0]["position"] <= after + 1 and recent[-1]["position"] >= upto:
+            start = after + 1 - recent[0]["position"]
+            return list(itertools.islice(recent, start, start + upto - after))
         key = stream_key(self.prefix)
         first = await self.redis.xrange(key, count=1)
         if first and int(first[0][0].split(b"-")[0]) <= after + 1:
@@ -312,7 +327,7 @@ class GatewayHub:
             if env["type"] == "GUILD_MEMBER_ADD" and int(env["data"]["user"]["id"]) == s.user_id and env.get("guild_id"):
                 await self.join_guild(s, int(env["guild_id"]))
             if s in self.audience(env):
-                self.deliver_all((s,), env, encoded={}, replay=True)
+                self.deliver_all((s,), env, replay=True)  # the event's frames, as encoded for live delivery
                 await s.writable()
             if s.closed:
                 return
