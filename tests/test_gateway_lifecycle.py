@@ -206,3 +206,47 @@ async def test_sigterm_sends_reconnect_then_sessions_resume(world: World, server
         await moved.close()
     finally:
         instance.stop()
+
+
+# --- replays from the hub's memory of recent events, and beyond it ---------------------------------
+
+async def test_replay_beyond_the_recent_events_in_memory(world: World, short_window_server: RunningServer) -> None:
+    server = short_window_server
+
+    async def remember_three(hub: Any) -> None:
+        from collections import deque
+
+        hub.recent = deque(hub.recent, maxlen=3)
+
+    await on_server_loop(server, remember_three)
+    gw = GatewayClient(server.url)
+    await gw.identify(world.bot.token, intents=GUILDS_AND_MESSAGES)
+    await gw.next(t="GUILD_CREATE")
+    session, seq = gw.session_id, gw.seq
+    await gw.drop()
+    missed = [(await world.send(world.alice, f"missed {i}"))["id"] for i in range(6)]
+
+    await wait_for(lambda: on_server_loop(server, _has_read(missed[-1])), timeout=15)
+    # 6 missed, 3 in memory: the replay comes from the stream, each message once, in order
+    far = GatewayClient(server.url)
+    await far.resume(world.bot.token, session_id=session, seq=seq)
+    await far.next(t="RESUMED")
+    assert [m["id"] for m in far.events("MESSAGE_CREATE")] == missed
+    seq = far.seq
+    # the last 2 only: from memory
+    await far.drop()
+    late = [(await world.send(world.alice, f"late {i}"))["id"] for i in range(2)]
+    await wait_for(lambda: on_server_loop(server, _has_read(late[-1])), timeout=15)
+    near = GatewayClient(server.url)
+    await near.resume(world.bot.token, session_id=session, seq=seq)
+    await near.next(t="RESUMED")
+    assert [m["id"] for m in near.events("MESSAGE_CREATE")] == late
+    await near.close()
+
+
+def _has_read(message_id: str) -> Callable[[Any], Any]:
+    """Whether the hub has dispatched the message (it is its last event)."""
+    async def check(hub: Any) -> bool:
+        return bool(hub.recent) and hub.recent[-1]["data"].get("id") == message_id
+
+    return check
