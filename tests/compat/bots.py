@@ -15,7 +15,8 @@ Commands (the same in bot.mjs):
   history(channel_id, limit) -> [{id, content, has_thread, thread: {id, name, parent_id, type} | None}]
   thread(channel_id, message_id, name) -> {id, name, parent_id, type}; dm(user_id, content) -> {id, channel_id}
   fetch_member(guild_id, user_id) -> {user_id, joined_at}; chunk(guild_id) -> {member_ids}
-  resumes() / reconnects() -> {count} (RESUMED seen; op 7 RECONNECT obeyed); received() -> {ids}; stop()"""
+  resumes() / reconnects() / readies() -> {count} (RESUMED seen; op 7 RECONNECT obeyed; READY seen), and
+  wait_readies(more_than); received() -> {ids}; stop()"""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class PyBot:
         self.typing: list[dict[str, Any]] = []
         self.resume_count = 0
         self.reconnect_count = 0  # op 7 RECONNECT frames the library acted on
+        self.ready_count = 0  # READY: the first IDENTIFY, and every new session after one that could not resume
         self.errors: list[str] = []
         self._changed = asyncio.Condition()
 
@@ -85,6 +87,12 @@ class PyBot:
 
     async def op_resumes(self) -> dict[str, Any]:
         return {"count": self.resume_count}
+
+    async def op_readies(self) -> dict[str, Any]:
+        return {"count": self.ready_count}
+
+    async def op_wait_readies(self, more_than: int) -> dict[str, Any]:
+        return await self._until(lambda: {"count": self.ready_count} if self.ready_count > more_than else None, "READY")
 
     async def op_reconnects(self) -> dict[str, Any]:
         return {"count": self.reconnect_count}
@@ -159,6 +167,8 @@ class DiscordPyBot(PyBot):
         @client.event
         async def on_ready() -> None:
             ready.set()
+            self.ready_count += 1
+            await self._note()
 
         @client.event
         async def on_resumed() -> None:
@@ -322,6 +332,10 @@ class HikariBot(PyBot):
             self.resume_count += 1
             await self._note()
 
+        async def on_ready(e: hikari.ShardReadyEvent) -> None:
+            self.ready_count += 1
+            await self._note()
+
         async def on_chunk(e: hikari.MemberChunkEvent) -> None:
             self.chunks.setdefault(str(e.nonce), set()).update(str(u) for u in e.members)
             if e.chunk_index == e.chunk_count - 1:
@@ -332,6 +346,7 @@ class HikariBot(PyBot):
         bot.subscribe(hikari.ReactionAddEvent, on_reaction)
         bot.subscribe(hikari.TypingEvent, on_typing)
         bot.subscribe(hikari.ShardResumedEvent, on_resumed)
+        bot.subscribe(hikari.ShardReadyEvent, on_ready)
         bot.subscribe(hikari.MemberChunkEvent, on_chunk)
         async def on_guild(e: hikari.GuildAvailableEvent) -> None:
             await self._note()

@@ -26,6 +26,17 @@ class Relay:
     _pairs: set[_Pair] = field(default_factory=set)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     cuts: int = 0
+    _open: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: new connections wait (pause/resume)
+
+    def __post_init__(self) -> None:
+        self._open.set()
+
+    def pause(self) -> None:
+        """New connections wait until `resume()` (the network is down for a while)."""
+        self._open.clear()
+
+    def resume(self) -> None:
+        self._open.set()
 
     @property
     def url(self) -> str:
@@ -68,6 +79,7 @@ class Relay:
         """While the server restarts, a new connection waits for it, as behind a load balancer
         that retries (else each library's reconnect backoff, which grows to minutes, would set
         the pace of the test)."""
+        await asyncio.wait_for(self._open.wait(), HOLD_SECONDS)
         deadline = asyncio.get_running_loop().time() + HOLD_SECONDS
         while True:
             try:

@@ -9,12 +9,14 @@ nothing lost and nothing twice."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from ..helpers import RunningServer, World, free_port, start_server
+from ..helpers import RunningServer, World, free_port, start_server, wait_for
 from ..instances import Instance
 from .bots import HAS_THREAD, DiscordJsBot, make_bot
 from .proxy import Relay
@@ -71,8 +73,8 @@ async def rest(world: World, method: str, path: str, actor: Any = None, **kw: An
 
 
 @pytest.mark.parametrize("bot", LIBRARIES, indirect=True)
-async def test_library_runs_the_script(bot: Any, world: World, relayed: tuple[RunningServer, Relay]) -> None:
-    _, relay = relayed
+async def test_library_runs_the_script(bot: Any, world: World, relayed: tuple[RunningServer, Relay], services: Any) -> None:
+    running, relay = relayed
     general, gid, alice = str(world.general_id), str(world.guild_id), str(world.alice.id)
     everyone = {str(a.id) for a in (world.owner, world.alice, world.bob, world.bot)} | await crowd(world)
 
@@ -165,6 +167,41 @@ async def test_library_runs_the_script(bot: Any, world: World, relayed: tuple[Ru
     assert len(ids) == len(set(ids)), "a message arrived twice"
     expected = [m["id"] for m in (*during, after)]
     assert [i for i in ids if i in expected] == expected
+
+    # a session that cannot be resumed (INVALID_SESSION): the library identifies again, at
+    # Townsquare's gateway (discord.py only with DEFAULT_GATEWAY set: it would go to Discord's)
+    readies = (await bot.call("readies"))["count"]
+    await invalidate_session(running, relay, services, world.bot.id)
+    await bot.call("wait_readies", more_than=readies)
+    again = await world.send(world.alice, "after a new session")
+    await bot.call("wait_message", id=again["id"])
+    ids = (await bot.call("received"))["ids"]
+    assert len(ids) == len(set(ids)), "a message arrived twice"
+
+
+async def invalidate_session(running: RunningServer, relay: Relay, services: Any, user_id: int) -> None:
+    """Cuts the user's gateway connections and, before the library gets through again, removes
+    their resume records: its RESUME is answered INVALID_SESSION."""
+    from redis.asyncio import Redis
+
+    hub = running.app.state.hub
+    keys = [hub._session_key(s.id) for s in list(hub.by_user.get(user_id, ()))]
+    assert keys
+    relay.pause()
+    cut = time.time()
+    assert relay.cut_websockets() >= 1
+    redis = Redis.from_url(services.redis_url)
+    try:
+        for key in keys:
+            async def saved_at_close(key: str = key) -> bool:  # the server saves the record once more when it sees the close
+                raw = await redis.get(key)
+                return raw is not None and json.loads(raw)["saved"] >= cut
+
+            await wait_for(saved_at_close, timeout=60)
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
+        relay.resume()
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ const rawReactionMembers = new Map(); // `${message_id}:${user_id}` -> the membe
 const errors = [];
 let resumes = 0;
 let reconnects = 0; // op 7 RECONNECT frames discord.js acted on
+let readies = 0; // READY: the first IDENTIFY, and every new session after one that could not resume
 let waiters = [];
 
 function changed() {
@@ -74,6 +75,7 @@ const ops = {
     });
     client.on(Events.TypingStart, (t) => { typing.push({ channel_id: t.channel.id, user_id: t.user.id }); changed(); });
     client.on(Events.ShardResume, () => { resumes += 1; changed(); });
+    client.on(Events.ShardReady, () => { readies += 1; changed(); });
     client.on(Events.Debug, (m) => { if (m.includes("Told to reconnect")) { reconnects += 1; changed(); } });
     const ready = new Promise((resolve) => client.once(Events.ClientReady, resolve));
     await client.login(token);
@@ -93,6 +95,8 @@ const ops = {
   wait_resumes: ({ more_than }) => until(() => (resumes > more_than ? { count: resumes } : null), "RESUMED"),
   resumes: async () => ({ count: resumes }),
   reconnects: async () => ({ count: reconnects }),
+  readies: async () => ({ count: readies }),
+  wait_readies: ({ more_than }) => until(() => (readies > more_than ? { count: readies } : null), "READY"),
   wait_reconnects: ({ more_than }) => until(() => (reconnects > more_than ? { count: reconnects } : null), "RECONNECT"),
   received: async () => ({ ids: [...order] }),
   async send({ channel_id, content }) {
