@@ -22,8 +22,9 @@ relays frames, so the idle fleet costs nothing). Phases:
             (--storm-concurrency at a time, default all), each until READY and the guild's
             GUILD_CREATE; the time until the last one has it is the connect-storm figure (target
             under 3 s for 1,000 clients). Then every connection is cut at once (TCP abort, no
-            close handshake) and every client RESUMEs at once, until RESUMED. Reports per-client
-            percentiles, GUILD_CREATE size and the CPU of each party during each storm.
+            close handshake), --storm-missed messages are posted meanwhile, and every client
+            RESUMEs at once, until RESUMED (each replays every missed message, counted). Reports
+            per-client percentiles, GUILD_CREATE size and the CPU of each party during each storm.
   rate      --senders senders post at a fixed total --rate messages/s (open loop, evenly
             staggered), round-robin over the channels, for --duration s after --warmup s;
             Townsquare first, then the bare server. Townsquare: POST
@@ -434,27 +435,33 @@ class Fleet:
         return hello["d"]["heartbeat_interval"] / 1000, guild_bytes
 
     @staticmethod
-    async def _resume(conn: Any, token: str, session: dict[str, Any]) -> int:
-        """HELLO, RESUME, then frames until RESUMED; returns the frames replayed before it."""
+    async def _resume(conn: Any, token: str, session: dict[str, Any], expect: int) -> tuple[int, int]:
+        """HELLO, RESUME, then frames until RESUMED and `expect` MESSAGE_CREATEs (the missed
+        messages: replayed before RESUMED, or live after it if the server had not read them
+        yet); returns (messages received, distinct messages)."""
         hello = orjson.loads(await conn.recv_setup())
         assert hello["op"] == 10, hello
         await conn.send(orjson.dumps({"op": 6, "d": {"token": token, "session_id": session["session_id"], "seq": session["seq"]}}).decode())
-        replayed = 0
-        while True:
+        resumed, ids = False, []
+        while not (resumed and len(ids) >= expect):
             frame = orjson.loads(await conn.recv_setup())
             if frame.get("s") is not None:
                 session["seq"] = frame["s"]
-            if frame["op"] == 0 and frame["t"] == "RESUMED":
-                return replayed
             if frame["op"] == 9:
                 raise RuntimeError("INVALID_SESSION")
-            replayed += frame["op"] == 0
+            if frame["op"] == 0 and frame["t"] == "RESUMED":
+                resumed = True
+            elif frame["op"] == 0 and frame["t"] == "MESSAGE_CREATE":
+                ids.append(frame["d"]["id"])
+        return len(ids), len(set(ids))
 
     async def storm(self, url: str, tokens: list[str], guild_id: str, concurrency: int,
-                    profile: tuple[str, int, Path, bool] | None = None) -> dict[str, Any]:
+                    profile: tuple[str, int, Path, bool] | None = None, post_missed: Any = None) -> dict[str, Any]:
         """The reconnect storm of a restarted server, twice: every client IDENTIFYs at once
         (`concurrency` at a time) until READY and the guild's GUILD_CREATE; then every connection
-        is cut at once (no close handshake) and every client RESUMEs at once until RESUMED."""
+        is cut at once (no close handshake), `post_missed()` posts the messages they miss
+        meanwhile (it returns how many were accepted), and every client RESUMEs at once until
+        RESUMED, each replaying what it missed."""
         out: dict[str, Any] = {}
         sessions: list[dict[str, Any]] = [{} for _ in tokens]
         conns: list[Any] = [None] * len(tokens)
@@ -463,10 +470,10 @@ class Fleet:
             times: list[float] = []
             sizes: list[int] = []
             errors: dict[str, int] = {}
-            replayed = [0]
+            replayed = [0, 0]  # missed messages received, distinct per client (summed)
 
             async def one(i: int, kind: str = kind, sem: asyncio.Semaphore = sem, times: list[float] = times, sizes: list[int] = sizes,
-                          errors: dict[str, int] = errors, replayed: list[int] = replayed) -> None:
+                          errors: dict[str, int] = errors, replayed: list[int] = replayed, missed: int = 0) -> None:
                 async with sem:
                     begin = time.perf_counter()
                     conn = None
@@ -475,7 +482,9 @@ class Fleet:
                         if kind == "identify":
                             sizes.append((await self._identify(conn, tokens[i], guild_id, sessions[i]))[1])
                         else:
-                            replayed[0] += await self._resume(conn, tokens[i], sessions[i])
+                            got, distinct = await asyncio.wait_for(self._resume(conn, tokens[i], sessions[i], missed), 120)
+                            replayed[0] += got
+                            replayed[1] += distinct
                         times.append(time.perf_counter() - begin)
                         conns[i] = conn
                     except Exception as exc:  # noqa: BLE001 - counted
@@ -485,11 +494,15 @@ class Fleet:
                             with contextlib.suppress(Exception):
                                 await conn.close()
 
+            missed = 0
             if kind == "resume":
                 for conn in conns:  # what a server killed under its clients leaves them with
                     if conn is not None:
                         abort_connection(conn)
                 await asyncio.sleep(0.2)
+                if post_missed is not None:
+                    missed = await post_missed()
+                    await asyncio.sleep(0.5)  # published and read by the server's hub
             spy = None
             if profile is not None:  # py-spy writes its stacks on SIGINT
                 py_spy, pid, folder, children = profile
@@ -500,7 +513,7 @@ class Fleet:
                 await asyncio.sleep(0.5)
             before = _api.cpu_snapshot(self.server_pid) if self.server_pid else None
             started = time.perf_counter()
-            await asyncio.gather(*(one(i) for i in range(len(tokens)) if kind == "identify" or sessions[i].get("session_id")))
+            await asyncio.gather(*(one(i, missed=missed) for i in range(len(tokens)) if kind == "identify" or sessions[i].get("session_id")))
             took = time.perf_counter() - started
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
@@ -515,10 +528,12 @@ class Fleet:
             if sizes:
                 r["guild_create_bytes_mean"] = round(sum(sizes) / len(sizes))
             if kind == "resume":
-                r["replayed_dispatches"] = replayed[0]
+                r.update(missed_messages=missed, replayed_dispatches=replayed[0], distinct_replayed=replayed[1],
+                         expected_replayed=missed * len(times))
             out[kind] = r
             log(f"  {kind} storm: {r['clients']}/{r['wanted']} clients in {r['total_s']} s ({r['per_s']}/s; per client p50 {r['p50_ms']} ms, "
                 f"p99 {r['p99_ms']} ms{', GUILD_CREATE ' + str(r['guild_create_bytes_mean']) + ' bytes' if sizes else ''})"
+                f"{'; replayed ' + str(replayed[0]) + ' dispatches of ' + str(missed) + ' missed messages' if kind == 'resume' else ''}"
                 f"{'; errors ' + str(errors) if errors else ''}")
             await asyncio.sleep(1.0)  # let the server settle (the cut sessions' ends, presences) between the storms
         for i in range(0, len(conns), 200):
@@ -1077,10 +1092,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             if args.storm_concurrency:
                 log(f"\ntownsquare: connect storm, {args.clients} clients, {args.storm_concurrency} at a time")
                 storm_fleet = Fleet(tally, compression=compression, mode=args.client, server_pid=proc.pid)  # type: ignore[union-attr]
+                senders = ts.senders
+
+                async def post_missed() -> int:  # while every client is cut off, one after the other
+                    errors = [await senders.send(i % args.senders, 10**9 + i, time.perf_counter_ns()) for i in range(args.storm_missed)]
+                    return sum(e is None for e in errors)
+
                 ts.results["storm"] = await storm_fleet.storm(url.replace("http://", "ws://") + "/gateway?v=10&encoding=json",
                                                               world["tokens"][:args.clients], str(world["guild_id"]), args.storm_concurrency,
                                                               profile=ts.profile(args, "storm") and (args.py_spy, proc.pid, Path(args.profile_dir),  # type: ignore[union-attr]
-                                                                                                     args.workers > 1))
+                                                                                                     args.workers > 1),
+                                                              post_missed=post_missed)
                 await asyncio.sleep(1.0)
         if not args.storm_only:  # the message phases
             if ts is not None:
@@ -1118,7 +1140,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 await target.fleet.close()
             if ts is not None:
                 stored = await pg.fetchval("SELECT count(*) FROM messages WHERE guild_id = $1", world["guild_id"])
-                accepted = ts.results["rate"]["messages_accepted"] + ts.results["saturate"]["messages_accepted"]
+                accepted = (ts.results["rate"]["messages_accepted"] + ts.results["saturate"]["messages_accepted"]
+                            + ts.results.get("storm", {}).get("resume", {}).get("missed_messages", 0))
                 ts.results["persisted"] = {"messages_accepted": accepted, "rows": stored, "consistent": stored == accepted}
                 log(f"  Townsquare persisted: {accepted} messages accepted, {stored} rows stored")
         for target in targets:
@@ -1155,10 +1178,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "townsquare_server_cpu_us_per_delivery": t_us, "bare_server_cpu_us_per_delivery": b_us}
     if tr and "storm" in tr:
         took = tr["storm"]["identify"]["total_s"]
-        ok = tr["storm"]["identify"]["clients"] == args.clients and tr["storm"]["resume"]["clients"] == args.clients
+        resume = tr["storm"]["resume"]
+        ok = (tr["storm"]["identify"]["clients"] == args.clients and resume["clients"] == args.clients
+              and resume["replayed_dispatches"] == resume["distinct_replayed"] == resume["expected_replayed"])
         verdict["connect_storm_s"] = {"value": took, "target": TARGETS["connect_storm_s"], "met": ok and took < TARGETS["connect_storm_s"],
                                       "clients": tr["storm"]["identify"]["clients"], "concurrency": args.storm_concurrency,
-                                      "resume_storm_s": tr["storm"]["resume"]["total_s"], "resumed": tr["storm"]["resume"]["clients"]}
+                                      "resume_storm_s": resume["total_s"], "resumed": resume["clients"],
+                                      "replayed": resume["replayed_dispatches"], "expected_replayed": resume["expected_replayed"]}
     if tr and "rate" in tr:
         p99 = tr["rate"]["latency"]["p99_ms"]
         verdict["rate_p99_ms"] = {"value": p99, "target": TARGETS["rate_p99_ms"], "met": p99 is not None and p99 <= TARGETS["rate_p99_ms"],
@@ -1219,6 +1245,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="connect storm (before the other phases, with its own --clients clients): handshakes + IDENTIFYs, then "
                         "handshakes + RESUMEs, at a time (default 1000: all at once, as after a server restart; 0 skips the storm)")
     p.add_argument("--storm-only", action="store_true", help="only the connect storm (no bare server, no message phases)")
+    p.add_argument("--storm-missed", type=int, default=20,
+                   help="messages posted while the storm's clients are cut off, replayed to each on RESUME (default 20)")
     p.add_argument("--permessage-deflate", action="store_true", help="clients offer permessage-deflate (browsers do; bots usually not)")
     p.add_argument("--workers", type=int, default=1, help="Townsquare server processes (townsquare serve --workers N; default 1)")
     p.add_argument("--pool-size", type=int, default=0, help="server's TOWNSQUARE_DATABASE_POOL_SIZE (default: the server's default)")
@@ -1235,8 +1263,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--clients must be 1-5000, --channels 1-100, --senders 1-50, --saturate-senders 1-100")
     if not 0 < args.rate <= 10_000 or not 1 <= args.window <= 2000 or not 1 <= args.connect_concurrency <= 500:
         p.error("--rate must be in (0, 10000], --window 1-2000 (below the server's 2,048-frame queue), --connect-concurrency 1-500")
-    if not 0 <= args.storm_concurrency <= 5000:
-        p.error("--storm-concurrency must be 0-5000")
+    if not 0 <= args.storm_concurrency <= 5000 or not 0 <= args.storm_missed <= 1000:
+        p.error("--storm-concurrency must be 0-5000, --storm-missed 0-1000")
     if args.storm_only:
         if not args.storm_concurrency or args.skip_townsquare:
             p.error("--storm-only needs the storm (--storm-concurrency > 0) and Townsquare")
