@@ -169,7 +169,10 @@ def test_the_transcript_form_ends_with_the_speakers_own_name() -> None:
     scene = Scene("Ashford Green", "general", "The town square.", (Line("Tobias Reed", "Morning."),
                                                                     Line("Sam Carter", "is the bakery open on Sunday?")))
     prompt = transcript_prompt(MAREN, plan, scene)
-    assert prompt.text.endswith("\nMaren Holt:") and "Sam Carter: is the bakery open on Sunday?" in prompt.text
+    # ... and the plan's first words (a yes/no question: the stance is the planner's)
+    assert plan.lead in ("Yes,", "No,", "I think so,", "Not really,", "Probably,", "Hmm, yes,", "Honestly, no,")
+    assert prompt.text.endswith(f"\nMaren Holt: {plan.lead}") and prompt.lead == plan.lead
+    assert "Sam Carter: is the bakery open on Sunday?" in prompt.text
     assert "\n" in prompt.stop and prompt.messages == ()
     chat = chat_prompt(MAREN, plan, scene)
     assert chat.messages[0]["role"] == "system" and "Maren" in chat.messages[0]["content"] and chat.text == ""
@@ -177,6 +180,15 @@ def test_the_transcript_form_ends_with_the_speakers_own_name() -> None:
     # what lasts comes first: two turns of one agent in one channel share the prompt's start
     other = transcript_prompt(MAREN, plan, Scene("Ashford Green", "general", "The town square.", (Line("Ines Alvarez", "Hi"),)))
     assert other.text.split("\n")[:2] == prompt.text.split("\n")[:2]
+
+
+def test_leads_follow_the_act_and_the_question() -> None:
+    why = plan_reply(MAREN, Heard("Sam Carter", "@Maren Holt why is the rye so dark?", human=True, to_me=True), seed=2)
+    assert why.lead in ("I think it's because", "Probably because", "Mostly because")
+    hello = plan_reply(MAREN, Heard("Sam Carter", "Hello!", human=True, to_me=True), seed=2)
+    assert hello.act == "greet" and "Sam" in hello.lead
+    assert all(len(plan_reply(MAREN, Heard("Tobias Reed", "The fair should move to the green.", human=False), seed=s).lead.split()) <= 4
+               for s in range(30))
 
 
 def test_text_measures() -> None:

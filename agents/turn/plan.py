@@ -57,6 +57,7 @@ class Plan:
     others: tuple[str, ...] = ()  # invite: who is invited
     seed: int = 0
     interest: str | None = None  # the speaker's own main interest (its fallback lines say where it knows more)
+    lead: str = ""  # the first words of the line, chosen with the act ("No,", "I agree,"): the model goes on from them
 
     @property
     def first(self) -> str:
@@ -99,7 +100,7 @@ class Plan:
             "greet": f"{self.first} greets {who} back.",
             "thank": f"{self.first} thanks {who}.",
             "invite": f"{self.first} welcomes everyone to #{self.channel or 'the new channel'} to talk about {content}.",
-            "open": f"{self.first} starts a conversation about {content}.",
+            "open": f"{self.first} asks everyone: {content}",
         }.get(self.act, f"{self.first} speaks.")
 
     def fallbacks(self) -> list[str]:
@@ -199,11 +200,11 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human,
                 interest=persona.interests[0] if persona.interests else None)
     if _THANKS.search(text) and heard.to_me:
-        return Plan("thank", content=text, **base)  # type: ignore[arg-type]
+        return Plan("thank", content=text, lead=lead_for("thank", text, heard.author, rng), **base)  # type: ignore[arg-type]
     if _GREETING.match(text) and len(words(text)) <= 8 and not is_question(text.split(",", 1)[-1] if "," in text else ""):
-        return Plan("greet", content=text, **base)  # type: ignore[arg-type]
+        return Plan("greet", content=text, lead=lead_for("greet", text, heard.author, rng), **base)  # type: ignore[arg-type]
     if is_question(text):
-        return Plan("answer", content=text, hint=hint, **base)  # type: ignore[arg-type]
+        return Plan("answer", content=text, hint=hint, lead=lead_for("answer", text, heard.author, rng), **base)  # type: ignore[arg-type]
     traits = persona.traits
     affinity = bond.affinity if bond else 0.0
     weights = {
@@ -216,14 +217,52 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     acts = list(weights)
     act = rng.choices(acts, weights=[weights[a] for a in acts])[0]
     content = text if act in ("agree", "disagree") else (keyphrase(text, 4) or text)
-    return Plan(act, content=content, hint=hint if act in ("agree", "disagree", "share") else None, **base)  # type: ignore[arg-type]
+    return Plan(act, content=content, hint=hint if act in ("agree", "disagree", "share") else None,  # type: ignore[arg-type]
+                lead=lead_for(act, text, heard.author, rng), **base)
+
+
+_YES_NO = re.compile(r"(?i)^(?:is|are|was|were|do|does|did|can|could|should|would|will|has|have|shall|may)\b")
+
+
+def lead_for(act: str, text: str, to: str | None, rng: random.Random) -> str:
+    """The opening words of a line that performs `act` (at most four: a longer fixed phrase
+    would repeat across the society's lines). The stance (yes or no, agree or not) is the
+    plan's, so a small model only has to go on from it."""
+    who = (to or "").split()[0] if to else ""
+    asked = re.sub(r"^(?:\s*(?:<@!?\d+>|@\S+(?: [A-Z][a-z]+)?)\s*)+", "", text).strip().lower()
+    if act == "answer":
+        if _YES_NO.match(asked):
+            return rng.choice(["Yes,", "No,", "I think so,", "Not really,", "Probably,", "Hmm, yes,", "Honestly, no,"])
+        first = asked.split()[0].strip("?,.!'") if asked else ""
+        return rng.choice({
+            "why": ["I think it's because", "Probably because", "Mostly because"],
+            "what": ["I'd say", "Honestly,", "Mostly"],
+            "what's": ["I'd say", "Honestly,", "Right now,"],
+            "how": ["I'd", "The trick is to", "Easiest is to"],
+            "where": ["Try", "I'd go to", "Best place is"],
+            "when": ["Usually", "I'd say", "Around"],
+            "who": ["I think it was", "That would be", "Ask"],
+            "which": ["I'd go with", "Definitely"],
+        }.get(first, ["Well,", "I think", "Honestly,"]))
+    options = {
+        "agree": ["I agree,", "Same here,", "Exactly,", "True,", "Oh yes,"],
+        "disagree": ["Hmm, I'm not sure,", "I see it differently,", "Not so sure,", "Really? I think"],
+        "greet": [f"Hi {who}!", f"Morning {who}!", f"Hello {who}!"] if who else ["Hi all!", "Morning!"],
+        "thank": ["Thank you,", "Thanks,", "Oh, thank you"],
+        "ask": [f"{who}, what", f"{who}, how", f"{who}, do you", f"{who}, have you"] if who else ["What", "How", "Has anyone"],
+        "joke": ["Ha,", "Well,", "Funny,"],
+        "share": ["By the way,", "Guess what,", "Did you hear,", "So,"],
+    }.get(act)
+    return rng.choice(options) if options else ""
 
 
 def plan_opener(persona: Persona, subject: str, *, seed: int, news: bool = False, memories: list[str] | None = None) -> Plan:
     """A turn that starts a conversation in a quiet channel: news on the agent's mind is shared,
     a topic is asked about."""
     memory = _memory_hint(memories or [], subject)
-    return Plan("share" if news else "open", speaker=persona.name, content=subject, hint=memory, seed=seed)
+    rng = random.Random(seed)
+    return Plan("share" if news else "open", speaker=persona.name, content=subject, hint=memory, seed=seed,
+                lead=lead_for("share", subject, None, rng) if news else "")
 
 
 def plan_invite(persona: Persona, subject: str, channel: str, invitees: list[str], *, seed: int) -> Plan:
@@ -232,4 +271,5 @@ def plan_invite(persona: Persona, subject: str, channel: str, invitees: list[str
 
 def plan_reach(persona: Persona, friend: str, subject: str, *, seed: int) -> Plan:
     """A private message to a friend: ask them about something both care about."""
-    return Plan("ask", speaker=persona.name, content=subject, to=friend, seed=seed)
+    return Plan("ask", speaker=persona.name, content=subject, to=friend, seed=seed,
+                lead=lead_for("ask", subject, friend, random.Random(seed)))

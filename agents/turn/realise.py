@@ -49,6 +49,7 @@ class Prompt:
     messages: tuple[dict[str, str], ...] = ()  # chat form
     text: str = ""  # transcript form (raw completion)
     stop: tuple[str, ...] = ()
+    lead: str = ""  # words the prompt already put in the agent's mouth: the line is lead + completion
 
 
 def persona_card(persona: Persona) -> str:
@@ -75,10 +76,10 @@ def transcript_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
         head.append(f"{first} remembers: " + " ".join(f"- {_clip(m, 140)}" for m in scene.memories[:3]))
     log = _log(scene.lines)
     direction = f"({plan.narration()})"
-    text = "\n".join([*head, "", *([log] if log else []), direction, f"{persona.name}:"])
+    text = "\n".join([*head, "", *([log] if log else []), direction, f"{persona.name}:" + (f" {plan.lead}" if plan.lead else "")])
     names = {line.author for line in scene.lines} | {persona.name}
     stops = ("\n", "(", *[f" {n}:" for n in sorted(names)][:6])
-    return Prompt("transcript", text=text, stop=stops)
+    return Prompt("transcript", text=text, stop=stops, lead=plan.lead)
 
 
 def chat_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:

@@ -42,6 +42,8 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
     rejections: list[str] = []
 
     def accept(text: str) -> Verdict:
+        if prompt.lead:  # the line starts with the plan's words; a completion that repeats them is not doubled
+            text = text if text.lstrip().startswith(prompt.lead) else f"{prompt.lead} {text.lstrip()}"
         verdict = judge(text, ctx)
         if verdict.reason:
             rejections.append(verdict.reason)
