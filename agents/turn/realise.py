@@ -50,6 +50,7 @@ class Prompt:
     text: str = ""  # transcript form (raw completion)
     stop: tuple[str, ...] = ()
     lead: str = ""  # words the prompt already put in the agent's mouth: the line is lead + completion
+    direction: str = ""  # the act as the prompt states it (a line that repeats it is reciting)
 
 
 def persona_card(persona: Persona) -> str:
@@ -79,7 +80,7 @@ def transcript_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
     text = "\n".join([*head, "", *([log] if log else []), direction, f"{persona.name}:" + (f" {plan.lead}" if plan.lead else "")])
     names = {line.author for line in scene.lines} | {persona.name}
     stops = ("\n", "(", *[f" {n}:" for n in sorted(names)][:6])
-    return Prompt("transcript", text=text, stop=stops, lead=plan.lead)
+    return Prompt("transcript", text=text, stop=stops, lead=plan.lead, direction=plan.narration())
 
 
 def chat_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
@@ -104,7 +105,7 @@ def chat_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
         context = f'Last said {where}: ' + "; ".join(f'{line.author}: "{_clip(line.content)}"' for line in scene.lines[-2:]) + "\n"
     user = f"{context}{plan.instruction()} Reply as {first} in one or two sentences."
     return Prompt("chat", messages=({"role": "system", "content": system}, {"role": "user", "content": user}),
-                  stop=("\n", "<|im_end|>"))
+                  stop=("\n", "<|im_end|>"), direction=plan.instruction())
 
 
 def _third_person(tie: str, first: str) -> str:
@@ -127,7 +128,7 @@ def build_prompt(form: str, persona: Persona, plan: Plan, scene: Scene) -> Promp
 
 def prompt_texts(persona: Persona, prompt: Prompt) -> tuple[str, ...]:
     """The parts of a prompt a recital would repeat: the persona and the instructions."""
-    texts = [persona.bio, persona.style, persona_card(persona)]
+    texts = [persona.bio, persona.style, persona_card(persona), prompt.direction]
     if prompt.messages:
         texts.append(prompt.messages[0]["content"])
     return tuple(t for t in texts if t)
