@@ -240,8 +240,10 @@ class Connection:
                 activities = presence.get("activities") if isinstance(presence.get("activities"), list) else []
             await set_presence(hub, s.user_id, status, activities, connected=1, guild_ids=s.guild_ids)
         else:
+            s.cork()  # the replay and RESUMED go out in few writes
             await hub.replay(s, resume_after)
             s.send_raw(_dispatch_frame("RESUMED", {"_trace": ["townsquare"]}, None, s))
+            s.uncork()
             await set_presence(hub, s.user_id, "online", [], connected=1, guild_ids=s.guild_ids)
         s.flush_buffer()
 

@@ -23,6 +23,8 @@ from starlette.websockets import WebSocket
 from .protocol import SEQ_SHIFT, Close
 from .wire import EXTENSION, FrameWriter, binary_frame, text_frame
 
+CORK_FRAMES = 64  # most frames held by a cork before they are written
+
 
 def deflate(compressor: Any, frame: str) -> bytes:
     """One frame through a connection's zlib-stream context (in send order: one context), flushed
@@ -53,6 +55,7 @@ class Session:
     limit: int = 2048  # settings.gateway_queue_limit
     _writer: asyncio.Task[None] | None = None
     wire: FrameWriter | None = None  # the connection's direct writer, when its server offers one
+    _corked: list[bytes] | None = None  # direct writes held to go out as one (a replay: `cork`)
 
     def __post_init__(self) -> None:
         self.wire = (self.ws.scope.get("extensions") or {}).get(EXTENSION)
@@ -110,10 +113,36 @@ class Session:
 
     def _push(self, frame: str, wire: bytes | None = None) -> None:
         if not self._queue and self.wire is not None and self.wire.writable:
-            self.wire.write(wire if wire is not None and self.compressor is None else self._encode(frame))
+            data = wire if wire is not None and self.compressor is None else self._encode(frame)
+            corked = self._corked
+            if corked is None:
+                self.wire.write(data)
+                return
+            corked.append(data)
+            if len(corked) >= CORK_FRAMES:
+                self._flush_cork()
             return
+        self._flush_cork()  # what was held goes before anything queued
         self._queue.append(frame)
         self._ready.set()
+
+    def cork(self) -> None:
+        """From now until `uncork`, frames written at once are joined into few writes (one
+        system call for a replay's frames instead of one each); order is kept: anything queued
+        meanwhile goes after them."""
+        if self._corked is None:
+            self._corked = []
+
+    def uncork(self) -> None:
+        self._flush_cork()
+        self._corked = None
+
+    def _flush_cork(self) -> None:
+        corked = self._corked
+        if corked:
+            self._corked = []
+            if self.wire is not None and self.wire.open and not self.closed:
+                self.wire.write(b"".join(corked))
 
     def _encode(self, frame: str) -> bytes:
         """The frame on the wire; with zlib-stream, compressed in send order (one context)."""
