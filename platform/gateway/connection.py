@@ -229,10 +229,12 @@ class Connection:
         await hub.save_session(s)
         if resume_after is None:
             s.position = hub.position
+            s.cork()  # READY and the GUILD_CREATEs go out in one write
             s.send_raw(_dispatch_frame("READY", await ready_payload(hub, s, user or {}, self.ws_url), s.position))
             if s.intents & GUILDS:
                 for gid in sorted(s.guild_ids):
                     s.send_raw(_dispatch_frame("GUILD_CREATE", await guild_create(hub, s, gid, mine.get(gid)), None, s))
+            s.uncork()
             status = "online"
             activities: list[Any] = []
             if isinstance(presence, dict):

@@ -214,6 +214,7 @@ class Session:
     async def close(self, code: int, reason: str = "") -> None:
         if self.closed:
             return
+        self.uncork()  # what was held (a RECONNECT during a start) goes before the close
         await self.drain(1.0)
         self.abandon()
         with contextlib.suppress(Exception):
