@@ -26,9 +26,10 @@ _counter = itertools.count(1)
 def speaker(call: dict[str, Any]) -> str | None:
     """Whose line a recorded call asked for: the name a transcript prompt ends with ("Ana Lee:"),
     or the chat form's "You are Ana Lee, ..."."""
-    if "prompt" in call:
+    if "prompt" in call:  # the last line: "Ana Lee:" or, with the plan's first words, "Ana Lee: Yes,"
         last = (call["prompt"] or "").rstrip().rsplit("\n", 1)[-1]
-        return last[:-1] if last.endswith(":") else None
+        name, colon, _ = last.partition(":")
+        return name if colon and 2 <= len(name) <= 40 else None
     system = (call.get("messages") or [{}])[0].get("content", "")
     return system.removeprefix("You are ").split(",")[0].split(".")[0] if system.startswith("You are ") else None
 

@@ -77,6 +77,12 @@ def test_loops_against_own_and_partner_lines() -> None:
     assert judge("Sundays we open at eight, with rye and seeded loaves.", ctx(own_recent=(said,))).ok
 
 
+def test_an_opener_does_not_answer_a_message_nobody_wrote() -> None:
+    opener = ctx(answering=None, subject="the old mill is for sale")
+    assert judge("No, the old mill is in poor shape these days.", opener).reason == "off_topic"
+    assert judge("The old mill is for sale at last. What should we make of it?", opener).ok
+
+
 def test_off_topic_needs_relevance_above_the_floor() -> None:
     def relevance(a: str, b: str) -> float:  # a stand-in for embeddings: shared words
         wa, wb = set(a.lower().split()), set(b.lower().split())

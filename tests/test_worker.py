@@ -88,11 +88,11 @@ async def test_a_human_mention_is_answered_through_the_platform(platform: Platfo
         sent = (await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> good morning, any news?"},
                                   headers=human.headers)).json()
         found_replies = await wait_for(lambda: replies_to(client, human, general, sent["id"], agent["id"]), timeout=20)
-        assert len(found_replies) == 1 and found_replies[0]["content"].startswith("Honestly")
+        assert len(found_replies) == 1 and "Honestly, " in found_replies[0]["content"]  # after the plan's first words
         # the reply's own prompt (an ambient turn of the same agent may have come first): the
         # persona, the human's line, and the plan (answer the question) as a stage direction
         prompt = next(c["prompt"] for c in llm.calls if speaker(c) == agent["name"] and "good morning, any news?" in c["prompt"])
-        assert agent["name"] in prompt.split("\n")[1] and "answers" in prompt and prompt.endswith(f"\n{agent['name']}:")
+        assert agent["name"] in prompt.split("\n")[1] and "answers" in prompt and f"\n{agent['name']}:" in prompt.split("(")[-1]
 
         async def recorded() -> Any:
             calls = await agents.list_llm_calls(platform, await _auth(platform, admin), agent_id=int(agent["id"]), guild_id=None,
@@ -196,7 +196,7 @@ async def test_quiet_channels_are_revived_and_token_budgets_hold(platform: Platf
                                     headers=admin.headers)).json()
         assert message["author"]["id"] == posted[0]["agent_id"] and message["nonce"].startswith("rv")
         # the opener prompt asked for a new conversation on a society topic
-        assert any("starts a conversation about" in c["messages"][0]["content"] for c in llm.calls)
+        assert any("asks everyone:" in c["messages"][0]["content"] for c in llm.calls)
         # 62 tokens a minute is one call (50 + 12) per agent: a second turn within the minute is throttled, not run
         assert {t["agent_id"] for t in throttled} <= spent
     finally:

@@ -230,7 +230,12 @@ def _drop_sentences(text: str, bad: Iterable[str]) -> str:
     return " ".join(s for s in sentences(text) if s not in drop).strip()
 
 
+_ANSWERS_NOBODY = re.compile(r"(?i)^(?:yes|no|yeah|nope|not really|i agree|same here|exactly|true|thanks|thank you)\b")
+
+
 def _off_topic(text: str, ctx: GateContext) -> bool:
+    if ctx.answering is None and _ANSWERS_NOBODY.match(text):
+        return True  # an opener that answers a message nobody wrote
     if ctx.relevance is None or ctx.relevance_floor <= 0:
         return False
     anchors = [a for a in (ctx.answering, ctx.subject) if a and a.strip()]

@@ -16,6 +16,7 @@ from ..society.persona import Persona
 from .gate import GateContext, Verdict, judge
 from .plan import Plan
 from .realise import Scene, build_prompt, prompt_texts
+from .text import words
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
 
     def accept(text: str) -> Verdict:
         if prompt.lead:  # the line starts with the plan's words; a completion that repeats them is not doubled
+            own = text.lstrip().removeprefix(prompt.lead)
+            if len(words(own)) < 3:  # "Marcus, what" + " ?": the plan's words alone say nothing
+                rejections.append("unfinished")
+                return Verdict(None, "unfinished")
             text = text if text.lstrip().startswith(prompt.lead) else f"{prompt.lead} {text.lstrip()}"
         verdict = judge(text, ctx)
         if verdict.reason:
