@@ -29,32 +29,37 @@ REASONS = ("empty", "wrong_voice", "assistant_speak", "recital", "self_address",
 
 _SPECIAL = re.compile(r"<\|[^|>]{1,20}\|>|</?s>|\[/?INST\]")
 # "Name:" / "**Name**:" / "Name (checking notes):" at the start of a line
-_SPEAKER = re.compile(r"^\s*[*_]{0,2}@?([A-Z][\w.'\-]*(?: [A-Z][\w.'\-]*){0,2})[*_]{0,2}\s*(?:\([^)]{0,40}\))?\s*[:：]\s*")
-_LATER_SPEAKER = re.compile(r"(?:\n|\s{2,}|(?<=[.!?])\s)[*_]{0,2}@?[A-Z][\w.'\-]*(?: [A-Z][\w.'\-]*){0,2}[*_]{0,2}\s*(?:\([^)]{0,40}\))?\s*[:：]\s")
+_NAME_WORD = r"[^\W\d_][\w.'\-]*"  # a word of a name, in any script
+_SPEAKER = re.compile(rf"^\s*[*_]{{0,2}}@?({_NAME_WORD}(?: {_NAME_WORD}){{0,2}})[*_]{{0,2}}\s*(?:\([^)]{{0,40}}\))?\s*[:：]\s*")
+_LATER_SPEAKER = re.compile(rf"(?:\n|\s{{2,}}|(?<=[.!?])\s)[*_]{{0,2}}@?({_NAME_WORD}(?: {_NAME_WORD}){{0,2}})[*_]{{0,2}}\s*"
+                            rf"(?:\([^)]{{0,40}}\))?\s*[:：]\s")
 _MENTION = re.compile(r"<(?:@[!&]?|#)\d+>")
 _ASSISTANT = re.compile(
     r"(?i)\b(?:as an? (?:ai|artificial|language model|assistant|chatbot|virtual)|language model|i(?:'m| am) (?:just )?an? (?:ai|assistant|bot|chatbot)|"
-    r"i apologi[sz]e|i'm sorry,? but|certainly[!,]|sure[!,] here|here(?:'s| is) (?:a|an|my|the) (?:response|reply|message|possible|short)|"
-    r"i(?:'ll| will) (?:reply|respond|answer|write) (?:as|to)|reply as|respond as|in character|as requested|hope this helps|"
-    r"how (?:can|may) i (?:help|assist)|feel free to (?:ask|reach)|i (?:do not|don't) have (?:personal|any personal|access|the ability)|"
+    r"i apologi[sz]e|certainly[!,]|sure[!,] here|here(?:'s| is) (?:a|an|my|the) (?:response|reply|message|possible|short)|"
+    r"i(?:'ll| will) (?:reply|respond|answer|write) as|(?:reply|respond) as (?!soon|quickly|fast|well|much|often)|in character|"
+    r"as requested|hope this helps|how (?:can|may) i assist|how can i help you today|"
+    r"i (?:do not|don't) have (?:personal (?:information|experiences?|opinions?|feelings)|any personal|the ability)|"
     r"i (?:cannot|can't) (?:provide|assist|browse|access)|as a helpful|^\s*(?:response|reply|answer|message|output)\s*:|"
     r"\(note:|\bnote:|the user|the assistant|\bAI model\b|openai|chatgpt|"
     r"the (?:story|text|passage|context|conversation|chat log|prompt) (?:does(?:n't| not)|doesn't|provides|mentions|says))")
-_RECITAL_START = re.compile(r"(?i)^(?:you are|you're|your (?:way|name|role|bio|persona|style)|i am [A-Z][a-z]+ [A-Z][a-z]+\.|my name is)\b")
+_RECITAL_START = re.compile(r"(?i)^(?:you(?:'re| are) (?:a|an) |your (?:way|name|role|bio|persona|style)\b|my name is\b)")
 _INSTRUCTION_WORDS = re.compile(
     r"(?i)\b(?:one or two sentences|first person|name prefix|no lists|your next message|recent conversation|your way of speaking|"
-    r"speaking style|in the persona|the persona|write (?:one|a) (?:short )?(?:chat )?message|the plan|dialogue act|"
+    r"speaking style|in the persona|the persona|write (?:one|a) (?:short )?(?:chat )?message|the plan says|dialogue act|"
     r"stay in character|your reply|the channel has been quiet|^speaks in|^cares about|chat log of)")
-_TERMINAL = ".!?…)\"'”’*~:;😊🙂😄😂❤👍🎉🌻🍞🌱🐝"
+_TERMINAL = ".!?…)\"'”’*~😊🙂😄😂❤\ufe0f👍🎉🌻🍞🌱🐝"
 _DANGLING = re.compile(r"(?i)\b(?:and|or|but|the|a|an|to|of|with|for|my|your|is|are|was|that|because|so|if|when|at|in|on)$")
 
 # invented biography: a personal claim the bio does not back (extends memory/guard.py, which
 # checks claims about *other* members)
 _KIN_SELF = re.compile(r"(?i)\bmy (wife|husband|partner|girlfriend|boyfriend|fianc[eé]e?|kids?|children|sons?|daughters?|"
                        r"grand(?:son|daughter|kids|children)|mum|mom|mother|dad|father|brother|sister|twins?)\b")
+# a trade claimed as what one is ("I'm a retired dentist."), not "I'm a bigger fan" / "a proper gardener"
 _ROLE_SELF = re.compile(r"(?i)\bI(?:'m| am| was| work as) (?:a|an) (?:(?:retired|former|professional|young|old|local|proud|trained) )?"
-                        r"([a-z]+(?:ist|er|or|ian|ant|ent|ic|eon|ess|man|woman|smith|wright|maker|chef|cook|nurse|doctor|vet))\b")
-_ORIGIN_SELF = re.compile(r"(?i)\bI(?:'m| am) (?:originally )?(?:from|born in) ([A-Z][\w\-]+(?: [A-Z][\w\-]+)?)")
+                        r"([a-z]+(?:ist|er|or|ian|ant|ent|ic|eon|ess|man|woman|smith|wright|maker|chef|cook|nurse|doctor|vet))\b"
+                        r"(?=\s*(?:[.,;!?]|$|and\b|at\b|in\b|who\b|for\b|by\b|from\b|with\b))")
+_ORIGIN_SELF = re.compile(r"\b[Ii](?:'m| am) (?:originally )?(?:from|born in) ([A-Z][\w\-]+(?: [A-Z][\w\-]+)?)")
 _NATION_SELF = re.compile(r"(?i)\bI(?:'m| am) (?:an? )?(korean|chinese|japanese|american|british|english|french|german|italian|spanish|"
                           r"indian|russian|mexican|brazilian|canadian|australian|irish|scottish|dutch|swedish|polish|nigerian|"
                           r"ghanaian|kenyan|egyptian|turkish|greek|portuguese|vietnamese|thai|filipino)\b")
@@ -83,6 +88,7 @@ class GateContext:
     knowledge: Mapping[int, Iterable[str]] = field(default_factory=dict)
     relevance: Callable[[str, str], float] | None = None  # cosine of two texts (embeddings)
     relevance_floor: float = 0.0  # below this against both `answering` and `subject`: off-topic
+    lead: str = ""  # the plan's first words of the line: not counted as a repeat of other lines that start alike
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ class Verdict:
 
 
 def _first(name: str) -> str:
-    return name.split()[0]
+    return (name.split() or [""])[0]
 
 
 def _strip_own_prefix(text: str, own_name: str) -> str:
@@ -129,16 +135,23 @@ def finish(text: str) -> str | None:
     return None
 
 
+def _known(name: str, ctx: GateContext) -> bool:
+    lowered = name.lower()
+    return any(lowered in (m.lower(), _first(m).lower()) for m in ctx.members if m.strip())
+
+
 def _speaks_as_other(text: str, ctx: GateContext) -> bool:
     match = _SPEAKER.match(text)
-    if match:
+    if match and (match.group(1)[0].isupper() or _known(match.group(1), ctx)):
         return True  # a speaker prefix that is not the agent's own (that one was stripped)
-    lowered = text.lower()
+    own = _first(ctx.own_name).lower()
     for name in ctx.members:
         first = _first(name).lower()
-        if first == _first(ctx.own_name).lower():
+        if not first or first == own:
             continue
-        if re.match(rf"(?i)^\*?\(?(?:as |this is |it's )?{re.escape(first)}\b[^.!?]{{0,40}}(?:here|speaking|says|replies|writes|\):)", lowered):
+        who = re.escape(first)
+        if re.match(rf"(?i)^\*?\(?(?:(?:as|this is|it's) {who}\b|{who}(?: \w+)? (?:here|speaking)\b|{who} (?:says|replies|writes)\b)",
+                    text):
             return True
     return False
 
@@ -147,10 +160,11 @@ def _own_name_use(text: str, own_name: str, members: Sequence[str]) -> str | Non
     """'self_address' for the agent's name as a vocative or @mention, 'self_reference' for its
     name used about itself; None when another member shares the first name (then it may be them)."""
     first = _first(own_name)
-    if any(_first(m).lower() == first.lower() for m in members if m.lower() != own_name.lower()):
+    if not first or any(_first(m).lower() == first.lower() for m in members if m.lower() != own_name.lower()):
         return None
+    # case-sensitive: "I will bring it" is not Will, "a rose" is not Rose
     pattern = rf"(?<![\w'])@?(?:{re.escape(own_name)}|{re.escape(first)})(?![\w'])"
-    found = list(re.finditer(pattern, text, flags=re.IGNORECASE if len(first) > 3 else 0))
+    found = list(re.finditer(pattern, text))
     if not found:
         return None
     for match in found:
@@ -195,7 +209,8 @@ def _loops(text: str, ctx: GateContext) -> bool:
     earlier = [*ctx.own_recent, *ctx.others_recent]
     if any(similarity(text, other) >= 0.7 for other in earlier):
         return True
-    mine = five_grams(text)
+    own = text[len(ctx.lead):] if ctx.lead and text.startswith(ctx.lead) else text  # the plan's words repeat by design
+    mine = five_grams(own)
     return any(mine & five_grams(other) for other in earlier)
 
 
@@ -230,7 +245,7 @@ def _drop_sentences(text: str, bad: Iterable[str]) -> str:
     return " ".join(s for s in sentences(text) if s not in drop).strip()
 
 
-_ANSWERS_NOBODY = re.compile(r"(?i)^(?:yes|no|yeah|nope|not really|i agree|same here|exactly|true|thanks|thank you)\b")
+_ANSWERS_NOBODY = re.compile(r"(?i)^(?:yes|no|yeah|nope|not really|i agree|same here|exactly|true|thanks|thank you)(?:[,.!]|\s*$)")
 
 
 def _off_topic(text: str, ctx: GateContext) -> bool:
@@ -245,7 +260,8 @@ def _off_topic(text: str, ctx: GateContext) -> bool:
 
 
 def judge(candidate: str | None, ctx: GateContext) -> Verdict:
-    """The postable line, or the reason it may not be posted."""
+    """The postable line, or the reason it may not be posted. Sentences claiming invented facts
+    are dropped first, so every other check sees the line as it would be posted."""
     text = clean(candidate or "", ctx.own_name)
     if sum(ch.isalpha() for ch in text) < 3:
         return Verdict(None, "empty")
@@ -259,13 +275,6 @@ def judge(candidate: str | None, ctx: GateContext) -> Verdict:
     if finished is None:
         return Verdict(None, "unfinished")
     text = finished
-    own = _own_name_use(text, ctx.own_name, ctx.members)
-    if own:
-        return Verdict(None, own)
-    if _parrots(text, ctx.answering):
-        return Verdict(None, "parrot")
-    if _loops(text, ctx):
-        return Verdict(None, "loop")
     invented = invented_self_facts(text, ctx.bio)
     if invented:
         text = _drop_sentences(text, invented)
@@ -275,6 +284,13 @@ def judge(candidate: str | None, ctx: GateContext) -> Verdict:
         text = kept or ""
     if sum(ch.isalpha() for ch in text) < 8:
         return Verdict(None, "invented_fact")
+    own = _own_name_use(text, ctx.own_name, ctx.members)
+    if own:
+        return Verdict(None, own)
+    if _parrots(text, ctx.answering):
+        return Verdict(None, "parrot")
+    if _loops(text, ctx):
+        return Verdict(None, "loop")
     if _off_topic(text, ctx):
         return Verdict(None, "off_topic")
     return Verdict(text)

@@ -65,7 +65,7 @@ class Plan:
 
     @property
     def to_first(self) -> str | None:
-        return self.to.split()[0] if self.to else None
+        return (self.to.split() or [None])[0] if self.to else None
 
     def instruction(self) -> str:
         """The act, in the words of a director's note to the model (second person)."""
@@ -228,7 +228,7 @@ def lead_for(act: str, text: str, to: str | None, rng: random.Random) -> str:
     """The opening words of a line that performs `act` (at most four: a longer fixed phrase
     would repeat across the society's lines). The stance (yes or no, agree or not) is the
     plan's, so a small model only has to go on from it."""
-    who = (to or "").split()[0] if to else ""
+    who = ((to or "").split() or [""])[0]
     asked = re.sub(r"^(?:\s*(?:<@!?\d+>|@\S+(?: [A-Z][a-z]+)?)\s*)+", "", text).strip().lower()
     if act == "answer":
         if _YES_NO.match(asked):

@@ -39,7 +39,9 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
                 relevance: Callable[[str, str], float] | None = None, cache_key: str | None = None,
                 task: str = "reply") -> Spoken:
     prompt = build_prompt(form, persona, plan, scene)
-    ctx = replace(gate, prompt_texts=(*gate.prompt_texts, *prompt_texts(persona, prompt)))
+    ctx = replace(gate, prompt_texts=(*gate.prompt_texts, *prompt_texts(persona, prompt)), lead=prompt.lead)
+    if prompt.lead:  # a cached line began with another plan's first words: never glued to these
+        cache_key = None
     rejections: list[str] = []
 
     def accept(text: str) -> Verdict:
@@ -48,7 +50,9 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
             if len(words(own)) < 3:  # "Marcus, what" + " ?": the plan's words alone say nothing
                 rejections.append("unfinished")
                 return Verdict(None, "unfinished")
-            text = text if text.lstrip().startswith(prompt.lead) else f"{prompt.lead} {text.lstrip()}"
+            own = text.lstrip()
+            if not own.startswith(prompt.lead):
+                text = prompt.lead + ("" if own[:1] in "'’,.!?;:" else " ") + own
         verdict = judge(text, ctx)
         if verdict.reason:
             rejections.append(verdict.reason)
@@ -69,6 +73,8 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
         llm_ms += thought.llm_ms
         reached = reached or thought.reached
         if thought.unavailable:
+            if kept:  # a line already passed: the backends going down after it does not undo it
+                break
             return Spoken(None, "none", llm_ms, tuple(rejections), unavailable=True, reached=False)
         if thought.text:
             score = relevance(thought.text, anchor(plan)) if relevance else 0.0

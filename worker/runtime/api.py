@@ -42,6 +42,15 @@ class AgentAPI:
         messages = await self._call(token, "GET", f"/channels/{channel_id}/messages", params={"limit": limit})
         return list(reversed(messages))
 
+    async def message(self, token: str, channel_id: int, message_id: int) -> dict[str, Any] | None:
+        """One message, or None when it is gone (deleted, or no longer visible)."""
+        try:
+            return await self._call(token, "GET", f"/channels/{channel_id}/messages/{message_id}")
+        except PlatformRefused as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+
     async def typing(self, token: str, channel_id: int) -> None:
         try:
             await self._call(token, "POST", f"/channels/{channel_id}/typing")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,20 @@ def readable(message: dict[str, Any]) -> str:
         name = user.get("global_name") or user.get("username") or "someone"
         content = content.replace(f"<@{user['id']}>", f"@{name}").replace(f"<@!{user['id']}>", f"@{name}")
     return content
+
+
+_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>")
+
+
+def plain(message: dict[str, Any]) -> str:
+    """Content without its mentions: what the planner and the gate read ("<@1> is it open?" ->
+    "is it open?"); the transcript shows the mentions as @names (`readable`)."""
+    return " ".join(_MENTION.sub(" ", message.get("content") or "").split())
+
+
+def _author_id(message: dict[str, Any]) -> int | None:
+    author = message.get("author") or {}
+    return int(author["id"]) if author.get("id") else None
 
 
 def failure_words(outcome: str, error: str | None, spoken: Spoken | None = None) -> str | None:
@@ -159,11 +174,15 @@ class TurnTaking:
         persona = agent.persona
         history = await self.api.history(token, channel.id, self.settings.context_messages)
         lines = tuple(Line(display_name(m), readable(m)) for m in history if m.get("content"))
-        answered = next((m for m in history if decision.reply_to_message and m.get("id") == str(decision.reply_to_message)), None)
         heard = None
-        if answered is not None and answered.get("content"):
+        if decision.reply_to_message:
+            answered = next((m for m in history if m.get("id") == str(decision.reply_to_message)), None)
+            if answered is None:  # more was said while the turn waited: read the message itself
+                answered = await self.api.message(token, channel.id, decision.reply_to_message)
+            if answered is None or not answered.get("content"):
+                return "skipped", None, 0, "the message to answer is gone or has no text"
             author = answered.get("author") or {}
-            heard = Heard(display_name(answered), readable(answered), human=not author.get("bot"), to_me=decision.direct)
+            heard = Heard(display_name(answered), plain(answered), human=not author.get("bot"), to_me=decision.direct)
         if decision.trigger == "revive":
             decision = replace(decision, subject=await self._on_mind(agent, decision) or decision.subject)
         people: dict[int, str] = {}
@@ -183,8 +202,9 @@ class TurnTaking:
         gate = GateContext(
             own_name=persona.name, members=[*people.values(), *members], bio=persona.bio,
             answering=heard.text if heard is not None else None, subject=plan.content if heard is None else None,
-            own_recent=tuple(self._recent_own[agent.id]),
-            others_recent=tuple(line.content for line in lines if line.author != persona.name and (heard is None or line.content != heard.text)),
+            own_recent=(*self._recent_own[agent.id], *(readable(m) for m in history if _author_id(m) == agent.id)),
+            others_recent=tuple(readable(m) for m in history if m.get("content") and _author_id(m) != agent.id
+                                and m.get("id") != str(decision.reply_to_message)),
             names_to_ids=members, bonds={i: self.state.relations.get(agent.id, i) for i in members.values()},
             knowledge=recall.knowledge, relevance=self.text_relevance, relevance_floor=self.settings.gate_relevance_floor)
         scene = Scene(self.state.guild_names.get(agent.guild_id, "the society"), channel.name or "dm", channel.topic, lines,

@@ -161,7 +161,8 @@ class AgentWorker(TurnTaking):
         await ensure_group(self.redis, self.key)
         await self.refresh_registry(force=True)
         await self._warm_state()
-        for loop in (self._state_loop, self._work_loop, self._claim_loop, self._tick_loop, self._flush_loop, self._rating_loop):
+        for loop in (self._state_loop, self._work_loop, self._claim_loop, self._keep_loop, self._tick_loop, self._flush_loop,
+                     self._rating_loop):
             self._tasks.append(asyncio.create_task(loop(), name=f"worker.{loop.__name__}"))
         log.info("worker started", extra={"worker": self.name, "agents": len(self.state.agents)})
 
@@ -317,25 +318,37 @@ class AgentWorker(TurnTaking):
                 await asyncio.sleep(1)
                 continue
             for _, entries in found or []:
+                self._handling.update(entry_id for entry_id, _ in entries)  # ours from the moment they are read
                 for entry_id, fields in entries:
                     await self._dispatch(entry_id, fields)
+
+    async def _keep_loop(self) -> None:
+        """Entries this worker read and has not finished (turns waiting for a busy model, events
+        waiting for a slot) stay its own: their idle time is reset well before another worker
+        (or this one's claim loop) would take them as abandoned."""
+        every = max(0.2, self.settings.worker_claim_idle_ms / 3000)
+        while not self._stopping.is_set():
+            await asyncio.sleep(every)
+            if not self._handling:
+                continue
+            try:
+                await self.redis.xclaim(self.key, GROUP, self.name, 0, list(self._handling), justid=True)
+            except (ResponseError, *_LOST) as exc:
+                log.warning("keeping entries failed: %s", exc)
 
     async def _claim_loop(self) -> None:
         """Takes over events a dead (or stuck) worker left pending."""
         idle = self.settings.worker_claim_idle_ms
         while not self._stopping.is_set():
             await asyncio.sleep(max(0.2, idle / 2000))
-            if self._handling:  # a turn waiting for a busy model is alive: its entries stay ours
-                try:
-                    await self.redis.xclaim(self.key, GROUP, self.name, 0, list(self._handling), justid=True)
-                except (ResponseError, *_LOST) as exc:
-                    log.warning("keeping entries failed: %s", exc)
             try:
                 _, claimed, _deleted = await self.redis.xautoclaim(self.key, GROUP, self.name, min_idle_time=idle, start_id="0-0", count=20)
             except (ResponseError, *_LOST) as exc:
                 log.warning("claim failed: %s", exc)
                 continue
             for entry_id, fields in claimed:
+                if entry_id in self._handling:
+                    continue  # in progress here
                 if fields:
                     log.info("claimed a pending event", extra={"worker": self.name, "entry": entry_id.decode()})
                     await self._dispatch(entry_id, fields)
@@ -343,9 +356,11 @@ class AgentWorker(TurnTaking):
                     await self.redis.xack(self.key, GROUP, entry_id)
 
     async def _dispatch(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        self._handling.add(entry_id)
         await self._slots.acquire()
         if self._stopping.is_set():
             self._slots.release()
+            self._handling.discard(entry_id)
             return  # left pending: another worker claims it
         task = asyncio.create_task(self._handle(entry_id, fields))
         self._inflight.add(task)
@@ -353,7 +368,6 @@ class AgentWorker(TurnTaking):
         task.add_done_callback(lambda _: self._slots.release())
 
     async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-        self._handling.add(entry_id)
         try:
             await self._act(entry_id, fields)
         except Exception:  # noqa: BLE001 - a bad event must not come back forever (it is logged, then acknowledged)
