@@ -61,7 +61,7 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
     kept: list[tuple[float, str, str]] = []
     llm_ms, reached = 0, False
     wanted = max(1, candidates)
-    tries = wanted + (2 if plan.must_post else 0)  # a person asked: two more tries before the plan's own line
+    tries = wanted + 2  # nothing passed yet: two more tries (a rejected turn ends a conversation; a person's gets the plan's line)
     for i in range(tries):
         if kept and i >= wanted:
             break
