@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -13,9 +14,9 @@ from ...agents.mind.policy import AgentInfo, keyword_relevance
 log = logging.getLogger("townsquare.worker")
 
 
-def embedding_relevance(cache_size: int = 512) -> Callable[[AgentInfo, str], float]:
-    """relevance(agent, text) in 0..1: cosine of the text with the agent's interests, rescaled.
-    Falls back to keyword matching if the embedding model is not installed."""
+def _cached_vectors(cache_size: int) -> tuple[Any, Callable[[str], np.ndarray]] | None:
+    """(the agents' embedder, its `embed_one` behind an LRU of recent texts (a line is judged and ranked several
+    times per turn)), or None when the embedding model is not installed."""
     try:
         from ...agents.brain.embed import get_embedder
 
@@ -23,8 +24,7 @@ def embedding_relevance(cache_size: int = 512) -> Callable[[AgentInfo, str], flo
         embedder.embed_one("warm up")
     except Exception as exc:  # noqa: BLE001 - the society still runs, with cruder relevance
         log.warning("embedding model unavailable, using keyword relevance: %s", exc)
-        return keyword_relevance
-    interests: dict[tuple[str, ...], np.ndarray] = {}
+        return None
     texts: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def vector(text: str) -> np.ndarray:
@@ -33,7 +33,21 @@ def embedding_relevance(cache_size: int = 512) -> Callable[[AgentInfo, str], flo
             hit = texts[text] = embedder.embed_one(text[:1000])
             if len(texts) > cache_size:
                 texts.popitem(last=False)
+        else:
+            texts.move_to_end(text)
         return hit
+
+    return embedder, vector
+
+
+def embedding_relevance(cache_size: int = 512) -> Callable[[AgentInfo, str], float]:
+    """relevance(agent, text) in 0..1: cosine of the text with the agent's interests, rescaled.
+    Falls back to keyword matching if the embedding model is not installed."""
+    cached = _cached_vectors(cache_size)
+    if cached is None:
+        return keyword_relevance
+    embedder, vector = cached
+    interests: dict[tuple[str, ...], np.ndarray] = {}
 
     def relevance(agent: AgentInfo, text: str) -> float:
         key = tuple(agent.persona.interests)
@@ -58,25 +72,10 @@ def keyword_text_relevance(a: str, b: str) -> float:
 def embedding_text_relevance(cache_size: int = 1024) -> Callable[[str, str], float]:
     """relevance(line, what it answers): the cosine of their sentence embeddings (the gate's
     off-topic test and the choice among candidates). Keyword overlap without the model."""
-    try:
-        from ...agents.brain.embed import get_embedder
-
-        embedder = get_embedder()
-        embedder.embed_one("warm up")
-    except Exception as exc:  # noqa: BLE001
-        log.warning("embedding model unavailable, using keyword relevance for the gate: %s", exc)
+    cached = _cached_vectors(cache_size)
+    if cached is None:
         return keyword_text_relevance
-    texts: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def vector(text: str) -> np.ndarray:
-        hit = texts.get(text)
-        if hit is None:
-            hit = texts[text] = embedder.embed_one(text[:1000])
-            if len(texts) > cache_size:
-                texts.popitem(last=False)
-        else:
-            texts.move_to_end(text)
-        return hit
+    _, vector = cached
 
     def relevance(a: str, b: str) -> float:
         if not a.strip() or not b.strip():
