@@ -87,35 +87,26 @@ class OpenAIBackend:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.AsyncClient(base_url=spec.host.rstrip("/"), timeout=spec.timeout_seconds, headers=headers)
 
-    async def chat(self, messages: list[dict[str, str]], options: GenOptions) -> Completion:
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": options.max_tokens,
-                                "temperature": options.temperature, "top_p": options.top_p, "stop": list(options.stop)[:4]}
+    async def _post(self, path: str, body: dict[str, Any], options: GenOptions, text_of: Any) -> Completion:
+        body |= {"model": self.model, "max_tokens": options.max_tokens, "temperature": options.temperature,
+                 "top_p": options.top_p, "stop": list(options.stop)[:4]}
         if options.seed is not None:
             body["seed"] = options.seed
         try:
-            r = await self._client.post("/chat/completions", json=body)
+            r = await self._client.post(path, json=body)
             r.raise_for_status()
             data = r.json()
-            text = data["choices"][0]["message"]["content"] or ""
+            text = text_of(data["choices"][0]) or ""
         except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
             raise BackendError(f"{type(exc).__name__}: {exc}"[:300]) from exc
         usage = data.get("usage") or {}
         return Completion(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
 
+    async def chat(self, messages: list[dict[str, str]], options: GenOptions) -> Completion:
+        return await self._post("/chat/completions", {"messages": messages}, options, lambda choice: choice["message"]["content"])
+
     async def complete(self, prompt: str, options: GenOptions) -> Completion:
-        body: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": options.max_tokens,
-                                "temperature": options.temperature, "top_p": options.top_p, "stop": list(options.stop)[:4]}
-        if options.seed is not None:
-            body["seed"] = options.seed
-        try:
-            r = await self._client.post("/completions", json=body)
-            r.raise_for_status()
-            data = r.json()
-            text = data["choices"][0]["text"] or ""
-        except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
-            raise BackendError(f"{type(exc).__name__}: {exc}"[:300]) from exc
-        usage = data.get("usage") or {}
-        return Completion(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+        return await self._post("/completions", {"prompt": prompt}, options, lambda choice: choice["text"])
 
     async def close(self) -> None:
         await self._client.aclose()
