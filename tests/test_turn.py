@@ -23,7 +23,8 @@ from townsquare.agents.turn.realise import (
     chat_prompt,
     transcript_prompt,
 )
-from townsquare.agents.turn.text import distinct_n, five_grams, is_near_duplicate
+from townsquare.agents.turn.text import distinct_n, five_grams, similarity
+from townsquare.platform.core.metrics import GATE_REASONS
 from townsquare.worker.runtime.pacing import (
     AGENT_DIRECT,
     CONVERSATION,
@@ -68,6 +69,7 @@ def ctx(**kw: object) -> GateContext:
 def test_each_reason_is_caught(candidate: str, reason: str) -> None:
     verdict = judge(candidate, ctx())
     assert verdict.text is None and verdict.reason == reason, (candidate, verdict)
+    assert reason in GATE_REASONS  # the records', the dashboard's and /metrics' label values
 
 
 def test_loops_against_own_and_partner_lines() -> None:
@@ -108,6 +110,9 @@ def test_good_lines_pass_and_are_cleaned(good: str) -> None:
 def test_a_line_that_goes_on_with_another_speaker_keeps_only_its_own_part() -> None:
     verdict = judge("Yes, from eight until noon. Tobias Reed: I recall it used to open at seven.", ctx())
     assert verdict.text == "Yes, from eight until noon."
+    # a stray ")" (the prompt's stage direction closes with one) is not the agent's
+    assert judge("Sundays we bake until noon, rye mostly.)", ctx()).text == "Sundays we bake until noon, rye mostly."
+    assert judge("Sundays we bake (rye mostly) until noon.", ctx()).text == "Sundays we bake (rye mostly) until noon."
 
 
 def test_invented_ties_about_others_are_dropped_and_supported_ones_kept() -> None:
@@ -198,7 +203,7 @@ def test_leads_follow_the_act_and_the_question() -> None:
 
 
 def test_text_measures() -> None:
-    assert is_near_duplicate("i LOVE the smell of fresh bread!!", ["I love the smell of fresh bread"])
+    assert similarity("i LOVE the smell of fresh bread!!", "I love the smell of fresh bread") == 1.0
     assert five_grams("a b c d e f") == {("a", "b", "c", "d", "e"), ("b", "c", "d", "e", "f")}
     assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
 

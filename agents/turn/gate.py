@@ -5,7 +5,8 @@ line ("Priya Nair: ..."), a line about itself in the third person or addressed t
 assistant's voice ("Certainly! I'll reply as ..."), a recital of its instructions or persona, an
 echo of the message it answers, something off the subject, an invented biography, a repeat of
 what it or its partner just said, or half a sentence. `judge` names the first such failure (one
-reason per rejection, counted in the LLM-call records) or returns the cleaned line.
+reason per rejection, counted in the LLM-call records: the reasons are the label values of
+`platform/core/metrics.GATE_REASONS`) or returns the cleaned line.
 
 Cleaning is deliberately narrow: special tokens, quotes, the agent's *own* name prefix, a trailing
 continuation with another speaker's line, and an unfinished last sentence are removed; anything
@@ -23,9 +24,6 @@ from ..mind.relations import Bond
 from .text import five_grams, norm, sentences, similarity
 
 MAX_REPLY = 320  # characters of a posted line: one or two chat sentences
-
-REASONS = ("empty", "wrong_voice", "assistant_speak", "recital", "self_address", "self_reference", "parrot", "loop",
-           "invented_fact", "off_topic", "unfinished")
 
 _SPECIAL = re.compile(r"<\|[^|>]{1,20}\|>|</?s>|\[/?INST\]")
 # "Name:" / "**Name**:" / "Name (checking notes):" at the start of a line
@@ -119,8 +117,10 @@ def clean(text: str, own_name: str) -> str:
     cut = _LATER_SPEAKER.search(text)  # the model went on with the next speaker's line: that part is not ours
     if cut:
         text = text[:cut.start()]
-    text = _MENTION.sub("", text)
-    return " ".join(text.split()).strip().strip('"“”').strip()
+    text = " ".join(_MENTION.sub("", text).split()).strip().strip('"“”').strip()
+    if text.endswith(")") and text.count(")") > text.count("("):  # the close of the prompt's stage direction, copied
+        text = text[:-1].rstrip()
+    return text
 
 
 def finish(text: str) -> str | None:

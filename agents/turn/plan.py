@@ -22,16 +22,12 @@ from ..mind.sentiment import sentiment
 from ..society.persona import Persona
 from .text import words
 
-ACTS = ("answer", "ask", "share", "agree", "disagree", "invite", "joke", "greet", "thank", "react")
-
 _QUESTION_START = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:what|why|how|when|where|who|which|whose|is|are|was|were|do|does|did|can|could|"
                              r"should|would|will|have|has|any(?:one|body)|shall|may)\b")
 _GREETING = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:hi|hello|hey|hiya|howdy|morning|good (?:morning|afternoon|evening|night)|evening|"
                        r"welcome|greetings)\b")
 _THANKS = re.compile(r"(?i)\b(?:thanks|thank you|thx|cheers|much appreciated|appreciate it|you're a star|lifesaver)\b")
 _STOP = frozenset(["a", "an", "the", "and", "or", "but", "if", "then", "so", "of", "to", "in", "on", "at", "by", "for", "with", "about", "from", "into", "over", "under", "up", "down", "out", "off", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "doing", "have", "has", "had", "having", "i", "you", "he", "she", "it", "we", "they", "me", "him", "her", "us", "them", "my", "your", "his", "its", "our", "their", "this", "that", "these", "those", "what", "why", "how", "when", "where", "who", "whom", "which", "whose", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "any", "anyone", "anybody", "someone", "something", "anything", "there", "here", "just", "really", "very", "too", "also", "not", "no", "yes", "oh", "well", "hey", "hi", "hello", "please", "thanks", "thank", "like", "get", "got", "make", "made", "know", "think", "want", "need", "ask", "tell", "say", "said", "let", "lets", "let's", "im", "i'm", "it's", "dont", "don't", "does", "doesn't", "what's", "whats", "one", "some", "all", "more", "most", "much", "many", "every", "everyone", "today", "now", "still", "ever", "again", "already", "yet", "quite", "bit", "lot", "lots", "good", "bad", "new", "old"])
-
-EMOJI_BY_ACT = {"thank": "🙏", "greet": "👋", "agree": "👍", "joke": "😄", "share": "❤️"}
 
 
 @dataclass(frozen=True)
@@ -172,7 +168,7 @@ def is_question(text: str) -> bool:
     return "?" in text or bool(_QUESTION_START.match(text))
 
 
-def _interest_hint(persona: Persona, text: str, rng: random.Random) -> str | None:
+def _interest_hint(persona: Persona, text: str) -> str | None:
     heard = set(words(text))
     for interest in persona.interests:
         if set(words(interest)) & heard:
@@ -196,7 +192,7 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     rng = random.Random(seed)
     text = " ".join(heard.text.split())
     memory = _memory_hint(memories or [], text)
-    hint = memory or _interest_hint(persona, text, rng)
+    hint = memory or _interest_hint(persona, text)
     base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human,
                 interest=persona.interests[0] if persona.interests else None)
     if _THANKS.search(text) and heard.to_me:

@@ -28,10 +28,6 @@ def similarity(a: str, b: str) -> float:
     return max(jaccard, SequenceMatcher(None, na, nb, autojunk=False).ratio())
 
 
-def is_near_duplicate(text: str, recent: Iterable[str], threshold: float = 0.8) -> bool:
-    return any(similarity(text, other) >= threshold for other in recent)
-
-
 def five_grams(text: str, n: int = 5) -> set[tuple[str, ...]]:
     """The text's word n-grams (5 by default: a phrase, not a common pair of words)."""
     w = words(text)

@@ -5,8 +5,7 @@ out throws its work away and the next turn queues behind the same slow model, so
 worker never offers the model more turns than it delivers: `slots` turns use it at once
 (the bundled model: one), the others wait in priority order — a person's message to an agent
 first — and a turn nobody asked for gives up after `max_wait` (the conversation has moved on)
-rather than piling up. The time each turn held the model is measured, for the dashboard and the
-benchmarks.
+rather than piling up.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,7 +30,6 @@ class ModelPace:
         self.busy = 0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
-        self.seconds_per_turn = 0.0  # moving average of how long a turn holds the model
 
     @property
     def waiting(self) -> int:
@@ -66,10 +63,7 @@ class ModelPace:
             if not fut.done():
                 fut.cancel()
                 raise Deferred(f"waited {max_wait:.0f} s for the model")
-        started = time.monotonic()
         try:
             yield
         finally:
-            held = time.monotonic() - started
-            self.seconds_per_turn = held if not self.seconds_per_turn else 0.8 * self.seconds_per_turn + 0.2 * held
             self._release()

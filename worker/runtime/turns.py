@@ -73,14 +73,9 @@ def _author_id(message: dict[str, Any]) -> int | None:
     return int(author["id"]) if author.get("id") else None
 
 
-def failure_words(outcome: str, error: str | None, spoken: Spoken | None = None) -> str | None:
-    """Why a turn did not post, in words for the dashboard."""
-    if outcome == "unreachable":
-        return error or "no LLM backend answered"
-    if outcome == "rejected" and spoken is not None:
-        reasons = ", ".join(sorted(set(spoken.rejections))) or "nothing usable"
-        return f"the quality gate rejected every candidate ({reasons})"
-    return error
+def rejected_words(spoken: Spoken) -> str:
+    """Why a turn whose every candidate the gate turned down posted nothing, for the dashboard."""
+    return f"the quality gate rejected every candidate ({', '.join(sorted(set(spoken.rejections))) or 'nothing usable'})"
 
 
 class TurnTaking:
@@ -232,7 +227,7 @@ class TurnTaking:
         if not spoken.reached:
             return "unreachable", None, spoken.llm_ms, "no LLM backend answered"
         if spoken.text is None:
-            return "rejected", None, spoken.llm_ms, failure_words("rejected", None, spoken)
+            return "rejected", None, spoken.llm_ms, rejected_words(spoken)
         message_id = await self._post(agent, channel, decision, history, lines, spoken.text, token)
         if recall.used:
             try:
