@@ -8,11 +8,12 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-
 from townsquare.agents.society.persona import load_society
 from townsquare.platform.actions import agents, guilds
 from townsquare.platform.actions.context import Platform
@@ -221,19 +222,17 @@ async def test_a_reaction_cheers_the_author_up(platform: Platform, settings: Set
         await worker.stop()
 
 
-async def test_the_real_bundled_model_opens_a_quiet_channel(platform: Platform, settings: Settings, server: RunningServer,
-                                                            client: httpx.AsyncClient) -> None:
-    """The revival path end to end with the real model: `townsquare model serve`, the official
-    ollama client, the worker's prompt and cleaning, a message posted through the platform."""
+@asynccontextmanager
+async def bundled_model_for(platform: Platform, admin: Actor, guild_id: int) -> AsyncIterator[str]:
+    """`townsquare model serve` (the real bundled model) on a free port, its URL; meanwhile only
+    the society `guild_id` is awake: the earlier tests' societies would share the one model."""
     from .helpers import free_port
 
     port = free_port()
     model = subprocess.Popen([sys.executable, "-m", "townsquare.platform.cli", "model", "serve", "--port", str(port)],
                              env={**os.environ, "TOWNSQUARE_LOG_LEVEL": "WARNING"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    admin = await person(platform, is_admin=True)
-    guild_id, cast = await found(platform, admin)
-    worker = None
-    others: list[int] = []
+    me = await _auth(platform, admin)
+    others = [int(s["guild_id"]) for s in await agents.list_societies(platform, me) if int(s["guild_id"]) != guild_id and not s["paused"]]
     try:
         async def model_up() -> bool:
             try:
@@ -243,37 +242,44 @@ async def test_the_real_bundled_model_opens_a_quiet_channel(platform: Platform, 
                 return False
 
         await wait_for(model_up, timeout=60)
-        # A worker serves every society of the session's database: with the earlier tests' societies
-        # awake, their quiet channels would flood the one real model with openers. Only ours may speak.
-        me = await _auth(platform, admin)
-        others = [int(s["guild_id"]) for s in await agents.list_societies(platform, me)
-                  if int(s["guild_id"]) != guild_id and not s["paused"]]
         for other in others:
             await agents.do_set_society_paused(platform, me, other, True, "test: one society only")
-        worker = AgentWorker(worker_settings(settings, server, f"http://127.0.0.1:{port}", revive_idle_seconds=1.0), platform,
-                             name=name("w"))
-        await worker.start()
-
-        async def opened() -> Any:
-            turns = await agents.list_turns(platform, await _auth(platform, admin), agent_id=None, guild_id=guild_id, before=None,
-                                            limit=50)
-            return next((t for t in turns if t["trigger"] == "revive" and t["outcome"] == "posted"), None)
-
-        turn = await wait_for(opened, timeout=180, interval=0.5)
-        message = (await client.get(f"/api/v10/channels/{turn['channel_id']}/messages/{turn['message_id']}",
-                                    headers=admin.headers)).json()
-        text = message["content"]
-        assert len(text) >= 4 and "channel has been quiet" not in text.lower() and not text.lower().startswith("you are")
-        calls = await agents.list_llm_calls(platform, await _auth(platform, admin), agent_id=int(turn["agent_id"]), guild_id=None,
-                                            before=None, limit=20)
-        assert any(c["model"] == "smollm2:135m" and c["outcome"] == "ok" and c["completion_tokens"] > 0 for c in calls)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        if worker is not None:
-            await worker.stop()
         for other in others:
             await agents.do_set_society_paused(platform, me, other, False, None)
         model.terminate()
         model.wait(timeout=30)
+
+
+async def test_the_real_bundled_model_opens_a_quiet_channel(platform: Platform, settings: Settings, server: RunningServer,
+                                                            client: httpx.AsyncClient) -> None:
+    """The revival path end to end with the real model: `townsquare model serve`, the official
+    ollama client, the planner, the transcript prompt and the gate, a message posted through the platform."""
+    admin = await person(platform, is_admin=True)
+    guild_id, cast = await found(platform, admin)
+    worker = None
+    async with bundled_model_for(platform, admin, guild_id) as model_url:
+        try:
+            worker = AgentWorker(worker_settings(settings, server, model_url, revive_idle_seconds=1.0), platform, name=name("w"))
+            await worker.start()
+
+            async def opened() -> Any:
+                turns = await agents.list_turns(platform, await _auth(platform, admin), agent_id=None, guild_id=guild_id, before=None,
+                                                limit=50)
+                return next((t for t in turns if t["trigger"] == "revive" and t["outcome"] == "posted"), None)
+
+            turn = await wait_for(opened, timeout=180, interval=0.5)
+            message = (await client.get(f"/api/v10/channels/{turn['channel_id']}/messages/{turn['message_id']}",
+                                        headers=admin.headers)).json()
+            text = message["content"]
+            assert len(text) >= 4 and "channel has been quiet" not in text.lower() and not text.lower().startswith("you are")
+            calls = await agents.list_llm_calls(platform, await _auth(platform, admin), agent_id=int(turn["agent_id"]), guild_id=None,
+                                                before=None, limit=20)
+            assert any(c["model"] == "smollm2:135m" and c["outcome"] == "ok" and c["completion_tokens"] > 0 for c in calls)
+        finally:
+            if worker is not None:
+                await worker.stop()
 
 
 async def _true_when(value: bool) -> bool:
