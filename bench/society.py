@@ -294,6 +294,7 @@ class Sampler:
         self.wall: list[float] = [0.0, 0.0]
         self.busy: list[float] = [0.0, 0.0]
         self.snapshots: list[dict[str, float]] = []
+        self.timeline: list[tuple[float, int]] = []  # (monotonic, total RSS KiB): growth over long runs
 
     def sample(self) -> None:
         table = process_table()
@@ -310,6 +311,7 @@ class Sampler:
         self.max_total_rss = max(self.max_total_rss, total_rss)
         self.max_total_pss = max(self.max_total_pss, total_pss)
         self.last_total_rss = total_rss
+        self.timeline.append((time.monotonic(), total_rss))
         self.samples += 1
 
     def cpu(self) -> dict[str, float]:
@@ -335,6 +337,16 @@ class Sampler:
             except TimeoutError:
                 pass
 
+    def growth(self, span: float = 1800.0) -> dict[str, Any] | None:
+        """Mean stack RSS over the window's first and last `span` seconds (the long-run target)."""
+        inside = [(t, kib) for t, kib in self.timeline if self.wall[0] <= t <= (self.wall[1] or t)]
+        if not inside or inside[-1][0] - inside[0][0] < 2 * span:
+            return None
+        first = [kib for t, kib in inside if t - inside[0][0] <= span]
+        last = [kib for t, kib in inside if inside[-1][0] - t <= span]
+        a, b = sum(first) / len(first) / 1024, sum(last) / len(last) / 1024
+        return {"span_s": span, "first_mib": round(a, 1), "last_mib": round(b, 1), "growth": round((b - a) / a, 3)}
+
     def report(self) -> dict[str, Any]:
         mib = lambda kib: round(kib / 1024, 1)  # noqa: E731
         wall = max(self.wall[1] - self.wall[0], 1e-9)
@@ -350,6 +362,7 @@ class Sampler:
             "processes_max": dict(sorted(self.max_procs.items())),
             "total_rss_max_mib": mib(self.max_total_rss),
             "total_pss_max_mib": mib(self.max_total_pss),
+            "rss_growth": self.growth(),
             "sum_of_part_maxima_rss_mib": mib(sum(self.max_rss.values())),
             "samples": self.samples, "interval_s": self.interval,
             "cpu_cores": {"by_part": cores, "stack": stack_cores, "machine_busy": busy,
