@@ -9,8 +9,12 @@ import pytest
 from townsquare.agents.mind.relations import Bond
 from townsquare.agents.society.persona import Persona, Traits
 from townsquare.agents.turn.gate import GateContext, judge
+from townsquare.agents.brain.backends import GenOptions
+from townsquare.agents.brain.chain import Thought
 from townsquare.agents.turn.plan import (
     Heard,
+    best_known,
+    expert_for,
     keyphrase,
     object_phrase,
     plan_opener,
@@ -23,7 +27,8 @@ from townsquare.agents.turn.realise import (
     chat_prompt,
     transcript_prompt,
 )
-from townsquare.agents.turn.text import distinct_n, five_grams, similarity
+from townsquare.agents.turn.speak import speak
+from townsquare.agents.turn.text import distinct_n, five_grams, similarity, words
 from townsquare.platform.core.metrics import GATE_REASONS
 from townsquare.worker.runtime.pacing import (
     AGENT_DIRECT,
@@ -254,3 +259,70 @@ async def test_a_cancelled_waiter_does_not_leak_the_models_place() -> None:
     assert pace.busy == 0
     async with pace.turn(HUMAN_DIRECT, max_wait=0):
         assert pace.busy == 1
+
+
+INES = Persona(name="Ines Alvarez", bio="Market gardener with three allotments; sells at the Saturday stall.",
+               interests=["gardening", "tomatoes"],
+               knows=["Beer traps and a ring of grit keep slugs off lettuces.", "Tomatoes want deep watering twice a week."])
+
+
+def overlap(a: str, b: str) -> float:
+    """Word overlap: a stand-in for the embedding relevance where wording is chosen by the test."""
+    wa, wb = {w for w in words(a) if len(w) > 3}, {w for w in words(b) if len(w) > 3}
+    return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
+
+
+def test_what_a_persona_knows_answers_a_question_and_otherwise_who_would_know() -> None:
+    slugs = "@Ines Alvarez slugs ate my lettuces, what should I do?"
+    assert best_known(INES.knows, slugs, overlap, 0.1) == INES.knows[0]
+    assert best_known(INES.knows, "who built the old mill?", overlap, 0.1) is None
+    assert expert_for("what keeps slugs off my lettuces?", [MAREN, INES], overlap, 0.1) == "Ines Alvarez"
+    assert expert_for("who built the old mill?", [MAREN, INES], overlap, 0.1) is None
+
+    plan = plan_reply(INES, Heard("Sam Carter", slugs, human=True, to_me=True), seed=3, known=INES.knows[0])
+    assert plan.act == "answer" and plan.known and plan.lead == ""  # no stance forced on top of what it knows
+    assert "Beer traps" in plan.narration() and "Beer traps" not in plan.narration(with_known=False)
+    prompt = transcript_prompt(INES, plan, Scene("Ashford Green", "garden", None, (Line("Sam Carter", slugs),)))
+    assert "Beer traps" in prompt.text and "Beer traps" not in prompt.direction
+    # a line passing on what it knows is not a recital of the prompt
+    assert judge("Beer traps and a ring of grit keep slugs off lettuces, honestly.",
+                 ctx(own_name=INES.name, bio=INES.bio, prompt_texts=(INES.bio, prompt.direction), answering=slugs)).ok
+    lines = {line for seed in range(8) for line in
+             plan_reply(INES, Heard("Sam Carter", slugs, human=True, to_me=True), seed=seed, known=INES.knows[0]).fallbacks()[:1]}
+    assert len(lines) >= 3 and all("Beer traps and a ring of grit keep slugs off lettuces." in line for line in lines)
+
+    # nothing known: the honest answer names who would know, not a guess
+    mill = plan_reply(MAREN, Heard("Sam Carter", "@Maren Holt who built the old mill?", human=True, to_me=True), seed=4,
+                      expert="Tobias Reed")
+    assert mill.known is None and all("Tobias" in line for line in mill.fallbacks())
+    assert all(judge(line, ctx(answering=mill.heard.text)).ok for line in mill.fallbacks()[:5])  # type: ignore[union-attr]
+
+
+class ScriptedChain:
+    """The model's words chosen by the test; the gate (`accept`) runs on them as the real chain does."""
+
+    def __init__(self, *texts: str) -> None:
+        self.texts, self.calls = list(texts), 0
+
+    async def think(self, *, accept, **_: object) -> Thought:  # type: ignore[no-untyped-def]
+        text = self.texts[min(self.calls, len(self.texts) - 1)]
+        self.calls += 1
+        verdict = accept(text)
+        kept = getattr(verdict, "text", verdict)
+        return Thought(kept, "llm" if kept else "none", llm_ms=5)
+
+
+async def test_a_known_answer_beats_a_guess_but_not_an_answer_as_close() -> None:
+    slugs = "slugs ate my lettuces, what should I do?"
+    plan = plan_reply(INES, Heard("Sam Carter", slugs, human=True, to_me=True), seed=3, known=INES.knows[0])
+    scene = Scene("Ashford Green", "garden", None, (Line("Sam Carter", slugs),))
+    gate = ctx(own_name=INES.name, bio=INES.bio, prompt_texts=(INES.bio,), answering=slugs, members=["Sam Carter"])
+
+    async def say(*texts: str):  # type: ignore[no-untyped-def]
+        return await speak(ScriptedChain(*texts), agent_id=1, guild_id=1, persona=INES, plan=plan, scene=scene, gate=gate,
+                           options=GenOptions(max_tokens=40), candidates=2, relevance=overlap, known_floor=0.3)
+
+    guess = await say("I think the rain will come on Sunday, so what should we bake.")
+    assert guess.source == "plan" and "Beer traps" in (guess.text or "")
+    own = await say("Put beer traps out tonight and a ring of grit round the lettuces; slugs hate it.")
+    assert own.source == "llm" and own.text and own.text.startswith("Put beer traps")

@@ -67,6 +67,10 @@ class Persona(BaseModel):
     model: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = "default"
     rhythm: Rhythm = Rhythm()
     home_channels: Annotated[list[ChannelName], Field(max_length=20)] = []  # where it mostly hangs out; empty: all
+    # What this person knows from life and work, one plain statement each ("Beer traps keep slugs off
+    # lettuces."): the planner answers questions from it instead of letting a small model invent.
+    knows: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=240)]],
+                     Field(max_length=60)] = []
 
     @property
     def username(self) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..mind.relations import Bond
@@ -54,6 +55,8 @@ class Plan:
     seed: int = 0
     interest: str | None = None  # the speaker's own main interest (its fallback lines say where it knows more)
     lead: str = ""  # the first words of the line, chosen with the act ("No,", "I agree,"): the model goes on from them
+    known: str | None = None  # what the speaker knows that answers the question (its persona's `knows`)
+    expert: str | None = None  # a member who would know better, when the speaker knows nothing that fits
 
     @property
     def first(self) -> str:
@@ -68,6 +71,8 @@ class Plan:
         who = self.to_first or "them"
         content = _clip(self.content, 140)
         hint = f" You could mention: {_clip(self.hint, 110)}." if self.hint else ""
+        if self.known:
+            hint = f" What you know: {_clip(self.known, 200)}."
         return {
             "answer": f"Answer {who}'s question directly: \"{content}\". Give one concrete, practical answer from your own experience.{hint}",
             "ask": f"Ask {who} one short, friendly question about {content}.",
@@ -82,10 +87,14 @@ class Plan:
             "open": f"Start a conversation about this: {content}. Ask the others what they think.{hint}",
         }.get(self.act, f"Say something short about {content}.")
 
-    def narration(self) -> str:
-        """The act as a stage direction in the third person (for a transcript prompt)."""
+    def narration(self, *, with_known: bool = True) -> str:
+        """The act as a stage direction in the third person (for a transcript prompt). With the
+        known answer in it the model mostly passes it on; without it (`with_known=False`) it is
+        what a line reciting the prompt would repeat."""
         who = self.to_first or "the others"
         content = _clip(self.content, 120)
+        if self.act == "answer" and self.known and with_known:
+            return f"{self.first} answers {who}'s question ({content}) with what {self.first} knows: {_clip(self.known, 200)}"
         return {
             "answer": f"{self.first} answers {who}'s question ({content}) in a sentence, from experience.",
             "ask": f"{self.first} asks {who} about {content}.",
@@ -106,13 +115,22 @@ class Plan:
         who = self.to_first or "everyone"
         thing = object_phrase(self.content)
         about = f" about {thing}" if thing else ""
-        if self.act == "answer":  # composed, so that two agents' fallbacks rarely read alike
+        if self.act == "answer" and self.known:  # what the speaker knows, framed in its own words
+            openers = [f"Good question, {who}.", f"Ah, {who}.", f"From what I know, {who}:", f"{who}, here's what I know.", ""]
+            closers = ["Worked for me.", "Hope that helps.", "That's what I'd do, anyway.", "Let me know how it goes.", ""]
+            known = sentence(self.known)
+            options = [" ".join(filter(None, [o, known, c])) for o in openers for c in closers]
+        elif self.act == "answer":  # composed, so that two agents' fallbacks rarely read alike
             openers = [f"Good question, {who}.", f"Hm, {who}.", f"Ah, {who}.", f"Honestly, {who}?", f"Let me think, {who}."]
             bodies = [f"I don't know much{about}.", f"I'm honestly not sure{about}.", f"I couldn't tell you for certain{about}.",
                       "That's a bit outside what I know.", "I've never had to deal with that myself."]
             closers = ["Someone here will know better than me.", "Has anyone else here dealt with it?", "What have you tried so far?",
                        "I'll ask around and let you know.", "If I hear anything useful I'll pass it on."]
-            if self.interest:
+            if self.expert:  # an honest "I don't know" that still helps: who would
+                expert = self.expert.split()[0]
+                closers = [f"{expert} would know better than me.", f"Ask {expert}, that's more {expert}'s line.",
+                           f"{expert} is the one to ask about that."]
+            elif self.interest:
                 closers.append(f"My own corner is {self.interest}, really.")
             options = [f"{o} {b} {c}" for o in openers for b in bodies for c in closers]
         else:
@@ -143,6 +161,34 @@ def object_phrase(text: str) -> str | None:
         phrase = phrase[:-1]
     det = {"my": "your", "your": "my", "our": "our", "a": "the", "an": "the", "this": "that"}.get(found.group(1).lower(), found.group(1).lower())
     return f"{det} {' '.join(phrase)}"
+
+
+def sentence(text: str) -> str:
+    """A statement as a sentence of its own: capitalised, ending with its punctuation."""
+    text = " ".join(text.split()).rstrip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+def best_known(knows: list[str], text: str, relevance: Callable[[str, str], float], floor: float) -> str | None:
+    """Of what a persona knows, the statement that best fits `text`, if it fits well enough."""
+    scored = [(relevance(k, text), k) for k in knows]
+    best = max(scored, default=None, key=lambda s: s[0])
+    return best[1] if best is not None and best[0] >= floor else None
+
+
+def expert_for(question: str, others: Iterable[Persona], relevance: Callable[[str, str], float], floor: float) -> str | None:
+    """The name of the member, among `others`, who knows something that best answers `question`."""
+    best: tuple[float, str] | None = None
+    for other in others:
+        known = best_known(other.knows, question, relevance, floor)
+        if known is not None:
+            score = relevance(known, question)
+            if best is None or score > best[0]:
+                best = (score, other.name)
+    return best[1] if best else None
 
 
 def _clip(text: str, limit: int) -> str:
@@ -187,12 +233,14 @@ def _memory_hint(memories: list[str], text: str) -> str | None:
 
 
 def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm", bond: Bond | None = None,
-               memories: list[str] | None = None, interests_match: float = 0.0) -> Plan:
-    """The act and content of a turn that answers `heard`."""
+               memories: list[str] | None = None, interests_match: float = 0.0, known: str | None = None,
+               expert: str | None = None) -> Plan:
+    """The act and content of a turn that answers `heard`. `known` is what the speaker knows that
+    fits it (`best_known`); `expert`, a member who would know when the speaker does not."""
     rng = random.Random(seed)
     text = " ".join(heard.text.split())
     memory = _memory_hint(memories or [], text)
-    hint = memory or _interest_hint(persona, text)
+    hint = memory or known or _interest_hint(persona, text)
     base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human,
                 interest=persona.interests[0] if persona.interests else None)
     if _THANKS.search(text) and heard.to_me:
@@ -200,7 +248,8 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     if _GREETING.match(text) and len(words(text)) <= 8 and not is_question(text.split(",", 1)[-1] if "," in text else ""):
         return Plan("greet", content=text, lead=lead_for("greet", text, heard.author, rng), **base)  # type: ignore[arg-type]
     if is_question(text):
-        return Plan("answer", content=text, hint=hint, lead=lead_for("answer", text, heard.author, rng), **base)  # type: ignore[arg-type]
+        return Plan("answer", content=text, hint=hint, lead="" if known else lead_for("answer", text, heard.author, rng),  # type: ignore[arg-type]
+                    known=known, expert=None if known else expert, **base)
     traits = persona.traits
     affinity = bond.affinity if bond else 0.0
     weights = {

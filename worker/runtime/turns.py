@@ -25,6 +25,9 @@ from ...agents.turn.gate import GateContext
 from ...agents.turn.plan import (
     Heard,
     Plan,
+    best_known,
+    expert_for,
+    is_question,
     plan_invite,
     plan_opener,
     plan_reach,
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("townsquare.worker")
 
 FAILED = ("timeout", "error", "unreachable")
+EXPERTS_CONSIDERED = 20  # members whose knowledge a question nobody here can answer is matched against
 
 
 def display_name(message: dict[str, Any]) -> str:
@@ -160,8 +164,20 @@ class TurnTaking:
                                self.state.topics.get(agent.guild_id, []), memories=recall.lines)
         bond = self.state.relations.get(agent.id, self.member_ids[agent.guild_id].get(heard.author, 0))
         match = self.policy.relevance(agent, heard.text) if self.policy.relevance else 0.0
+        known = expert = None
+        if is_question(heard.text):
+            known = best_known(persona.knows, heard.text, self.text_relevance, self.settings.known_relevance_floor)
+            if known is None and heard.human and heard.to_me:
+                expert = self._expert(agent, channel, heard.text)
         return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=recall.lines,
-                          interests_match=match)
+                          interests_match=match, known=known, expert=expert)
+
+    def _expert(self: AgentWorker, agent: AgentInfo, channel: ChannelState, question: str) -> str | None:
+        """Who in this channel's crowd would know (bounded: a thousand-agent society is not scanned per question)."""
+        near = [a for a in self.state.agents.values() if a.guild_id == agent.guild_id and a.id != agent.id and a.persona.knows
+                and (not a.persona.home_channels or channel.name in a.persona.home_channels)]
+        others = [a.persona for a in sorted(near, key=lambda a: a.id)[:EXPERTS_CONSIDERED]]
+        return expert_for(question, others, self.text_relevance, self.settings.known_relevance_floor)
 
     async def _turn(self: AgentWorker, agent: AgentInfo, channel: ChannelState,
                     decision: Decision) -> tuple[str, int | None, int, str | None]:
@@ -218,7 +234,8 @@ class TurnTaking:
                                      scene=scene, gate=gate, options=options, form=self.settings.reply_form,
                                      candidates=self.settings.reply_candidates, relevance=self.text_relevance,
                                      cache_key=heard.text if heard is not None and decision.direct else None,
-                                     task="reply" if heard is not None else "revive")
+                                     task="reply" if heard is not None else "revive",
+                                     known_floor=self.settings.known_relevance_floor)
         except Deferred as exc:
             return "deferred", None, 0, f"the model was busy: {exc}"
         if spoken.unavailable:
