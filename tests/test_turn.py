@@ -36,6 +36,7 @@ from townsquare.worker.runtime.pacing import (
     HUMAN_DIRECT,
     Deferred,
     ModelPace,
+    candidates_for,
 )
 
 MAREN = Persona(name="Maren Holt", bio="Runs the bakery on the corner of the square. Generous, blunt, up before dawn.",
@@ -326,3 +327,10 @@ async def test_a_known_answer_beats_a_guess_but_not_an_answer_as_close() -> None
     assert guess.source == "plan" and "Beer traps" in (guess.text or "")
     own = await say("Put beer traps out tonight and a ring of grit round the lettuces; slugs hate it.")
     assert own.source == "llm" and own.text and own.text.startswith("Put beer traps")
+
+
+def test_a_turn_asks_one_line_while_others_wait_unless_a_person_asked() -> None:
+    assert candidates_for(2, waiting=0, must_post=False) == 2
+    assert candidates_for(2, waiting=3, must_post=False) == 1
+    assert candidates_for(2, waiting=3, must_post=True) == 2
+    assert candidates_for(1, waiting=0, must_post=False) == 1

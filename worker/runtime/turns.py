@@ -38,7 +38,7 @@ from ...agents.turn.speak import Spoken, speak
 from ...platform.actions import agents as registry
 from ...platform.actions import dashboard as live
 from .api import PlatformRefused
-from .pacing import AGENT_DIRECT, CONVERSATION, HUMAN_DIRECT, INITIATIVE, Deferred
+from .pacing import AGENT_DIRECT, CONVERSATION, HUMAN_DIRECT, INITIATIVE, Deferred, candidates_for
 
 if TYPE_CHECKING:
     from .worker import AgentWorker
@@ -232,7 +232,8 @@ class TurnTaking:
                                            channel.id)
                 spoken = await speak(self.chain, agent_id=agent.id, guild_id=agent.guild_id, persona=persona, plan=plan,
                                      scene=scene, gate=gate, options=options, form=self.settings.reply_form,
-                                     candidates=self.settings.reply_candidates, relevance=self.text_relevance,
+                                     candidates=candidates_for(self.settings.reply_candidates, self.pace.waiting, plan.must_post),
+                                     relevance=self.text_relevance,
                                      cache_key=heard.text if heard is not None and decision.direct else None,
                                      task="reply" if heard is not None else "revive",
                                      known_floor=self.settings.known_relevance_floor)
