@@ -129,7 +129,7 @@ def start_model_server(model_arg: str, threads: int) -> tuple[subprocess.Popen[b
 class Bench:
     def __init__(self, chain: FallbackChain, relevance, form: str, candidates: int, floor: float) -> None:  # type: ignore[no-untyped-def]
         self.chain, self.relevance, self.form, self.candidates, self.floor = chain, relevance, form, candidates, floor
-        self.knows, self.known_floor = True, 0.4
+        self.knows, self.known_floor = True, 0.5
         self.run = Run()
         self.recent_own: dict[str, list[str]] = {}
 

@@ -334,3 +334,18 @@ def test_a_turn_asks_one_line_while_others_wait_unless_a_person_asked() -> None:
     assert candidates_for(2, waiting=3, must_post=False) == 1
     assert candidates_for(2, waiting=3, must_post=True) == 2
     assert candidates_for(1, waiting=0, must_post=False) == 1
+
+
+async def test_a_question_nobody_here_knows_is_not_guessed_at_but_sent_to_who_knows() -> None:
+    mill = "who built the old mill?"
+    plan = plan_reply(MAREN, Heard("Sam Carter", mill, human=True, to_me=True), seed=4, expert="Tobias Reed")
+    assert "Tobias would" in plan.narration()
+    scene = Scene("Ashford Green", "general", None, (Line("Sam Carter", mill),))
+    gate = ctx(answering=mill)
+    guess = await speak(ScriptedChain("I think the old mill was built by the council in the old days."), agent_id=1, guild_id=1,
+                        persona=MAREN, plan=plan, scene=scene, gate=gate, options=GenOptions(max_tokens=40), relevance=overlap)
+    assert guess.source == "plan" and "Tobias" in (guess.text or "") and "council" not in (guess.text or "")
+    pointed = await speak(ScriptedChain("No idea about the old mill, Sam, but Tobias keeps all the old records."), agent_id=1,
+                          guild_id=1, persona=MAREN, plan=plan, scene=scene, gate=gate, options=GenOptions(max_tokens=40),
+                          relevance=overlap)
+    assert pointed.source == "llm" and "Tobias keeps" in (pointed.text or "")

@@ -95,6 +95,8 @@ class Plan:
         content = _clip(self.content, 120)
         if self.act == "answer" and self.known and with_known:
             return f"{self.first} answers {who}'s question ({content}) with what {self.first} knows: {_clip(self.known, 200)}"
+        if self.act == "answer" and self.expert:
+            return f"{self.first} does not know ({content}) and tells {who} that {self.expert.split()[0]} would."
         return {
             "answer": f"{self.first} answers {who}'s question ({content}) in a sentence, from experience.",
             "ask": f"{self.first} asks {who} about {content}.",
@@ -172,8 +174,19 @@ def sentence(text: str) -> str:
     return text if text[-1] in ".!?" else text + "."
 
 
+_ASKS_WHEN = re.compile(r"(?i)\b(?:when|what time|how (?:early|late|often|long|soon)|which day|what day)\b")
+_SAYS_WHEN = re.compile(r"(?i)\d|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekends?|weekdays?|"
+                        r"january|february|march|april|may|june|july|august|september|october|november|december|spring|"
+                        r"summer|autumn|winter|morning|afternoon|evening|night|noon|midnight|dawn|dusk|daily|weekly|monthly|"
+                        r"hours?|days?|weeks?|months?|years?|every|after|before|until|once|twice|early|late|first|last|frost)\b")
+
+
 def best_known(knows: list[str], text: str, relevance: Callable[[str, str], float], floor: float) -> str | None:
-    """Of what a persona knows, the statement that best fits `text`, if it fits well enough."""
+    """Of what a persona knows, the statement that best fits `text`, if it fits well enough. A
+    question about when is answered only by a statement that says when (sentence embeddings
+    match the subject, "bread", not the kind of answer asked for)."""
+    if _ASKS_WHEN.search(text):
+        knows = [k for k in knows if _SAYS_WHEN.search(k)]
     scored = [(relevance(k, text), k) for k in knows]
     best = max(scored, default=None, key=lambda s: s[0])
     return best[1] if best is not None and best[0] >= floor else None
