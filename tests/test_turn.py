@@ -349,3 +349,11 @@ async def test_a_question_nobody_here_knows_is_not_guessed_at_but_sent_to_who_kn
                           guild_id=1, persona=MAREN, plan=plan, scene=scene, gate=gate, options=GenOptions(max_tokens=40),
                           relevance=overlap)
     assert pointed.source == "llm" and "Tobias keeps" in (pointed.text or "")
+
+
+def test_a_thread_is_named_after_what_its_first_message_is_about() -> None:
+    from townsquare.worker.runtime.turns import thread_name
+
+    assert thread_name("Tobias, what do you think of the best museum?") == "Best museum"
+    assert thread_name("Maren, do you know what the local history of Ashford Green is?") == "Local history"
+    assert thread_name("ok") == "A longer talk"

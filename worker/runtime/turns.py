@@ -28,6 +28,8 @@ from ...agents.turn.plan import (
     best_known,
     expert_for,
     is_question,
+    keyphrase,
+    object_phrase,
     plan_invite,
     plan_opener,
     plan_reach,
@@ -70,6 +72,13 @@ def plain(message: dict[str, Any]) -> str:
     """Content without its mentions: what the planner and the gate read ("<@1> is it open?" ->
     "is it open?"); the transcript shows the mentions as @names (`readable`)."""
     return " ".join(_MENTION.sub(" ", message.get("content") or "").split())
+
+
+def thread_name(starter: str) -> str:
+    """A thread's name: what its first message is about ("the best museum"), not its first words
+    ("Tobias, what do you think of")."""
+    about = (object_phrase(starter) or "").split(" ", 1)[-1] or keyphrase(starter, 4)  # "the best museum" -> "best museum"
+    return (about[:1].upper() + about[1:])[:90] if about else "A longer talk"
 
 
 def _author_id(message: dict[str, Any]) -> int | None:
@@ -263,7 +272,8 @@ class TurnTaking:
         reply_to = decision.reply_to_message if decision.trigger in ("mention", "reply", "roll") else None
         if decision.in_thread and reply_to is not None:
             # the back-and-forth moves into a thread opened from the message being answered
-            thread = await self.api.start_thread(token, channel.id, reply_to, self._thread_name(lines))
+            starter = next((m for m in history if m.get("id") == str(reply_to)), None)
+            thread = await self.api.start_thread(token, channel.id, reply_to, thread_name(plain(starter) if starter else ""))
             target_channel, reply_to = int(thread["id"]), None
             author = self._author_of(history, decision.reply_to_message)
             if author is not None:
@@ -281,11 +291,6 @@ class TurnTaking:
     def _author_of(history: list[dict[str, Any]], message_id: int | None) -> int | None:
         found = next((m for m in history if m.get("id") == str(message_id)), None)
         return int(found["author"]["id"]) if found and found.get("author") else None
-
-    @staticmethod
-    def _thread_name(lines: tuple[Line, ...]) -> str:
-        words = " ".join(line.content for line in lines[-2:]).split()
-        return (" ".join(words[:6]) or "a longer talk")[:90]
 
     async def _rest(self: AgentWorker, agent: AgentInfo) -> None:
         """Every backend is down: the agent rests (silent, shown as resting) until the breakers retry."""
