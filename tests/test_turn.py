@@ -357,3 +357,12 @@ def test_a_thread_is_named_after_what_its_first_message_is_about() -> None:
     assert thread_name("Tobias, what do you think of the best museum?") == "Best museum"
     assert thread_name("Maren, do you know what the local history of Ashford Green is?") == "Local history"
     assert thread_name("ok") == "A longer talk"
+
+
+def test_a_known_answer_is_framed_as_advice_only_when_advice_was_asked() -> None:
+    bells = plan_reply(TOBIAS, Heard("Sam Carter", "why is the church bell cracked?", human=True, to_me=True), seed=1,
+                       known="The church bells were recast in 1921 after the tenor bell cracked in a frost.")
+    assert not any(c in line for line in bells.fallbacks() for c in ("Worked for me", "what I'd do", "how it goes"))
+    slugs = plan_reply(INES, Heard("Sam Carter", "any tips for slugs on my lettuces?", human=True, to_me=True), seed=1,
+                       known=INES.knows[0])
+    assert any("Worked for me" in line for line in slugs.fallbacks())

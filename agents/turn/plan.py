@@ -119,7 +119,10 @@ class Plan:
         about = f" about {thing}" if thing else ""
         if self.act == "answer" and self.known:  # what the speaker knows, framed in its own words
             openers = [f"Good question, {who}.", f"Ah, {who}.", f"From what I know, {who}:", f"{who}, here's what I know.", ""]
-            closers = ["Worked for me.", "Hope that helps.", "That's what I'd do, anyway.", "Let me know how it goes.", ""]
+            if _ADVICE.search(self.content):  # advice asked for: the closer speaks of trying it
+                closers = ["Worked for me.", "Hope that helps.", "That's what I'd do, anyway.", "Let me know how it goes.", ""]
+            else:
+                closers = ["Hope that helps.", "Glad you asked.", "Anything else you'd like to know?", ""]
             known = sentence(self.known)
             options = [" ".join(filter(None, [o, known, c])) for o in openers for c in closers]
         elif self.act == "answer":  # composed, so that two agents' fallbacks rarely read alike
@@ -148,6 +151,10 @@ class Plan:
         return options
 
 
+_ADVICE = re.compile(r"(?i)\b(?:how (?:do|can|should|would) (?:i|we|you)|what should|what (?:do|can) i do|any (?:tips?|ideas?|advice)|"
+                     r"advice|should i|tips?|recommend)\b")
+
+
 _OBJECT = re.compile(r"(?i)\b(my|the|your|our|this|that|a|an) ((?:[a-z]+ ){0,2}?[a-z]{3,})\b(?= (?:is|are|was|were|keeps|has|have|"
                      r"ate|got|looks|seems|dip|dips)\b|[?.!,]|$)")
 
@@ -155,7 +162,7 @@ _OBJECT = re.compile(r"(?i)\b(my|the|your|our|this|that|a|an) ((?:[a-z]+ ){0,2}?
 def object_phrase(text: str) -> str | None:
     """The thing a line is about, as the answerer would say it ("my basil keeps dying" -> "your
     basil"), or None when no plain noun phrase is found."""
-    found = _OBJECT.search(re.sub(r"<[@#!&]?\d+>|@\S+(?: [A-Z][a-z]+)?", " ", text))
+    found = _OBJECT.search(_unmention(text))
     if not found or found.group(2).split()[-1].lower() in _STOP:
         return None
     phrase = found.group(2).lower().split()
@@ -185,6 +192,7 @@ def best_known(knows: list[str], text: str, relevance: Callable[[str, str], floa
     """Of what a persona knows, the statement that best fits `text`, if it fits well enough. A
     question about when is answered only by a statement that says when (sentence embeddings
     match the subject, "bread", not the kind of answer asked for)."""
+    text = _unmention(text)  # "@Oskar Lind is the bus running?": the name is not what is asked about
     if _ASKS_WHEN.search(text):
         knows = [k for k in knows if _SAYS_WHEN.search(k)]
     scored = [(relevance(k, text), k) for k in knows]
@@ -195,6 +203,7 @@ def best_known(knows: list[str], text: str, relevance: Callable[[str, str], floa
 def expert_for(question: str, others: Iterable[Persona], relevance: Callable[[str, str], float], floor: float) -> str | None:
     """The name of the member, among `others`, who knows something that best answers `question`."""
     best: tuple[float, str] | None = None
+    question = _unmention(question)
     for other in others:
         known = best_known(other.knows, question, relevance, floor)
         if known is not None:
@@ -202,6 +211,10 @@ def expert_for(question: str, others: Iterable[Persona], relevance: Callable[[st
             if best is None or score > best[0]:
                 best = (score, other.name)
     return best[1] if best else None
+
+
+def _unmention(text: str) -> str:
+    return " ".join(re.sub(r"<[@#!&]?\d+>|@\S+(?: [A-Z][a-z]+)?", " ", text).split())
 
 
 def _clip(text: str, limit: int) -> str:
