@@ -2,10 +2,11 @@
 
 A message is remembered once per society: its vector in the society's Chroma collection
 (store.py), its record in `memory_messages`. Who witnessed it is not a row per witness: the
-agents other than the author who saw it form an *audience*, and a channel's messages share one
-audience until its followers change (a join, a new agent), so `memory_audiences` grows with
-changes of membership, not with messages. An agent could have seen a message when it wrote it
-or belongs to its audience; nothing else of the society's store is ever shown to it.
+agents who saw it (the author too, when it is an agent) form an *audience*, and a channel's
+messages share one audience until its followers change (a join, a new agent), so
+`memory_audiences` grows with changes of membership, not with messages. An agent could have
+seen a message when it belongs to its audience or wrote it; nothing else of the society's store
+is ever shown to it.
 
 Rows per agent exist only where something is that agent's own: `memory_marks` (its importance
 of a message when it differs from an onlooker's - it was addressed, it wrote it, the LLM rated
@@ -69,6 +70,8 @@ _FACT_COLS = """id, fact_key, subject, subject_id, predicate, object, confidence
   uses, rated, source"""
 # could `:a` have seen `m`: it wrote it, or it belongs to its audience
 _VISIBLE = "(m.author_id = :a OR m.audience_id IN (SELECT audience_id FROM memory_audiences WHERE agent_id = :a))"
+# an author's own message counted once: it is usually in the audience too
+_NOT_IN_AUDIENCE = "NOT EXISTS (SELECT 1 FROM memory_audiences x WHERE x.agent_id = :a AND x.audience_id = m.audience_id)"
 
 
 class Ledger:
@@ -261,7 +264,8 @@ class Ledger:
                 rows = (await conn.execute(text(
                     f"SELECT {_MSG_COLS} FROM (SELECT p.* FROM memory_audiences a CROSS JOIN LATERAL (SELECT m.* FROM memory_messages m "
                     f"WHERE m.audience_id = a.audience_id AND {window} ORDER BY m.created_at DESC LIMIT :lim) p WHERE a.agent_id = :a "
-                    f"UNION ALL (SELECT m.* FROM memory_messages m WHERE m.author_id = :a AND {window} ORDER BY m.created_at DESC LIMIT :lim)) m "
+                    f"UNION ALL (SELECT m.* FROM memory_messages m WHERE m.author_id = :a AND {window} AND {_NOT_IN_AUDIENCE} "
+                    "ORDER BY m.created_at DESC LIMIT :lim)) m "
                     "LEFT JOIN memory_marks k ON k.agent_id = :a AND k.message_id = m.message_id ORDER BY m.created_at DESC LIMIT :lim"),
                     params)).all()
                 out += [observation(agent_id, r) for r in rows]
@@ -284,8 +288,9 @@ class Ledger:
                  per_audience AS (SELECT m.audience_id, count(*) AS n FROM memory_messages m
                                   WHERE m.audience_id IN (SELECT audience_id FROM mine) GROUP BY m.audience_id),
                  seen AS (SELECT mine.agent_id, sum(p.n) AS n FROM mine JOIN per_audience p USING (audience_id) GROUP BY mine.agent_id),
-                 authored AS (SELECT author_id AS agent_id, count(*) AS n FROM memory_messages
-                              WHERE author_id IN (SELECT agent_id FROM ids) GROUP BY author_id),
+                 authored AS (SELECT author_id AS agent_id, count(*) AS n FROM memory_messages m
+                              WHERE author_id IN (SELECT agent_id FROM ids) AND NOT EXISTS (SELECT 1 FROM memory_audiences a
+                              WHERE a.agent_id = m.author_id AND a.audience_id = m.audience_id) GROUP BY author_id),
                  forgot AS (SELECT agent_id, count(*) AS n FROM memory_marks WHERE agent_id IN (SELECT agent_id FROM ids) AND forgotten
                             GROUP BY agent_id),
                  facts AS (SELECT agent_id, count(*) AS n FROM memory_facts WHERE agent_id IN (SELECT agent_id FROM ids) GROUP BY agent_id)

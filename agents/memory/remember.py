@@ -164,7 +164,9 @@ class Memories:
                    "author_id": seen.author_id, "author_name": seen.author_name[:100], "reply_to": seen.reply_to,
                    "reply_to_name": (names.get(seen.reply_to) or None) if seen.reply_to else None, "mentions": mentions,
                    "content": seen.content, "created_at": float(seen.at), "importance": base}
-        audience = sorted(set(witnesses) - {seen.author_id})
+        # everyone who saw it, the author too: a channel's messages then share one audience, whoever
+        # writes them (without the author, each author would make a new one)
+        audience = sorted(set(witnesses))
         # the vector first: a record whose vector is missing could never be recalled, a vector
         # without a record is never shown (and the retried event writes both)
         meta = {"kind": Kind.OBSERVATION.value, "channel_id": str(seen.channel_id), "author_id": str(seen.author_id),
@@ -392,7 +394,8 @@ def open_memories(settings: Any, engine: Any = None) -> Memories:
         if not settings.database_url:
             raise MemoryUnavailable("the memory needs PostgreSQL: DATABASE_URL is not set")
         from ...platform.db.engine import make_engine
+        from ...platform.services.embedded import to_asyncpg_url
 
-        return make_engine(settings.database_url, schema=settings.database_schema, pool_size=2)
+        return make_engine(to_asyncpg_url(settings.database_url), schema=settings.database_schema, pool_size=2)
 
     return Memories(store, engine_factory=own_engine)
