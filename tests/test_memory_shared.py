@@ -244,8 +244,8 @@ async def test_counts_of_many_agents_in_one_query(memories: Memories, society: S
     one_by_one = {a: await memories.count(a) for a in agents}
     assert one_by_one == {agents[0]: 2, agents[1]: 2, agents[2]: 4, agents[3]: 4, agents[4]: 4, agents[5]: 1}
     counted: list[int] = []
-    count = memories.store.count
-    memories.store.count = lambda agent_id: counted.append(agent_id) or count(agent_id)  # type: ignore[method-assign]
+    count = memories.store.count_own
+    memories.store.count_own = lambda agent_id: counted.append(agent_id) or count(agent_id)  # type: ignore[method-assign]
     assert await memories.count_many(agents) == one_by_one
     assert counted == []  # every own collection's size is known: no store call per agent
     unknown = society.ids(1)[0]  # an agent whose own collection was never measured (an old store): asked once

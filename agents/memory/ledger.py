@@ -221,6 +221,11 @@ class Ledger:
                 self._guilds[agent_id] = found
         return found
 
+    async def own_count(self, agent_id: int) -> int | None:
+        """The agent's own collection's size as last measured (None: never measured)."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(text("SELECT count FROM memory_own_counts WHERE agent_id = :a"), {"a": agent_id})).scalar()
+
     async def audiences(self, agent_id: int) -> list[int]:
         async with self.engine.connect() as conn:
             return list((await conn.execute(text("SELECT audience_id FROM memory_audiences WHERE agent_id = :a"), {"a": agent_id})).scalars())

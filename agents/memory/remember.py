@@ -206,7 +206,7 @@ class Memories:
     async def _own_changed(self, agent_ids: Iterable[int]) -> None:
         """The own collections' sizes as the ledger keeps them (counts of many agents in one query)."""
         ids = list(dict.fromkeys(agent_ids))
-        counts = {a: await self._run(self.store.count, a) for a in ids}
+        counts = {a: await self._run(self.store.count_own, a) for a in ids}
         await self.ledger.set_own_count(counts)
 
     async def add(self, memory: Memory) -> Memory:
@@ -274,9 +274,14 @@ class Memories:
                          about: int | None = None) -> list[tuple[Memory, float]]:
         """The agent's own memories and what it witnessed, the `n` most similar of each."""
         vector = await self._run(self.store.embedder.embed_one, query) if isinstance(query, str) else np.asarray(query, dtype=np.float32)
-        own, shared = await asyncio.gather(self._run(self.store.candidates, agent_id, vector, n, kinds=kinds, about=about),
-                                           self._shared(agent_id, vector, n, kinds=kinds, about=about))
-        return [*own, *shared]
+
+        async def own() -> list[tuple[Memory, float]]:
+            if await self.ledger.own_count(agent_id) == 0:
+                return []  # most agents never write a memory of their own: no Chroma call for them
+            return await self._run(self.store.candidates, agent_id, vector, n, kinds=kinds, about=about)
+
+        mine, shared = await asyncio.gather(own(), self._shared(agent_id, vector, n, kinds=kinds, about=about))
+        return [*mine, *shared]
 
     async def recall(self, agent_id: int, topic: str, people: Mapping[int, str], *, now: float | None = None, k: int = 4,
                      per_person: int = 2) -> Recall:
@@ -359,7 +364,7 @@ class Memories:
         return shared + own
 
     async def count(self, agent_id: int) -> int:
-        own = await self._run(self.store.count, agent_id)
+        own = await self._run(self.store.count_own, agent_id)
         await self.ledger.set_own_count({agent_id: own})
         shared, _ = (await self.ledger.count_many([agent_id]))[agent_id]
         return own + shared
@@ -370,7 +375,7 @@ class Memories:
         ids = list(dict.fromkeys(agent_ids))
         counted = await self.ledger.count_many(ids)
         unknown = [a for a in ids if counted[a][1] is None]
-        measured = {a: await self._run(self.store.count, a) for a in unknown}
+        measured = {a: await self._run(self.store.count_own, a) for a in unknown}
         await self.ledger.set_own_count(measured)
         return {a: counted[a][0] + (counted[a][1] if counted[a][1] is not None else measured[a]) for a in ids}
 

@@ -212,6 +212,23 @@ class MemoryStore:
     def count(self, agent_id: int) -> int:
         return int(self._collection(agent_id).count())
 
+    def count_own(self, agent_id: int) -> int:
+        """Like `count`, without making an empty collection for an agent that has none (most
+        agents of a large society never write a memory of their own)."""
+        if agent_id in self._collections:
+            return self.count(agent_id)
+        try:
+            found = self.client.get_collection(name=f"agent-{agent_id}", embedding_function=None)
+        except Exception as exc:  # noqa: BLE001 - chromadb says "missing" in several ways
+            from chromadb.errors import NotFoundError
+
+            if isinstance(exc, (NotFoundError, ValueError)):
+                return 0
+            raise
+        with self._lock:
+            self._collections.setdefault(agent_id, found)
+        return int(found.count())
+
     def get(self, agent_id: int, ids: Sequence[str]) -> list[Memory]:
         if not ids:
             return []
