@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from townsquare.agents.memory import remember
 from townsquare.agents.memory.model import Kind, Memory, memory_id
 from townsquare.agents.memory.remember import Memories, Seen, open_memories
 from townsquare.agents.memory.store import society_collection
@@ -128,7 +129,8 @@ async def test_a_message_witnessed_by_many_is_embedded_and_stored_once(memories:
     assert await memories.count(crowd[7]) == 2
 
 
-async def test_an_agent_never_recalls_what_it_could_not_see(memories: Memories, society: Society) -> None:
+async def test_an_agent_never_recalls_what_it_could_not_see(memories: Memories, society: Society,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     ana, ben, cy, dee, eve = society.ids(5)
     names = {ana: "Ana", ben: "Ben", cy: "Cy", dee: "Dee", eve: "Eve"}
     await society.say(ana, "The harbour festival has fireworks at midnight", [ben], channel="harbour", channel_id=11, names=names)
@@ -145,16 +147,23 @@ async def test_an_agent_never_recalls_what_it_could_not_see(memories: Memories, 
     dm = (await memories.recent(dee, 1))[0]
     assert dm.text == "Cy wrote to me privately: The harbour festival fireworks are cancelled, it's a secret"
     # an agent who saw one message of a large society still finds it: the nearest 80 are all
-    # others' (the unfiltered read finds nothing of its own), so the search filtered to its
-    # audiences runs
+    # others', the wider read finds it (here: the whole collection), and without a wider read
+    # the search filtered to its audiences does
     crowd = society.ids(3)
     for i in range(90):
         await society.say(crowd[0], f"The harbour festival fireworks were loud, night {i}", crowd[1:], channel="harbour", channel_id=11)
     found = await memories.search(eve, "fireworks at the harbour festival", k=3)
     assert found == []
     await society.say(ana, "Eve, the harbour lanterns are lovely this year", [eve], channel="lanterns", channel_id=14, names=names)
-    found = await memories.search(eve, "fireworks at the harbour festival", k=3)
-    assert [s.memory.text for s in found] == ["Ana said in #lanterns: Eve, the harbour lanterns are lovely this year"]
+    reads: list[Any] = []
+    nearest = memories.store.nearest_shared
+    monkeypatch.setattr(memories.store, "nearest_shared", lambda *a: reads.append(a[2:]) or nearest(*a))
+    for wider, expected_reads in ((8, [80, 640]), (1, [80, 80, 20])):  # the third: filtered to Eve's audiences
+        reads.clear()
+        monkeypatch.setattr(remember, "WIDER", wider)
+        found = await memories.search(eve, "fireworks at the harbour festival", k=3)
+        assert [s.memory.text for s in found] == ["Ana said in #lanterns: Eve, the harbour lanterns are lovely this year"]
+        assert [r[0] for r in reads] == expected_reads and (len(reads) < 3 or "audience" in str(reads[2][1]))
 
 
 async def test_ranking_is_per_agent_recency_importance_relevance(memories: Memories, society: Society) -> None:

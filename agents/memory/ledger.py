@@ -5,8 +5,8 @@ A message is remembered once per society: its vector in the society's Chroma col
 agents who saw it (the author too, when it is an agent) form an *audience*, and a channel's
 messages share one audience until its followers change (a join, a new agent), so
 `memory_audiences` grows with changes of membership, not with messages. An agent could have
-seen a message when it belongs to its audience or wrote it; nothing else of the society's store
-is ever shown to it.
+seen a message when it belongs to its audience (an author that is an agent is always one of
+the witnesses); nothing else of the society's store is ever shown to it.
 
 Rows per agent exist only where something is that agent's own: `memory_marks` (its importance
 of a message when it differs from an onlooker's - it was addressed, it wrote it, the LLM rated
@@ -68,10 +68,8 @@ _MSG_COLS = """m.message_id, m.guild_id, m.channel_id, m.channel_name, m.author_
   coalesce(k.last_access, m.created_at) AS last_access, coalesce(k.uses, 0) AS uses, coalesce(k.rated, false) AS rated"""
 _FACT_COLS = """id, fact_key, subject, subject_id, predicate, object, confidence, confirmed_at, created_at, last_access, importance,
   uses, rated, source"""
-# could `:a` have seen `m`: it wrote it, or it belongs to its audience
-_VISIBLE = "(m.author_id = :a OR m.audience_id IN (SELECT audience_id FROM memory_audiences WHERE agent_id = :a))"
-# an author's own message counted once: it is usually in the audience too
-_NOT_IN_AUDIENCE = "NOT EXISTS (SELECT 1 FROM memory_audiences x WHERE x.agent_id = :a AND x.audience_id = m.audience_id)"
+# could `:a` have seen `m`: it belongs to its audience
+_VISIBLE = "m.audience_id IN (SELECT audience_id FROM memory_audiences WHERE agent_id = :a)"
 
 
 class Ledger:
@@ -268,9 +266,7 @@ class Ledger:
                          "f.agent_id = :a AND f.message_id = m.message_id AND f.forgotten)"
                 rows = (await conn.execute(text(
                     f"SELECT {_MSG_COLS} FROM (SELECT p.* FROM memory_audiences a CROSS JOIN LATERAL (SELECT m.* FROM memory_messages m "
-                    f"WHERE m.audience_id = a.audience_id AND {window} ORDER BY m.created_at DESC LIMIT :lim) p WHERE a.agent_id = :a "
-                    f"UNION ALL (SELECT m.* FROM memory_messages m WHERE m.author_id = :a AND {window} AND {_NOT_IN_AUDIENCE} "
-                    "ORDER BY m.created_at DESC LIMIT :lim)) m "
+                    f"WHERE m.audience_id = a.audience_id AND {window} ORDER BY m.created_at DESC LIMIT :lim) p WHERE a.agent_id = :a) m "
                     "LEFT JOIN memory_marks k ON k.agent_id = :a AND k.message_id = m.message_id ORDER BY m.created_at DESC LIMIT :lim"),
                     params)).all()
                 out += [observation(agent_id, r) for r in rows]
@@ -293,15 +289,11 @@ class Ledger:
                  per_audience AS (SELECT m.audience_id, count(*) AS n FROM memory_messages m
                                   WHERE m.audience_id IN (SELECT audience_id FROM mine) GROUP BY m.audience_id),
                  seen AS (SELECT mine.agent_id, sum(p.n) AS n FROM mine JOIN per_audience p USING (audience_id) GROUP BY mine.agent_id),
-                 authored AS (SELECT author_id AS agent_id, count(*) AS n FROM memory_messages m
-                              WHERE author_id IN (SELECT agent_id FROM ids) AND NOT EXISTS (SELECT 1 FROM memory_audiences a
-                              WHERE a.agent_id = m.author_id AND a.audience_id = m.audience_id) GROUP BY author_id),
                  forgot AS (SELECT agent_id, count(*) AS n FROM memory_marks WHERE agent_id IN (SELECT agent_id FROM ids) AND forgotten
                             GROUP BY agent_id),
                  facts AS (SELECT agent_id, count(*) AS n FROM memory_facts WHERE agent_id IN (SELECT agent_id FROM ids) GROUP BY agent_id)
-                SELECT ids.agent_id, coalesce(seen.n, 0) + coalesce(authored.n, 0) - coalesce(forgot.n, 0) + coalesce(facts.n, 0) AS shared,
-                       own.count AS own
-                FROM ids LEFT JOIN seen USING (agent_id) LEFT JOIN authored USING (agent_id) LEFT JOIN forgot USING (agent_id)
+                SELECT ids.agent_id, coalesce(seen.n, 0) - coalesce(forgot.n, 0) + coalesce(facts.n, 0) AS shared, own.count AS own
+                FROM ids LEFT JOIN seen USING (agent_id) LEFT JOIN forgot USING (agent_id)
                 LEFT JOIN facts USING (agent_id) LEFT JOIN memory_own_counts own USING (agent_id)"""), {"ids": list(agent_ids)})).all()
         return {r.agent_id: (int(r.shared), r.own) for r in rows}
 

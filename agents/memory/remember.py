@@ -39,6 +39,8 @@ from .model import ABOUT, Kind, Memory, clamp_importance, memory_id
 from .scoring import Scored, Weights
 from .store import MemoryStore, MemoryUnavailable, open_client
 
+NEAREST_MIN = 60  # the society's nearest read first for an agent's recall (distances only)
+WIDER = 8  # then this many times more, before a search filtered to the agent's audiences
 PROMPT_CHARS = 110  # characters of one remembered line in a prompt (prompt evaluation is the small model's cost)
 _WORD = re.compile(r"[a-zA-Z]{4,}")
 
@@ -226,8 +228,8 @@ class Memories:
                       about: int | None = None) -> list[tuple[Memory, float]]:
         """The `n` memories most similar to `vector` among what the agent witnessed in its society.
         The society's nearest are read (distances only) and kept when the ledger says the agent
-        could have seen them; an agent that saw little of a large society falls back to Chroma's
-        search filtered to its audiences."""
+        could have seen them, widening once; an agent that saw very little of a large society
+        falls back to Chroma's search filtered to its audiences (slower: see docs/benchmarks.md)."""
         wanted = set(kinds) if kinds else {Kind.OBSERVATION, Kind.FACT}
         if not wanted & {Kind.OBSERVATION, Kind.FACT}:
             return []
@@ -250,23 +252,24 @@ class Memories:
         def fits(m: Memory) -> bool:
             return about is None or about in m.about
 
-        wide = max(60, 4 * n)
-        nearest = await self._run(self.store.nearest_shared, guild_id, vector, wide)
-        await keep(nearest)
-        if sum(fits(m) for m, _ in found.values()) < n and len(nearest) >= wide:
+        wide = max(NEAREST_MIN, 4 * n)
+        for size in (wide, WIDER * wide):  # distances only: a wider read costs little, a filtered search much
+            nearest = await self._run(self.store.nearest_shared, guild_id, vector, size)
+            await keep(nearest)
+            if sum(fits(m) for m, _ in found.values()) >= n or len(nearest) < size:
+                break
+        else:
             audiences = await self.ledger.audiences(agent_id)
-            mine: list[dict[str, Any]] = [{"author_id": str(agent_id)}]
-            if audiences:
-                mine.append({"audience": {"$in": [str(a) for a in audiences]}})
             clauses: list[dict[str, Any]] = []
-            if Kind.OBSERVATION in wanted:
-                clauses.append(mine[0] if len(mine) == 1 else {"$or": mine})
+            if Kind.OBSERVATION in wanted and audiences:
+                clauses.append({"audience": {"$in": [str(a) for a in audiences]}})
             if Kind.FACT in wanted:
                 clauses.append({"kind": Kind.FACT.value})
-            where: dict[str, Any] = clauses[0] if len(clauses) == 1 else {"$or": clauses}
-            if about is not None:
-                where = {"$and": [where, {f"{ABOUT}{about}": True}]}
-            await keep(await self._run(self.store.nearest_shared, guild_id, vector, n, where))
+            if clauses:
+                where: dict[str, Any] = clauses[0] if len(clauses) == 1 else {"$or": clauses}
+                if about is not None:
+                    where = {"$and": [where, {f"{ABOUT}{about}": True}]}
+                await keep(await self._run(self.store.nearest_shared, guild_id, vector, n, where))
         pool = sorted((x for x in found.values() if fits(x[0])), key=lambda x: -x[1])
         return pool[:n]
 

@@ -36,7 +36,6 @@ def upgrade() -> None:
         sa.Column("audience_id", sa.BigInteger(), nullable=True),
     )
     op.create_index("memory_messages_audience", "memory_messages", ["audience_id", "created_at"])
-    op.create_index("memory_messages_author", "memory_messages", ["author_id", "created_at"])
     op.create_table(
         "memory_audiences",
         sa.Column("agent_id", sa.BigInteger(), primary_key=True, autoincrement=False),
@@ -87,6 +86,5 @@ def downgrade() -> None:
     op.drop_table("memory_facts")
     op.drop_table("memory_marks")
     op.drop_table("memory_audiences")
-    op.drop_index("memory_messages_author", table_name="memory_messages")
     op.drop_index("memory_messages_audience", table_name="memory_messages")
     op.drop_table("memory_messages")

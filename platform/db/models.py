@@ -367,7 +367,7 @@ class GraphSnapshot(Base):
 
 class MemoryMessage(Base):
     """A message as the society remembers it, once: its text, who said it where, its importance
-    to an onlooker, and its audience (the agents other than the author who witnessed it)."""
+    to an onlooker, and its audience (the agents who witnessed it, its author among them)."""
 
     __tablename__ = "memory_messages"
     message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -383,13 +383,13 @@ class MemoryMessage(Base):
     created_at: Mapped[float] = mapped_column(Float, nullable=False)  # Unix seconds, as the memories' times
     importance: Mapped[float] = mapped_column(Float, nullable=False)
     audience_id: Mapped[int | None] = mapped_column(BigInteger)
-    __table_args__ = (Index("memory_messages_audience", "audience_id", "created_at"),
-                      Index("memory_messages_author", "author_id", "created_at"))
+    __table_args__ = (Index("memory_messages_audience", "audience_id", "created_at"),)
 
 
 class MemoryAudience(Base):
     """Who witnessed messages: one row per member of each distinct audience (the followers of a
-    channel change rarely, so a channel's messages share one audience), not one per message."""
+    channel change rarely, so a channel's messages share one audience), not one per message and
+    witness."""
 
     __tablename__ = "memory_audiences"
     agent_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
