@@ -95,7 +95,7 @@ class Platform:
         """The agents' memory store (Chroma), opened on first use: `townsquare.agents.memory.remember.Memories`."""
         from ...agents.memory.remember import open_memories  # heavy (Chroma, the embedder): only when needed
 
-        return open_memories(self.settings)
+        return open_memories(self.settings, self.engine)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:

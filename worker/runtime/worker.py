@@ -152,7 +152,7 @@ class AgentWorker(TurnTaking):
     @property
     def memories(self) -> Memories:
         if self._memories is None:
-            self._memories = open_memories(self.settings)
+            self._memories = open_memories(self.settings, self.platform.engine)
         return self._memories
 
     # --- lifecycle ---
@@ -416,15 +416,29 @@ class AgentWorker(TurnTaking):
             return
         ids = dict(self.member_ids[msg.guild_id])
         seen = Seen(msg.id, msg.channel_id, None if dm else (channel.name or "a channel"), msg.author_id, msg.author_name,
-                    readable(data), snowflake_time(msg.id), msg.mentions, msg.reply_to, ids)
+                    readable(data), snowflake_time(msg.id), msg.mentions, msg.reply_to, ids, guild_id=msg.guild_id)
         try:
             gained = await asyncio.wait_for(self.memories.observe(seen, witnesses, {i: n for n, i in ids.items()}), timeout=20.0)
+            await self._pile_up(gained)
             for agent_id, importance in gained.items():
-                await self._maybe_reflect(agent_id, importance)
                 if importance >= 3:
                     self._unrated[agent_id] = None
         except Exception as exc:  # noqa: BLE001 - a memory outage must not stop the society talking
             log.warning("remembering failed: %s", exc)
+
+    async def _pile_up(self, gained: dict[int, float]) -> None:
+        """Importance piles up per agent (one Redis round trip for all witnesses); past the
+        threshold a reflection is written (an rq job)."""
+        if not gained:
+            return
+        key = f"{self.prefix}memory:pending"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id, importance in gained.items():
+                pipe.hincrbyfloat(key, str(agent_id), importance)
+            totals = await pipe.execute()
+        for (agent_id, _), total in zip(gained.items(), totals):
+            if float(total) >= self.settings.memory_reflect_threshold:
+                await self._maybe_reflect(agent_id, 0.0)
 
     async def _maybe_reflect(self, agent_id: int, importance: float) -> None:
         """Importance piles up; past the threshold a reflection is written (an rq job)."""
