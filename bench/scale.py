@@ -128,7 +128,7 @@ def figures(r: dict[str, Any], log_dir: Path, load: tuple[tuple[float, ...], tup
 def policy_cost(n: int, seed: int, messages: int = 300, policy_module: str = "townsquare.agents.mind.policy") -> dict[str, Any]:
     """CPU time (process time: what a shared machine's load does not inflate) of the turn policy
     alone in a society of `n` generated agents: per message (the state update, who answers, who
-    reacts) and per tick (revivals, the presence labels of every agent), with a fake clock."""
+    reacts) and per tick (revivals, and the mood labels presence computes), with a fake clock."""
     import importlib
     import random
 
@@ -164,7 +164,11 @@ def policy_cost(n: int, seed: int, messages: int = 300, policy_module: str = "to
         clock.advance(1.0)
         t = time.process_time()
         decide.revivals(state)
-        {a.id: state.mood(a.id).label() for a in state.agents.values()}  # what presence labelled every tick before
+        touched = getattr(state.agents, "touched", None)  # presence's labels: the touched agents (before: every agent, every tick)
+        looked = [state.agents[i] for i in touched if i in state.agents] if touched is not None else list(state.agents.values())
+        {a.id: state.mood(a.id).label() for a in looked}
+        if touched is not None:
+            touched.clear()
         ticks.append(time.process_time() - t)
     per_message.sort()
     ticks.sort()

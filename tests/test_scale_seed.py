@@ -101,3 +101,16 @@ async def test_the_dashboards_agent_list_pages(platform: Platform, client: httpx
         assert_discord_error(await client.get(url, params={"guild_id": guild_id, **bad}, headers=admin.headers), 400, 50035)
     human = await person(platform)
     assert_discord_error(await client.get(url, params={"guild_id": guild_id}, headers=human.headers), 403)
+
+
+async def test_moods_of_many_agents_are_saved_in_one_statement(platform: Platform) -> None:
+    admin = await person(platform, is_admin=True)
+    guild_id = await agents.do_found_society(platform, admin.id, generate(300, seed=41, tag=tag()), name("society"))
+    records, _ = await agents.load_registry(platform)
+    ids = [r.id for r in records if r.guild_id == guild_id]
+    moods = {i: {"valence": round(-0.5 + n / 600, 4), "arousal": 0.5, "energy": 0.9, "label": "calm"} for n, i in enumerate(ids)}
+    with statements(platform) as seen:
+        await agents.save_moods(platform, moods)
+    assert len([s for s in seen if "UPDATE agents" in s]) == 1
+    records, _ = await agents.load_registry(platform)
+    assert {r.id: r.mood for r in records if r.guild_id == guild_id} == moods

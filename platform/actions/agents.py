@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy import delete, func, insert, select, text, update
 
@@ -414,12 +415,20 @@ async def join_channel(platform: Platform, agent_ids: list[int], channel_name: s
             await _emit(tx, E.AGENT_UPDATE, agent_object(updated, user_row, sim_speed=platform.settings.sim_speed))
 
 
+_SAVE_MOODS = text("""
+    UPDATE agents AS a SET mood = CAST(x.mood AS jsonb), mood_at = now()
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:moods AS text[])) AS x(id, mood) WHERE a.id = x.id
+""")
+
+
 async def save_moods(platform: Platform, moods: dict[int, dict[str, Any]]) -> None:
+    """The moods the tick leader saves every few seconds: one statement, however many agents read
+    a toned message in a large channel (their registry version is left alone: no reload)."""
     if not moods:
         return
+    ids = sorted(moods)  # one lock order for every save
     async with platform.transaction() as tx:
-        for agent_id, mood in moods.items():
-            await tx.conn.execute(update(Agent).where(Agent.id == agent_id).values(mood=mood, mood_at=func.now()))
+        await tx.conn.execute(_SAVE_MOODS, {"ids": ids, "moods": [orjson.dumps(moods[i]).decode() for i in ids]})
 
 
 async def set_resting(platform: Platform, agent_id: int, until: datetime | None) -> None:
