@@ -190,7 +190,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         plan = [(n, args.duration, []) for n in args.sizes]
         if args.idle_agents:
             plan.append((args.idle_agents, args.idle_duration, ["--revive-idle", "10000000"]))
-        for i, (n, duration, extra) in enumerate(plan):
+        for n, duration, extra in plan:
             idle = bool(extra)
             t = time.monotonic()
             society = generate(n, seed=args.seed, guild=f"Scale {n}")
@@ -199,8 +199,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             spread = followers(society)
             log(f"{'idle ' if idle else ''}society of {n} agents generated in {time.monotonic() - t:.1f} s; "
                 f"followers: general {spread['general']}, largest {max(spread.values())}, smallest {min(spread.values())}")
-            log_dir = folder / f"logs-{i}"
-            log_dir.mkdir()
+            log_dir = (Path(args.log_dir) if args.log_dir else folder) / f"logs-{n}{'-idle' if idle else ''}"
+            log_dir.mkdir(parents=True, exist_ok=True)
             before = os.getloadavg()
             r = run_society(path, log_dir, args, duration, [*extra, "--dashboard-every", "15"])
             result = {"idle": idle, "followers": spread, **figures(r, log_dir, (before, os.getloadavg()))}
@@ -218,6 +218,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--idle-agents", type=int, default=0, help="also seed a society this large and leave it idle (e.g. 10000)")
     p.add_argument("--idle-duration", type=float, default=300.0, help="seconds the large society stays idle (default 300)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a TOWNSQUARE_ setting for the stack (repeatable)")
+    p.add_argument("--log-dir", default=None, help="keep each run's logs under this folder (default: removed)")
     p.add_argument("--policy", default="", help="also time the turn policy alone (CPU per message) at these sizes, e.g. 1000,10000")
     p.add_argument("--json-only", action="store_true", help="print only the final JSON line")
     args = p.parse_args(argv)

@@ -200,3 +200,39 @@ def test_generated_societies_of_any_size_and_the_file_limit() -> None:
     assert f"at most {MAX_SOCIETY_AGENTS:,} agents and this one has {MAX_SOCIETY_AGENTS + 1:,}" in str(refused.value)
     with pytest.raises(ValueError):
         generate(MAX_SOCIETY_AGENTS + 1)
+
+
+def test_interest_relevance_embeds_each_interest_once_and_scores_as_before() -> None:
+    """The worker's embedding relevance is indexed by interest: 1,000 agents sharing 36
+    interests cost 36 embedded interests, not 1,000 lists; the scores are the per-agent ones."""
+    import numpy as np
+
+    from townsquare.agents.brain.embed import get_embedder
+    from townsquare.worker.runtime.relevance import embedding_relevance
+
+    embedder = get_embedder()
+    embedded: list[str] = []
+    real = embedder.embed
+
+    def counting(texts: list[str]) -> np.ndarray:
+        embedded.extend(texts)
+        return real(texts)
+
+    society = generate(1000, seed=9)
+    agents = [AgentInfo(100 + i, GUILD, p) for i, p in enumerate(society.agents)]
+    embedder.embed = counting  # type: ignore[method-assign]
+    try:
+        relevance = embedding_relevance()
+        text = "Who wants to swap tomato seeds at the allotment on Saturday?"
+        scores = [relevance(a, text) for a in agents]
+    finally:
+        del embedder.embed
+    interests = {i for a in agents for i in a.persona.interests}
+    assert sorted(t for t in embedded if t in interests) == sorted(interests)  # each interest once
+    vector = embedder.embed_one(text)
+    for agent, score in list(zip(agents, scores))[:50]:
+        best = float(np.max(embedder.embed(agent.persona.interests) @ vector))
+        assert abs(score - max(0.0, min(1.0, (best - 0.05) / 0.45))) < 1e-4
+    gardeners = [s for a, s in zip(agents, scores) if "seed swaps" in a.persona.interests]
+    others = [s for a, s in zip(agents, scores) if not {"seed swaps", "gardening", "compost"} & set(a.persona.interests)]
+    assert sum(gardeners) / len(gardeners) > sum(others) / len(others)
