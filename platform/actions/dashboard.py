@@ -129,10 +129,12 @@ async def _memory_counts(platform: Platform, agent_ids: list[int]) -> dict[int, 
     return {a: counts.get(a) for a in agent_ids}
 
 
-async def agents_live(platform: Platform, me: AuthUser, guild_id: int | None, *, with_memory: bool = True) -> list[dict[str, Any]]:
-    """The registry's agents, each with `live_status`, `activity`, `last_turn`, `last_failure`
-    (the last turn that failed, with why in words) and `memory_count`."""
-    agents = await registry.list_agents(platform, me, guild_id)
+async def agents_live(platform: Platform, me: AuthUser, guild_id: int | None, *, with_memory: bool = True,
+                      after: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The registry's agents by id, each with `live_status`, `activity`, `last_turn`,
+    `last_failure` (the last turn that failed, with why in words) and `memory_count`; a page of
+    them with `after` / `limit` (the dashboard's list: its cost follows the page, not the society)."""
+    agents = await registry.list_agents(platform, me, guild_id, after=after, limit=limit)
     ids = [int(a["id"]) for a in agents]
     activities = await read_activities(platform, ids)
     turns: dict[int, Any] = {}

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ...agents.brain.backends import GenOptions
 from ...agents.memory.remember import Recall
 from ...agents.mind.policy import AgentInfo, ChannelState, Decision, stable_rng
-from ...agents.mind.relations import describe
+from ...agents.mind.relations import BondsOf, describe
 from ...agents.turn.gate import GateContext
 from ...agents.turn.plan import (
     Heard,
@@ -36,6 +36,7 @@ from ...agents.turn.plan import (
     plan_reply,
 )
 from ...agents.turn.realise import Line, Scene
+from ...agents.turn.roster import Roster
 from ...agents.turn.speak import Spoken, speak
 from ...platform.actions import agents as registry
 from ...platform.actions import dashboard as live
@@ -218,14 +219,14 @@ class TurnTaking:
         recall = await self._recall(agent, topic, people)
         seed = stable_rng(decision.nonce, agent.id, decision.attempt).randrange(2**31)
         plan = self._plan(agent, channel, decision, heard, recall, seed)
-        members = {n: i for n, i in self.member_ids[agent.guild_id].items() if i != agent.id}
         gate = GateContext(
-            own_name=persona.name, members=[*people.values(), *members], bio=persona.bio,
+            # the society's members as an index and views, not copies: a turn costs the same in a society of 10 or 10,000
+            own_name=persona.name, members=list(people.values()), roster=self._roster(agent.guild_id), bio=persona.bio,
             answering=heard.text if heard is not None else None, subject=plan.content if heard is None else None,
             own_recent=(*self._recent_own[agent.id], *(readable(m) for m in history if _author_id(m) == agent.id)),
             others_recent=tuple(readable(m) for m in history if m.get("content") and _author_id(m) != agent.id
                                 and m.get("id") != str(decision.reply_to_message)),
-            names_to_ids=members, bonds={i: self.state.relations.get(agent.id, i) for i in members.values()},
+            names_to_ids=self.member_ids[agent.guild_id], bonds=BondsOf(self.state.relations, agent.id),
             knowledge=recall.knowledge, relevance=self.text_relevance, relevance_floor=self.settings.gate_relevance_floor)
         scene = Scene(self.state.guild_names.get(agent.guild_id, "the society"), channel.name or "dm", channel.topic, lines,
                       mood=self.state.mood(agent.id).tone(),
@@ -285,7 +286,14 @@ class TurnTaking:
         return int(sent["id"])
 
     def _member_name(self: AgentWorker, guild_id: int, user_id: int) -> str:
-        return next((n for n, i in self.member_ids[guild_id].items() if i == user_id), "a neighbour")
+        return self.member_names[guild_id].get(user_id, "a neighbour")
+
+    def _roster(self: AgentWorker, guild_id: int) -> Roster:
+        """The gate's index of the society's member names, made again only when a name changes."""
+        roster = self._rosters.get(guild_id)
+        if roster is None:
+            roster = self._rosters[guild_id] = Roster(self.member_ids[guild_id])
+        return roster
 
     @staticmethod
     def _author_of(history: list[dict[str, Any]], message_id: int | None) -> int | None:
