@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 from pydantic import Field
 
-from ...actions import agents, audit, memories, messages, news, relationships
+from ...actions import agents, audit, memories, messages, news, relationships, world
 from ...core.errors import InvalidFormBody
 from ..bodies import Body
 from ..deps import MAX_SNOWFLAKE, Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt
@@ -115,6 +115,12 @@ async def publish_news(guild_id: Snowflake, body: NewsBody, me: Me, platform: Pl
     check_content(platform, news.compose(body.content, body.title))
     sent, _ = await news.do_publish_news(platform, me, guild_id, body.channel_id, body.content, body.title)
     return sent
+
+
+@router.get("/societies/{guild_id}/world")
+async def get_world(guild_id: Snowflake, me: Me, platform: PlatformDep) -> dict[str, Any]:
+    """The society's world now: simulated time, events on and coming, news out and due, whereabouts."""
+    return await world.get_world(platform, me, guild_id)
 
 
 @router.get("/societies/{guild_id}/news")
