@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from ...platform.actions.context import Platform
 log = logging.getLogger("townsquare.worker")
 
 RELEASES_PER_TICK = 3  # a worker that was down catches up a few items at a time, oldest first
+SYNC_EVERY = 5.0  # seconds between a worker's looks at which due news is out
 ATTENDED_TTL = 8 * 86_400  # seconds a record of who attended an occurrence is kept (in Redis)
 EVENT_IMPORTANCE = 6.0  # notable (memory/news.py): an event one went to may be brought up later
 
@@ -49,6 +51,7 @@ class WorldRuntime:
         self._memories, self._loader = memories, loader
         self.worlds: dict[int, SocietyWorld] = {}
         self._missing: set[tuple[int, str]] = set()
+        self._next_sync = 0.0
 
     # --- what the worker knows ---
 
@@ -100,6 +103,9 @@ class WorldRuntime:
 
     async def sync(self, channel_id: Callable[[int, str], int | None]) -> None:
         """Learns which due items are out (released by any worker, before a restart too)."""
+        if time.monotonic() < self._next_sync:
+            return
+        self._next_sync = time.monotonic() + SYNC_EVERY
         for guild_id, sw in self.worlds.items():
             t = self.time(guild_id)
             due = [n for n in due_news(sw.world, t) if n.id not in sw.released] if t else []  # type: ignore[arg-type]
