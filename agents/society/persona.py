@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from ..world.model import World, check_world
 
 MAX_SOCIETY_AGENTS = 20_000  # a society file's cast; a 10,000-agent society seeds in a minute or two (docs/benchmarks.md)
 
@@ -95,6 +97,7 @@ class Society(BaseModel):
     agents: Annotated[list[Persona], Field(min_length=1)]  # at most MAX_SOCIETY_AGENTS (checked first, with a clear message)
     revival_topics: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)]],
                               Field(max_length=200)] = []  # seeds for idle channels, beside the LLM's own
+    world: Annotated[World | None, AfterValidator(check_world)] = None  # places, calendar, news, routines (agents/world)
 
     @field_validator("agents", mode="before")
     @classmethod

@@ -38,6 +38,7 @@ from ...agents.turn.plan import (
 from ...agents.turn.realise import Line, Scene
 from ...agents.turn.roster import Roster
 from ...agents.turn.speak import Spoken, speak
+from ...agents.world.subjects import Subject
 from ...platform.actions import agents as registry
 from ...platform.actions import dashboard as live
 from .api import PlatformRefused
@@ -50,6 +51,7 @@ log = logging.getLogger("townsquare.worker")
 
 FAILED = ("timeout", "error", "unreachable")
 EXPERTS_CONSIDERED = 20  # members whose knowledge a question nobody here can answer is matched against
+WORLD_SHARE = 0.75  # of revivals with nothing on the agent's mind: a subject from the world (the rest: the society's topics)
 
 
 def display_name(message: dict[str, Any]) -> str:
@@ -161,7 +163,7 @@ class TurnTaking:
         return CONVERSATION if decision.trigger == "roll" else INITIATIVE
 
     def _plan(self: AgentWorker, agent: AgentInfo, channel: ChannelState, decision: Decision, heard: Heard | None,
-              recall: Recall, seed: int) -> Plan:
+              recall: Recall, seed: int, world: Subject | None = None) -> Plan:
         persona = agent.persona
         invited = [self.names.get(i) or self._member_name(agent.guild_id, i) for i in decision.invitees]
         if decision.trigger == "found":
@@ -170,8 +172,9 @@ class TurnTaking:
             return plan_reach(persona, invited[0], decision.subject or "how they are doing", seed=seed)
         if heard is None:
             subject = decision.subject or channel.topic or "what is new today"
-            return plan_opener(persona, subject, seed=seed, news=decision.subject is not None and decision.subject not in
-                               self.state.topics.get(agent.guild_id, []), memories=recall.lines)
+            news = world.share if world is not None else (decision.subject is not None and decision.subject not in
+                                                          self.state.topics.get(agent.guild_id, []))
+            return plan_opener(persona, subject, seed=seed, news=news, memories=recall.lines)
         bond = self.state.relations.get(agent.id, self.member_ids[agent.guild_id].get(heard.author, 0))
         match = self.policy.relevance(agent, heard.text) if self.policy.relevance else 0.0
         known = expert = None
@@ -180,7 +183,7 @@ class TurnTaking:
             if known is None and heard.human and heard.to_me:
                 expert = self._expert(agent, channel, heard.text)
         return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=recall.lines,
-                          interests_match=match, known=known, expert=expert)
+                          interests_match=match, known=known, expert=expert, world=self.world.lines(agent))
 
     def _expert(self: AgentWorker, agent: AgentInfo, channel: ChannelState, question: str) -> str | None:
         """Who in this channel's crowd would know (bounded: a thousand-agent society is not scanned per question)."""
@@ -204,8 +207,13 @@ class TurnTaking:
                 return "skipped", None, 0, "the message to answer is gone or has no text"
             author = answered.get("author") or {}
             heard = Heard(display_name(answered), plain(answered), human=not author.get("bot"), to_me=decision.direct)
-        if decision.trigger == "revive":
-            decision = replace(decision, subject=await self._on_mind(agent, decision) or decision.subject)
+        world: Subject | None = None
+        if decision.trigger == "revive":  # what is on its mind, else what the world gives it, else a topic of the society's
+            subject = await self._on_mind(agent, decision)
+            if subject is None and stable_rng("world", decision.nonce, agent.id, decision.attempt).random() < WORLD_SHARE:
+                world = self.world.subject(agent, channel, stable_rng("subject", decision.nonce, agent.id, decision.attempt))
+                subject = world.content if world is not None else None
+            decision = replace(decision, subject=subject or decision.subject)
         people: dict[int, str] = {}
         first = self._author_of(history, decision.reply_to_message) if decision.reply_to_message else None
         for other in (first, *decision.invitees, *(channel.dm_recipients or ())):
@@ -218,7 +226,7 @@ class TurnTaking:
         topic = heard.text if heard is not None else (decision.subject or " ".join(line.content for line in lines[-2:]))
         recall = await self._recall(agent, topic, people)
         seed = stable_rng(decision.nonce, agent.id, decision.attempt).randrange(2**31)
-        plan = self._plan(agent, channel, decision, heard, recall, seed)
+        plan = self._plan(agent, channel, decision, heard, recall, seed, world)
         gate = GateContext(
             # the society's members as an index and views, not copies: a turn costs the same in a society of 10 or 10,000
             own_name=persona.name, members=list(people.values()), roster=self._roster(agent.guild_id), bio=persona.bio,
@@ -231,7 +239,7 @@ class TurnTaking:
         scene = Scene(self.state.guild_names.get(agent.guild_id, "the society"), channel.name or "dm", channel.topic, lines,
                       mood=self.state.mood(agent.id).tone(),
                       ties=tuple(describe(self.state.relations.get(agent.id, pid), pname) for pid, pname in list(people.items())[:2]),
-                      memories=tuple(recall.lines))
+                      memories=tuple(recall.lines), situation=self.world.situation(agent) or "")
         options = GenOptions(max_tokens=self.settings.reply_max_tokens, temperature=0.7, seed=seed)
         max_wait = None if decision.direct else self.settings.pace_max_wait_seconds
         try:
