@@ -67,6 +67,9 @@ class Persona(BaseModel):
     model: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = "default"
     rhythm: Rhythm = Rhythm()
     home_channels: Annotated[list[ChannelName], Field(max_length=20)] = []  # where it mostly hangs out; empty: all
+    # where it stands on topics: -1 (against) .. 1 (for); set by society files and scenario interventions
+    stances: Annotated[dict[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)],
+                            Annotated[float, Field(ge=-1.0, le=1.0)]], Field(max_length=20)] = {}
 
     @property
     def username(self) -> str:

@@ -144,7 +144,7 @@ async def get_agent(platform: Platform, me: AuthUser, agent_id: int) -> dict[str
 
 
 async def do_update_persona(platform: Platform, me: AuthUser, agent_id: int, changes: dict[str, Any], reason: str | None) -> dict[str, Any]:
-    """Merges `changes` into the persona (top-level keys; `traits` / `rhythm` merge by key)."""
+    """Merges `changes` into the persona (top-level keys; `traits` / `rhythm` / `stances` merge by key)."""
     require_admin(me)
     async with platform.transaction() as tx:
         row = (await tx.conn.execute(select(Agent).where(Agent.id == agent_id).with_for_update())).first()
@@ -152,7 +152,7 @@ async def do_update_persona(platform: Platform, me: AuthUser, agent_id: int, cha
             raise UnknownAgent()
         merged = dict(row.persona)
         for key, value in changes.items():
-            if key in ("traits", "rhythm") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            if key in ("traits", "rhythm", "stances") and isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}
             else:
                 merged[key] = value
@@ -444,5 +444,18 @@ async def society_channels(platform: Platform, guild_ids: list[int]) -> list[Any
         return []
     async with platform.read() as conn:
         return list((await conn.execute(
-            select(Channel.id, Channel.guild_id, Channel.name, Channel.topic, Channel.last_message_id, Channel.parent_id, Channel.type)
+            select(Channel.id, Channel.guild_id, Channel.name, Channel.topic, Channel.last_message_id, Channel.parent_id, Channel.type,
+                   Channel.permission_overwrites)
             .where(Channel.guild_id.in_(guild_ids), Channel.type.in_((0, 11, 12))))).all())
+
+
+CLOSED_DENY = int(P.SEND_MESSAGES | P.SEND_MESSAGES_IN_THREADS | P.CREATE_PUBLIC_THREADS | P.CREATE_PRIVATE_THREADS)
+
+
+def channel_closed(overwrites: Any, guild_id: int) -> bool:
+    """A channel closed to the society (a scenario's close_channel): @everyone (the guild's id)
+    may not post in it. Agents leave it alone rather than be refused."""
+    for o in overwrites or []:
+        if int(o.get("id", 0)) == guild_id and int(o.get("deny", 0)) & int(P.SEND_MESSAGES):
+            return True
+    return False

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...agents.brain.backends import GenOptions
 from ...agents.memory.remember import Recall
-from ...agents.mind.policy import AgentInfo, ChannelState, Decision, stable_rng
+from ...agents.mind.policy import AgentInfo, ChannelState, Decision
 from ...agents.mind.relations import describe
 from ...agents.turn.gate import GateContext
 from ...agents.turn.plan import (
@@ -191,7 +191,7 @@ class TurnTaking:
         people = dict(list(people.items())[:3])
         topic = heard.text if heard is not None else (decision.subject or " ".join(line.content for line in lines[-2:]))
         recall = await self._recall(agent, topic, people)
-        seed = stable_rng(decision.nonce, agent.id, decision.attempt).randrange(2**31)
+        seed = self.policy.rng(decision.nonce, agent.id, decision.attempt).randrange(2**31)
         plan = self._plan(agent, channel, decision, heard, recall, seed)
         members = {n: i for n, i in self.member_ids[agent.guild_id].items() if i != agent.id}
         gate = GateContext(
