@@ -89,11 +89,16 @@ async def _emit(tx: Tx, type: E, obj: dict[str, Any]) -> None:
     await tx.emit(type, _public(obj), guild_id=int(obj["guild_id"]))
 
 
+def suffixed(username: str, suffix: str) -> str:
+    """A bot's username with a suffix that keeps it unique (a scenario run's copy of a society)."""
+    return username[:32 - len(suffix)] + suffix if suffix else username
+
+
 async def create_agent(tx: Tx, platform: Platform, *, creator_id: int | None, guild_id: int, persona: Persona,
-                       state: str = "active") -> dict[str, Any]:
+                       state: str = "active", username_suffix: str = "") -> dict[str, Any]:
     """Inside a transaction: bot user + token + membership + registry row + event."""
-    user_row, token = await insert_bot(tx, owner_id=creator_id, username=persona.username, global_name=persona.name[:32],
-                                       bio=persona.bio[:190])
+    user_row, token = await insert_bot(tx, owner_id=creator_id, username=suffixed(persona.username, username_suffix),
+                                       global_name=persona.name[:32], bio=persona.bio[:190])
     await add_member(tx, guild_id, user_row.id)
     role = (await tx.conn.execute(select(Role.id).where(Role.guild_id == guild_id, Role.name == AGENT_ROLE))).scalar()
     if role is not None:
@@ -117,11 +122,13 @@ async def _require_society(conn: Any, guild_id: int) -> None:
         raise UnknownGuild()
 
 
-async def do_create_agent(platform: Platform, me: AuthUser, guild_id: int, persona: Persona, state: str = "active") -> dict[str, Any]:
+async def do_create_agent(platform: Platform, me: AuthUser, guild_id: int, persona: Persona, state: str = "active",
+                          username_suffix: str = "") -> dict[str, Any]:
     require_admin(me)
     async with platform.transaction() as tx:
         await _require_society(tx.conn, guild_id)
-        return await create_agent(tx, platform, creator_id=me.id, guild_id=guild_id, persona=persona, state=state)
+        return await create_agent(tx, platform, creator_id=me.id, guild_id=guild_id, persona=persona, state=state,
+                                  username_suffix=username_suffix)
 
 
 async def list_agents(platform: Platform, me: AuthUser, guild_id: int | None = None) -> list[dict[str, Any]]:
@@ -269,9 +276,10 @@ async def do_set_society_paused(platform: Platform, me: AuthUser, guild_id: int,
     return obj
 
 
-async def do_found_society(platform: Platform, owner_id: int, spec: SocietySpec, name: str) -> int:
+async def do_found_society(platform: Platform, owner_id: int, spec: SocietySpec, name: str, username_suffix: str = "") -> int:
     """Creates the guild, its channels and its cast from a society file; returns the guild id.
-    Idempotent by society name: a second call returns the existing society unchanged."""
+    Idempotent by society name: a second call returns the existing society unchanged.
+    `username_suffix` makes the agents' bot usernames unique (a second copy of the same cast)."""
     from .channels import do_create_guild_channel
     from .guilds import do_create_guild, do_create_role
 
@@ -296,7 +304,7 @@ async def do_found_society(platform: Platform, owner_id: int, spec: SocietySpec,
     async with platform.transaction() as tx:
         await tx.conn.execute(insert(Society).values(guild_id=guild_id, name=name, revival_topics=spec.revival_topics))
         for persona in spec.agents:
-            await create_agent(tx, platform, creator_id=owner_id, guild_id=guild_id, persona=persona)
+            await create_agent(tx, platform, creator_id=owner_id, guild_id=guild_id, persona=persona, username_suffix=username_suffix)
     return guild_id
 
 

@@ -14,6 +14,7 @@ permissions); the audit entry names the administrator who intervened.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,12 @@ async def _tell_many(platform: Platform, told: list[tuple[int, str]], lines: lis
     return count
 
 
+def run_suffix(run_id: int | None) -> str:
+    """The agents of a run's society carry it in their bot usernames: the same cast can be run
+    again (usernames are unique across the instance); persona names stay as written."""
+    return f".{hashlib.sha256(str(run_id).encode()).hexdigest()[:6]}" if run_id else ""
+
+
 async def do_intervene(platform: Platform, me: AuthUser, guild_id: int, entry: Any, *, run_id: int | None = None,
                        base_dir: Path | None = None) -> dict[str, Any]:
     """Applies one intervention to the society; returns what it did (`did`, in words, and the
@@ -113,14 +120,17 @@ async def do_intervene(platform: Platform, me: AuthUser, guild_id: int, entry: A
                                            about=[], fact=None, confidence=None)
         result.update(agent_id=str(target), memory=stored, did=f"told {agent_name}: {entry.fact}")
     elif isinstance(entry, sc.News):
-        from .news import do_publish_news  # the world's news action (platform/actions/news.py)
+        try:
+            from .news import do_publish_news  # the world's news action (platform/actions/news.py)
+        except ImportError:  # that action has not landed in this tree yet
+            raise InvalidFormBody.field("kind", "NEWS_UNAVAILABLE", "Publishing news needs the world's news action.") from None
 
         channel_id, channel_name = await resolve_channel(platform, guild_id, entry.channel)
         target = channel_id
         published = await do_publish_news(platform, me, guild_id, channel_id=channel_id, content=entry.content, title=entry.title)
         result.update(channel_id=str(channel_id), news=published, did=f"published news in #{channel_name}: {entry.title or entry.content}")
     elif isinstance(entry, sc.AddAgent):
-        created = await agents.do_create_agent(platform, me, guild_id, entry.persona, entry.state)
+        created = await agents.do_create_agent(platform, me, guild_id, entry.persona, entry.state, username_suffix=run_suffix(run_id))
         target = int(created["id"])
         result.update(agent_id=created["id"], agent=created, did=f"added agent {created['name']}")
     elif isinstance(entry, sc.RemoveAgent):
@@ -139,7 +149,7 @@ async def do_intervene(platform: Platform, me: AuthUser, guild_id: int, entry: A
         result.update(agent_id=str(target), agent=changed, did=f"changed {agent_name}: {', '.join(sorted(changes))}")
     elif isinstance(entry, sc.OpenChannel):
         created = await channels.do_create_guild_channel(platform, await _guild_owner(platform, guild_id), guild_id,
-                                                         {"name": entry.channel, "topic": entry.topic or None}, why)
+                                                         {"name": entry.channel, "type": 0, "topic": entry.topic or None}, why)
         target = int(created["id"])
         result.update(channel_id=created["id"], channel=created, did=f"opened #{created['name']}")
     elif isinstance(entry, sc.CloseChannel):
