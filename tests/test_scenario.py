@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from townsquare.agents.mind.clock import FakeClock
 from townsquare.agents.mind.policy import PolicyConfig
@@ -161,6 +162,15 @@ async def test_every_intervention_kind_changes_the_live_society(platform: Platfo
         found = await platform.memory.search(int(told["agent_id"]), "lighthouse painted purple", k=3)
         assert any("lighthouse" in s.memory.text for s in found) and "told" in told["did"]
 
+        # news: posted to the channel by the society's news source (the world's news action)
+        news = await _intervene(client, admin, guild_id, {"kind": "news", "channel": "market", "title": "Fish prices",
+                                                          "content": "Mackerel is half price at the harbour today."})
+        assert news["news"]["content"] == "Fish prices — Mackerel is half price at the harbour today."
+        assert news["news"]["channel_id"] == news["channel_id"] and news["news"]["author"]["bot"] is True
+        async with platform.read() as conn:
+            stored = (await conn.execute(text("SELECT channel_id, content FROM messages WHERE id = :i"), {"i": int(news["news"]["id"])})).one()
+        assert (str(stored.channel_id), stored.content) == (news["channel_id"], news["news"]["content"])
+
         # add_agent, change_agent (traits merged, stances), pause / mute / resume, remove_agent: the worker follows each
         added = await _intervene(client, admin, guild_id, {"kind": "add_agent", "persona": {"name": f"Dee {name('')[:4]}", "bio": "A new neighbour."}})
         await wait_for(lambda: _true(int(added["agent_id"]) in worker.state.agents), timeout=15)
@@ -203,7 +213,7 @@ async def test_every_intervention_kind_changes_the_live_society(platform: Platfo
     # each one audit-logged as an intervention in the society's log, by the administrator
     log = await client.get(f"/api/v10/townsquare/security-log?guild_id={guild_id}&action_type=215&limit=100", headers=admin.headers)
     entries = log.json()["entries"]
-    assert {e["options"]["kind"] for e in entries} == {"tell", "add_agent", "change_agent", "pause_agent", "mute_agent", "resume_agent",
+    assert {e["options"]["kind"] for e in entries} == {"tell", "news", "add_agent", "change_agent", "pause_agent", "mute_agent", "resume_agent",
                                                        "remove_agent", "open_channel", "close_channel", "inject_document"}
     assert all(e["user_id"] == str(me.id) and e["action"] == "SOCIETY_INTERVENTION" for e in entries)
     assert next(e for e in entries if e["options"]["kind"] == "tell")["options"]["name"] == "plant"

@@ -176,6 +176,11 @@ class SocietyState:
         self.last_founding: dict[int, float] = {}  # guild -> when an agent last opened a channel
         self.founded_at: dict[int, float] = {}  # agent -> when it last opened a channel
         self.dirty_moods: set[int] = set()
+        self.presence: Callable[[AgentInfo, ChannelState], float] | None = None  # the world: who is around a channel now
+
+    def around(self, agent: AgentInfo, channel: ChannelState) -> float:
+        """How much the agent is about in this channel now: its routine's place (agents/world), 1 without a world."""
+        return self.presence(agent, channel) if self.presence is not None else 1.0
 
     @property
     def now(self) -> float:
@@ -330,7 +335,7 @@ class TurnPolicy:
         for agent in candidates:
             if channel.dm_recipients is not None or not state._follows(agent, channel) or self._cooling(state, agent.id, now):
                 continue
-            activity = agent.persona.rhythm.activity(hour)
+            activity = agent.persona.rhythm.activity(hour) * state.around(agent, channel)
             if activity <= 0:
                 continue
             urge, drawn = self.urge(state, agent, msg, channel, activity)
@@ -436,6 +441,7 @@ class TurnPolicy:
                 if activity <= 0 or self._cooling(state, agent.id, now, 0.5):
                     continue
                 weight = (0.3 + agent.persona.traits.extraversion) * activity * state.mood(agent.id).talkativeness(agent.persona.traits)
+                weight *= state.around(agent, channel)
                 candidates.append((agent, weight * (0.5 + self.relevance(agent, channel.topic or channel.name))))
             if not candidates:
                 continue

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from ..world.model import World, check_world
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=32, pattern=r"^[A-Za-z0-9_.\- ]+$")]
@@ -92,6 +94,7 @@ class Society(BaseModel):
     agents: Annotated[list[Persona], Field(min_length=1, max_length=200)]
     revival_topics: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)]],
                               Field(max_length=200)] = []  # seeds for idle channels, beside the LLM's own
+    world: Annotated[World | None, AfterValidator(check_world)] = None  # places, calendar, news, routines (agents/world)
 
     @field_validator("channels")
     @classmethod

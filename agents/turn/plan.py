@@ -186,12 +186,20 @@ def _memory_hint(memories: list[str], text: str) -> str | None:
     return None
 
 
+def _world_hint(world: list[str], text: str) -> str | None:
+    """What the agent knows of the world (an event, the news) that touches what was said."""
+    heard = {w for w in words(text) if w not in _STOP and len(w) > 3}
+    return next((line for line in world if heard & {w for w in words(line) if w not in _STOP and len(w) > 3}), None)
+
+
 def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm", bond: Bond | None = None,
-               memories: list[str] | None = None, interests_match: float = 0.0) -> Plan:
-    """The act and content of a turn that answers `heard`."""
+               memories: list[str] | None = None, interests_match: float = 0.0, world: list[str] | None = None) -> Plan:
+    """The act and content of a turn that answers `heard`. `world`: what the agent knows of its
+    world now (agents/world/subjects.world_lines); a share about something said there is about it."""
     rng = random.Random(seed)
     text = " ".join(heard.text.split())
     memory = _memory_hint(memories or [], text)
+    known = _world_hint(world or [], text)
     hint = memory or _interest_hint(persona, text)
     base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human,
                 interest=persona.interests[0] if persona.interests else None)
@@ -207,12 +215,14 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         "agree": 0.8 + traits.agreeableness + max(0.0, affinity) + max(0.0, sentiment(text)) * 0.5,
         "disagree": 0.15 + (1 - traits.agreeableness) * 0.9 + max(0.0, -affinity) * 1.5 + (0.3 if mood == "irritated" else 0.0),
         "ask": 0.6 + traits.openness * 0.8 + interests_match,
-        "share": (1.2 if memory else 0.3) + interests_match,
+        "share": (1.2 if memory or known else 0.3) + interests_match,
         "joke": (0.1 + traits.extraversion * traits.openness) * (1.3 if mood in ("excited", "cheerful") else 0.5),
     }
     acts = list(weights)
     act = rng.choices(acts, weights=[weights[a] for a in acts])[0]
     content = text if act in ("agree", "disagree") else (keyphrase(text, 4) or text)
+    if act == "share" and known:  # news or an event it knows of, not a made-up one
+        content = known
     return Plan(act, content=content, hint=hint if act in ("agree", "disagree", "share") else None,  # type: ignore[arg-type]
                 lead=lead_for(act, text, heard.author, rng), **base)
 

@@ -41,6 +41,7 @@ class Scene:
     mood: str = ""  # a few words for the tone (Mood.tone())
     ties: tuple[str, ...] = ()  # how the speaker sees the people present, from the relationship record ("you like Bob")
     memories: tuple[str, ...] = ()  # what the speaker recalls about the topic and the people, best first
+    situation: str = ""  # where the speaker is and what it does now, in the third person (agents/world)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ def transcript_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
     head = [f"Chat log of {scene.guild}, {where}. Everyone writes short, natural messages in the first person.",
             persona_card(persona)]
     first = persona.name.split()[0]
+    if scene.situation:
+        head.append(scene.situation)
     if scene.ties:  # "you like Bob" -> "Ana likes Bob": the log's third person
         head.append("About the people here: " + "; ".join(_third_person(t, first) for t in scene.ties) + ".")
     if scene.memories:
@@ -90,6 +93,7 @@ def chat_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
         f"You care about {', '.join(persona.interests[:5])}." if persona.interests else "",
         f"You speak in {persona.style}." if persona.style else "",
         scene.mood,
+        f"Right now: {scene.situation}" if scene.situation else "",
         ("About the people here: " + "; ".join(scene.ties) + ".") if scene.ties else "",
         ("You remember: " + " ".join(f"- {_clip(m, 140)}" for m in scene.memories[:3])) if scene.memories else "",
         f"Write only {first}'s next chat message: one or two short sentences, first person, no name prefix.",

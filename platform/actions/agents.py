@@ -305,6 +305,10 @@ async def do_found_society(platform: Platform, owner_id: int, spec: SocietySpec,
         await tx.conn.execute(insert(Society).values(guild_id=guild_id, name=name, revival_topics=spec.revival_topics))
         for persona in spec.agents:
             await create_agent(tx, platform, creator_id=owner_id, guild_id=guild_id, persona=persona, username_suffix=username_suffix)
+        if spec.world is not None:  # the news source, a bot user like the agents (news.py)
+            from .news import ensure_source
+
+            await ensure_source(tx, guild_id, spec.world.news_source)
     return guild_id
 
 

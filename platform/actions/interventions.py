@@ -27,7 +27,7 @@ from ...agents.scenario.document import claims as document_claims
 from ..core.errors import InvalidFormBody, UnknownAgent, UnknownChannel, UnknownGuild
 from ..core.snowflake import new_id
 from ..db.models import Agent, Channel, Guild
-from . import agents, channels, memories
+from . import agents, channels, memories, news
 from .audit import A
 from .context import Platform
 from .users import AuthUser
@@ -120,14 +120,12 @@ async def do_intervene(platform: Platform, me: AuthUser, guild_id: int, entry: A
                                            about=[], fact=None, confidence=None)
         result.update(agent_id=str(target), memory=stored, did=f"told {agent_name}: {entry.fact}")
     elif isinstance(entry, sc.News):
-        try:
-            from .news import do_publish_news  # the world's news action (platform/actions/news.py)
-        except ImportError:  # that action has not landed in this tree yet
-            raise InvalidFormBody.field("kind", "NEWS_UNAVAILABLE", "Publishing news needs the world's news action.") from None
-
         channel_id, channel_name = await resolve_channel(platform, guild_id, entry.channel)
         target = channel_id
-        published = await do_publish_news(platform, me, guild_id, channel_id=channel_id, content=entry.content, title=entry.title)
+        limit = platform.settings.max_message_length
+        if len(news.compose(entry.content, entry.title)) > limit:
+            raise InvalidFormBody.field("content", "BASE_TYPE_MAX_LENGTH", f"Title and content must be {limit} or fewer in length.")
+        published, _ = await news.do_publish_news(platform, me, guild_id, channel_id, entry.content, entry.title)
         result.update(channel_id=str(channel_id), news=published, did=f"published news in #{channel_name}: {entry.title or entry.content}")
     elif isinstance(entry, sc.AddAgent):
         created = await agents.do_create_agent(platform, me, guild_id, entry.persona, entry.state, username_suffix=run_suffix(run_id))

@@ -32,6 +32,7 @@ from ...agents.turn.plan import (
 )
 from ...agents.turn.realise import Line, Scene
 from ...agents.turn.speak import Spoken, speak
+from ...agents.world.subjects import Subject
 from ...platform.actions import agents as registry
 from ...platform.actions import dashboard as live
 from .api import PlatformRefused
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("townsquare.worker")
 
 FAILED = ("timeout", "error", "unreachable")
+WORLD_SHARE = 0.75  # of revivals with nothing on the agent's mind: a subject from the world (the rest: the society's topics)
 
 
 def display_name(message: dict[str, Any]) -> str:
@@ -147,7 +149,7 @@ class TurnTaking:
         return CONVERSATION if decision.trigger == "roll" else INITIATIVE
 
     def _plan(self: AgentWorker, agent: AgentInfo, channel: ChannelState, decision: Decision, heard: Heard | None,
-              recall: Recall, seed: int) -> Plan:
+              recall: Recall, seed: int, world: Subject | None = None) -> Plan:
         persona = agent.persona
         invited = [self.names.get(i) or self._member_name(agent.guild_id, i) for i in decision.invitees]
         if decision.trigger == "found":
@@ -156,12 +158,13 @@ class TurnTaking:
             return plan_reach(persona, invited[0], decision.subject or "how they are doing", seed=seed)
         if heard is None:
             subject = decision.subject or channel.topic or "what is new today"
-            return plan_opener(persona, subject, seed=seed, news=decision.subject is not None and decision.subject not in
-                               self.state.topics.get(agent.guild_id, []), memories=recall.lines)
+            news = world.share if world is not None else (decision.subject is not None and decision.subject not in
+                                                          self.state.topics.get(agent.guild_id, []))
+            return plan_opener(persona, subject, seed=seed, news=news, memories=recall.lines)
         bond = self.state.relations.get(agent.id, self.member_ids[agent.guild_id].get(heard.author, 0))
         match = self.policy.relevance(agent, heard.text) if self.policy.relevance else 0.0
         return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=recall.lines,
-                          interests_match=match)
+                          interests_match=match, world=self.world.lines(agent))
 
     async def _turn(self: AgentWorker, agent: AgentInfo, channel: ChannelState,
                     decision: Decision) -> tuple[str, int | None, int, str | None]:
@@ -178,8 +181,13 @@ class TurnTaking:
                 return "skipped", None, 0, "the message to answer is gone or has no text"
             author = answered.get("author") or {}
             heard = Heard(display_name(answered), plain(answered), human=not author.get("bot"), to_me=decision.direct)
-        if decision.trigger == "revive":
-            decision = replace(decision, subject=await self._on_mind(agent, decision) or decision.subject)
+        world: Subject | None = None
+        if decision.trigger == "revive":  # what is on its mind, else what the world gives it, else a topic of the society's
+            subject = await self._on_mind(agent, decision)
+            if subject is None and self.policy.rng("world", decision.nonce, agent.id, decision.attempt).random() < WORLD_SHARE:
+                world = self.world.subject(agent, channel, self.policy.rng("subject", decision.nonce, agent.id, decision.attempt))
+                subject = world.content if world is not None else None
+            decision = replace(decision, subject=subject or decision.subject)
         people: dict[int, str] = {}
         first = self._author_of(history, decision.reply_to_message) if decision.reply_to_message else None
         for other in (first, *decision.invitees, *(channel.dm_recipients or ())):
@@ -192,7 +200,7 @@ class TurnTaking:
         topic = heard.text if heard is not None else (decision.subject or " ".join(line.content for line in lines[-2:]))
         recall = await self._recall(agent, topic, people)
         seed = self.policy.rng(decision.nonce, agent.id, decision.attempt).randrange(2**31)
-        plan = self._plan(agent, channel, decision, heard, recall, seed)
+        plan = self._plan(agent, channel, decision, heard, recall, seed, world)
         members = {n: i for n, i in self.member_ids[agent.guild_id].items() if i != agent.id}
         gate = GateContext(
             own_name=persona.name, members=[*people.values(), *members], bio=persona.bio,
@@ -205,7 +213,7 @@ class TurnTaking:
         scene = Scene(self.state.guild_names.get(agent.guild_id, "the society"), channel.name or "dm", channel.topic, lines,
                       mood=self.state.mood(agent.id).tone(),
                       ties=tuple(describe(self.state.relations.get(agent.id, pid), pname) for pid, pname in list(people.items())[:2]),
-                      memories=tuple(recall.lines))
+                      memories=tuple(recall.lines), situation=self.world.situation(agent) or "")
         options = GenOptions(max_tokens=self.settings.reply_max_tokens, temperature=0.7, seed=seed)
         max_wait = None if decision.direct else self.settings.pace_max_wait_seconds
         try:

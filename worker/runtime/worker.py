@@ -61,6 +61,7 @@ from .pacing import BACKGROUND, Deferred, ModelPace
 from .presence import AgentPresence
 from .relevance import keyword_text_relevance
 from .turns import TurnTaking, readable
+from .world import WorldRuntime
 
 log = logging.getLogger("townsquare.worker")
 
@@ -147,6 +148,8 @@ class AgentWorker(TurnTaking):
         self._last_turn_at = self.clock.now()  # the LLM counts as free only after a quiet spell
         self._stopping = asyncio.Event()
         self.presence = AgentPresence(self.redis, self.prefix, platform.read, self.clock)  # agents hold no gateway session
+        self.world = WorldRuntime(platform, self.redis, self.prefix, self.state.sim, self.clock, lambda: self.memories)
+        self.state.presence = self.world.presence  # routines: who is around which channel
 
     @property
     def memories(self) -> Memories:
@@ -216,6 +219,7 @@ class AgentWorker(TurnTaking):
         self.state.guild_names = {g: s.get("guild_name") or s["name"] for g, s in societies.items()}
         if societies:  # simulated time runs from the founding, so a restart does not rewind the day
             self.state.sim.epoch = min(parse_time(s["created_at"], self.clock.now()) for s in societies.values())
+        self.world.load(societies, lambda s: parse_time(s["created_at"], self.clock.now()))
         rows = await registry.society_channels(self.platform, list(societies))
         names = {row.id: row.name or "" for row in rows}
         for row in rows:
@@ -470,12 +474,14 @@ class AgentWorker(TurnTaking):
         chores: list[tuple[float, Any]] = [
             (10.0, self._save_moods), (10.0, self._save_bonds), (600.0, self._rate_peers), (3600.0, self._enqueue_maintenance),
             (max(60.0, self.settings.graph_snapshot_minutes * 60), self._enqueue_snapshot), (15.0, self._initiatives),
-            (300.0, self._enqueue_backup), (0.0, lambda: self.presence.refresh(self.state))]  # presence: renews or on change
+            (300.0, self._enqueue_backup), (0.0, lambda: self.presence.refresh(self.state)),  # presence: renews or on change
+            (5.0, self._world_tick)]
         last = [float("-inf")] * len(chores)
         while not self._stopping.is_set():
             await asyncio.sleep(1.0)
             try:
                 await self.refresh_registry()
+                await self.world.sync(self.channel_named)  # which news is out (every worker: turns talk about it)
                 if not await self._lead():
                     continue
                 for decision in self.policy.revivals(self.state):
@@ -488,6 +494,15 @@ class AgentWorker(TurnTaking):
                         await chore()
             except Exception:  # noqa: BLE001 - a failed tick must not end the loop
                 log.exception("tick failed")
+
+    def channel_named(self, guild_id: int, name: str) -> int | None:
+        return next((c.id for c in self.state.channels.values()
+                     if c.guild_id == guild_id and c.name == name and c.dm_recipients is None and c.parent is None), None)
+
+    async def _world_tick(self) -> None:
+        """The world moves on: due news is released, agents at an event that is on remember it."""
+        await self.world.release(self.channel_named, self.state.paused_guilds)
+        await self.world.attend(list(self.state.agents.values()), self.state.active)
 
     async def _initiatives(self) -> None:
         """Private messages to friends and channels for shared interests (rare, per society)."""

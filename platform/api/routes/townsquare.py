@@ -12,7 +12,7 @@ from pydantic import Field
 from pydantic import ValidationError
 
 from ....agents.scenario.load import parse_intervention
-from ...actions import agents, audit, interventions, memories, messages, relationships, runs
+from ...actions import agents, audit, interventions, memories, messages, news, relationships, runs
 from ...core.errors import InvalidFormBody
 from ..bodies import Body
 from ..deps import MAX_SNOWFLAKE, Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt
@@ -46,6 +46,12 @@ class PostAsBody(Body):
     content: str = Field(min_length=1, max_length=100_000)
     message_reference: ReferenceBody | None = None
     nonce: str | None = Field(default=None, max_length=25)
+
+
+class NewsBody(Body):
+    channel_id: SnowflakeInt
+    content: str = Field(min_length=1, max_length=100_000)
+    title: str | None = Field(default=None, max_length=100)
 
 
 class FactBody(Body):
