@@ -106,6 +106,25 @@ async def resume_society(guild_id: Snowflake, me: Me, platform: PlatformDep, bod
     return await agents.do_set_society_paused(platform, me, guild_id, False, _reason(body))
 
 
+@router.post("/societies/{guild_id}/news", status_code=201)
+async def publish_news(guild_id: Snowflake, body: NewsBody, me: Me, platform: PlatformDep) -> dict[str, Any]:
+    """A news item, now: posted to the channel by the society's news source (audit-logged)."""
+    agents.require_admin(me)
+    check_text(body.content, "content")
+    if not body.content.strip():
+        raise InvalidFormBody.field("content", "BASE_TYPE_REQUIRED", "This field is required")
+    if body.title is not None:
+        check_text(body.title, "title")
+    check_content(platform, news.compose(body.content, body.title))
+    sent, _ = await news.do_publish_news(platform, me, guild_id, body.channel_id, body.content, body.title)
+    return sent
+
+
+@router.get("/societies/{guild_id}/news")
+async def list_news(guild_id: Snowflake, me: Me, platform: PlatformDep, limit: int = Query(default=20, ge=1, le=100)) -> list[dict[str, Any]]:
+    return await news.list_news(platform, me, guild_id, limit)
+
+
 @router.post("/societies/{guild_id}/interventions")
 async def intervene(guild_id: Snowflake, body: dict[str, Any], me: Me, platform: PlatformDep) -> dict[str, Any]:
     """Applies one intervention (a scenario timeline entry: {"kind": "tell", "agent": ..., "fact": ...})
