@@ -445,3 +445,20 @@ async def test_a_running_worker_releases_news_and_opens_on_world_subjects(platfo
     finally:
         await worker.stop()
         llm.stop()
+
+
+async def test_the_world_as_the_dashboard_reads_it(platform: Platform, client: httpx.AsyncClient, tmp_path: Path,
+                                                   document: dict[str, Any]) -> None:
+    admin = await person(platform, is_admin=True)
+    path = _small_world_file(tmp_path, document)
+    guild_id, channels, _ = await _seed(platform, admin, path)
+    r = await client.get(f"/api/v10/townsquare/societies/{guild_id}/world", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    w = r.json()
+    assert w["world"] and w["news_source"] == "Crier Test" and w["time"]["weekday"] in ("friday", "saturday", "sunday", "monday")
+    assert len(w["agents"]) == 5 and {a["name"] for a in w["agents"]} == {a.name for a in load_society(path).agents}
+    assert w["upcoming"] and all({"title", "place", "day", "start", "end"} <= set(e) for e in w["upcoming"])
+    assert {n["id"] for n in w["scheduled"]} <= {"first", "second", "third"}
+    human = await person(platform)
+    assert_discord_error(await client.get(f"/api/v10/townsquare/societies/{guild_id}/world", headers=human.headers), 403)
+    assert_discord_error(await client.get("/api/v10/townsquare/societies/777/world", headers=admin.headers), 404, 10004)

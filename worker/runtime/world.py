@@ -155,7 +155,7 @@ class WorldRuntime:
                     await self.redis.expire(key, ATTENDED_TTL)
                     now = self.clock.now()
                     text = f"I was at {occ.event.title}" + (f" at {place.name}" if place else "") + \
-                        (f": {occ.event.description}" if occ.event.description else "")
+                        (f" ({occ.event.description.rstrip('.')})" if occ.event.description else "")
                     memory = Memory(id=memory_id(agent.id, "event", guild_id, occ.key), agent_id=agent.id, kind=Kind.OBSERVATION,
                                     text=text, importance=EVENT_IMPORTANCE, created_at=now, last_access=now,
                                     source=f"event:{occ.key}")

@@ -12,7 +12,7 @@ from pydantic import Field
 from pydantic import ValidationError
 
 from ....agents.scenario.load import parse_intervention
-from ...actions import agents, audit, interventions, memories, messages, news, relationships, runs
+from ...actions import agents, audit, interventions, memories, messages, news, relationships, runs, world
 from ...core.errors import InvalidFormBody
 from ..bodies import Body
 from ..deps import MAX_SNOWFLAKE, Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt
@@ -118,6 +118,12 @@ async def publish_news(guild_id: Snowflake, body: NewsBody, me: Me, platform: Pl
     check_content(platform, news.compose(body.content, body.title))
     sent, _ = await news.do_publish_news(platform, me, guild_id, body.channel_id, body.content, body.title)
     return sent
+
+
+@router.get("/societies/{guild_id}/world")
+async def get_world(guild_id: Snowflake, me: Me, platform: PlatformDep) -> dict[str, Any]:
+    """The society's world now: simulated time, events on and coming, news out and due, whereabouts."""
+    return await world.get_world(platform, me, guild_id)
 
 
 @router.get("/societies/{guild_id}/news")
