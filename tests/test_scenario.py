@@ -92,6 +92,22 @@ def test_errors_name_the_line_and_the_field() -> None:
     assert not_yaml.line == 2 and "YAML" in not_yaml.message
 
 
+def test_a_scenario_file_naming_an_unknown_agent_or_channel_fails_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    text = GOOD.replace("agent: Ana", "agent: Maren Holt").replace("questions:", "  - kind: pause_agent\n    agent: Marin Holt\nquestions:")
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert (caught.value.line, caught.value.field) == (13, "timeline.1.agent") and "Marin Holt" in caught.value.message
+    path.write_text(text.replace("agent: Marin Holt", "agent: Tobias Reed").replace("kind: pause_agent", "kind: close_channel\n    channel: docks")
+                    .replace("    agent: Tobias Reed\n", ""), encoding="utf-8")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert caught.value.field == "timeline.1.channel" and "docks" in caught.value.message
+    path.write_text(text.replace("Marin Holt", "Tobias Reed"), encoding="utf-8")
+    assert load_scenario(path)[0].timeline[1].agent == "Tobias Reed"
+
+
 def test_the_bundled_diffusion_scenario_is_valid() -> None:
     scenario, base = load_scenario("diffusion")
     assert scenario.society == "city" and scenario.timeline[0].kind == "tell" and base is not None

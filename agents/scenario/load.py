@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from ..society.persona import Society, load_society
 from .model import Intervention, Scenario
 
 BUNDLED = Path(__file__).parent / "scenarios"
@@ -100,12 +101,58 @@ def _line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 
 def load_scenario(name_or_path: str | Path) -> tuple[Scenario, Path | None]:
-    """A bundled scenario by name or a YAML file by path; also the folder its relative paths start from."""
+    """A bundled scenario by name or a YAML file by path; also the folder its relative paths start
+    from. The society it names is read too, and the agents and channels the timeline names are
+    looked up in it (a typo fails now, with its line, not an hour into the run)."""
     path = BUNDLED / f"{name_or_path}.yaml" if (BUNDLED / f"{name_or_path}.yaml").is_file() else Path(name_or_path)
     if not path.is_file():
         bundled = sorted(p.stem for p in BUNDLED.glob("*.yaml"))
         raise ScenarioError(f"no scenario {str(name_or_path)!r} (a YAML file, or bundled: {', '.join(bundled) or 'none'})")
-    return parse_scenario(path.read_text(encoding="utf-8"), source=str(path)), path.parent
+    text = path.read_text(encoding="utf-8")
+    scenario = parse_scenario(text, source=str(path))
+    check_references(scenario, text, path.parent, source=str(path))
+    return scenario, path.parent
+
+
+def society_of(scenario: Scenario, base_dir: Path | None) -> Society:
+    """The society a scenario runs on: a bundled name, or a file relative to the scenario's folder."""
+    name = scenario.society
+    if base_dir is not None and (base_dir / name).is_file():
+        name = str(base_dir / name)
+    return load_society(name)
+
+
+def check_references(scenario: Scenario, text: str, base_dir: Path | None, source: str | None = None) -> None:
+    """Every agent and channel the timeline names exists in the society (or was added or opened
+    by an earlier entry); documents given by path can be read."""
+    root = yaml.compose(text)
+    try:
+        society = society_of(scenario, base_dir)
+    except (FileNotFoundError, ValidationError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"the society cannot be read: {str(exc).splitlines()[0]}", line=_line(root, ("society",)), field="society",
+                            source=source) from None
+    agents = {a.name.lower() for a in society.agents}
+    channels = {c.name for c in society.channels}
+    entries = sorted(enumerate(scenario.timeline), key=lambda ie: (ie[1].real_offset(scenario.sim_speed), ie[0]))
+    for i, entry in entries:
+        def fail(key: str, message: str) -> None:
+            raise ScenarioError(message, line=_line(root, ("timeline", i, key)), field=f"timeline.{i}.{key}", source=source)
+
+        named = [getattr(entry, "agent", None)] + (list(entry.agents) if isinstance(getattr(entry, "agents", None), list) else [])
+        for ref in (r for r in named if r is not None):
+            if ref.lower() not in agents and not ref.isdigit():
+                fail("agent" if getattr(entry, "agent", None) == ref else "agents", f"no agent {ref!r} in the society {scenario.society}")
+        channel = getattr(entry, "channel", None)
+        if entry.kind == "open_channel":
+            channels.add(str(channel))
+        elif channel is not None and channel.lstrip("#") not in channels and not channel.isdigit():
+            fail("channel", f"no channel {channel!r} in the society {scenario.society}")
+        if entry.kind == "add_agent":
+            agents.add(entry.persona.name.lower())  # type: ignore[attr-defined]
+        if entry.kind == "inject_document" and entry.path is not None:  # type: ignore[attr-defined]
+            doc = (base_dir or Path(".")) / entry.path  # type: ignore[attr-defined]
+            if not doc.is_file():
+                fail("path", f"no document {entry.path!r} (paths are relative to the scenario file)")  # type: ignore[attr-defined]
 
 
 def parse_intervention(data: Any) -> Any:

@@ -21,7 +21,8 @@ from sqlalchemy import select
 
 from ...agents.mind.clock import Clock
 from ...agents.scenario import model as sc
-from ...agents.society.persona import Society as SocietySpec, load_society
+from ...agents.scenario.load import society_of
+from ...agents.society.persona import Society as SocietySpec
 from ..actions import agents, interventions, measure, runs
 from ..actions.users import AuthUser
 from ..core.snowflake import EPOCH_MS
@@ -72,10 +73,7 @@ def run_seed(scenario: sc.Scenario, repeat: int) -> int:
 
 
 def society_spec(scenario: sc.Scenario, base_dir: Path | None) -> SocietySpec:
-    name = scenario.society
-    if base_dir is not None and (base_dir / name).is_file():
-        name = str(base_dir / name)
-    return load_society(name)
+    return society_of(scenario, base_dir)
 
 
 def snowflake_at(seconds: float) -> int:
