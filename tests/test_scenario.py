@@ -337,3 +337,53 @@ async def test_a_failing_intervention_fails_the_run_with_its_reason(platform: Pl
     outcome = await run_scenario(platform, me, scenario, base_dir=None, batch_id=1, arm="A", repeat=0, clock=clock, sleep=sleep,
                                  agents_=NoAgents())
     assert outcome.state == "failed" and "Unknown Agent" in (outcome.error or "")
+
+
+def test_townsquare_run_runs_both_arms_and_records_them(settings: Settings, services, chroma: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The real command: its own server, worker and rq worker (the fake LLM for content, the
+    session's Chroma), two arms (with and without the planted fact), a JSON report, the runs table."""
+    import os
+    import subprocess
+    import sys
+
+    import orjson
+
+    from .fakellm import distinct_reply
+
+    fake = FakeLLM(reply=distinct_reply).start()
+    path = tmp_path / "mill.yaml"
+    path.write_text(f"""\
+name: mill-{name('')}
+society: village
+seed: 4
+sim_speed: 120
+duration: 20m
+timeline:
+  - {{name: plant, at: 0s, kind: tell, agent: Maren Holt, fact: "The old mill reopens on Friday with a bakery inside."}}
+questions:
+  - {{name: mill, kind: knows, fact: the old mill reopens with a bakery, keywords: [mill, bakery]}}
+  - {{name: mood, kind: sentiment, topic: bread}}
+""", encoding="utf-8")
+    env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url, "CHROMA_URL": chroma,
+           "OLLAMA_HOST": fake.url, "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "",
+           "TOWNSQUARE_REDIS_PREFIX": settings.redis_prefix + "run:", "TOWNSQUARE_DATA_DIR": str(tmp_path / "data"),
+           "TOWNSQUARE_GATE_RELEVANCE_FLOOR": "0"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "townsquare.platform.cli", "run", str(path), "--without", "plant", "--json",
+                               "--no-progress"], env=env, capture_output=True, timeout=600)
+    finally:
+        fake.stop()
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    report = orjson.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert report["arms"] == ["A", "without plant"] and [r["state"] for r in report["runs"]] == ["done", "done"]
+    a, b = report["runs"]
+    assert a["seed"] == b["seed"] == 4 and a["code_version"] and a["batch_id"] == b["batch_id"] == report["batch_id"]
+    knows_a = next(q for q in a["results"]["questions"] if q["name"] == "mill")
+    knows_b = next(q for q in b["results"]["questions"] if q["name"] == "mill")
+    assert knows_a["who"][:1] == ["Maren Holt"] and knows_a["told"] == ["Maren Holt"] and knows_b["who"] == []
+    assert [i["name"] for i in a["results"]["interventions"]] == ["plant"] and b["results"]["interventions"] == []
+    summary = report["summary"]["mill"]
+    assert set(summary["arms"]) == {"A", "without plant"} and summary["difference"]["of"] == "A - without plant"
+    logs = Path(report["logs"])
+    assert (logs / "run.log").exists() and (logs / "worker-1.log").exists() and (logs / "worker-2.log").exists()
+    assert b"worker started" in (logs / "worker-2.log").read_bytes()

@@ -24,6 +24,8 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+import yaml
+from pydantic import ValidationError
 
 from ...agents.scenario import model as sc
 from ...agents.scenario.load import ScenarioError, load_scenario
@@ -64,7 +66,7 @@ class Stack:
 
         return Child(name, python_argv(args), child_env(env), self.terminal, log_file_bytes(self.settings))
 
-    async def start(self, model_routing: Path | None) -> None:
+    async def start(self) -> None:
         from . import _wait_http
 
         if not self.settings.chroma_url:
@@ -77,8 +79,6 @@ class Stack:
             port = free_port()
             self.shared.append(self._spawn("model", ["model", "serve", "--port", str(port)], self.env))
             self.env["OLLAMA_HOST"] = self.settings.ollama_host = f"http://127.0.0.1:{port}"
-        if model_routing is not None:
-            self.env["TOWNSQUARE_ROUTING_FILE"] = str(model_routing)
         self.shared.append(self._spawn("server", ["serve", "--no-migrate"], self.env))
         if not await _wait_http(f"http://127.0.0.1:{self.port}/health", READY_TIMEOUT):
             raise RuntimeError(f"the server did not start (see {self.log_dir / 'server.log'})")
@@ -167,20 +167,36 @@ def fmt_sim(seconds: float) -> str:
     return (f"{days}d " if days else "") + f"{hours:02d}:{rest // 60:02d}"
 
 
-def routing_for(settings: Settings, scenario: sc.Scenario, log_dir: Path, ollama_host: str | None) -> tuple[Path | None, str]:
-    """The routing file that gives every agent the scenario's model, and the model's name for the record."""
+def model_of(settings: Settings, scenario: sc.Scenario) -> str:
+    """The model the run's agents use, for its record."""
     from ...agents.brain.routing import BUNDLED_MODEL
 
     if settings.routing_file is not None:
         if scenario.model:
             raise ScenarioError("`model` cannot be applied while TOWNSQUARE_ROUTING_FILE routes the agents", field="model")
-        return None, f"routing file {settings.routing_file}"
-    if not scenario.model:
-        return None, BUNDLED_MODEL
+        return f"routing file {settings.routing_file}"[:100]
+    return scenario.model or BUNDLED_MODEL
+
+
+def write_routing(log_dir: Path, model: str, ollama_host: str) -> Path:
+    """A routing file giving every agent the scenario's model on the run's model server."""
     path = log_dir / "routing.yaml"
-    host = ollama_host or "http://127.0.0.1:11434"  # replaced below once the model server's port is known
-    path.write_text(f"backends:\n  local: {{kind: ollama, host: \"{host}\", model: \"{scenario.model}\"}}\nroutes:\n  default: [local]\n")
-    return path, scenario.model
+    path.write_text(yaml.safe_dump({"backends": {"local": {"kind": "ollama", "host": ollama_host, "model": model}},
+                                    "routes": {"default": ["local"]}}, sort_keys=False))
+    return path
+
+
+def with_duration(scenario: sc.Scenario, duration: str) -> sc.Scenario:
+    """The scenario with another duration, validated again (a timeline entry after the end is an error)."""
+    try:
+        changed = sc.Scenario.model_validate({**scenario.model_dump(), "duration": duration})
+    except ValidationError as exc:
+        raise ScenarioError(str(exc.errors()[0]["msg"]).removeprefix("Value error, "), field="--duration") from None
+    late = changed.late_entry()
+    if late is not None:
+        raise ScenarioError(f"timeline entry {changed.timeline[late].name or late} comes after the end of the run "
+                            f"({changed.duration:g} simulated seconds)", field="--duration")
+    return changed
 
 
 def arms(scenario: sc.Scenario, compare: sc.Scenario | None, without: str | None) -> list[tuple[str, sc.Scenario]]:
@@ -248,11 +264,11 @@ def run_command(scenario: Annotated[str, typer.Argument(help="A scenario file (Y
         main_scenario, base_dir = load_scenario(scenario)
         other = load_scenario(compare) if compare else None
         if duration is not None:
-            seconds = sc.parse_duration(duration)
-            main_scenario = main_scenario.model_copy(update={"duration": seconds})
+            main_scenario = with_duration(main_scenario, duration)
             if other is not None:
-                other = (other[0].model_copy(update={"duration": seconds}), other[1])
+                other = (with_duration(other[0], duration), other[1])
         plan = arms(main_scenario, other[0] if other else None, without)
+        model_of(get_settings(), main_scenario)
     except (ScenarioError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -285,15 +301,14 @@ async def _run_all(settings: Settings, plan: list[tuple[str, sc.Scenario]], base
     services = await asyncio.to_thread(_services, settings)
     await asyncio.to_thread(_migrate, settings, services.database_url)
     admin_login = await ensure_admin(settings, services.database_url, services.redis_url)
-    routing, model_name = routing_for(settings, plan[0][1], log_dir, settings.ollama_host)
+    model_name = model_of(settings, plan[0][1])
     stack = Stack(settings, services, log_dir)
     bar = Bar(show_progress)
     outcomes: dict[str, list[Any]] = {arm: [] for arm, _ in plan}
     try:
-        await stack.start(None)
-        if routing is not None:  # the model server's address is known now
-            routing, model_name = routing_for(settings, plan[0][1], log_dir, stack.env["OLLAMA_HOST"])
-            stack.env["TOWNSQUARE_ROUTING_FILE"] = str(routing)
+        await stack.start()
+        if plan[0][1].model and settings.routing_file is None:  # the model server's address is known now
+            stack.env["TOWNSQUARE_ROUTING_FILE"] = str(write_routing(log_dir, plan[0][1].model, stack.env["OLLAMA_HOST"]))
         platform = await build_platform(settings.model_copy(update={"chroma_url": stack.env.get("CHROMA_URL") or settings.chroma_url}),
                                         services.database_url, services.redis_url)
         try:
