@@ -29,6 +29,7 @@ setup(
     package_dir=package_dir,
     package_data={"townsquare.migrations": ["*.ini", "*.mako"], "townsquare.platform": ["*.md"],
                   "townsquare.agents.society": ["societies/*.yaml"],
+                  "townsquare.agents.scenario": ["scenarios/*.yaml"],
                   "townsquare.bundles.offline": ["install.sh"],
                   # the web UI's pages and every asset it serves (no CDN)
                   "townsquare.webui": ["templates/*.html", "templates/*/*.html", "static/*/*", "static/*/*/*", "i18n/*.json"]},

@@ -292,3 +292,46 @@ async def test_the_agents_page_pages_through_a_large_society(platform: Platform,
 
 async def _count(rows: Any, expected: int) -> bool:
     return await rows.count() == expected
+
+
+async def test_the_scenarios_page_applies_interventions_and_lists_runs(platform: Platform, client: httpx.AsyncClient,
+                                                                      browser: object, server: RunningServer) -> None:
+    """An administrator tells an agent a fact and pauses another from the Scenarios page (the
+    intervention route, audit-logged), and sees the scenario runs with their state and answers."""
+    from townsquare.platform.actions import runs
+
+    soc = await small_society(platform, client)
+    a, b = soc["cast"][0], soc["cast"][1]
+    run_id = await runs.start_run(platform, batch_id=7, name=name("scn"), arm="A", repeat=0, scenario="name: x", model="smollm2:135m",
+                                  seed=9, created_by=soc["admin"].id)
+    await runs.end_run(platform, run_id, "done", results={"questions": [{"name": "knows-party", "kind": "knows", "value": 0.25}]})
+    web = await open_web(browser, server.url)
+    try:
+        page = web.page
+        await page.goto("/login?lang=en")  # type: ignore[attr-defined]
+        await page.evaluate("t => localStorage.setItem('ts_token', t)", soc["admin"].token)  # type: ignore[attr-defined]
+        await page.goto(f"/admin/scenarios?guild={soc['guild_id']}&lang=en")  # type: ignore[attr-defined]
+        await page.get_by_role("heading", name="Apply an intervention").wait_for()  # type: ignore[attr-defined]
+        await page.get_by_label("Intervention", exact=True).select_option("tell")  # type: ignore[attr-defined]
+        form = page.locator("form.intervention-form")  # type: ignore[attr-defined]
+        await form.get_by_label("Agent", exact=True).select_option(a["name"])
+        await form.get_by_label("Fact").fill("The village well has been cleaned and the water is sweet again.")
+        await form.get_by_role("button", name="Apply").click()
+        await page.locator(".applied li", has_text=f"told {a['name']}").wait_for()  # type: ignore[attr-defined]
+        found = await platform.memory.search(int(a["id"]), "village well water", k=3)
+        assert any("well has been cleaned" in s.memory.text for s in found)
+
+        await page.get_by_label("Intervention", exact=True).select_option("pause_agent")  # type: ignore[attr-defined]
+        await form.get_by_label("Agent", exact=True).select_option(b["name"])
+        await form.get_by_role("button", name="Apply").click()
+        await page.locator(".applied li", has_text=f"{b['name']} is now paused").wait_for()  # type: ignore[attr-defined]
+        me = await authenticate(platform, "Bearer", soc["admin"].token)
+        assert (await agents.get_agent(platform, me, int(b["id"])))["state"] == "paused"
+
+        row = page.locator(f"tr[data-run-id='{run_id}']")  # type: ignore[attr-defined]
+        await row.wait_for()
+        assert "done" in await row.text_content() and "knows-party: 0.25" in await row.text_content()
+        await web.shot("admin-scenarios")
+        assert web.page_errors == [] and web.outside_loopback() == []
+    finally:
+        await close_web(web)

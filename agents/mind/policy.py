@@ -18,7 +18,8 @@ decisions:
 4. Revival: a channel quiet for `revive_idle_seconds` gets a new topic from an awake agent.
 
 The rolls are seeded by (message, agent), so a retried event (at-least-once delivery) decides
-the same way, and the replies' nonces make any repeat a no-op.
+the same way, and the replies' nonces make any repeat a no-op. A run's seed (`PolicyConfig.seed`)
+enters every draw: the same seed and the same events decide the same way, another seed otherwise.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class PolicyConfig:
     thread_after: int = 4  # a back-and-forth of this many replies between two members moves into a thread
     homophily: float = 3.0  # exponent of the pull toward the author in the draw among the willing (0: the pull left out of it)
     founder_cooldown_seconds: float = 1800.0  # an agent opens at most one channel this often
+    seed: int = 0  # a run's seed (TOWNSQUARE_SEED): every roll and draw depends on it; 0 keeps the unseeded draws
 
     @property
     def chain_rest_seconds(self) -> float:
@@ -405,6 +407,10 @@ class TurnPolicy:
         self.config = config
         self.relevance = relevance
 
+    def rng(self, *parts: object) -> random.Random:
+        """The draw for one decision: the same parts (and the same run seed) draw the same way."""
+        return stable_rng(self.config.seed, *parts) if self.config.seed else stable_rng(*parts)
+
     def on_message(self, state: SocietyState, msg: Msg) -> list[Decision]:
         """Who answers this (already observed) message."""
         cfg, now = self.config, state.now
@@ -457,11 +463,11 @@ class TurnPolicy:
                 continue
             urge, drawn = self.urge(state, agent, msg, channel, activity)
             p = min(0.95, urge)
-            if stable_rng("roll", msg.id, agent.id).random() < p:
+            if self.rng("roll", msg.id, agent.id).random() < p:
                 willing.append((agent, p, urge * drawn ** (cfg.homophily - 1.0)))
         if not willing:
             return []
-        agent, p, _ = stable_rng("pick", msg.id).choices(willing, weights=[max(w, 1e-9) for *_, w in willing])[0]
+        agent, p, _ = self.rng("pick", msg.id).choices(willing, weights=[max(w, 1e-9) for *_, w in willing])[0]
         return [Decision(agent.id, msg.channel_id, "roll", f"ev{msg.id}", reply_to_message=msg.id, addressed_by=msg.author_name,
                          score=p, in_thread=self._to_thread(channel, agent.id, msg))]
 
@@ -482,7 +488,7 @@ class TurnPolicy:
         tone, hour = sentiment(msg.content), state.sim.hour()
         out: list[Reaction] = []
         order = sorted(state.followers(channel, msg.guild_id), key=lambda a: a.id)  # the channel's readers only
-        stable_rng("react-order", msg.id).shuffle(order)  # no agent is always asked first
+        self.rng("react-order", msg.id).shuffle(order)  # no agent is always asked first
         for agent in order:
             if agent.id == msg.author_id or not state.active(agent):
                 continue
@@ -495,7 +501,7 @@ class TurnPolicy:
             drawn = self.pull_toward(state, agent, msg.author_id) / STRANGER
             p = self.config.reaction_rate * (0.5 + agent.persona.traits.agreeableness) * activity * drawn
             p *= 1.5 if abs(tone) > 0.3 or agent.id in msg.mentions else 1.0
-            rng = stable_rng("react", msg.id, agent.id)
+            rng = self.rng("react", msg.id, agent.id)
             if rng.random() < p:
                 out.append(Reaction(agent.id, msg.channel_id, msg.id, self._emoji(tone, affinity, msg.content, rng)))
                 if len(out) >= 2:
@@ -546,10 +552,10 @@ class TurnPolicy:
         for channel in channels:
             if channel.guild_id in busy_guilds or channel.guild_id in state.paused_guilds or channel.revive_pending_until > now:
                 continue
-            jitter = 0.75 + 0.5 * stable_rng("idle", channel.id, channel.last_message_id).random()
+            jitter = 0.75 + 0.5 * self.rng("idle", channel.id, channel.last_message_id).random()
             if now - channel.last_at < cfg.revive_idle_seconds * jitter or state.budget_left(channel, cfg.channel_budget_per_minute) <= 0:
                 continue
-            rng = stable_rng("revive", channel.id, channel.last_message_id, channel.revive_attempts)
+            rng = self.rng("revive", channel.id, channel.last_message_id, channel.revive_attempts)
             candidates = []
             for agent in state.followers(channel):
                 if not state.active(agent):
@@ -594,7 +600,7 @@ class TurnPolicy:
             pairs = [(a, t, w) for a in self._awake(state, guild, hour) for t, w in self._friends(state, a, 0.3)]
             if not pairs:
                 continue
-            rng = stable_rng("reach", guild, slot)
+            rng = self.rng("reach", guild, slot)
             agent, target, _ = rng.choices(pairs, weights=[max(w, 1e-3) for _, _, w in pairs])[0]
             shared = [i for i in agent.persona.interests if target in state.agents and i in state.agents[target].persona.interests]
             subject = rng.choice(shared) if shared else rng.choice(agent.persona.interests or ["how they are doing"])

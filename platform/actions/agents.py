@@ -9,11 +9,13 @@ about it from the event stream like anything else.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
+from cryptography.fernet import InvalidToken
 from pydantic import ValidationError
 from sqlalchemy import delete, func, insert, select, text, update
 
@@ -30,6 +32,8 @@ from .audit import A
 from .context import Platform, Tx
 from .guilds import add_member, emit_member_update, member_object, member_row, remove_member
 from .users import AuthUser, _new_token, check_username, hash_token, insert_bot
+
+log = logging.getLogger("townsquare.agents")
 
 STATES = ("active", "paused", "muted")
 AGENT_ROLE = "townsfolk"  # every agent of a society holds it: it may open channels for new topics and groups
@@ -90,11 +94,16 @@ async def _emit(tx: Tx, type: E, obj: dict[str, Any]) -> None:
     await tx.emit(type, _public(obj), guild_id=int(obj["guild_id"]))
 
 
+def suffixed(username: str, suffix: str) -> str:
+    """A bot's username with a suffix that keeps it unique (a scenario run's copy of a society)."""
+    return username[:32 - len(suffix)] + suffix if suffix else username
+
+
 async def create_agent(tx: Tx, platform: Platform, *, creator_id: int | None, guild_id: int, persona: Persona,
-                       state: str = "active") -> dict[str, Any]:
+                       state: str = "active", username_suffix: str = "") -> dict[str, Any]:
     """Inside a transaction: bot user + token + membership + registry row + event."""
-    user_row, token = await insert_bot(tx, owner_id=creator_id, username=persona.username, global_name=persona.name[:32],
-                                       bio=persona.bio[:190])
+    user_row, token = await insert_bot(tx, owner_id=creator_id, username=suffixed(persona.username, username_suffix),
+                                       global_name=persona.name[:32], bio=persona.bio[:190])
     await add_member(tx, guild_id, user_row.id)
     role = (await tx.conn.execute(select(Role.id).where(Role.guild_id == guild_id, Role.name == AGENT_ROLE))).scalar()
     if role is not None:
@@ -113,8 +122,8 @@ async def create_agent(tx: Tx, platform: Platform, *, creator_id: int | None, gu
     return obj
 
 
-async def _require_free_usernames(conn: Any, personas: list[Persona]) -> None:
-    usernames = [check_username(p.username).lower() for p in personas]
+async def _require_free_usernames(conn: Any, personas: list[Persona], suffix: str = "") -> None:
+    usernames = [check_username(suffixed(p.username, suffix)).lower() for p in personas]
     taken = (await conn.execute(text("SELECT username FROM users WHERE lower(username) = ANY(:names)"), {"names": usernames})).scalars().all()
     if taken:
         raise InvalidFormBody.field("agents", "USERNAME_ALREADY_TAKEN",
@@ -124,13 +133,14 @@ async def _require_free_usernames(conn: Any, personas: list[Persona]) -> None:
 SEED_BATCH = 500  # agents per INSERT while seeding (a few thousand bind parameters; the driver allows 32,767)
 
 
-async def create_agents(tx: Tx, platform: Platform, *, creator_id: int | None, guild_id: int, personas: list[Persona]) -> int:
+async def create_agents(tx: Tx, platform: Platform, *, creator_id: int | None, guild_id: int, personas: list[Persona],
+                        username_suffix: str = "") -> int:
     """Inside a transaction: what `create_agent` does for each persona, in batches of statements
     (users, tokens, members with the agents' role, registry rows, audit entries, GUILD_MEMBER_ADD
     and AGENT_CREATE events) instead of a dozen round trips per agent, so that a society of
     10,000 agents seeds in about a minute. Usernames taken already are refused before anything is
     written. Returns how many agents were created."""
-    await _require_free_usernames(tx.conn, personas)
+    await _require_free_usernames(tx.conn, personas, username_suffix)
     role = (await tx.conn.execute(select(Role.id).where(Role.guild_id == guild_id, Role.name == AGENT_ROLE))).scalar()
     settings = platform.settings
     for start in range(0, len(personas), SEED_BATCH):
@@ -138,7 +148,7 @@ async def create_agents(tx: Tx, platform: Platform, *, creator_id: int | None, g
         ids = [new_id() for _ in batch]
         tokens = [_new_token(i) for i in ids]
         users = (await tx.conn.execute(insert(User).values([
-            {"id": i, "username": p.username, "global_name": p.name[:32], "bot": True, "owner_id": creator_id, "bio": p.bio[:190]}
+            {"id": i, "username": suffixed(p.username, username_suffix), "global_name": p.name[:32], "bot": True, "owner_id": creator_id, "bio": p.bio[:190]}
             for i, p in zip(ids, batch)]).returning(User))).all()
         await tx.conn.execute(insert(Token).values([
             {"id": new_id(), "user_id": i, "token_hash": hash_token(t), "kind": "bot"} for i, t in zip(ids, tokens)]))
@@ -167,11 +177,13 @@ async def _require_society(conn: Any, guild_id: int) -> None:
         raise UnknownGuild()
 
 
-async def do_create_agent(platform: Platform, me: AuthUser, guild_id: int, persona: Persona, state: str = "active") -> dict[str, Any]:
+async def do_create_agent(platform: Platform, me: AuthUser, guild_id: int, persona: Persona, state: str = "active",
+                          username_suffix: str = "") -> dict[str, Any]:
     require_admin(me)
     async with platform.transaction() as tx:
         await _require_society(tx.conn, guild_id)
-        return await create_agent(tx, platform, creator_id=me.id, guild_id=guild_id, persona=persona, state=state)
+        return await create_agent(tx, platform, creator_id=me.id, guild_id=guild_id, persona=persona, state=state,
+                                  username_suffix=username_suffix)
 
 
 async def list_agents(platform: Platform, me: AuthUser, guild_id: int | None = None, *, after: int | None = None,
@@ -200,7 +212,7 @@ async def get_agent(platform: Platform, me: AuthUser, agent_id: int) -> dict[str
 
 
 async def do_update_persona(platform: Platform, me: AuthUser, agent_id: int, changes: dict[str, Any], reason: str | None) -> dict[str, Any]:
-    """Merges `changes` into the persona (top-level keys; `traits` / `rhythm` merge by key)."""
+    """Merges `changes` into the persona (top-level keys; `traits` / `rhythm` / `stances` merge by key)."""
     require_admin(me)
     async with platform.transaction() as tx:
         row = (await tx.conn.execute(select(Agent).where(Agent.id == agent_id).with_for_update())).first()
@@ -208,7 +220,7 @@ async def do_update_persona(platform: Platform, me: AuthUser, agent_id: int, cha
             raise UnknownAgent()
         merged = dict(row.persona)
         for key, value in changes.items():
-            if key in ("traits", "rhythm") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            if key in ("traits", "rhythm", "stances") and isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}
             else:
                 merged[key] = value
@@ -325,9 +337,10 @@ async def do_set_society_paused(platform: Platform, me: AuthUser, guild_id: int,
     return obj
 
 
-async def do_found_society(platform: Platform, owner_id: int, spec: SocietySpec, name: str) -> int:
+async def do_found_society(platform: Platform, owner_id: int, spec: SocietySpec, name: str, username_suffix: str = "") -> int:
     """Creates the guild, its channels and its cast from a society file; returns the guild id.
-    Idempotent by society name: a second call returns the existing society unchanged."""
+    Idempotent by society name: a second call returns the existing society unchanged.
+    `username_suffix` makes the agents' bot usernames unique (a second copy of the same cast)."""
     from .channels import do_create_guild_channel
     from .guilds import do_create_guild, do_create_role
 
@@ -353,7 +366,8 @@ async def do_found_society(platform: Platform, owner_id: int, spec: SocietySpec,
         await do_create_guild_channel(platform, owner_id, guild_id, {"name": channel.name, "type": 0, "topic": channel.topic or None}, None)
     async with platform.transaction() as tx:
         await tx.conn.execute(insert(Society).values(guild_id=guild_id, name=name, revival_topics=spec.revival_topics))
-        await create_agents(tx, platform, creator_id=owner_id, guild_id=guild_id, personas=list(spec.agents))
+        await create_agents(tx, platform, creator_id=owner_id, guild_id=guild_id, personas=list(spec.agents),
+                            username_suffix=username_suffix)
         if spec.world is not None:  # the news source, a bot user like the agents (news.py)
             from .news import ensure_source
 
@@ -386,8 +400,15 @@ async def load_registry(platform: Platform) -> tuple[list[AgentRecord], dict[int
         societies = {r.guild_id: society_object(r) for r in (await conn.execute(select(Society))).all()}
         for gid, gname in (await conn.execute(select(Guild.id, Guild.name).where(Guild.id.in_(list(societies))))).all():
             societies[gid]["guild_name"] = gname
-    agents = [AgentRecord(r.id, r.guild_id, Persona.model_validate(r.persona), r.state, r.mood, r.mood_at, r.resting_until,
-                          unseal(platform.settings, r.token_secret), r.updated_at) for r in rows]
+    agents = []
+    for r in rows:
+        try:
+            token = unseal(platform.settings, r.token_secret)
+        except InvalidToken:  # sealed under another key (a data folder not restored with the database): that agent only
+            log.warning("an agent's token cannot be unsealed with this installation's key; it is left out", extra={"agent": r.id})
+            continue
+        agents.append(AgentRecord(r.id, r.guild_id, Persona.model_validate(r.persona), r.state, r.mood, r.mood_at, r.resting_until,
+                                  token, r.updated_at))
     return agents, societies
 
 
@@ -513,5 +534,18 @@ async def society_channels(platform: Platform, guild_ids: list[int]) -> list[Any
         return []
     async with platform.read() as conn:
         return list((await conn.execute(
-            select(Channel.id, Channel.guild_id, Channel.name, Channel.topic, Channel.last_message_id, Channel.parent_id, Channel.type)
+            select(Channel.id, Channel.guild_id, Channel.name, Channel.topic, Channel.last_message_id, Channel.parent_id, Channel.type,
+                   Channel.permission_overwrites)
             .where(Channel.guild_id.in_(guild_ids), Channel.type.in_((0, 11, 12))))).all())
+
+
+CLOSED_DENY = int(P.SEND_MESSAGES | P.SEND_MESSAGES_IN_THREADS | P.CREATE_PUBLIC_THREADS | P.CREATE_PRIVATE_THREADS)
+
+
+def channel_closed(overwrites: Any, guild_id: int) -> bool:
+    """A channel closed to the society (a scenario's close_channel): @everyone (the guild's id)
+    may not post in it. Agents leave it alone rather than be refused."""
+    for o in overwrites or []:
+        if int(o.get("id", 0)) == guild_id and int(o.get("deny", 0)) & int(P.SEND_MESSAGES):
+            return True
+    return False

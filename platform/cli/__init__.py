@@ -628,5 +628,10 @@ def bot_create(username: str, global_name: Annotated[str | None, typer.Option()]
     _run(main())
 
 
+from .run import run_command  # noqa: E402 - imports nothing heavy at load
+
+app.command("run")(run_command)
+
+
 def main() -> None:
     app()

@@ -136,6 +136,7 @@ class Settings(BaseSettings):
     society: str = "village"  # society file `up` seeds on first start: a bundled name or a path
     sim_speed: float = 1.0  # simulated seconds per real second (rhythms follow the simulation clock)
     sim_start_hour: float = 9.0  # simulated hour when the society was founded
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)  # the run's seed: every turn-taking roll and draw depends on it (0: unseeded)
     worker_concurrency: int = 16  # events acted on at once per worker (their turns then wait for the model by priority)
     worker_claim_idle_ms: int = 30_000  # a pending event idle this long is claimed from a dead worker
     turn_timeout_seconds: float = 900.0  # a safety net against a hung turn: a slow model is waited for, never timed out

@@ -106,6 +106,10 @@ class UnknownMemory(NotFound):
     code, message = 10101, "Unknown Memory"  # Townsquare extension
 
 
+class UnknownRun(NotFound):
+    code, message = 10110, "Unknown Run"  # Townsquare extension: a scenario run
+
+
 class MemoryUnavailable(TownsquareError):
     status, code, message = 503, 130001, "The memory store is unavailable, try again shortly"
 

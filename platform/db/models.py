@@ -441,3 +441,28 @@ class MemoryOwnCount(Base):
     __tablename__ = "memory_own_counts"
     agent_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     count: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class Run(Base):
+    """One run of a scenario (`townsquare run`): what ran (the scenario's text, the code's
+    version, the model, the seed), on which society, how it went and its answers. The repeats and
+    arms of one invocation share a `batch_id`."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    name: Mapped[str] = mapped_column(String(80), nullable=False)  # the scenario's name
+    arm: Mapped[str] = mapped_column(String(120), nullable=False, server_default=text("'A'"))  # A, B, or "without NAME"
+    repeat: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    scenario: Mapped[str] = mapped_column(Text, nullable=False)  # the YAML as run (the arm's timeline)
+    code_version: Mapped[str] = mapped_column(String(100), nullable=False)
+    model: Mapped[str | None] = mapped_column(String(100))
+    seed: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    guild_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("guilds.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'running'"))  # running|done|failed|interrupted
+    error: Mapped[str | None] = mapped_column(String(300))
+    results: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'"))
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[datetime] = _now()
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("runs_batch", "batch_id", "id"),)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...agents.brain.backends import GenOptions
 from ...agents.memory.remember import Recall
-from ...agents.mind.policy import AgentInfo, ChannelState, Decision, stable_rng
+from ...agents.mind.policy import AgentInfo, ChannelState, Decision
 from ...agents.mind.relations import BondsOf, describe
 from ...agents.turn.gate import GateContext
 from ...agents.turn.plan import (
@@ -210,8 +210,8 @@ class TurnTaking:
         world: Subject | None = None
         if decision.trigger == "revive":  # what is on its mind, else what the world gives it, else a topic of the society's
             subject = await self._on_mind(agent, decision)
-            if subject is None and stable_rng("world", decision.nonce, agent.id, decision.attempt).random() < WORLD_SHARE:
-                world = self.world.subject(agent, channel, stable_rng("subject", decision.nonce, agent.id, decision.attempt))
+            if subject is None and self.policy.rng("world", decision.nonce, agent.id, decision.attempt).random() < WORLD_SHARE:
+                world = self.world.subject(agent, channel, self.policy.rng("subject", decision.nonce, agent.id, decision.attempt))
                 subject = world.content if world is not None else None
             decision = replace(decision, subject=subject or decision.subject)
         people: dict[int, str] = {}
@@ -225,7 +225,7 @@ class TurnTaking:
         people = dict(list(people.items())[:3])
         topic = heard.text if heard is not None else (decision.subject or " ".join(line.content for line in lines[-2:]))
         recall = await self._recall(agent, topic, people)
-        seed = stable_rng(decision.nonce, agent.id, decision.attempt).randrange(2**31)
+        seed = self.policy.rng(decision.nonce, agent.id, decision.attempt).randrange(2**31)
         plan = self._plan(agent, channel, decision, heard, recall, seed, world)
         gate = GateContext(
             # the society's members as an index and views, not copies: a turn costs the same in a society of 10 or 10,000

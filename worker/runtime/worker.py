@@ -48,7 +48,6 @@ from ...agents.mind.policy import (
     TurnPolicy,
     channel_slug,
     keyword_relevance,
-    stable_rng,
 )
 from ...platform.actions import agents as registry
 from ...platform.actions import relationships as bonds_db
@@ -118,7 +117,7 @@ class AgentWorker(TurnTaking):
                                    cooldown_seconds=settings.agent_cooldown_seconds, revive_idle_seconds=settings.revive_idle_seconds,
                                    social=settings.social_actions, reaction_rate=settings.reaction_rate,
                                    thread_after=settings.thread_after, homophily=settings.turn_homophily,
-                                   founder_cooldown_seconds=settings.founding_cooldown_seconds)
+                                   founder_cooldown_seconds=settings.founding_cooldown_seconds, seed=settings.seed)
         self.state = SocietyState(SimClock(self.clock, epoch=self.clock.now(), speed=settings.sim_speed,
                                            start_hour=settings.sim_start_hour), chain_rest_seconds=self.config.chain_rest_seconds)
         self.policy = TurnPolicy(self.config, relevance or keyword_relevance)
@@ -226,6 +225,9 @@ class AgentWorker(TurnTaking):
         rows = await registry.society_channels(self.platform, list(societies))
         names = {row.id: row.name or "" for row in rows}
         for row in rows:
+            if registry.channel_closed(row.permission_overwrites, row.guild_id):  # closed by an intervention: nobody posts there
+                self.state.channels.pop(row.id, None)
+                continue
             channel = self.state.set_channel(ChannelState(row.id, row.guild_id, row.name or "", row.topic))
             if row.type in (11, 12):  # a thread: followed with its parent, never revived
                 channel.parent = names.get(row.parent_id) or channel.parent or ""
@@ -467,7 +469,7 @@ class AgentWorker(TurnTaking):
         """Sometimes an agent opens with what is on its mind (news.py: its most notable memory
         of the last simulated day) instead of the society's list of topics: that is how news
         travels from one conversation to the next."""
-        if stable_rng("mind", decision.nonce, agent.id, decision.attempt).random() >= 0.4:
+        if self.policy.rng("mind", decision.nonce, agent.id, decision.attempt).random() >= 0.4:
             return None
         now = self.clock.now()
         try:

@@ -9,7 +9,10 @@ from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 from pydantic import Field
 
-from ...actions import agents, audit, memories, messages, news, relationships, world
+from pydantic import ValidationError
+
+from ....agents.scenario.load import parse_intervention
+from ...actions import agents, audit, interventions, memories, messages, news, relationships, runs, world
 from ...core.errors import InvalidFormBody
 from ..bodies import Body
 from ..deps import MAX_SNOWFLAKE, Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt
@@ -126,6 +129,42 @@ async def get_world(guild_id: Snowflake, me: Me, platform: PlatformDep) -> dict[
 @router.get("/societies/{guild_id}/news")
 async def list_news(guild_id: Snowflake, me: Me, platform: PlatformDep, limit: int = Query(default=20, ge=1, le=100)) -> list[dict[str, Any]]:
     return await news.list_news(platform, me, guild_id, limit)
+
+
+@router.post("/societies/{guild_id}/interventions")
+async def intervene(guild_id: Snowflake, body: dict[str, Any], me: Me, platform: PlatformDep) -> dict[str, Any]:
+    """Applies one intervention (a scenario timeline entry: {"kind": "tell", "agent": ..., "fact": ...})
+    to the live society, through the same actions as everything else (audit-logged); returns what
+    it did. `at` / `at_real` are accepted and ignored: it happens now."""
+    agents.require_admin(me)
+    check_text(body, "body")
+    try:
+        entry = parse_intervention(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(p) for p in first["loc"] if p not in interventions_tags()]
+        raise InvalidFormBody.field(".".join(loc) or "kind", "INTERVENTION_INVALID", str(first["msg"]).removeprefix("Value error, ")[:200]) from None
+    return await interventions.do_intervene(platform, me, guild_id, entry)
+
+
+def interventions_tags() -> frozenset[str]:
+    from ....agents.scenario.model import KINDS
+
+    return frozenset(KINDS)
+
+
+# --- scenario runs ---
+
+
+@router.get("/runs")
+async def list_runs(me: Me, platform: PlatformDep, before: OptSnowflakeQuery = None, limit: int = Limit) -> list[dict[str, Any]]:
+    """Scenario runs (`townsquare run`), newest first, with their state and answers."""
+    return await runs.list_runs(platform, me, before=before, limit=limit)
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run_id: Snowflake, me: Me, platform: PlatformDep) -> dict[str, Any]:
+    return await runs.get_run(platform, me, run_id)
 
 
 # --- agents ---

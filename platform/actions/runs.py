@@ -1,0 +1,91 @@
+"""The record of scenario runs (`runs`): started by `townsquare run`, listed by the dashboard
+(`GET /api/v10/townsquare/runs`, administrators)."""
+
+from __future__ import annotations
+
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from ..core.errors import UnknownRun
+from ..core.snowflake import new_id
+from ..db.models import Run
+from . import shapes
+from .agents import require_admin
+from .context import Platform
+from .users import AuthUser
+
+STATES = ("running", "done", "failed", "interrupted")
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """`git describe` of the source tree when it is a checkout, else the installed package's version."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=root, capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return f"git {out.stdout.strip()}"[:100]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"townsquare {version('townsquare')}"
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def run_object(r: Any, *, with_scenario: bool = False) -> dict[str, Any]:
+    obj = {"id": str(r.id), "batch_id": str(r.batch_id), "name": r.name, "arm": r.arm, "repeat": r.repeat,
+           "code_version": r.code_version, "model": r.model, "seed": r.seed, "guild_id": shapes.sid(r.guild_id), "state": r.state,
+           "error": r.error, "results": r.results, "started_at": shapes.iso(r.started_at), "ended_at": shapes.iso(r.ended_at)}
+    if with_scenario:
+        obj["scenario"] = r.scenario
+    return obj
+
+
+async def start_run(platform: Platform, *, batch_id: int, name: str, arm: str, repeat: int, scenario: str, model: str | None,
+                    seed: int, created_by: int | None) -> int:
+    run_id = new_id()
+    async with platform.transaction() as tx:
+        await tx.conn.execute(insert(Run).values(id=run_id, batch_id=batch_id, name=name, arm=arm[:120], repeat=repeat, scenario=scenario,
+                                                 code_version=code_version(), model=model, seed=seed, state="running",
+                                                 created_by=created_by))
+    return run_id
+
+
+async def set_guild(platform: Platform, run_id: int, guild_id: int) -> None:
+    async with platform.transaction() as tx:
+        await tx.conn.execute(update(Run).where(Run.id == run_id).values(guild_id=guild_id))
+
+
+async def end_run(platform: Platform, run_id: int, state: str, *, results: dict[str, Any] | None = None, error: str | None = None) -> None:
+    assert state in STATES
+    values: dict[str, Any] = {"state": state, "ended_at": func.now(), "error": (" ".join(error.split())[:300] if error else None)}
+    if results is not None:
+        values["results"] = results
+    async with platform.transaction() as tx:
+        await tx.conn.execute(update(Run).where(Run.id == run_id).values(**values))
+
+
+async def list_runs(platform: Platform, me: AuthUser, *, before: int | None, limit: int) -> list[dict[str, Any]]:
+    """Newest first."""
+    require_admin(me)
+    query = select(Run).order_by(Run.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Run.id < before)
+    async with platform.read() as conn:
+        return [run_object(r) for r in (await conn.execute(query)).all()]
+
+
+async def get_run(platform: Platform, me: AuthUser, run_id: int) -> dict[str, Any]:
+    require_admin(me)
+    async with platform.read() as conn:
+        row = (await conn.execute(select(Run).where(Run.id == run_id))).first()
+    if row is None:
+        raise UnknownRun()
+    return run_object(row, with_scenario=True)
