@@ -14,7 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from townsquare.agents.interview.evidence import Recalled, choose, named_people
+from townsquare.agents.interview.answer import trim
+from townsquare.agents.interview.evidence import Evidence, Recalled, choose, named_people
 from townsquare.agents.memory.model import Kind, Memory
 from townsquare.platform.actions.context import Platform
 from townsquare.platform.core.config import Settings
@@ -255,6 +256,24 @@ def test_the_basis_is_chosen_in_code() -> None:
     assert choose("What do you think of Tobias?", [], [(2, "Tobias Reed")], []).basis == "person"
     assert choose("Where was Tobias born?", [], [(2, "Tobias Reed")], []).basis == "unknown"  # a fact it was never told
     assert choose("What's your favourite bread for sourdough?", [], [], ["baking", "sourdough"]).basis == "opinion"
+
+
+def test_an_answer_is_cut_to_what_its_basis_backs() -> None:
+    """A small model goes on after answering; what follows is mostly invented (lines seen from
+    SmolLM2-135M on these questions)."""
+    told = Evidence("memory", (Recalled(Memory("m", 1, Kind.OBSERVATION, FACT, 9.0, 0.0, 0.0), 3.1, 0.62),))
+    assert trim("Yes, it will be sold on Friday. Now I'm not sure what to do with it.", QUESTION, told) == \
+        "Yes, it will be sold on Friday."
+    assert trim("Yes, of course. In the year 2015 it was sold at auction and it's now a museum.", QUESTION, told) is None
+    assert trim("As far as I know, I have no idea. It will be sold on Friday.", QUESTION, told) is None
+    assert trim("I remember it is a lovely old building.", QUESTION, told) is None  # nothing it remembers
+    assert trim("I remember the mill was built long ago.", "Any news?", told) is None  # one word of it is not the memory
+    assert trim("I remember the mill's going to be sold.", "Any news?", told) == "I remember the mill's going to be sold."
+    nothing = Evidence("unknown")
+    assert trim("Honestly, I'm not sure, but I'm happy to say the bakery is open.", "Is the bakery open?", nothing) == \
+        "Honestly, I'm not sure."
+    assert trim("I don't know. The Reds won 3-1.", "Who won?", nothing) == "I don't know."
+    assert trim("The Reds won 3-1.", "Who won?", nothing) is None
 
 
 async def test_the_dashboard_interviews_an_agent(platform: Platform, api: httpx.AsyncClient, iv_server: RunningServer,

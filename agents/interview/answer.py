@@ -24,15 +24,18 @@ from ..mind.relations import Bond, describe
 from ..society.persona import Persona
 from ..turn.gate import GateContext, Verdict, judge
 from ..turn.realise import Prompt, persona_card, prompt_texts, third_person
-from ..turn.text import words
+from ..turn.text import sentences, words
 from .evidence import Evidence
 
 TASK = "interview"  # the LLM-call records' task: analytics tell interviews from the society's own talk
 INTERVIEWER = "Interviewer"
 MEMORY_CHARS = 160  # characters of one remembered line in the prompt
+RULE = "answers the interviewer in the first person, briefly and honestly, and never makes things up"
 
 _NOT_KNOWING = re.compile(r"(?i)\b(?:(?:do not|don't|didn't|did not) know|not sure|haven't heard|have not heard|hadn't heard|no idea|"
                           r"never heard|can't say|cannot say|couldn't (?:tell|say)|nobody (?:has )?told me|news to me)\b")
+_NUMBER = re.compile(r"\d+")
+_BUT = re.compile(r"(?i),?\s+(?:but|though|although|however)\b")
 _YES_NO = re.compile(r"(?i)^\s*(?:have|has|had|do|does|did|is|are|was|were|will|can|could|would|should)\b")
 _WORDLESS = frozenset(["that", "this", "with", "have", "heard", "about", "what", "when", "where", "there", "their", "they",
                        "from", "been", "were", "said", "will", "would", "just", "some", "know", "your", "yours"])
@@ -105,7 +108,7 @@ def direction(who: Interviewee, question: str, evidence: Evidence, *, you: bool 
             else f"{first} has not heard anything about this and says so honestly, without guessing.")
 
 
-def lead(question: str, evidence: Evidence, rng: random.Random) -> str:
+def lead(who: Interviewee, question: str, evidence: Evidence, rng: random.Random) -> str:
     """The answer's first words, chosen with its basis (the model goes on from them)."""
     if evidence.basis == "unknown":
         return rng.choice(["I haven't heard", "I don't know", "Honestly, I'm not sure", "I have no idea"])
@@ -113,6 +116,12 @@ def lead(question: str, evidence: Evidence, rng: random.Random) -> str:
         return "Yes," if _YES_NO.match(question) else rng.choice(["From what I heard,", "As far as I know,", "I remember"])
     if evidence.basis == "opinion":
         return rng.choice(["I think", "For me,", "Honestly,"])
+    if evidence.basis == "person":  # the relationship record, in its own words: "I hardly know Ines,"
+        name, bond = who.ties.get(evidence.people[0][0], (evidence.people[0][1], None))
+        tie = first_person(describe(bond, name))
+        return f"{tie[0].upper()}{tie[1:]},"
+    if evidence.basis == "self":
+        return rng.choice([f"I'm {who.mood.label()} today,", f"Feeling {who.mood.label()},"])
     return ""
 
 
@@ -122,8 +131,7 @@ def _memory_lines(evidence: Evidence) -> list[str]:
 
 def transcript_prompt(who: Interviewee, question: str, evidence: Evidence, opening: str) -> Prompt:
     first = who.first
-    head = [f"Interview with {who.persona.name} of {who.guild}. {first} answers the interviewer in the first person, "
-            "briefly and honestly, and never makes things up.", persona_card(who.persona),
+    head = [f"Interview with {who.persona.name} of {who.guild}. {first} {RULE}.", persona_card(who.persona),
             f"{first} feels {who.mood.label()} today."]
     ties = ties_in_view(who, evidence)
     if ties:
@@ -157,18 +165,49 @@ def chat_prompt(who: Interviewee, question: str, evidence: Evidence) -> Prompt:
 
 
 def _content(text: str) -> set[str]:
-    return {w for w in words(text) if len(w) > 3 and w not in _WORDLESS}
+    """Content words, possessives folded ("mill's" is "mill")."""
+    return {w.removesuffix("'s").removesuffix("’s") for w in words(text) if len(w) > 3} - _WORDLESS
 
 
 def carries(answer: str, question: str, evidence: Evidence) -> bool:
-    """Whether the answer holds what its basis says: a remembered thing (a word of a memory the
-    question did not already say), or, knowing nothing, that it does not know."""
+    """Whether the answer holds what its basis says. From memory: a remembered thing the question
+    did not already say (two of them when the question shares nothing with the memory: "any
+    news?" -> "the mill was built in 1950" is not what it remembers), and no "I have no idea".
+    Knowing nothing: that it does not know."""
     if evidence.basis == "unknown":
         return bool(_NOT_KNOWING.search(answer))
     if evidence.basis == "memory":
-        remembered = set().union(*(_content(r.memory.text) for r in evidence.memories[:3])) - _content(question)
-        return bool(_content(answer) & remembered)
+        remembered = set().union(*(_content(r.memory.text) for r in evidence.memories[:3]))
+        asked = _content(question)
+        new = _content(answer) & (remembered - asked)
+        # a number neither remembered nor asked ("in 2015", "at 2 p.m.") is made up
+        numbers = set(_NUMBER.findall(" ".join([question, *(r.memory.text for r in evidence.memories[:3])])))
+        return len(new) >= (1 if remembered & asked else 2) and not _NOT_KNOWING.search(answer) \
+            and set(_NUMBER.findall(answer)) <= numbers
     return True
+
+
+def trim(answer: str, question: str, evidence: Evidence) -> str | None:
+    """The answer cut to what its basis backs, or None when that is not in its first sentences:
+    a small model goes on after answering, and what follows is mostly invented. From memory: up
+    to the first sentence that carries it (two at most); knowing nothing: the first sentence,
+    which must say so; otherwise two sentences."""
+    parts = sentences(answer)
+    if not parts:
+        return None
+    if evidence.basis == "memory":
+        for end in (1, 2):
+            kept = " ".join(parts[:end])
+            if carries(kept, question, evidence):
+                return kept
+        return None
+    if evidence.basis == "unknown":  # "I'm not sure, but the bakery is open." says more than it knows
+        said = _NOT_KNOWING.search(parts[0])
+        if said is None:
+            return None
+        cut = _BUT.search(parts[0], said.end())
+        return parts[0] if cut is None else parts[0][:cut.start()].rstrip(" ,;:-") + "."
+    return " ".join(parts[:2])
 
 
 def _remembered_line(text: str) -> str:
@@ -224,10 +263,13 @@ async def answer(chain: FallbackChain, who: Interviewee, question: str, evidence
     returns the first one that passes the gate and carries the evidence; else a fallback line.
     No backend reaching the model is the caller's error to report (`reached` False)."""
     rng = random.Random(zlib.crc32(f"{agent_id}:{question}".encode()))
-    opening = lead(question, evidence, rng) if form == "transcript" else ""
+    opening = lead(who, question, evidence, rng) if form == "transcript" else ""
     prompt = transcript_prompt(who, question, evidence, opening) if form == "transcript" else chat_prompt(who, question, evidence)
+    # a recital repeats the persona or the instructions; repeating the memory is the answer (so
+    # the direction, which quotes it, is not counted)
+    recital = (*prompt_texts(who.persona, replace(prompt, direction="", messages=())), RULE)
     ctx = replace(gate_context(who, question, evidence, relevance=relevance, relevance_floor=relevance_floor),
-                  prompt_texts=prompt_texts(who.persona, prompt), lead=opening)
+                  prompt_texts=recital, lead=opening)
     rejections: list[str] = []
 
     def accept(text: str) -> Verdict:
@@ -239,8 +281,9 @@ async def answer(chain: FallbackChain, who: Interviewee, question: str, evidence
             if not own.startswith(opening):
                 own = opening + ("" if own[:1] in "'’,.!?;:" else " ") + own
         verdict = judge(own, ctx)
-        if verdict.ok and not carries(verdict.text or "", question, evidence):
-            verdict = Verdict(None, "invented_fact" if evidence.basis == "unknown" else "off_topic")
+        if verdict.ok:
+            kept = trim(verdict.text or "", question, evidence)
+            verdict = Verdict(kept) if kept else Verdict(None, "invented_fact" if evidence.basis == "unknown" else "off_topic")
         if verdict.reason:
             rejections.append(verdict.reason)
         return verdict

@@ -18,12 +18,14 @@ accessed (a turn's recall refreshes recency; an interview must leave the society
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..memory.model import Memory
 from ..turn.text import words
+
+Similar = Callable[[str, str], float]  # the cosine similarity of two texts' embeddings
 
 BASES = ("self", "memory", "person", "opinion", "unknown")
 
@@ -89,13 +91,19 @@ def asks_for_news(question: str) -> bool:
     return bool(_NEWS.search(question))
 
 
-def touched_interest(question: str, interests: Sequence[str]) -> str | None:
-    """The first of the persona's interests the question shares a content word with."""
+def touched_interest(question: str, interests: Sequence[str], similar: Similar | None = None, floor: float = 1.0) -> str | None:
+    """The persona's interest the question is about: one sharing a content word with it, else the
+    one most similar to it (embeddings) if that reaches `floor`."""
     asked = {w for w in words(question) if len(w) > 3}
-    return next((i for i in interests if {w for w in words(i) if len(w) > 3} & asked), None)
+    shared = next((i for i in interests if {w for w in words(i) if len(w) > 3} & asked), None)
+    if shared or similar is None or not interests:
+        return shared
+    score, best = max((similar(question, i), i) for i in interests)
+    return best if score >= floor else None
 
 
-def choose(question: str, relevant: Sequence[Recalled], people: Sequence[tuple[int, str]], interests: Sequence[str]) -> Evidence:
+def choose(question: str, relevant: Sequence[Recalled], people: Sequence[tuple[int, str]], interests: Sequence[str], *,
+           similar: Similar | None = None, floor: float = 1.0) -> Evidence:
     """The basis of the answer (see the module's docstring), in that order of precedence."""
     if asks_about_self(question):
         return Evidence("self", tuple(relevant[:2]), tuple(people))
@@ -103,14 +111,14 @@ def choose(question: str, relevant: Sequence[Recalled], people: Sequence[tuple[i
         return Evidence("memory", tuple(relevant), tuple(people))
     if people and _RELATION.search(question):
         return Evidence("person", (), tuple(people))
-    interest = touched_interest(question, interests) if _OPINION.search(question) else None
+    interest = touched_interest(question, interests, similar, floor) if _OPINION.search(question) else None
     if interest:
         return Evidence("opinion", (), tuple(people), interest)
     return Evidence("unknown", (), tuple(people))
 
 
 async def gather(memories: Any, agent_id: int, question: str, *, members: Mapping[str, int], interests: Sequence[str],
-                 floor: float, k: int = 4) -> Evidence:
+                 floor: float, k: int = 4, similar: Similar | None = None) -> Evidence:
     """Searches the agent's memory (`memories`: agents.memory.remember.Memories) for the question
     and for each member it names (those come after: their scores rank another search), and
     chooses the basis. Nothing is written."""
@@ -128,5 +136,5 @@ async def gather(memories: Any, agent_id: int, question: str, *, members: Mappin
             if s.memory.id not in seen and s.similarity >= floor * 0.75:
                 relevant.append(Recalled(s.memory, s.score, s.similarity))
                 seen.add(s.memory.id)
-    return choose(question, relevant[:k], people, interests)
+    return choose(question, relevant[:k], people, interests, similar=similar, floor=floor)
 

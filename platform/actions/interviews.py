@@ -74,9 +74,11 @@ async def _ask(platform: Platform, row: Any, who: Interviewee, question: str) ->
     settings = platform.settings
     started = time.perf_counter()
 
+    similar = _similarity()
+
     async def search(memories: Any) -> Any:
         return await gather(memories, row.id, question, members=who.members, interests=who.persona.interests,
-                            floor=settings.interview_relevance_floor)
+                            floor=settings.interview_relevance_floor, similar=similar)
 
     evidence = await _store(platform, search)
     calls: list[dict[str, Any]] = []
@@ -86,7 +88,7 @@ async def _ask(platform: Platform, row: Any, who: Interviewee, question: str) ->
                             options=GenOptions(max_tokens=settings.interview_max_tokens, temperature=0.6,
                                                seed=zlib.crc32(f"{row.id}:{question}".encode()) & 0x7FFFFFFF),
                             form=settings.reply_form, candidates=settings.reply_candidates,
-                            relevance=_relevance() if settings.gate_relevance_floor > 0 else None,
+                            relevance=similar if settings.gate_relevance_floor > 0 else None,
                             relevance_floor=settings.gate_relevance_floor)
     finally:
         LLM_CALLS.reset(token)
@@ -100,11 +102,15 @@ async def _ask(platform: Platform, row: Any, who: Interviewee, question: str) ->
             "model": said.model, "latency_ms": int((time.perf_counter() - started) * 1000), "remembered": None}
 
 
-def _relevance() -> Any:
-    """The gate's off-topic measure: the cosine of two texts' embeddings (the memory store's model)."""
+def _similarity() -> Any:
+    """The cosine of two texts' embeddings (the memory store's model): which interest a question
+    touches, and the gate's off-topic measure."""
     from ...agents.brain.embed import get_embedder
 
-    embedder = get_embedder()
+    try:
+        embedder = get_embedder()
+    except Exception:  # noqa: BLE001 - without the embedding model: keyword matching, no off-topic test
+        return None
 
     def relevance(a: str, b: str) -> float:
         if not a.strip() or not b.strip():
