@@ -244,6 +244,38 @@ async def test_a_society_interview_asks_each_agent(platform: Platform, api: http
     assert sum(1 for e in audit["audit_log_entries"] if e["options"]["batch"]) == 4
 
 
+class Counting(FakeLLM):
+    """A fake model that counts the requests it serves at once."""
+
+    inflight: int = 0
+    peak: int = 0
+
+    async def _generate(self, request: Any) -> Any:
+        self.inflight += 1
+        self.peak = max(self.peak, self.inflight)
+        try:
+            return await super()._generate(request)
+        finally:
+            self.inflight -= 1
+
+
+async def test_a_society_interview_asks_at_most_the_configured_number_at_once(platform: Platform, settings: Settings,
+                                                                              services: Any) -> None:
+    admin, guild_id, cast = await _society(platform, size=5)
+    slow = Counting(reply=lambda messages: " anything about that, sorry.", delay=0.5).start()
+    running = start_server(settings, services.database_url, services.redis_url, ollama_host=slow.url, interview_concurrency=2)
+    try:
+        async with httpx.AsyncClient(base_url=running.url, timeout=120) as c:
+            r = await c.post(f"/api/v10/townsquare/societies/{guild_id}/interview", json={"question": "Who won the match?"},
+                             headers=admin.headers)
+        assert r.status_code == 200, r.text
+        assert len(r.json()["answers"]) == 5 and all(a["knows"] is False for a in r.json()["answers"])
+        assert len(slow.calls) >= 5 and 1 <= slow.peak <= 2, slow.peak
+    finally:
+        running.stop()
+        slow.stop()
+
+
 def test_the_basis_is_chosen_in_code() -> None:
     """What the agent knows decides the kind of answer, before any model is asked."""
     members = {"Tobias Reed": 2, "Priya Nair": 3, "Will Moss": 4}
