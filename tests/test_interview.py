@@ -14,7 +14,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from townsquare.agents.interview.answer import trim
+from townsquare.agents.interview.answer import Interviewee, chat_prompt, transcript_prompt, trim
+from townsquare.agents.mind.mood import Mood
+from townsquare.agents.mind.relations import Bond
+from townsquare.agents.society.persona import Persona
 from townsquare.agents.interview.evidence import Evidence, Recalled, choose, named_people
 from townsquare.agents.memory.model import Kind, Memory
 from townsquare.platform.actions.context import Platform
@@ -306,6 +309,22 @@ def test_an_answer_is_cut_to_what_its_basis_backs() -> None:
         "Honestly, I'm not sure."
     assert trim("I don't know. The Reds won 3-1.", "Who won?", nothing) == "I don't know."
     assert trim("The Reds won 3-1.", "Who won?", nothing) is None
+
+
+def test_both_prompt_forms_state_the_evidence_and_the_ties() -> None:
+    persona = Persona(name="Maren Holt", bio="Runs the bakery on the square.", interests=["baking"], style="short sentences")
+    who = Interviewee(persona, "Ashford Green", Mood(), {2: ("Tobias Reed", Bond(affinity=0.5, familiarity=0.5, trust=0.7))},
+                      {"Tobias Reed": 2})
+    told = Evidence("memory", (Recalled(Memory("m", 1, Kind.OBSERVATION, FACT, 9.0, 0.0, 0.0), 3.1, 0.62),), ((2, "Tobias Reed"),))
+    transcript = transcript_prompt(who, "Did Tobias tell you about the mill?", told, "Yes,")
+    assert transcript.text.endswith("\nMaren Holt: Yes,") and f"Maren remembers: - {FACT}" in transcript.text
+    assert "Tobias Reed is a good friend Maren trusts" in transcript.text and "Interviewer:" in transcript.stop
+    chat = chat_prompt(who, "Did Tobias tell you about the mill?", told)
+    system, user = chat.messages[0]["content"], chat.messages[1]["content"]
+    assert FACT in system and "Tobias Reed is a good friend you trust" in system and "first person" in system
+    assert "Did Tobias tell you about the mill?" in user and "Answer from what you remember" in user
+    nothing = chat_prompt(who, "Who won the match?", Evidence("unknown"))
+    assert "You remember nothing about this." in nothing.messages[0]["content"] and "without guessing" in nothing.messages[1]["content"]
 
 
 async def test_the_dashboard_interviews_an_agent(platform: Platform, api: httpx.AsyncClient, iv_server: RunningServer,

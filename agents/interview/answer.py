@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import re
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from ..brain.backends import GenOptions
