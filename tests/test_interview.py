@@ -302,6 +302,7 @@ def test_an_answer_is_cut_to_what_its_basis_backs() -> None:
     assert trim("Yes, of course. In the year 2015 it was sold at auction and it's now a museum.", QUESTION, told) is None
     assert trim("As far as I know, I have no idea. It will be sold on Friday.", QUESTION, told) is None
     assert trim("I remember it is a lovely old building.", QUESTION, told) is None  # nothing it remembers
+    assert trim("I remember it was a Saturday in September. It's Friday, they sell everything.", "When is the auction?", told) is None
     assert trim("I remember the mill was built long ago.", "Any news?", told) is None  # one word of it is not the memory
     assert trim("I remember the mill's going to be sold.", "Any news?", told) == "I remember the mill's going to be sold."
     nothing = Evidence("unknown")
