@@ -310,6 +310,11 @@ def test_an_answer_is_cut_to_what_its_basis_backs() -> None:
         "Honestly, I'm not sure."
     assert trim("I don't know. The Reds won 3-1.", "Who won?", nothing) == "I don't know."
     assert trim("The Reds won 3-1.", "Who won?", nothing) is None
+    assert trim("I don't know, it was 3-1 I think.", "Who won?", nothing) is None
+    about_ines = Evidence("person", (), ((3, "Ines Park"),))
+    assert trim("I hardly know Ines, and I am still learning. He has been around for 40 years.", "What about Ines?", about_ines) == \
+        "I hardly know Ines, and I am still learning."
+    assert trim("I hardly know Ines, she is 40.", "What about Ines?", about_ines) is None  # a number it never heard
 
 
 def test_both_prompt_forms_state_the_evidence_and_the_ties() -> None:

@@ -174,16 +174,17 @@ def carries(answer: str, question: str, evidence: Evidence) -> bool:
     that the question did not already say (one is too easy to hit by chance: "what is happening on
     Friday?" -> "is a new mill"), no number it does not hold, and no "I have no idea".
     Knowing nothing: that it does not know."""
+    # a number neither remembered nor asked ("in 2015", "for 40 years") is made up, whatever the basis
+    numbers = set(_NUMBER.findall(" ".join([question, *(r.memory.text for r in evidence.memories[:3])])))
+    if not set(_NUMBER.findall(answer)) <= numbers:
+        return False
     if evidence.basis == "unknown":
         return bool(_NOT_KNOWING.search(answer))
     if evidence.basis == "memory":
         remembered = set().union(*(_content(r.memory.text) for r in evidence.memories[:3]))
         asked = _content(question)
         new = _content(answer) & (remembered - asked)
-        # a number neither remembered nor asked ("in 2015", "at 2 p.m.") is made up
-        numbers = set(_NUMBER.findall(" ".join([question, *(r.memory.text for r in evidence.memories[:3])])))
-        return len(new) >= max(1, min(2, len(remembered - asked))) and not _NOT_KNOWING.search(answer) \
-            and set(_NUMBER.findall(answer)) <= numbers
+        return len(new) >= max(1, min(2, len(remembered - asked))) and not _NOT_KNOWING.search(answer)
     return True
 
 
@@ -191,7 +192,8 @@ def trim(answer: str, question: str, evidence: Evidence) -> str | None:
     """The answer cut to what its basis backs, or None when that is not in its first sentences:
     a small model goes on after answering, and what follows is mostly invented. From memory: up
     to the first sentence that carries it (two at most); knowing nothing: the first sentence,
-    which must say so; otherwise two sentences."""
+    which must say so; about a person: the first sentence (the relationship record says no more);
+    otherwise two sentences."""
     parts = sentences(answer)
     if not parts:
         return None
@@ -206,8 +208,10 @@ def trim(answer: str, question: str, evidence: Evidence) -> str | None:
         if said is None:
             return None
         cut = _BUT.search(parts[0], said.end())
-        return parts[0] if cut is None else parts[0][:cut.start()].rstrip(" ,;:-") + "."
-    return " ".join(parts[:2])
+        kept = parts[0] if cut is None else parts[0][:cut.start()].rstrip(" ,;:-") + "."
+    else:
+        kept = parts[0] if evidence.basis == "person" else " ".join(parts[:2])
+    return kept if carries(kept, question, evidence) else None
 
 
 def _remembered_line(text: str) -> str:
