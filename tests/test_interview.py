@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from townsquare.agents.interview.answer import Interviewee, chat_prompt, transcript_prompt, trim
+from townsquare.agents.interview.answer import Interviewee, chat_prompt, narrates, transcript_prompt, trim
 from townsquare.agents.mind.mood import Mood
 from townsquare.agents.mind.relations import Bond
 from townsquare.agents.society.persona import Persona
@@ -311,6 +311,9 @@ def test_an_answer_is_cut_to_what_its_basis_backs() -> None:
     assert trim("I don't know. The Reds won 3-1.", "Who won?", nothing) == "I don't know."
     assert trim("The Reds won 3-1.", "Who won?", nothing) is None
     assert trim("I don't know, it was 3-1 I think.", "Who won?", nothing) is None
+    # the scene narrated instead of an answer (SmolLM2 in the chat form)
+    assert narrates('The interviewer leans in, a little closer. "You know, I think my favourite bread is rye.')
+    assert narrates("The interviewer, a bit of a busy one, said yes.") and not narrates("Yes, it will be sold on Friday.")
     about_ines = Evidence("person", (), ((3, "Ines Park"),))
     assert trim("I hardly know Ines, and I am still learning. He has been around for 40 years.", "What about Ines?", about_ines) == \
         "I hardly know Ines, and I am still learning."

@@ -35,6 +35,8 @@ RULE = "answers the interviewer in the first person, briefly and honestly, and n
 _NOT_KNOWING = re.compile(r"(?i)\b(?:(?:do not|don't|didn't|did not) know|not sure|haven't heard|have not heard|hadn't heard|no idea|"
                           r"never heard|can't say|cannot say|couldn't (?:tell|say)|nobody (?:has )?told me|news to me)\b")
 _NUMBER = re.compile(r"\d+")
+# the model narrating the scene ("The interviewer leans in...") instead of answering (seen in the chat form)
+_NARRATION = re.compile(r"(?i)\b(?:the|an|my|this) interviewer\b|\binterviewer(?:'s)? (?:asks|asked|says|said|leans|smiles|nods)\b")
 _BUT = re.compile(r"(?i),?\s+(?:but|though|although|however)\b")
 _YES_NO = re.compile(r"(?i)^\s*(?:have|has|had|do|does|did|is|are|was|were|will|can|could|would|should)\b")
 _WORDLESS = frozenset(["that", "this", "with", "have", "heard", "about", "what", "when", "where", "there", "their", "they",
@@ -214,6 +216,11 @@ def trim(answer: str, question: str, evidence: Evidence) -> str | None:
     return kept if carries(kept, question, evidence) else None
 
 
+def narrates(text: str) -> bool:
+    """A line about the interview scene rather than an answer in the agent's own voice."""
+    return bool(_NARRATION.search(text))
+
+
 def _remembered_line(text: str) -> str:
     body = " ".join(text.split()).rstrip(".")
     return body if body.endswith(("!", "?", "…")) else body + "."
@@ -284,7 +291,7 @@ async def answer(chain: FallbackChain, who: Interviewee, question: str, evidence
                 return Verdict(None, "unfinished")
             if not own.startswith(opening):
                 own = opening + ("" if own[:1] in "'’,.!?;:" else " ") + own
-        verdict = judge(own, ctx)
+        verdict = Verdict(None, "wrong_voice") if narrates(own) else judge(own, ctx)
         if verdict.ok:
             kept = trim(verdict.text or "", question, evidence)
             verdict = Verdict(kept) if kept else Verdict(None, "invented_fact" if evidence.basis == "unknown" else "off_topic")
