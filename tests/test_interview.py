@@ -134,7 +134,7 @@ async def test_an_interview_is_answered_from_memory_and_leaves_no_trace(platform
     # recorded like every LLM call, marked as an interview; audit-logged
     calls = (await api.get(f"/api/v10/townsquare/agents/{agent['id']}/llm-calls", headers=admin.headers)).json()
     assert calls and calls[0]["task"] == "interview" and calls[0]["outcome"] == "ok"
-    audit = (await api.get(f"/api/v10/guilds/{guild_id}/audit-logs", params={"action_type": 208}, headers=admin.headers)).json()
+    audit = (await api.get(f"/api/v10/guilds/{guild_id}/audit-logs", params={"action_type": 209}, headers=admin.headers)).json()
     entry = next(e for e in audit["audit_log_entries"] if e["target_id"] == agent["id"])
     assert entry["user_id"] == str(admin.id) and entry["options"]["question"] == QUESTION and entry["options"]["remembered"] is False
 
@@ -184,7 +184,7 @@ async def test_remember_true_stores_the_exchange(platform: Platform, api: httpx.
     assert after["total"] == before + 1
     kept = next(m for m in after["memories"] if m["id"] == got["remembered"])
     assert QUESTION in kept["text"] and got["answer"] in kept["text"] and kept["source"] == "interview"
-    audit = (await api.get(f"/api/v10/guilds/{guild_id}/audit-logs", params={"action_type": 208}, headers=admin.headers)).json()
+    audit = (await api.get(f"/api/v10/guilds/{guild_id}/audit-logs", params={"action_type": 209}, headers=admin.headers)).json()
     assert any(e["target_id"] == agent["id"] and e["options"]["remembered"] is True for e in audit["audit_log_entries"])
 
 
@@ -243,7 +243,7 @@ async def test_a_society_interview_asks_each_agent(platform: Platform, api: http
     r = await api.post(f"/api/v10/townsquare/societies/{guild_id}/interview",
                        json={"question": QUESTION, "agent_ids": [cast[1]["id"]]}, headers=admin.headers)
     assert [a["agent_id"] for a in r.json()["answers"]] == [cast[1]["id"]]
-    audit = (await api.get(f"/api/v10/guilds/{guild_id}/audit-logs", params={"action_type": 208}, headers=admin.headers)).json()
+    audit = (await api.get(f"/api/v10/guilds/{guild_id}/audit-logs", params={"action_type": 209}, headers=admin.headers)).json()
     assert sum(1 for e in audit["audit_log_entries"] if e["options"]["batch"]) == 4
 
 

@@ -53,7 +53,8 @@ class A(IntEnum):
     SOCIETY_UPDATE = 205
     AGENT_MEMORY_ADD = 206
     AGENT_MEMORY_FORGET = 207
-    AGENT_INTERVIEW = 208  # an administrator questioned the agent out of band (options: question, remembered)
+    NEWS_PUBLISH = 208  # a news item posted by the society's news source (an administrator's, or the world's schedule: no user)
+    AGENT_INTERVIEW = 209  # an administrator questioned the agent out of band (options: question, basis, remembered)
     # The security log: entries about accounts and tokens belong to no guild (guild_id NULL), so
     # no guild's audit log shows them; instance administrators read them (and every guild's
     # entries) at /api/v10/townsquare/security-log.
