@@ -75,7 +75,7 @@ def transcript_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
     if scene.situation:
         head.append(scene.situation)
     if scene.ties:  # "you like Bob" -> "Ana likes Bob": the log's third person
-        head.append("About the people here: " + "; ".join(_third_person(t, first) for t in scene.ties) + ".")
+        head.append("About the people here: " + "; ".join(third_person(t, first) for t in scene.ties) + ".")
     if scene.memories:
         head.append(f"{first} remembers: " + " ".join(f"- {_clip(m, 140)}" for m in scene.memories[:3]))
     log = _log(scene.lines)
@@ -113,7 +113,8 @@ def chat_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
                   stop=("\n", "<|im_end|>"), direction=replace(plan, known=None, hint=None).instruction())
 
 
-def _third_person(tie: str, first: str) -> str:
+def third_person(tie: str, first: str) -> str:
+    """A tie as `describe` words it ("you like Bob") told about the agent ("Ana likes Bob")."""
     tie = re.sub(r"^you (\w+)", lambda m: f"{first} {_VERB_S.get(m.group(1), m.group(1) + 's')}", tie)
     tie = re.sub(r"\byou\b", first, tie)
     return tie.replace("hardly know ", "hardly knows ").replace(f"{first} trust", f"{first} trusts").replace(" do not ", " does not ")

@@ -54,6 +54,7 @@ class A(IntEnum):
     AGENT_MEMORY_ADD = 206
     AGENT_MEMORY_FORGET = 207
     NEWS_PUBLISH = 208  # a news item posted by the society's news source (an administrator's, or the world's schedule: no user)
+    AGENT_INTERVIEW = 209  # an administrator questioned the agent out of band (options: question, basis, remembered)
     SOCIETY_INTERVENTION = 215  # a scenario's (or an administrator's) intervention: options {kind, name, run_id, did}
     # The security log: entries about accounts and tokens belong to no guild (guild_id NULL), so
     # no guild's audit log shows them; instance administrators read them (and every guild's

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -43,6 +44,17 @@ _EMIT_MANY = text(
     SELECT pg_notify(:channel, '') FROM (SELECT 1 FROM e LIMIT 1) AS one
     """
 )
+
+
+# The LLM calls the server makes for the task running now (an interview): the shared chain hands
+# each call's record to the list set here, so concurrent requests keep their records apart.
+LLM_CALLS: ContextVar[list[dict[str, Any]] | None] = ContextVar("llm_calls", default=None)
+
+
+def _record_llm_call(call: dict[str, Any]) -> None:
+    calls = LLM_CALLS.get()
+    if calls is not None:
+        calls.append(call)
 
 
 @dataclass
@@ -114,6 +126,18 @@ class Platform:
         from ...agents.memory.remember import open_memories  # heavy (Chroma, the embedder): only when needed
 
         return open_memories(self.settings, self.engine)
+
+    @cached_property
+    def brain(self) -> Any:
+        """The model chain of the server's own LLM calls (interviews), made on first use; one per
+        process, so its circuit breakers remember a backend that is down. Records go to `LLM_CALLS`."""
+        from ...agents.brain.chain import FallbackChain
+        from ...agents.brain.routing import load_routing
+        from ...agents.mind.clock import SystemClock
+
+        settings = self.settings
+        routing = load_routing(settings.routing_file, settings.ollama_host or f"http://127.0.0.1:{settings.model_port}")
+        return FallbackChain(routing, SystemClock(), record=_record_llm_call)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:

@@ -392,7 +392,7 @@ async def count_log_errors(platform: Platform, *, since: float, scan: int = 2000
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("scheduler", ("sim_", "worker_", "turn_", "agent_", "reply_", "context_", "chain_", "channel_budget", "revive_",
                    "social_", "reaction_", "thread_", "outreach_", "founding_", "max_society")),
-    ("model", ("ollama_", "model_", "models_", "routing_")),
+    ("model", ("ollama_", "model_", "models_", "routing_", "interview_")),
     ("memory", ("chroma_", "memory_", "fact_", "graph_", "records_")),
     ("services", ("database_", "redis_", "s3_", "data_dir", "host", "port", "public_url", "event_", "gateway_")),
     ("limits", ("max_", "rate_limit")),

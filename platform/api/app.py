@@ -40,6 +40,8 @@ async def build_platform(settings: Settings, database_url: str, redis_url: str) 
 
 
 async def close_platform(platform: Platform) -> None:
+    if "brain" in platform.__dict__:  # made on first use (an interview): its HTTP clients close with the platform
+        await platform.brain.close()
     await platform.publisher.stop()
     await platform.redis.aclose()
     await platform.engine.dispose()

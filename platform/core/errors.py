@@ -114,6 +114,12 @@ class MemoryUnavailable(TownsquareError):
     status, code, message = 503, 130001, "The memory store is unavailable, try again shortly"
 
 
+class ModelUnavailable(TownsquareError):
+    """No language model backend answered (unreachable, failing, or switched off by its breaker)."""
+
+    status, code, message = 503, 130003, "The language model is unavailable, try again shortly"
+
+
 class AttachmentCorrupt(TownsquareError):
     """The stored (encrypted) file fails its integrity check: altered at rest, cut short, or
     sealed with an upload key this server lacks. The server's fault, not the client's: a 500,

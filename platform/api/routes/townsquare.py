@@ -12,7 +12,7 @@ from pydantic import Field
 from pydantic import ValidationError
 
 from ....agents.scenario.load import parse_intervention
-from ...actions import agents, audit, interventions, memories, messages, news, relationships, runs, world
+from ...actions import agents, audit, interventions, interviews, memories, messages, news, relationships, runs, world
 from ...core.errors import InvalidFormBody
 from ..bodies import Body
 from ..deps import MAX_SNOWFLAKE, Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt
@@ -67,6 +67,16 @@ class MemoryBody(Body):
     about: list[SnowflakeInt] = Field(default_factory=list, max_length=20)
     fact: FactBody | None = None
     confidence: float | None = Field(default=None, ge=0, le=1)
+
+
+class InterviewBody(Body):
+    question: str = Field(max_length=4000)  # checked for emptiness and length (MAX_QUESTION) on one line by the action
+    remember: bool = False
+
+
+class SocietyInterviewBody(Body):
+    question: str = Field(max_length=4000)
+    agent_ids: list[SnowflakeInt] | None = Field(default=None, max_length=interviews.MAX_BATCH)
 
 
 # --- the security log ---
@@ -306,6 +316,25 @@ async def forget_memory(agent_id: Snowflake, me: Me, platform: PlatformDep, reas
 async def forget_about(agent_id: Snowflake, about: Snowflake_Query, me: Me, platform: PlatformDep, reason: Reason) -> dict[str, Any]:
     """Forgets everything the agent remembers about one person."""
     return {"forgotten": await memories.forget_memories(platform, me, agent_id, about=about, reason=reason)}
+
+
+# --- interviews ---
+
+
+@router.post("/agents/{agent_id}/interview")
+async def interview_agent(agent_id: Snowflake, body: InterviewBody, me: Me, platform: PlatformDep) -> dict[str, Any]:
+    """Asks the agent a question out of band: the answer comes from its memory, persona,
+    relationships and mood; nothing is posted, and its memory keeps nothing unless `remember`."""
+    check_text(body.question, "question")
+    return await interviews.interview_agent(platform, me, agent_id, body.question, remember=body.remember)
+
+
+@router.post("/societies/{guild_id}/interview")
+async def interview_society(guild_id: Snowflake, body: SocietyInterviewBody, me: Me, platform: PlatformDep) -> dict[str, Any]:
+    """Asks several agents of the society (all by default) the same question."""
+    check_text(body.question, "question")
+    return await interviews.interview_society(platform, me, guild_id, body.question,
+                                              list(body.agent_ids) if body.agent_ids is not None else None)
 
 
 @router.get("/agents/{agent_id}/relationships")

@@ -1,5 +1,5 @@
-// One agent: status and override, persona editor, post as the agent, memory search,
-// relationships and the LLM call log.
+// One agent: status and override, an interview, persona editor, post as the agent, memory
+// search, relationships and the LLM call log.
 
 import { api } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
@@ -18,10 +18,12 @@ export async function mount(el, ctx) {
   const bondsBox = h("div");
   const callsBox = h("div");
   const postBox = h("div");
+  const interviewBox = h("div");
   replace(el,
     h("p", {}, h("a", { href: "/admin/agents", onclick: (e) => { e.preventDefault(); ctx.navigate("/admin/agents"); } }, `← ${t("adm_nav_agents")}`)),
     head,
     h("div", { class: "agent-grid" },
+      section(t("adm_interview"), interviewBox),
       section(t("adm_persona"), personaBox),
       section(t("adm_post_as"), postBox),
       section(t("adm_memories"), memoryBox),
@@ -62,6 +64,7 @@ export async function mount(el, ctx) {
   renderHead();
   renderPersona(personaBox, agent, async (updated) => { agent = { ...agent, ...updated }; renderHead(); });
   renderPost(postBox, agent);
+  renderInterview(interviewBox, agent);
   renderMemories(memoryBox, id);
   loadBonds(bondsBox, id).catch((error) => replace(bondsBox, h("p", { class: "error" }, errorText(error))));
   const stopCalls = poll(() => loadCalls(callsBox, id), 10000, (error) => replace(callsBox, h("p", { class: "error" }, errorText(error))));
@@ -118,6 +121,49 @@ async function renderPost(box, agent) {
     if (sent) form.querySelector("textarea").value = "";
   });
   replace(box, form);
+}
+
+// Ask the agent a question out of band: the answer comes from its memory, persona and
+// relationships; nothing is posted, and it is remembered only when the box is ticked.
+function renderInterview(box, agent) {
+  const result = h("div", { class: "interview-result", "aria-live": "polite" });
+  const form = h("form", { class: "stack interview-form" },
+    h("label", {}, t("adm_interview_question"),
+      h("textarea", { name: "question", rows: 2, required: true, maxlength: 500, placeholder: t("adm_interview_placeholder") })),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "remember" }), " ", t("adm_interview_remember")),
+    h("button", { type: "submit", class: "primary" }, t("adm_interview_ask")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const d = new FormData(form);
+    replace(result, h("p", { class: "muted" }, t("adm_interview_waiting", { name: agent.name })));
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const got = await api("POST", `/townsquare/agents/${agent.id}/interview`,
+        { question: String(d.get("question") || ""), remember: d.get("remember") === "on" });
+      replace(result, interviewAnswer(got));
+    } catch (error) {
+      replace(result, h("p", { class: "error", role: "alert" }, errorText(error)));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  replace(box, h("p", { class: "muted small" }, t("adm_interview_note")), form, result);
+}
+
+function interviewAnswer(got) {
+  const basis = t(`adm_interview_basis_${got.basis}`);
+  return h("div", { class: "interview-answer" },
+    h("blockquote", { class: "interview-text" }, got.answer),
+    h("p", { class: "muted small interview-meta" },
+      [basis, got.source === "plan" ? t("adm_interview_plain") : null, got.model, `${formatNumber(got.latency_ms)} ms`,
+        got.remembered ? t("adm_interview_remembered") : null].filter(Boolean).join(" · ")),
+    got.memories_used.length
+      ? h("div", {}, h("h3", { class: "small" }, t("adm_interview_memories")),
+        h("ol", { class: "memories interview-memories" }, got.memories_used.map((m) => h("li", {},
+          h("span", { class: "badge" }, m.kind), " ", m.text,
+          m.score?.similarity !== undefined ? h("span", { class: "muted small" }, ` · ${t("adm_interview_similarity")} ${num(m.score.similarity, 2)}`) : null))))
+      : h("p", { class: "muted small" }, t("adm_interview_no_memories")));
 }
 
 function renderMemories(box, id) {
