@@ -353,3 +353,58 @@ async def test_scorecard_and_export_routes(platform: Platform, client: httpx.Asy
     outsider = await person(platform)
     assert_discord_error(await client.get(f"{base}/scorecard", headers=outsider.headers), 403, 50013)
     assert_discord_error(await client.get(f"{base}/export", headers=outsider.headers), 403, 50013)
+
+
+async def test_the_scorecard_page_in_a_browser(platform: Platform, client: httpx.AsyncClient, browser: object, server: Any) -> None:
+    """The dashboard's scorecard: plots drawn by our own SVG code, alerts and breakthroughs that
+    link to their messages, an export downloaded; nothing beyond loopback, no console error."""
+    from .browser import close_web, open_web
+
+    s = await society(platform, client, minutes_ago=30)
+    a, b, c, d, e = s["ids"]
+    await two_communities(platform, s["guild_id"], [a, b, c], [d, e])
+    sc: Script = s["script"]
+    looped = [sc.say(d, 2 + i, "I still think we should fix the fountain first.") for i in range(5)]
+    for i in range(16):
+        sc.say((a, b)[i % 2], 1 + i, FILLER[i])
+    origin = sc.say(a, 18, "What if we built a solar kiln behind the pottery shed?")
+    sc.say(d, 20, "I keep thinking about that solar kiln idea.")
+    sc.say(e, 22, "Count me in for the solar kiln.")
+    await sc.commit()
+
+    web = await open_web(browser, server.url)
+    try:
+        page = web.page
+        await page.goto("/login?lang=en")  # type: ignore[attr-defined]
+        await page.evaluate("t => localStorage.setItem('ts_token', t)", s["admin"].token)  # type: ignore[attr-defined]
+        await page.goto(f"/admin?guild={s['guild_id']}&lang=en")  # type: ignore[attr-defined]
+        await page.get_by_role("link", name="Scorecard").click()  # type: ignore[attr-defined]
+        await page.get_by_text("Computed at").wait_for()  # type: ignore[attr-defined]  the first scorecard, without facts
+        await page.locator("#sc-facts").fill("bakery,friday; kiln=solar,kiln")  # type: ignore[attr-defined]
+        await page.get_by_role("button", name="Compute").click()  # type: ignore[attr-defined]
+        await page.locator("figure.chart figcaption", has_text="Diffusion of “kiln”").wait_for()  # type: ignore[attr-defined]
+        captions = await page.locator("figure.chart figcaption").all_inner_texts()  # type: ignore[attr-defined]
+        assert {"Messages per minute", "Sentiment over time", "Diffusion of “bakery + friday”"} <= set(captions), captions
+        loop = page.locator(f"li.sc-alert[data-kind='looping'][data-agent-id='{d}']")  # type: ignore[attr-defined]
+        try:
+            await loop.wait_for()
+        except Exception:
+            await web.shot("admin-scorecard-failed")
+            print("ALERTS", d, await page.locator("li.sc-alert").evaluate_all("els => els.map(e => [e.dataset.kind, e.dataset.agentId, e.textContent])"))
+            raise
+        await loop.locator("summary").click()
+        links = loop.locator("a.message-link")
+        assert await links.count() == 4
+        assert await links.first.get_attribute("href") == f"/app/{s['guild_id']}/{s['general']}/{looped[1]}"
+        breakthrough = page.locator("li.sc-breakthrough", has_text="solar kiln")  # type: ignore[attr-defined]
+        await breakthrough.wait_for()
+        assert await breakthrough.locator(f"a[data-message-id='{origin}']").count() == 1
+        await web.shot("admin-scorecard")
+        async with page.expect_download() as info:  # type: ignore[attr-defined]
+            await page.get_by_role("button", name="Download GEXF").click()  # type: ignore[attr-defined]
+        download = await info.value
+        assert download.suggested_filename.endswith("-gexf.zip")
+        assert zipfile.ZipFile(await download.path()).namelist()[-1] == "manifest.json"
+        assert web.console_errors == []
+    finally:
+        await close_web(web)

@@ -33,6 +33,9 @@ app.add_typer(backup_app, name="backup")
 from .bundle import bundle_app  # noqa: E402 - the sub-app module imports nothing heavy
 
 app.add_typer(bundle_app, name="bundle")
+from .analytics import export as _export  # noqa: E402 - the command imports its heavy parts when it runs
+
+app.command("export")(_export)
 
 
 def _services(settings: Settings) -> Any:
