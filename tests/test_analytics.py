@@ -408,3 +408,43 @@ async def test_the_scorecard_page_in_a_browser(platform: Platform, client: httpx
         assert web.console_errors == []
     finally:
         await close_web(web)
+
+
+async def test_the_report_in_a_browser_and_on_paper(platform: Platform, client: httpx.AsyncClient, browser: object, server: Any) -> None:
+    """The HTML report: self-contained (inline SVG plots, no script), the notable moments with their
+    words; opened in Chromium it requests nothing beyond loopback and logs no error; it prints to PDF."""
+    from .browser import ARTIFACTS, close_web, open_web
+
+    s = await society(platform, client, minutes_ago=30)
+    a, b, c, d, e = s["ids"]
+    await two_communities(platform, s["guild_id"], [a, b, c], [d, e])
+    sc: Script = s["script"]
+    for i in range(16):
+        sc.say(s["ids"][i % 5], 1 + i, FILLER[i])
+    told = sc.say(a, 18, "What if we built a solar kiln behind the pottery shed?")
+    sc.say(d, 20, "I keep thinking about that solar kiln idea.")
+    sc.say(e, 22, "Count me in for the solar kiln.")
+    await sc.commit()
+    url = f"/api/v10/townsquare/societies/{s['guild_id']}/report"
+    r = await client.get(url, params={"since": iso(s["t0"]), "fact": ["kiln=solar,kiln"], "download": "true"}, headers=s["admin"].headers)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "script-src" not in r.headers["content-security-policy"] and "attachment" in r.headers["content-disposition"]
+    assert "<script" not in r.text and "Solar kiln" not in r.text and "“solar kiln”" in r.text and "What if we built a solar kiln" in r.text
+    assert_discord_error(await client.get(url, params={"until": "nope"}, headers=s["admin"].headers), 400, 50035)
+
+    web = await open_web(browser, server.url)
+    try:
+        await web.context.set_extra_http_headers(s["admin"].headers)  # type: ignore[attr-defined]
+        page = web.page
+        await page.goto(f"{url}?since={iso(s['t0'])}&fact=kiln%3Dsolar%2Ckiln")  # type: ignore[attr-defined]
+        await page.get_by_role("heading", name="Notable moments").wait_for()  # type: ignore[attr-defined]
+        assert await page.locator("svg.chart[role=img]").count() >= 3  # type: ignore[attr-defined]  activity, sentiment, the fact
+        assert await page.get_by_text(f"(message {told})").count() >= 1  # type: ignore[attr-defined]
+        await web.shot("analytics-report")
+        await page.emulate_media(media="print")  # type: ignore[attr-defined]
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        pdf = await page.pdf(path=str(ARTIFACTS / "analytics-report.pdf"))  # type: ignore[attr-defined]
+        assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
+        assert web.console_errors == []
+    finally:
+        await close_web(web)

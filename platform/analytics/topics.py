@@ -48,6 +48,7 @@ under until up upon us very was wasn't we we'd we'll we're we've well were weren
 which while who who's whom why why's will with won't would wouldn't yeah yes yet you you'd you'll you're you've your yours
 yourself yourselves good great nice know going go maybe something anyone everyone someone lot lots today right back make
 want way see say said day time new people always never yes hey hi hello thanks thank love lol haha honestly actually
+along around near across since while keep keeps kept let lets gonna wanna
 """.split())
 _WORD = re.compile(r"[a-z][a-z'-]{2,}")
 

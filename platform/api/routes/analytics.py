@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from starlette.responses import StreamingResponse
+from starlette.responses import HTMLResponse, StreamingResponse
 
 from ...actions.agents import require_admin
 from ...analytics import export as exports
+from ...analytics.report import report as render_report
 from ...analytics.scorecard import compute, parse_facts
 from ...analytics.window import parse_bound
 from ..deps import Me, PlatformDep, Snowflake
@@ -50,3 +51,22 @@ async def export(guild_id: Snowflake, me: Me, platform: PlatformDep, format: For
     lo, hi = _window(since, until)
     name, chunks = await exports.export_zip(platform, guild_id, format, lo, hi, parse_facts(fact))
     return StreamingResponse(chunks, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# the report is a self-contained file: inline styles and SVG, no script, nothing fetched
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+
+@router.get("/{guild_id}/report", response_class=HTMLResponse)
+async def report(guild_id: Snowflake, me: Me, platform: PlatformDep, since: Bound = None, until: Bound = None,
+                 fact: Facts = None, download: bool = False) -> HTMLResponse:
+    """The HTML report of the window (plots, scorecard, notable moments; printable to PDF)."""
+    require_admin(me)
+    if fact:
+        check_text(fact, "fact")
+    lo, hi = _window(since, until)
+    html = await render_report(platform, guild_id, lo, hi, parse_facts(fact))
+    headers = {"Content-Security-Policy": REPORT_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+    if download:
+        headers["Content-Disposition"] = f'attachment; filename="townsquare-{guild_id}-report.html"'
+    return HTMLResponse(html, headers=headers)

@@ -58,12 +58,14 @@ export async function mount(el, ctx) {
     render(card);
   }
 
-  async function download(format, button) {
+  // what: "export" (a zip of `format`) or "report" (the HTML report)
+  async function download(what, format, button) {
     await act(button, async () => {
-      const response = await fetch(`/api/v10/townsquare/societies/${ctx.guildId}/export${query(minutes, factList())}&format=${format}`
+      const extra = what === "report" ? "download=true" : `format=${format}`;
+      const response = await fetch(`/api/v10/townsquare/societies/${ctx.guildId}/${what}${query(minutes, factList())}&${extra}`
         .replace(/^([^?]*)&/, "$1?"), { headers: { Authorization: `Bearer ${token.get()}` } });
       if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
-      const name = (response.headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] || `export-${format}.zip`;
+      const name = (response.headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] || `${what}.${format}`;
       const url = URL.createObjectURL(await response.blob());
       const link = h("a", { href: url, download: name });
       document.body.append(link);
@@ -130,7 +132,8 @@ export async function mount(el, ctx) {
           h("th", { scope: "row" }, n.name), h("td", { class: "num" }, num(n.value, 2)),
           h("td", {}, card.graph.brokers?.[i] ? `${card.graph.brokers[i].name} (${num(card.graph.brokers[i].value, 3)})` : "–"))))),
       section(t("adm_sc_exports"), h("div", { class: "button-row" }, FORMATS.map((f) => h("button", { type: "button", "data-format": f,
-        onclick: (e) => download(f, e.currentTarget) }, t("adm_sc_download", { format: f.toUpperCase() }))))));
+        onclick: (e) => download("export", f, e.currentTarget) }, t("adm_sc_download", { format: f.toUpperCase() }))),
+        h("button", { type: "button", onclick: (e) => download("report", "html", e.currentTarget) }, t("adm_sc_report")))));
   }
 
   const compute = h("button", { type: "submit", class: "primary" }, t("adm_sc_compute"));
