@@ -31,7 +31,7 @@ def parse_bound(value: str | None, field: str) -> int | None:
     if value is None or value == "":
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         number = int(text)
         if number > MAX_SNOWFLAKE:
             raise InvalidFormBody.field(field, "NUMBER_TYPE_MAX", "A snowflake is at most 2^63 - 1.")

@@ -40,7 +40,8 @@ async def scorecard(guild_id: Snowflake, me: Me, platform: PlatformDep, since: B
     return await compute(platform, guild_id, lo, hi, parse_facts(fact))
 
 
-@router.get("/{guild_id}/export")
+@router.get("/{guild_id}/export",
+            responses={200: {"description": "A zip of the export", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}})
 async def export(guild_id: Snowflake, me: Me, platform: PlatformDep, format: Format = "parquet", since: Bound = None,
                  until: Bound = None, fact: Facts = None) -> StreamingResponse:
     """A zip of the window's tables (parquet, csv) or social graphs (gexf, graphml), streamed."""
@@ -57,7 +58,8 @@ async def export(guild_id: Snowflake, me: Me, platform: PlatformDep, format: For
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
-@router.get("/{guild_id}/report", response_class=HTMLResponse)
+@router.get("/{guild_id}/report",
+            responses={200: {"description": "The report, one HTML file", "content": {"text/html": {"schema": {"type": "string"}}}}})
 async def report(guild_id: Snowflake, me: Me, platform: PlatformDep, since: Bound = None, until: Bound = None,
                  fact: Facts = None, download: bool = False) -> HTMLResponse:
     """The HTML report of the window (plots, scorecard, notable moments; printable to PDF)."""
