@@ -448,3 +448,39 @@ async def test_the_report_in_a_browser_and_on_paper(platform: Platform, client: 
         assert web.console_errors == []
     finally:
         await close_web(web)
+
+
+async def test_the_export_and_report_commands(platform: Platform, client: httpx.AsyncClient, settings: Any, services: Any,
+                                              tmp_path: Path) -> None:
+    """`townsquare export` and `townsquare report` in subprocesses against the session's installation."""
+    import asyncio
+    import os
+    import sys
+
+    s = await society(platform, client)
+    sc: Script = s["script"]
+    for i in range(9):
+        sc.say(s["ids"][i % 5], 1 + i, FILLER[i])
+    await sc.commit()
+    env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url, "TOWNSQUARE_LOG_LEVEL": "WARNING",
+           "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "", "TOWNSQUARE_REDIS_PREFIX": settings.redis_prefix,
+           "TOWNSQUARE_DATA_DIR": str(settings.data_dir), "CHROMA_URL": settings.chroma_url or "", "TOWNSQUARE_ANALYTICS_TOPIC_SAMPLE": "0"}
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "townsquare.platform.cli", *args, env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    code, out, err = await cli("export", "--guild", str(s["guild_id"]), "--since", iso(s["t0"]), "--format", "csv",
+                               "--out", str(tmp_path / "csv"))
+    assert code == 0, err
+    assert len(pd.read_csv(tmp_path / "csv" / "messages.csv")) == 9 and "messages.csv  9" in out
+    code, out, err = await cli("export", "--guild", str(s["guild_id"]), "--format", "graphml", "--out", str(tmp_path / "g"))
+    assert code == 0, err
+    assert set(nx.read_graphml(str(tmp_path / "g" / "graph.graphml")).nodes) >= {str(i) for i in s["ids"]}
+    code, out, err = await cli("report", "--guild", str(s["guild_id"]), "--since", iso(s["t0"]), "--out", str(tmp_path / "r.html"))
+    assert code == 0, err
+    assert "<svg" in (tmp_path / "r.html").read_text() and "Notable moments" in (tmp_path / "r.html").read_text()
+    code, out, err = await cli("export", "--guild", str(s["guild_id"]), "--since", "soon", "--format", "csv", "--out", str(tmp_path / "x"))
+    assert code == 1 and "since" in err
