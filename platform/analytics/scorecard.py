@@ -94,10 +94,7 @@ async def compute(platform: Platform, guild_id: int, since: int | None = None, u
         linked = {int(i) for a in alerts for i in a["message_ids"]} | {int(i) for b in breakthroughs for i in b["message_ids"]}
         linked |= {int(s["message_id"]) for d in diffusion for s in d["speakers"]}
         messages = await _excerpts(reader, sorted(linked))
-    topics = await asyncio.to_thread(analyse_topics, run.sample, window)
-    for t in topics.get("topics", []):
-        for ex in t["examples"]:
-            messages.setdefault(int(ex["message_id"]), None)
+    topics = await asyncio.to_thread(analyse_topics, run.sample, window)  # embedding: outside the snapshot's transaction
     activity = run.activity.result()
     return {
         "guild_id": str(guild_id), "society": society.name, "generated_at": iso(time.time()), "window": window.describe(),
@@ -106,7 +103,7 @@ async def compute(platform: Platform, guild_id: int, since: int | None = None, u
         "text_quality": run.quality.result(), "gate": gate_section, "diffusion": diffusion, "graph": graph_section,
         "sentiment": run.mood.result(), "topics": topics, "alerts": alerts, "breakthroughs": breakthroughs,
         "breakthrough_candidates": run.breakthroughs.candidates(),
-        "messages": {str(k): v for k, v in messages.items() if v is not None},
+        "messages": {str(k): v for k, v in messages.items()},
         "compute_ms": round((time.perf_counter() - started) * 1000, 1),
     }
 

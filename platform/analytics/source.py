@@ -71,9 +71,6 @@ class Society:
     def name_of(self, user_id: int) -> str:
         return self.names.get(user_id) or str(user_id)
 
-    def member(self, user_id: int) -> dict[str, Any]:
-        return {"id": str(user_id), "name": self.name_of(user_id), "agent": user_id in self.agents}
-
 
 async def load_society(reader: Reader, guild_id: int) -> Society:
     guild = await reader.driver.fetchrow(
