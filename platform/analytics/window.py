@@ -79,9 +79,9 @@ class Window:
     @property
     def bucket_seconds(self) -> int:
         for step in BUCKET_STEPS:
-            if self.seconds / step <= MAX_BUCKETS:
+            if int(self.seconds) / step <= MAX_BUCKETS:  # (whole seconds: `until` includes its millisecond)
                 return step
-        return BUCKET_STEPS[-1]
+        return -(-int(self.seconds) // MAX_BUCKETS)  # years: whatever width keeps MAX_BUCKETS
 
     @property
     def buckets(self) -> int:
