@@ -3,6 +3,7 @@ server, the real planner, prompt form and quality gate, and the figures of issue
 
     .venv/bin/python bench/quality.py [--turns 200] [--model smollm2:135m | PATH.gguf] [--form transcript|chat]
                                       [--candidates 2] [--threads 1] [--sample out.md]
+                                      [--subjects topics|world] [--only openers]
 
 The turns are played as conversations, so their states are real: in each channel of the
 village and the city an agent opens (a revival topic or news), others answer what was just said
@@ -11,6 +12,13 @@ people and agents write DMs. Each turn is planned (agents/turn/plan.py), realise
 `townsquare model serve` on loopback (the Ollama client, as the worker does), gated
 (agents/turn/gate.py) and, if it passes (or the plan's own line when a person's direct question
 got nothing usable), becomes part of the conversation.
+
+`--subjects world` takes the openers' subjects from the society's world (agents/world: the event
+on now or coming up, the news released so far, what the agent is doing), at a simulated time
+drawn for each opener within the first two days and the speaker's waking hours, and puts the
+speaker's whereabouts in the scene, as the worker does; `topics` (the default) opens with the
+society's revival topics. `--only openers` plays openers alone (the opener pass rate:
+`opener_pass_rate`, posted / opener turns).
 
 Writes a blind sample of 60 posted messages with their context (shuffled, no source labels) to
 --sample, and the key to <sample>.key.json. The LAST line printed is one JSON object.
@@ -43,12 +51,15 @@ from townsquare.agents.brain.routing import BackendSpec, Routes, Routing  # noqa
 from townsquare.agents.mind.clock import SystemClock  # noqa: E402
 from townsquare.agents.society.persona import Persona, Society, load_society  # noqa: E402
 from townsquare.agents.turn.gate import GateContext  # noqa: E402
-from townsquare.agents.turn.plan import Heard, Plan, plan_opener, plan_reach, plan_reply  # noqa: E402
+from townsquare.agents.turn.plan import Heard, Plan, best_known, expert_for, is_question, plan_opener, plan_reach, plan_reply  # noqa: E402
 from townsquare.agents.turn.realise import Line, Scene  # noqa: E402
 from townsquare.agents.turn.speak import speak  # noqa: E402
 from townsquare.agents.turn.text import distinct_n  # noqa: E402
 from townsquare.platform.analytics.message import Msg  # noqa: E402
 from townsquare.platform.analytics.textstats import TextQuality  # noqa: E402
+from townsquare.platform.core.config import Settings  # noqa: E402
+from townsquare.agents.world.life import WorldTime, at_minutes, due_news  # noqa: E402
+from townsquare.agents.world.subjects import pick_subject, situation  # noqa: E402
 
 HUMAN = "Sam Carter"  # the person asking questions (a human member of both societies)
 
@@ -130,11 +141,22 @@ def start_model_server(model_arg: str, threads: int) -> tuple[subprocess.Popen[b
 class Bench:
     def __init__(self, chain: FallbackChain, relevance, form: str, candidates: int, floor: float) -> None:  # type: ignore[no-untyped-def]
         self.chain, self.relevance, self.form, self.candidates, self.floor = chain, relevance, form, candidates, floor
+        self.knows, self.known_floor = True, 0.5
         self.run = Run()
         self.recent_own: dict[str, list[str]] = {}
 
+    def reply(self, persona: Persona, heard: Heard, seed: int, present: list[Persona]) -> Plan:
+        """A reply planned as the worker plans it (worker/runtime/turns.py): what the speaker knows
+        that answers a question, else who present would know."""
+        known = expert = None
+        if self.knows and is_question(heard.text):
+            known = best_known(persona.knows, heard.text, self.relevance, self.known_floor)
+            if known is None and heard.human and heard.to_me:
+                expert = expert_for(heard.text, [p for p in present if p.name != persona.name], self.relevance, self.known_floor)
+        return plan_reply(persona, heard, seed=seed, memories=[], known=known, expert=expert)
+
     async def turn(self, society: Society, persona: Persona, plan: Plan, channel: str, topic: str | None, history: list[Line],
-                   kind: str) -> str | None:
+                   kind: str, where: str = "") -> str | None:
         heard = plan.heard
         names = [a.name for a in society.agents if a.name != persona.name] + [HUMAN]
         gate = GateContext(own_name=persona.name, members=names, bio=persona.bio,
@@ -143,11 +165,11 @@ class Bench:
                            others_recent=tuple(line.content for line in history[-6:] if line.author != persona.name and
                                                (heard is None or line.content != heard.text)),
                            relevance=self.relevance, relevance_floor=self.floor)
-        scene = Scene(society.guild, channel, topic, tuple(history[-6:]), mood="You feel calm and thoughtful.")
+        scene = Scene(society.guild, channel, topic, tuple(history[-6:]), mood="You feel calm and thoughtful.", situation=where)
         started = time.perf_counter()
         spoken = await speak(self.chain, agent_id=None, guild_id=None, persona=persona, plan=plan, scene=scene, gate=gate,
                              options=GenOptions(max_tokens=60, temperature=0.7, seed=plan.seed), form=self.form,
-                             candidates=self.candidates, relevance=self.relevance)
+                             candidates=self.candidates, relevance=self.relevance, known_floor=self.known_floor)
         seconds = time.perf_counter() - started
         self.run.turns.append(Turn(society.guild, channel, kind, persona.name, plan.act, heard.text if heard else None,
                                    [f"{line.author}: {line.content}" for line in history[-4:]], spoken.text, spoken.source,
@@ -158,7 +180,30 @@ class Bench:
         return spoken.text
 
 
-async def play(bench: Bench, turns: int, seed: int) -> None:
+def _world_time(society: Society, persona: Persona, rng: random.Random) -> WorldTime:
+    """A moment of the first two simulated days when the speaker is awake."""
+    assert society.world is not None
+    while True:
+        t = at_minutes(rng.randrange(2 * 24 * 60), society.world.first_day)
+        if persona.rhythm.awake(t.minute / 60):
+            return t
+
+
+def opener_plan(society: Society, persona: Persona, channel: str, subjects: str, rng: random.Random) -> tuple[Plan, str]:
+    """The opener's plan (and the speaker's whereabouts for the scene): from the world, or a revival topic."""
+    seed = rng.randrange(2**31)
+    if subjects == "world" and society.world is not None:
+        t = _world_time(society, persona, rng)
+        released = {n.id: n.at for n in due_news(society.world, t)}
+        follows = (lambda c: not persona.home_channels or c in persona.home_channels)
+        found = pick_subject(society.world, persona.name, channel, t, released, follows, random.Random(seed))
+        if found is not None:
+            return plan_opener(persona, found.content, seed=seed, news=found.share), situation(society.world, persona.name, t) or ""
+    topic = rng.choice(society.revival_topics) if society.revival_topics else channel
+    return plan_opener(persona, topic, seed=seed), ""
+
+
+async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", only: str | None = None) -> None:
     rng = random.Random(seed)
     societies = [("village", load_society("village")), ("city", load_society("city"))]
     rounds = 0
@@ -170,30 +215,33 @@ async def play(bench: Bench, turns: int, seed: int) -> None:
                 here = [a for a in society.agents if not a.home_channels or spec.name in a.home_channels] or society.agents
                 history: list[Line] = []
                 opener = rng.choice(here)
-                topic = rng.choice(society.revival_topics) if society.revival_topics else spec.topic
-                await bench.turn(society, opener, plan_opener(opener, topic, seed=rng.randrange(2**31)), spec.name, spec.topic,
-                                 history, "opener")
+                plan, where = opener_plan(society, opener, spec.name, subjects, rng)
+                await bench.turn(society, opener, plan, spec.name, spec.topic, history, "opener", where)
+                if only == "openers":
+                    continue
                 for _ in range(2):  # agents answer what was just said
                     if not history:
                         break
                     last = history[-1]
                     speaker = rng.choice([a for a in here if a.name != last.author] or society.agents)
-                    plan = plan_reply(speaker, Heard(last.author, last.content, human=False, to_me=rng.random() < 0.3),
-                                      seed=rng.randrange(2**31), memories=[])
+                    plan = bench.reply(speaker, Heard(last.author, last.content, human=False, to_me=rng.random() < 0.3),
+                                       rng.randrange(2**31), here)
                     await bench.turn(society, speaker, plan, spec.name, spec.topic, history, "reply_agent")
                 asked = rng.choice(here)
                 question = rng.choice(QUESTIONS.get(spec.name, QUESTIONS["general"]))
                 history.append(Line(HUMAN, f"@{asked.name} {question}"))
-                plan = plan_reply(asked, Heard(HUMAN, f"@{asked.name} {question}", human=True, to_me=True), seed=rng.randrange(2**31))
+                plan = bench.reply(asked, Heard(HUMAN, f"@{asked.name} {question}", human=True, to_me=True), rng.randrange(2**31), here)
                 answer = await bench.turn(society, asked, plan, spec.name, spec.topic, history, "reply_human")
                 if answer:
                     other = rng.choice([a for a in here if a.name != asked.name] or society.agents)
-                    plan = plan_reply(other, Heard(asked.name, answer, human=False, to_me=False), seed=rng.randrange(2**31))
+                    plan = bench.reply(other, Heard(asked.name, answer, human=False, to_me=False), rng.randrange(2**31), here)
                     await bench.turn(society, other, plan, spec.name, spec.topic, history, "reply_agent")
+            if only == "openers":
+                continue
             # DMs: a person writes to an agent; an agent writes to a friend
             agent = rng.choice(society.agents)
             dm: list[Line] = [Line(HUMAN, rng.choice(DM_OPENERS))]
-            plan = plan_reply(agent, Heard(HUMAN, dm[0].content, human=True, to_me=True), seed=rng.randrange(2**31))
+            plan = bench.reply(agent, Heard(HUMAN, dm[0].content, human=True, to_me=True), rng.randrange(2**31), society.agents)
             await bench.turn(society, agent, plan, "dm", None, dm, "dm")
             friend = rng.choice([a for a in society.agents if a.name != agent.name])
             await bench.turn(society, agent, plan_reach(agent, friend.name, rng.choice(agent.interests or ["the weekend"]),
@@ -225,6 +273,7 @@ def figures(run: Run, relevance, model: str) -> dict[str, object]:  # type: igno
     rejections = Counter(r for t in run.turns for r in t.rejections)
     seconds = sorted(t.seconds for t in run.turns)
     human = [t for t in run.turns if t.kind == "reply_human"]
+    openers = [t for t in run.turns if t.kind == "opener"]
     return {
         "turns": len(run.turns), "posted": len(posted), "posted_from_plan": sum(1 for t in posted if t.source == "plan"),
         "human_questions": len(human), "human_answered": sum(1 for t in human if t.text),
@@ -234,6 +283,8 @@ def figures(run: Run, relevance, model: str) -> dict[str, object]:  # type: igno
         "relevance_above_baseline": round(above, 3), "shuffled_p90": round(baseline, 3),
         "distinct_2": round(distinct_n(texts, 2), 3), "gate_rejections": dict(rejections.most_common()),
         "acts": dict(Counter(t.act for t in posted).most_common()),
+        "openers": len(openers), "opener_pass_rate": round(sum(1 for t in openers if t.text) / len(openers), 3) if openers else 0.0,
+        "opener_rejections": dict(Counter(r for t in openers for r in t.rejections).most_common()),
         "turn_p50_s": round(statistics.median(seconds), 2) if seconds else 0.0,
         "turn_p99_s": round(seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))], 2) if seconds else 0.0,
         "model": model,
@@ -264,6 +315,9 @@ async def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--floor", type=float, default=0.12, help="the gate's off-topic floor (embedding cosine)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-knows", action="store_true", help="ignore the personas' `knows` (answers from the model alone)")
+    parser.add_argument("--subjects", choices=["topics", "world"], default="topics", help="where openers take their subjects from")
+    parser.add_argument("--only", choices=["openers"], default=None, help="play only openers")
     parser.add_argument("--sample", type=Path, default=Path("bench/out/quality-sample.md"))
     args = parser.parse_args()
     from townsquare.worker.runtime.relevance import embedding_text_relevance
@@ -274,11 +328,12 @@ async def main() -> None:
         routing = Routing(backends={"local": BackendSpec(host=url, model=model)}, routes=Routes(default=["local"]))
         chain = FallbackChain(routing, SystemClock())
         bench = Bench(chain, relevance, args.form, args.candidates, args.floor)
+        bench.knows, bench.known_floor = not args.no_knows, Settings().known_relevance_floor
         started = time.perf_counter()
-        await play(bench, args.turns, args.seed)
+        await play(bench, args.turns, args.seed, args.subjects, args.only)
         await chain.close()
         result = figures(bench.run, relevance, model)
-        result |= {"form": args.form, "candidates": args.candidates, "threads": args.threads, "floor": args.floor,
+        result |= {"knows": not args.no_knows, "subjects": args.subjects, "only": args.only, "form": args.form, "candidates": args.candidates, "threads": args.threads, "floor": args.floor,
                    "wall_s": round(time.perf_counter() - started, 1), "load_1min": round(os.getloadavg()[0], 2)}
         args.sample.parent.mkdir(parents=True, exist_ok=True)
         write_sample(bench.run, args.sample)

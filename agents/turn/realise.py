@@ -15,7 +15,7 @@ Both put what lasts first (persona, channel) so the model server's prefix cache 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..society.persona import Persona
 from .plan import Plan
@@ -41,6 +41,7 @@ class Scene:
     mood: str = ""  # a few words for the tone (Mood.tone())
     ties: tuple[str, ...] = ()  # how the speaker sees the people present, from the relationship record ("you like Bob")
     memories: tuple[str, ...] = ()  # what the speaker recalls about the topic and the people, best first
+    situation: str = ""  # where the speaker is and what it does now, in the third person (agents/world)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ def transcript_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
     head = [f"Chat log of {scene.guild}, {where}. Everyone writes short, natural messages in the first person.",
             persona_card(persona)]
     first = persona.name.split()[0]
+    if scene.situation:
+        head.append(scene.situation)
     if scene.ties:  # "you like Bob" -> "Ana likes Bob": the log's third person
         head.append("About the people here: " + "; ".join(_third_person(t, first) for t in scene.ties) + ".")
     if scene.memories:
@@ -80,7 +83,8 @@ def transcript_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
     text = "\n".join([*head, "", *([log] if log else []), direction, f"{persona.name}:" + (f" {plan.lead}" if plan.lead else "")])
     names = {line.author for line in scene.lines} | {persona.name}
     stops = ("\n", "(", *[f" {n}:" for n in sorted(names)][:6])
-    return Prompt("transcript", text=text, stop=stops, lead=plan.lead, direction=plan.narration())
+    # a line passing on what the speaker knows is not reciting the prompt: the direction left out of the check omits it
+    return Prompt("transcript", text=text, stop=stops, lead=plan.lead, direction=plan.narration(with_known=False))
 
 
 def chat_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
@@ -90,6 +94,7 @@ def chat_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
         f"You care about {', '.join(persona.interests[:5])}." if persona.interests else "",
         f"You speak in {persona.style}." if persona.style else "",
         scene.mood,
+        f"Right now: {scene.situation}" if scene.situation else "",
         ("About the people here: " + "; ".join(scene.ties) + ".") if scene.ties else "",
         ("You remember: " + " ".join(f"- {_clip(m, 140)}" for m in scene.memories[:3])) if scene.memories else "",
         f"Write only {first}'s next chat message: one or two short sentences, first person, no name prefix.",
@@ -105,7 +110,7 @@ def chat_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
         context = f'Last said {where}: ' + "; ".join(f'{line.author}: "{_clip(line.content)}"' for line in scene.lines[-2:]) + "\n"
     user = f"{context}{plan.instruction()} Reply as {first} in one or two sentences."
     return Prompt("chat", messages=({"role": "system", "content": system}, {"role": "user", "content": user}),
-                  stop=("\n", "<|im_end|>"), direction=plan.instruction())
+                  stop=("\n", "<|im_end|>"), direction=replace(plan, known=None, hint=None).instruction())
 
 
 def _third_person(tie: str, first: str) -> str:

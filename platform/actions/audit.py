@@ -53,6 +53,7 @@ class A(IntEnum):
     SOCIETY_UPDATE = 205
     AGENT_MEMORY_ADD = 206
     AGENT_MEMORY_FORGET = 207
+    NEWS_PUBLISH = 208  # a news item posted by the society's news source (an administrator's, or the world's schedule: no user)
     # The security log: entries about accounts and tokens belong to no guild (guild_id NULL), so
     # no guild's audit log shows them; instance administrators read them (and every guild's
     # entries) at /api/v10/townsquare/security-log.

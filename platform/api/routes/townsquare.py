@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 from pydantic import Field
 
-from ...actions import agents, audit, memories, messages, relationships
+from ...actions import agents, audit, memories, messages, news, relationships, world
 from ...core.errors import InvalidFormBody
 from ..bodies import Body
 from ..deps import MAX_SNOWFLAKE, Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt
@@ -43,6 +43,12 @@ class PostAsBody(Body):
     content: str = Field(min_length=1, max_length=100_000)
     message_reference: ReferenceBody | None = None
     nonce: str | None = Field(default=None, max_length=25)
+
+
+class NewsBody(Body):
+    channel_id: SnowflakeInt
+    content: str = Field(min_length=1, max_length=100_000)
+    title: str | None = Field(default=None, max_length=100)
 
 
 class FactBody(Body):
@@ -95,6 +101,31 @@ async def pause_society(guild_id: Snowflake, me: Me, platform: PlatformDep, body
 @router.post("/societies/{guild_id}/resume")
 async def resume_society(guild_id: Snowflake, me: Me, platform: PlatformDep, body: ReasonBody | None = None) -> dict[str, Any]:
     return await agents.do_set_society_paused(platform, me, guild_id, False, _reason(body))
+
+
+@router.post("/societies/{guild_id}/news", status_code=201)
+async def publish_news(guild_id: Snowflake, body: NewsBody, me: Me, platform: PlatformDep) -> dict[str, Any]:
+    """A news item, now: posted to the channel by the society's news source (audit-logged)."""
+    agents.require_admin(me)
+    check_text(body.content, "content")
+    if not body.content.strip():
+        raise InvalidFormBody.field("content", "BASE_TYPE_REQUIRED", "This field is required")
+    if body.title is not None:
+        check_text(body.title, "title")
+    check_content(platform, news.compose(body.content, body.title))
+    sent, _ = await news.do_publish_news(platform, me, guild_id, body.channel_id, body.content, body.title)
+    return sent
+
+
+@router.get("/societies/{guild_id}/world")
+async def get_world(guild_id: Snowflake, me: Me, platform: PlatformDep) -> dict[str, Any]:
+    """The society's world now: simulated time, events on and coming, news out and due, whereabouts."""
+    return await world.get_world(platform, me, guild_id)
+
+
+@router.get("/societies/{guild_id}/news")
+async def list_news(guild_id: Snowflake, me: Me, platform: PlatformDep, limit: int = Query(default=20, ge=1, le=100)) -> list[dict[str, Any]]:
+    return await news.list_news(platform, me, guild_id, limit)
 
 
 # --- agents ---

@@ -11,6 +11,7 @@ import * as agent from "./agent.js";
 import * as channels from "./channels.js";
 import * as graph from "./graph.js";
 import * as scorecard from "./scorecard.js";
+import * as world from "./world.js";
 import * as system from "./system.js";
 
 const root = $("#main");
@@ -21,6 +22,7 @@ const NAV = [
   ["agents", "/admin/agents", "adm_nav_agents"],
   ["channels", "/admin/channels", "adm_nav_channels"],
   ["graph", "/admin/graph", "adm_nav_graph"],
+  ["world", "/admin/world", "adm_nav_world"],
   ["scorecard", "/admin/scorecard", "adm_nav_scorecard"],
   ["system", "/admin/system", "adm_nav_system"],
 ];
@@ -31,7 +33,7 @@ let stopView = null;
 function match(pathname) {
   const parts = pathname.replace(/\/+$/, "").split("/").slice(2); // after /admin
   if (parts[0] === "agents" && /^\d{1,20}$/.test(parts[1] || "")) return { name: "agents", view: agent, params: { id: parts[1] } };
-  const found = { agents, channels, graph, scorecard, system }[parts[0]];
+  const found = { agents, channels, graph, world, scorecard, system }[parts[0]];
   return found ? { name: parts[0], view: found, params: {} } : { name: "overview", view: overview, params: {} };
 }
 

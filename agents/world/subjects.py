@@ -1,0 +1,105 @@
+"""What an agent can talk about from the world: the event it is at or that is coming up, the
+news it has seen, what it is doing now. The turn planner takes its subjects from here instead
+of inventing them (a small model asked to "start a conversation" makes up parties and trips).
+
+An agent knows only what reached it: news released to a channel it follows (it read the
+message), events on the calendar (public), and its own routine.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .life import WorldTime, current, describe_occurrence, upcoming, whereabouts
+from .model import DAY_MINUTES, NewsItem, World
+
+MAX_CONTENT = 170
+
+
+@dataclass(frozen=True)
+class Subject:
+    kind: str  # event (on now, the agent is there) | upcoming | news | routine
+    content: str  # what the line is about, as the plan's content
+    share: bool  # tell the others (share) rather than ask them (open)
+    channel: str | None = None  # the channel the subject belongs to, if any
+
+
+def _clip(text: str, limit: int = MAX_CONTENT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def news_text(item: NewsItem) -> str:
+    title = item.title.rstrip(".!?:")
+    return _clip(f"{title}: {item.content}" if title else item.content)
+
+
+def known_news(world: World, t: WorldTime, released: Mapping[str, int], follows: Callable[[str], bool],
+               window: int = DAY_MINUTES) -> list[NewsItem]:
+    """News released (id -> simulated minute of release) within `window` to a channel the agent
+    follows, newest first."""
+    items = [n for n in world.news if n.id in released and t.total - released[n.id] <= window and follows(n.channel)]
+    return sorted(items, key=lambda n: -released[n.id])
+
+
+def candidates(world: World, agent: str, channel: str, t: WorldTime, released: Mapping[str, int],
+               follows: Callable[[str], bool]) -> list[tuple[Subject, float]]:
+    """Every subject the agent has for this channel now, with a weight."""
+    out: list[tuple[Subject, float]] = []
+    here = whereabouts(world, agent, t)
+
+    def fits(place_id: str | None) -> bool:
+        place = world.place(place_id) if place_id else None
+        return place is not None and place.channel == channel
+
+    for occ in current(world, t):
+        if here.event is not None and here.event.key == occ.key:
+            out.append((Subject("event", describe_occurrence(world, occ, t), True, _channel(world, occ.event.place)), 3.0))
+        elif fits(occ.event.place):
+            out.append((Subject("upcoming", f"who is at {describe_occurrence(world, occ, t)}?", False, channel), 1.5))
+    for occ in upcoming(world, t)[:4]:
+        out.append((Subject("upcoming", f"is anyone going to {describe_occurrence(world, occ, t)}?", False,
+                            _channel(world, occ.event.place)), 2.0 if fits(occ.event.place) else 0.7))
+    for item in known_news(world, t, released, follows)[:3]:
+        fresh = 1.0 - min(1.0, (t.total - released[item.id]) / DAY_MINUTES)
+        out.append((Subject("news", f"the news: {news_text(item)}", True, item.channel), 0.8 + 2.0 * fresh))
+    if here.doing and here.event is None and here.place is not None:
+        out.append((Subject("routine", _clip(f"{here.doing} at {here.place.name}"), True, here.place.channel),
+                    1.5 if fits(here.place.id) else 1.0))
+    return out
+
+
+def _channel(world: World, place_id: str) -> str | None:
+    place = world.place(place_id)
+    return place.channel if place else None
+
+
+def pick_subject(world: World, agent: str, channel: str, t: WorldTime, released: Mapping[str, int],
+                 follows: Callable[[str], bool], rng: random.Random) -> Subject | None:
+    """A subject for an opener in `channel` (seeded draw by weight), or None when the world gives
+    this agent nothing to say."""
+    options = candidates(world, agent, channel, t, released, follows)
+    if not options:
+        return None
+    return rng.choices([s for s, _ in options], weights=[w for _, w in options])[0]
+
+
+def world_lines(world: World, agent: str, t: WorldTime, released: Mapping[str, int], follows: Callable[[str], bool]) -> list[str]:
+    """What the agent knows of the world now, in a few short lines (a `share` in a reply picks the
+    one that touches what was said)."""
+    lines = [describe_occurrence(world, o, t) for o in current(world, t)]
+    lines += [describe_occurrence(world, o, t) for o in upcoming(world, t)[:4]]
+    lines += [news_text(n) for n in known_news(world, t, released, follows)[:4]]
+    return lines
+
+
+def situation(world: World, agent: str, t: WorldTime) -> str | None:
+    """Where the agent is and what it does, in the third person ("Maren is at the bakery, baking
+    the day's bread."), for the prompt's scene."""
+    here = whereabouts(world, agent, t)
+    if here.place is None or not here.doing:
+        return None
+    first = agent.split()[0]
+    return f"{first} is at {here.place.name}, {here.doing}."
