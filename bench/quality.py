@@ -54,7 +54,9 @@ from townsquare.agents.turn.gate import GateContext  # noqa: E402
 from townsquare.agents.turn.plan import Heard, Plan, best_known, expert_for, is_question, plan_opener, plan_reach, plan_reply  # noqa: E402
 from townsquare.agents.turn.realise import Line, Scene  # noqa: E402
 from townsquare.agents.turn.speak import speak  # noqa: E402
-from townsquare.agents.turn.text import distinct_n, five_grams, similarity  # noqa: E402
+from townsquare.agents.turn.text import distinct_n  # noqa: E402
+from townsquare.platform.analytics.message import Msg  # noqa: E402
+from townsquare.platform.analytics.textstats import TextQuality  # noqa: E402
 from townsquare.platform.core.config import Settings  # noqa: E402
 from townsquare.agents.world.life import WorldTime, at_minutes, due_news  # noqa: E402
 from townsquare.agents.world.subjects import pick_subject, situation  # noqa: E402
@@ -247,26 +249,17 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
         rounds += 1
 
 
-_INDEPENDENT = {
-    "wrong_voice": re.compile(r"(?m)^\s*[*_]{0,2}[A-Z][a-z]+(?: [A-Z][a-z]+)?[*_]{0,2}\s*(?:\([^)]*\))?\s*:"),
-    "assistant_speak": re.compile(r"(?i)as an ai|language model|i apologi[sz]e|certainly!|i'll (?:reply|respond) as|how can i (?:help|assist)"),
-}
-
-
 def figures(run: Run, relevance, model: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
     posted = [t for t in run.turns if t.text]
     texts = [t.text or "" for t in posted]
-    wrong = sum(1 for t in posted if _INDEPENDENT["wrong_voice"].search(t.text or ""))
-    assistant = sum(1 for t in posted if _INDEPENDENT["assistant_speak"].search(t.text or ""))
-    own = [t for t in posted if re.search(rf"(?i)\b{re.escape(t.speaker.split()[0])}\b", t.text or "")]
+    # the scorecard's measures (platform/analytics/textstats.py), over every earlier posted line
+    # (not the channel's last 20: the turns are short conversations in many channels)
+    speakers = {name: i for i, name in enumerate(sorted({t.speaker for t in posted}))}
+    quality = TextQuality({i: name for name, i in speakers.items()}, window=None, by_channel=False, ngram_window=None)
+    for i, t in enumerate(posted):
+        quality.feed(Msg(i + 1, 0.0, 0, 0, speakers[t.speaker], True, t.text or ""))
+    q = quality.result()
     recital = sum(1 for t in posted if re.search(r"(?i)^you are\b|your way of speaking|speaks in ", t.text or ""))
-    near = sum(1 for i, t in enumerate(texts) if any(similarity(t, e) >= 0.8 for e in texts[:i]))
-    grams_seen: set[tuple[str, ...]] = set()
-    repeated = 0
-    for t in texts:
-        g = five_grams(t)
-        repeated += bool(g & grams_seen)
-        grams_seen |= g
     replies = [t for t in posted if t.heard]
     above, baseline = 0.0, 0.0
     if len(replies) >= 3:
@@ -284,9 +277,9 @@ def figures(run: Run, relevance, model: str) -> dict[str, object]:  # type: igno
     return {
         "turns": len(run.turns), "posted": len(posted), "posted_from_plan": sum(1 for t in posted if t.source == "plan"),
         "human_questions": len(human), "human_answered": sum(1 for t in human if t.text),
-        "wrong_voice": wrong, "self_address": len(own), "assistant_speak": assistant, "recital": recital,
-        "near_duplicate_rate": round(near / len(texts), 3) if texts else 0.0,
-        "repeated_5gram_rate": round(repeated / len(texts), 3) if texts else 0.0,
+        "wrong_voice": q["posted_wrong_voice"], "self_address": q["posted_self_naming"], "assistant_speak": q["posted_assistant_speak"],
+        "recital": recital, "near_duplicate_rate": round(q["near_rate"] or 0.0, 3),
+        "repeated_5gram_rate": round(q["repeated_5gram_rate"] or 0.0, 3),
         "relevance_above_baseline": round(above, 3), "shuffled_p90": round(baseline, 3),
         "distinct_2": round(distinct_n(texts, 2), 3), "gate_rejections": dict(rejections.most_common()),
         "acts": dict(Counter(t.act for t in posted).most_common()),

@@ -31,13 +31,16 @@ and DMs; "channel" below is one of the society's text channels):
                 posted, p50/p99 of total_ms, of llm_ms (LLM time, queueing at the model server
                 included) and of overhead_ms = total_ms - llm_ms (platform: history fetch,
                 typing, send, locks, cleaning); overhead_share = sum(overhead) / sum(total).
-  duplicates    exact: the message's normalised text (case, spacing) equals an earlier agent
+  duplicates    the scorecard's own measures (townsquare.platform.analytics.textstats): exact: the
+                message's normalised text (case, punctuation, spacing) equals an earlier agent
                 message of the society. near: `townsquare.agents.turn.text.similarity` >= 0.8
                 with one of the previous 20 messages of the same channel (exact ones included).
+                repeated_5gram: shares a word 5-gram with one of the previous 1,000 agent messages.
   quality       prompt_echo: messages repeating a phrase of the prompts ("Your way of speaking",
                 "The channel has been quiet", ...); speaker_prefix: messages that start like a
                 transcript line ("A: ...", "Zara Ahmed's message: ..."). Both heuristics.
-  depth         reply_depth: a message that answered another (its nonce `ev<id>` names the
+  depth         (reply depth and reciprocity: townsquare.platform.analytics.activity)
+                reply_depth: a message that answered another (its nonce `ev<id>` names the
                 message its turn answered: a mention, a reply or a talkativeness roll) has
                 depth 1 + the depth of that message; a message answering nothing (an opener of
                 a quiet channel, nonce `rv...`) has depth 0. Reported: mean over all messages,
@@ -525,11 +528,10 @@ async def communities_now(pg: Any, guild_id: int) -> list[list[str]]:
 
 
 def stability(before: list[list[str]], after: list[list[str]]) -> dict[str, Any]:
-    """How much the groups held: for each community now, its best Jaccard overlap with one before."""
-    if not before or not after:
-        return {"mean_best_jaccard": None}
-    best = [max(len(set(a) & set(b)) / len(set(a) | set(b)) for b in before) for a in after]
-    return {"mean_best_jaccard": round(sum(best) / len(best), 3), "per_community": [round(v, 2) for v in best]}
+    """How much the groups held (the scorecard's measure: townsquare.platform.analytics.social)."""
+    from townsquare.platform.analytics.social import stability as product_stability
+
+    return product_stability(before, after)
 
 
 async def structure(pg: Any, guild_id: int, rows: dict[str, list[Any]], t0: float) -> dict[str, Any]:
@@ -565,16 +567,6 @@ def latency(values: list[int]) -> dict[str, Any]:
     ordered = sorted(values)
     return {"p50": pct(ordered, 50), "p90": pct(ordered, 90), "p99": pct(ordered, 99), "max": ordered[-1] if ordered else None,
             "mean": round(sum(ordered) / len(ordered), 1) if ordered else None}
-
-
-def norm_text(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def reciprocity(pairs: set[tuple[int, int]]) -> dict[str, Any]:
-    pairs = {p for p in pairs if p[0] != p[1]}
-    mutual = sum(1 for a, b in pairs if (b, a) in pairs)
-    return {"pairs": len(pairs), "reciprocated_pairs": mutual, "reciprocity": round(mutual / len(pairs), 3) if pairs else None}
 
 
 def analyse(rows: dict[str, list[Any]], t0: float, t_end: float, guild_id: int) -> dict[str, Any]:
@@ -634,31 +626,21 @@ def analyse(rows: dict[str, list[Any]], t0: float, t_end: float, guild_id: int) 
         "overhead_share_p99": round(pct(ratios, 99), 4) if ratios else None,
     }
 
-    # --- duplicates ---
-    channel_history: dict[int, list[str]] = defaultdict(list)
-    seen_exact: set[str] = set()
-    exact = near = 0
-    examples: list[dict[str, Any]] = []
+    # --- duplicates, reply depth, reciprocity: the product's scorecard consumers (platform/analytics) ---
+    from townsquare.platform.analytics.activity import Activity
+    from townsquare.platform.analytics.message import Msg
+    from townsquare.platform.analytics.textstats import TextQuality
+
+    quality = TextQuality(names, window=NEAR_WINDOW, threshold=NEAR_THRESHOLD)
+    activity = Activity(None, names)
     window_ids = {m["id"] for m in msgs}
     for m in all_msgs:  # in id order; earlier messages of a channel are its context even before the window
-        text = m["content"] or ""
-        if m["id"] in window_ids:
-            key = norm_text(text)
-            if key and key in seen_exact:
-                exact += 1
-            previous = channel_history[m["channel_id"]][-NEAR_WINDOW:]
-            best, match = 0.0, None
-            for other in previous:
-                s = similarity(text, other)
-                if s > best:
-                    best, match = s, other
-            if best >= NEAR_THRESHOLD:
-                near += 1
-                if len(examples) < 6:
-                    examples.append({"text": text[:160], "similar_to": (match or "")[:160], "similarity": round(best, 3)})
-            if key:
-                seen_exact.add(key)
-        channel_history[m["channel_id"]].append(text)
+        fed = Msg(m["id"], snowflake_time(m["id"]), 0, m["channel_id"], m["author_id"], m["author_id"] in agents, m["content"] or "",
+                  m["nonce"], m["referenced_message_id"], m["mentions"] or (), counted=m["id"] in window_ids)
+        quality.feed(fed)
+        activity.feed(fed)
+    dup = quality.result()
+    conversation = activity.result()
     echoes = [m for m in msgs if any(phrase in (m["content"] or "").casefold() for phrase in PROMPT_PHRASES)]
     prefixed = [m for m in msgs if SPEAKER_PREFIX.match(m["content"] or "")]
     out["quality"] = {
@@ -667,44 +649,12 @@ def analyse(rows: dict[str, list[Any]], t0: float, t_end: float, guild_id: int) 
         "examples": [m["content"][:160] for m in (echoes[:3] + prefixed[:3])],
     }
     out["duplicates"] = {
-        "exact": exact, "exact_rate": round(exact / len(msgs), 4) if msgs else None,
-        "near": near, "near_rate": round(near / len(msgs), 4) if msgs else None,
-        "near_threshold": NEAR_THRESHOLD, "near_window": NEAR_WINDOW, "examples": examples,
+        "exact": dup["exact_duplicates"], "exact_rate": dup["exact_rate"], "near": dup["near_duplicates"], "near_rate": dup["near_rate"],
+        "near_threshold": NEAR_THRESHOLD, "near_window": NEAR_WINDOW, "examples": dup["examples"],
+        "repeated_5gram": dup["repeated_5gram"], "repeated_5gram_rate": dup["repeated_5gram_rate"],
     }
 
-    # --- reply depth and bursts ---
-    answered: dict[int, int | None] = {}
-    for m in msgs:
-        nonce = m["nonce"] or ""
-        target = int(nonce[2:]) if nonce.startswith("ev") and nonce[2:].isdigit() else None
-        answered[m["id"]] = target if target in by_id else None
-    depth_memo: dict[int, int] = {}
-
-    def depth(mid: int, links: Any) -> int:
-        chain, cur = [], mid
-        while cur is not None and cur not in depth_memo and len(chain) < 10_000:
-            chain.append(cur)
-            cur = links(cur)
-        base = depth_memo.get(cur, 0) if cur is not None else -1
-        for node in reversed(chain):
-            base += 1
-            depth_memo[node] = base
-        return depth_memo[mid]
-
-    def answer_link(mid: int) -> int | None:
-        return answered.get(mid) if mid in answered else None
-
-    depths = [depth(m["id"], answer_link) for m in msgs]
-    answering = [d for d, m in zip(depths, msgs) if answered.get(m["id"]) is not None]
-    depth_memo.clear()
-
-    def ref_link(mid: int) -> int | None:
-        ref = by_id[mid]["referenced_message_id"] if mid in by_id else None
-        return ref if ref in by_id else None
-
-    ref_depths = [depth(m["id"], ref_link) for m in msgs]
-    referencing = [d for d, m in zip(ref_depths, msgs) if m["referenced_message_id"]]
-
+    # --- bursts ---
     channels = {c["id"]: c for c in rows["channels"]}
     bursts: list[tuple[int, int]] = []  # (messages, distinct speakers)
     per_channel: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -723,14 +673,7 @@ def analyse(rows: dict[str, list[Any]], t0: float, t_end: float, guild_id: int) 
         if count:
             bursts.append((count, len(speakers)))
     out["depth"] = {
-        "reply_depth_mean": round(sum(depths) / len(depths), 2) if depths else None,
-        "reply_depth_mean_of_answers": round(sum(answering) / len(answering), 2) if answering else None,
-        "reply_depth_max": max(depths) if depths else None,
-        "answering_messages": len(answering),
-        "reference_depth_mean": round(sum(ref_depths) / len(ref_depths), 2) if ref_depths else None,
-        "reference_depth_max": max(ref_depths) if ref_depths else None,
-        "messages_with_reference": len(referencing),
-        "messages_with_mentions": sum(1 for m in msgs if m["mentions"]),
+        **{k: v for k, v in conversation["conversation"].items()},
         "bursts": len(bursts),
         "burst_messages_mean": round(sum(b[0] for b in bursts) / len(bursts), 2) if bursts else None,
         "burst_messages_max": max(b[0] for b in bursts) if bursts else None,
@@ -740,18 +683,7 @@ def analyse(rows: dict[str, list[Any]], t0: float, t_end: float, guild_id: int) 
     }
 
     # --- reciprocity ---
-    answered_pairs = {(m["author_id"], by_id[answered[m["id"]]]["author_id"]) for m in msgs
-                      if answered.get(m["id"]) is not None and by_id[answered[m["id"]]]["author_id"] in agents}
-    explicit_pairs: set[tuple[int, int]] = set()
-    for m in msgs:
-        ref = m["referenced_message_id"]
-        if ref in by_id and by_id[ref]["author_id"] in agents:
-            explicit_pairs.add((m["author_id"], by_id[ref]["author_id"]))
-        for mentioned in m["mentions"] or ():
-            if mentioned in agents:
-                explicit_pairs.add((m["author_id"], mentioned))
-    out["reciprocity"] = {"answered": reciprocity(answered_pairs), "explicit": reciprocity(explicit_pairs),
-                          "possible_pairs": len(agents) * (len(agents) - 1)}
+    out["reciprocity"] = conversation["reciprocity"]
 
     # --- silence ---
     silence: dict[str, Any] = {}

@@ -25,6 +25,7 @@ from .middleware import EdgeMiddleware
 from .ratelimit import RateLimiter
 from .responses import FastJSONResponse
 from .routes import channels, graph, guilds, messages, system, townsquare, users
+from .routes import analytics as analytics_routes
 from .routes import backups as backup_routes
 from .routes import dashboard as dashboard_routes
 from ...webui import pages as webui_pages
@@ -76,6 +77,7 @@ def create_app(settings: Settings, *, database_url: str, redis_url: str) -> Fast
         app.include_router(module.router, responses=documented)
     app.include_router(backup_routes.router, responses=documented)
     app.include_router(dashboard_routes.router, responses=documented)  # the admin dashboard's reads
+    app.include_router(analytics_routes.router, responses=documented)  # scorecards and exports
     app.include_router(gateway_routes.router, responses=documented)
     openapi.install(app)
     webui_pages.mount(app)

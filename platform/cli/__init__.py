@@ -33,6 +33,10 @@ app.add_typer(backup_app, name="backup")
 from .bundle import bundle_app  # noqa: E402 - the sub-app module imports nothing heavy
 
 app.add_typer(bundle_app, name="bundle")
+from .analytics import export as _export, report as _report  # noqa: E402 - the commands import their heavy parts when they run
+
+app.command("export")(_export)
+app.command("report")(_report)
 
 
 def _services(settings: Settings) -> Any:

@@ -180,6 +180,10 @@ class Settings(BaseSettings):
     turn_homophily: float = Field(default=3.0, ge=0)  # how strongly who answers a message follows liking, acquaintance and shared interests
     max_society_channels: int = 16  # agents open no channel beyond this many in a society
 
+    # --- analytics, reports and exports (issue 17) ---
+    analytics_batch_rows: int = Field(default=2000, ge=100, le=100_000)  # rows per batch read from a server-side cursor (scorecard, exports)
+    analytics_topic_sample: int = Field(default=1500, ge=0, le=50_000)  # messages embedded for the topics (a seeded reservoir sample of the window); 0: no topics
+
     # --- backup and restore (issue: operations) ---
     backup_dir: Path | None = None  # where backups are written and listed (default: <data_dir>/backups)
     backup_every_hours: float = 24.0  # a scheduled backup (an rq job) this often; 0 disables

@@ -10,6 +10,7 @@ import * as agents from "./agents.js";
 import * as agent from "./agent.js";
 import * as channels from "./channels.js";
 import * as graph from "./graph.js";
+import * as scorecard from "./scorecard.js";
 import * as world from "./world.js";
 import * as scenarios from "./scenarios.js";
 import * as system from "./system.js";
@@ -24,6 +25,7 @@ const NAV = [
   ["graph", "/admin/graph", "adm_nav_graph"],
   ["world", "/admin/world", "adm_nav_world"],
   ["scenarios", "/admin/scenarios", "adm_nav_scenarios"],
+  ["scorecard", "/admin/scorecard", "adm_nav_scorecard"],
   ["system", "/admin/system", "adm_nav_system"],
 ];
 
@@ -33,7 +35,7 @@ let stopView = null;
 function match(pathname) {
   const parts = pathname.replace(/\/+$/, "").split("/").slice(2); // after /admin
   if (parts[0] === "agents" && /^\d{1,20}$/.test(parts[1] || "")) return { name: "agents", view: agent, params: { id: parts[1] } };
-  const found = { agents, channels, graph, world, scenarios, system }[parts[0]];
+  const found = { agents, channels, graph, world, scenarios, scorecard, system }[parts[0]];
   return found ? { name: parts[0], view: found, params: {} } : { name: "overview", view: overview, params: {} };
 }
 
