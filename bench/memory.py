@@ -22,7 +22,8 @@ What it does, all on loopback, offline:
 stored once in the society's collection with its record in PostgreSQL (DATABASE_URL, a schema of
 its own, dropped at the end), as `Memories.observe` writes them; then retrievals as a turn does
 them (`Memories.candidates` + ranking, and `Memories.recall` end to end), for an agent that
-follows #general and for one that follows a single small channel (the filtered fallback).
+follows #general and for one that follows a single small channel (the wider read; and Chroma's
+filtered search, forced by reading no wider); then `count_many` for every agent.
 
 By default Chroma runs as `up` runs it: `townsquare memory serve` (its own process, HTTP on
 loopback); --embedded uses a PersistentClient in this process instead. Resident memory: this
@@ -251,13 +252,19 @@ async def run_shared(args: argparse.Namespace, store: MemoryStore, sentences: li
                 batch, ids, docs, metas, rows = [], [], [], [], []
                 if (i + 1) % 20000 == 0:
                     _api.log(f"filled {i + 1} messages ({time.perf_counter() - t:.0f} s)")
+        await conn.execute("INSERT INTO memory_audience_sizes SELECT audience_id, count(*) FROM memory_messages GROUP BY audience_id")
         fill = time.perf_counter() - t
-        await conn.execute("ANALYZE")
+        for table in ("memory_messages", "memory_audiences", "memory_audience_sizes"):
+            await conn.execute(f"VACUUM ANALYZE {table}")
         results["fill"] = {"messages": args.n, "seconds": round(fill, 1), "per_s": round(args.n / fill, 1),
                            "audience_rows": sum(len(f) for f in followers)}
         _api.log(f"fill: {args.n} messages in {fill:.0f} s ({args.n / fill:.0f}/s), one vector each")
         qvecs = store.embedder.embed(QUERIES)
-        for who, agent in (("follows_general", broad), ("one_small_channel", narrow)):
+        from townsquare.agents.memory import remember
+
+        for who, agent, wider in (("follows_general", broad, remember.WIDER), ("one_small_channel", narrow, remember.WIDER),
+                                  ("one_small_channel_filtered_search", narrow, 1)):
+            remember.WIDER = wider  # 1: no wider read, straight to Chroma's search filtered to the agent's audiences
             seen = sum(len(members[c]) > 0 and agent in members[c] for c in range(args.channels))
             for q in qvecs:  # warm-up
                 await memories.candidates(agent, q, 20)
@@ -272,15 +279,18 @@ async def run_shared(args: argparse.Namespace, store: MemoryStore, sentences: li
                 t = time.perf_counter()
                 await memories.recall(agent, QUERIES[qi] + f" {i}", {agents[0]: "A"}, now=now, k=5)
                 recall.append((time.perf_counter() - t) * 1000)
-            results[who] = {"channels_followed": seen, "count": await memories.count(agent), "retrieval_vector_given": stats(given),
-                            "recall_from_text": stats(recall)}
+            t = time.perf_counter()
+            count = await memories.count(agent)
+            results[who] = {"channels_followed": seen, "count": count, "count_ms": round((time.perf_counter() - t) * 1000, 1),
+                            "retrieval_vector_given": stats(given), "recall_from_text": stats(recall)}
             _api.log(f"{who} ({seen} channels, {results[who]['count']} memories): vector given p50 {stats(given)['p50_ms']} ms, "
                      f"p95 {stats(given)['p95_ms']} ms; recall from text p50 {stats(recall)['p50_ms']} ms, p95 {stats(recall)['p95_ms']} ms")
-        t = time.perf_counter()
-        counts = await memories.count_many(agents)
-        results["count_many_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        for when in ("first", "then"):  # first: each agent's own collection looked up once (never measured before)
+            t = time.perf_counter()
+            counts = await memories.count_many(agents)
+            results[f"count_many_{when}_ms"] = round((time.perf_counter() - t) * 1000, 1)
+            _api.log(f"count_many for {len(counts)} agents ({when}): {results[f'count_many_{when}_ms']} ms")
         results["count_many_agents"] = len(counts)
-        _api.log(f"count_many for {len(counts)} agents: {results['count_many_ms']} ms")
         results["mode"] = "shared society store (memory serve + PostgreSQL)"
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

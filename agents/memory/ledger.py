@@ -8,6 +8,8 @@ messages share one audience until its followers change (a join, a new agent), so
 seen a message when it belongs to its audience (an author that is an agent is always one of
 the witnesses); nothing else of the society's store is ever shown to it.
 
+`memory_audience_sizes` counts each audience's messages as they are recorded.
+
 Rows per agent exist only where something is that agent's own: `memory_marks` (its importance
 of a message when it differs from an onlooker's - it was addressed, it wrote it, the LLM rated
 it, it proved useful -, its last access, forgetting) and `memory_facts` (what it heard about
@@ -98,6 +100,9 @@ class Ledger:
                 ":importance, :aud) ON CONFLICT (message_id) DO NOTHING RETURNING message_id"), {**message, "aud": aud})).first()
             if new is None:
                 return False
+            if aud is not None:
+                await conn.execute(text("INSERT INTO memory_audience_sizes (audience_id, messages) VALUES (:aud, 1) "
+                                        "ON CONFLICT (audience_id) DO UPDATE SET messages = memory_audience_sizes.messages + 1"), {"aud": aud})
             if marks:
                 await conn.execute(text("INSERT INTO memory_marks (agent_id, message_id, importance) SELECT w, :m, i FROM "
                                         "unnest(CAST(:w AS BIGINT[]), CAST(:i AS FLOAT[])) AS t(w, i) ON CONFLICT (agent_id, message_id) "
@@ -279,16 +284,16 @@ class Ledger:
 
     async def count_many(self, agent_ids: Sequence[int]) -> dict[int, tuple[int, int | None]]:
         """agent -> (witnessed messages + heard facts, own collection's size or None when not known
-        yet), in one query: messages are counted per audience once, then summed per agent."""
+        yet), in one query: the sizes of the agent's audiences summed (memory_audience_sizes), not
+        a count of messages."""
         if not agent_ids:
             return {}
         async with self.engine.connect() as conn:
             rows = (await conn.execute(text("""
                 WITH ids AS (SELECT DISTINCT unnest(CAST(:ids AS BIGINT[])) AS agent_id),
                  mine AS (SELECT a.agent_id, a.audience_id FROM memory_audiences a JOIN ids USING (agent_id)),
-                 per_audience AS (SELECT m.audience_id, count(*) AS n FROM memory_messages m
-                                  WHERE m.audience_id IN (SELECT audience_id FROM mine) GROUP BY m.audience_id),
-                 seen AS (SELECT mine.agent_id, sum(p.n) AS n FROM mine JOIN per_audience p USING (audience_id) GROUP BY mine.agent_id),
+                 seen AS (SELECT mine.agent_id, sum(s.messages) AS n FROM mine JOIN memory_audience_sizes s USING (audience_id)
+                          GROUP BY mine.agent_id),
                  forgot AS (SELECT agent_id, count(*) AS n FROM memory_marks WHERE agent_id IN (SELECT agent_id FROM ids) AND forgotten
                             GROUP BY agent_id),
                  facts AS (SELECT agent_id, count(*) AS n FROM memory_facts WHERE agent_id IN (SELECT agent_id FROM ids) GROUP BY agent_id)

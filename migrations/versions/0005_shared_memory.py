@@ -42,6 +42,11 @@ def upgrade() -> None:
         sa.Column("audience_id", sa.BigInteger(), primary_key=True, autoincrement=False),
     )
     op.create_table(
+        "memory_audience_sizes",
+        sa.Column("audience_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("messages", sa.Integer(), nullable=False),
+    )
+    op.create_table(
         "memory_marks",
         sa.Column("agent_id", sa.BigInteger(), primary_key=True, autoincrement=False),
         sa.Column("message_id", sa.BigInteger(), primary_key=True, autoincrement=False),
@@ -85,6 +90,7 @@ def downgrade() -> None:
     op.drop_index("memory_facts_id", table_name="memory_facts")
     op.drop_table("memory_facts")
     op.drop_table("memory_marks")
+    op.drop_table("memory_audience_sizes")
     op.drop_table("memory_audiences")
     op.drop_index("memory_messages_audience", table_name="memory_messages")
     op.drop_table("memory_messages")

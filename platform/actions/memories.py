@@ -1,5 +1,6 @@
 """The memory API (`/api/v10/townsquare/agents/{id}/memories`, administrators): add, list,
-search and forget what an agent remembers. The store is Chroma (see agents/memory/store.py);
+search and forget what an agent remembers. The store is Chroma with per-agent rows in PostgreSQL
+(agents/memory/store.py, ledger.py);
 when it cannot be reached the API answers 503, never 500."""
 
 from __future__ import annotations

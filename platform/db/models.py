@@ -396,6 +396,15 @@ class MemoryAudience(Base):
     audience_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
+class MemoryAudienceSize(Base):
+    """Messages per audience, kept as they are recorded: an agent's count of witnessed messages
+    is a sum over its few audiences, not a count over every message."""
+
+    __tablename__ = "memory_audience_sizes"
+    audience_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    messages: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
 class MemoryMark(Base):
     """What one agent holds about one witnessed message that differs from the onlooker's default:
     its importance (being addressed, a rating, usefulness), last access, forgetting."""
