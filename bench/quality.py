@@ -53,10 +53,11 @@ from townsquare.agents.brain.routing import BackendSpec, Routes, Routing  # noqa
 from townsquare.agents.mind.clock import SystemClock  # noqa: E402
 from townsquare.agents.society.persona import Persona, Society, load_society  # noqa: E402
 from townsquare.agents.turn.gate import GateContext  # noqa: E402
-from townsquare.agents.turn.plan import Heard, Plan, plan_opener, plan_reach, plan_reply  # noqa: E402
+from townsquare.agents.turn.plan import Heard, Plan, best_known, expert_for, is_question, plan_opener, plan_reach, plan_reply  # noqa: E402
 from townsquare.agents.turn.realise import Line, Scene  # noqa: E402
 from townsquare.agents.turn.speak import speak  # noqa: E402
 from townsquare.agents.turn.text import distinct_n, five_grams, similarity  # noqa: E402
+from townsquare.platform.core.config import Settings  # noqa: E402
 from townsquare.agents.world.life import WorldTime, at_minutes, due_news  # noqa: E402
 from townsquare.agents.world.subjects import pick_subject, situation  # noqa: E402
 
@@ -100,8 +101,8 @@ class Turn:
     source: str
     seconds: float
     rejections: tuple[str, ...] = ()
-    generations: int = 0
-    subject: str | None = None  # an opener's subject  # model calls the turn made (each candidate, passed or rejected)
+    generations: int = 0  # model calls the turn made (each candidate, passed or rejected)
+    subject: str | None = None  # an opener's subject
 
 
 @dataclass
@@ -142,9 +143,20 @@ def start_model_server(model_arg: str, threads: int) -> tuple[subprocess.Popen[b
 class Bench:
     def __init__(self, chain: FallbackChain, relevance, form: str, candidates: int, floor: float) -> None:  # type: ignore[no-untyped-def]
         self.chain, self.relevance, self.form, self.candidates, self.floor = chain, relevance, form, candidates, floor
+        self.knows, self.known_floor = True, 0.5
         self.run = Run()
         self.recent_own: dict[str, list[str]] = {}
         self.calls = 0  # model calls so far (the chain's record hook counts them)
+
+    def reply(self, persona: Persona, heard: Heard, seed: int, present: list[Persona]) -> Plan:
+        """A reply planned as the worker plans it (worker/runtime/turns.py): what the speaker knows
+        that answers a question, else who present would know."""
+        known = expert = None
+        if self.knows and is_question(heard.text):
+            known = best_known(persona.knows, heard.text, self.relevance, self.known_floor)
+            if known is None and heard.human and heard.to_me:
+                expert = expert_for(heard.text, [p for p in present if p.name != persona.name], self.relevance, self.known_floor)
+        return plan_reply(persona, heard, seed=seed, memories=[], known=known, expert=expert)
 
     async def turn(self, society: Society, persona: Persona, plan: Plan, channel: str, topic: str | None, history: list[Line],
                    kind: str, where: str = "") -> str | None:
@@ -160,7 +172,7 @@ class Bench:
         started, calls = time.perf_counter(), self.calls
         spoken = await speak(self.chain, agent_id=None, guild_id=None, persona=persona, plan=plan, scene=scene, gate=gate,
                              options=GenOptions(max_tokens=60, temperature=0.7, seed=plan.seed), form=self.form,
-                             candidates=self.candidates, relevance=self.relevance)
+                             candidates=self.candidates, relevance=self.relevance, known_floor=self.known_floor)
         seconds = time.perf_counter() - started
         self.run.turns.append(Turn(society.guild, channel, kind, persona.name, plan.act, heard.text if heard else None,
                                    [f"{line.author}: {line.content}" for line in history[-4:]], spoken.text, spoken.source,
@@ -217,24 +229,24 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                         break
                     last = history[-1]
                     speaker = rng.choice([a for a in here if a.name != last.author] or society.agents)
-                    plan = plan_reply(speaker, Heard(last.author, last.content, human=False, to_me=rng.random() < 0.3),
-                                      seed=rng.randrange(2**31), memories=[])
+                    plan = bench.reply(speaker, Heard(last.author, last.content, human=False, to_me=rng.random() < 0.3),
+                                       rng.randrange(2**31), here)
                     await bench.turn(society, speaker, plan, spec.name, spec.topic, history, "reply_agent")
                 asked = rng.choice(here)
                 question = rng.choice(QUESTIONS.get(spec.name, QUESTIONS["general"]))
                 history.append(Line(HUMAN, f"@{asked.name} {question}"))
-                plan = plan_reply(asked, Heard(HUMAN, f"@{asked.name} {question}", human=True, to_me=True), seed=rng.randrange(2**31))
+                plan = bench.reply(asked, Heard(HUMAN, f"@{asked.name} {question}", human=True, to_me=True), rng.randrange(2**31), here)
                 answer = await bench.turn(society, asked, plan, spec.name, spec.topic, history, "reply_human")
                 if answer:
                     other = rng.choice([a for a in here if a.name != asked.name] or society.agents)
-                    plan = plan_reply(other, Heard(asked.name, answer, human=False, to_me=False), seed=rng.randrange(2**31))
+                    plan = bench.reply(other, Heard(asked.name, answer, human=False, to_me=False), rng.randrange(2**31), here)
                     await bench.turn(society, other, plan, spec.name, spec.topic, history, "reply_agent")
             if only == "openers":
                 continue
             # DMs: a person writes to an agent; an agent writes to a friend
             agent = rng.choice(society.agents)
             dm: list[Line] = [Line(HUMAN, rng.choice(DM_OPENERS))]
-            plan = plan_reply(agent, Heard(HUMAN, dm[0].content, human=True, to_me=True), seed=rng.randrange(2**31))
+            plan = bench.reply(agent, Heard(HUMAN, dm[0].content, human=True, to_me=True), rng.randrange(2**31), society.agents)
             await bench.turn(society, agent, plan, "dm", None, dm, "dm")
             friend = rng.choice([a for a in society.agents if a.name != agent.name])
             await bench.turn(society, agent, plan_reach(agent, friend.name, rng.choice(agent.interests or ["the weekend"]),
@@ -319,6 +331,7 @@ async def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--floor", type=float, default=0.12, help="the gate's off-topic floor (embedding cosine)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-knows", action="store_true", help="ignore the personas' `knows` (answers from the model alone)")
     parser.add_argument("--subjects", choices=["topics", "world"], default="topics", help="where openers take their subjects from")
     parser.add_argument("--only", choices=["openers"], default=None, help="play only openers")
     parser.add_argument("--sample", type=Path, default=Path("bench/out/quality-sample.md"))
@@ -333,11 +346,12 @@ async def main() -> None:
         chain = FallbackChain(routing, SystemClock(), record=lambda call: setattr(counter[0], "calls", counter[0].calls + 1))
         bench = Bench(chain, relevance, args.form, args.candidates, args.floor)
         counter.append(bench)
+        bench.knows, bench.known_floor = not args.no_knows, Settings().known_relevance_floor
         started = time.perf_counter()
         await play(bench, args.turns, args.seed, args.subjects, args.only)
         await chain.close()
         result = figures(bench.run, relevance, model)
-        result |= {"subjects": args.subjects, "only": args.only, "form": args.form, "candidates": args.candidates, "threads": args.threads, "floor": args.floor,
+        result |= {"knows": not args.no_knows, "subjects": args.subjects, "only": args.only, "form": args.form, "candidates": args.candidates, "threads": args.threads, "floor": args.floor,
                    "wall_s": round(time.perf_counter() - started, 1), "load_1min": round(os.getloadavg()[0], 2)}
         args.sample.parent.mkdir(parents=True, exist_ok=True)
         write_sample(bench.run, args.sample)

@@ -294,6 +294,7 @@ class Sampler:
         self.wall: list[float] = [0.0, 0.0]
         self.busy: list[float] = [0.0, 0.0]
         self.snapshots: list[dict[str, float]] = []
+        self.timeline: list[tuple[float, int]] = []  # (monotonic, total RSS KiB): growth over long runs
 
     def sample(self) -> None:
         table = process_table()
@@ -310,6 +311,7 @@ class Sampler:
         self.max_total_rss = max(self.max_total_rss, total_rss)
         self.max_total_pss = max(self.max_total_pss, total_pss)
         self.last_total_rss = total_rss
+        self.timeline.append((time.monotonic(), total_rss))
         self.samples += 1
 
     def cpu(self) -> dict[str, float]:
@@ -335,6 +337,16 @@ class Sampler:
             except TimeoutError:
                 pass
 
+    def growth(self, span: float = 1800.0) -> dict[str, Any] | None:
+        """Mean stack RSS over the window's first and last `span` seconds (the long-run target)."""
+        inside = [(t, kib) for t, kib in self.timeline if self.wall[0] <= t <= (self.wall[1] or t)]
+        if not inside or inside[-1][0] - inside[0][0] < 2 * span:
+            return None
+        first = [kib for t, kib in inside if t - inside[0][0] <= span]
+        last = [kib for t, kib in inside if inside[-1][0] - t <= span]
+        a, b = sum(first) / len(first) / 1024, sum(last) / len(last) / 1024
+        return {"span_s": span, "first_mib": round(a, 1), "last_mib": round(b, 1), "growth": round((b - a) / a, 3)}
+
     def report(self) -> dict[str, Any]:
         mib = lambda kib: round(kib / 1024, 1)  # noqa: E731
         wall = max(self.wall[1] - self.wall[0], 1e-9)
@@ -350,6 +362,7 @@ class Sampler:
             "processes_max": dict(sorted(self.max_procs.items())),
             "total_rss_max_mib": mib(self.max_total_rss),
             "total_pss_max_mib": mib(self.max_total_pss),
+            "rss_growth": self.growth(),
             "sum_of_part_maxima_rss_mib": mib(sum(self.max_rss.values())),
             "samples": self.samples, "interval_s": self.interval,
             "cpu_cores": {"by_part": cores, "stack": stack_cores, "machine_busy": busy,
@@ -845,6 +858,38 @@ def model_figures(path: Path) -> dict[str, Any] | None:
 
 # --- the run ------------------------------------------------------------------------------------
 
+class DashboardProbe:
+    """Times the dashboard's agent list (its first page, as the Agents page loads it) every few
+    seconds during the window, as an administrator would see it."""
+
+    def __init__(self, url: str, token: str, guild_id: int, every: float) -> None:
+        self.url, self.token, self.guild_id, self.every = url, token, guild_id, every
+        self.ms: list[float] = []
+        self.bytes: list[int] = []
+        self.errors = 0
+
+    async def run(self, stop: asyncio.Event, deadline: float) -> None:
+        async with httpx.AsyncClient(base_url=self.url, timeout=30.0, headers={"Authorization": f"Bearer {self.token}"}) as client:
+            while not stop.is_set() and time.time() < deadline:
+                t = time.perf_counter()
+                try:
+                    r = await client.get("/api/v10/townsquare/dashboard/agents", params={"guild_id": self.guild_id, "limit": 100})
+                    r.raise_for_status()
+                    self.ms.append((time.perf_counter() - t) * 1000)
+                    self.bytes.append(len(r.content))
+                except httpx.HTTPError:
+                    self.errors += 1
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(self.every, deadline - time.time())))
+                except TimeoutError:
+                    pass
+
+    def report(self) -> dict[str, Any]:
+        ms = sorted(self.ms)
+        return {"requests": len(ms), "errors": self.errors, "p50_ms": round(pct(ms, 50), 1) if ms else None,
+                "max_ms": round(ms[-1], 1) if ms else None, "bytes": max(self.bytes) if self.bytes else None}
+
+
 def model_command(port: int) -> list[str]:
     """The real `townsquare model serve` on `port`."""
     return ["model", "serve", "--port", str(port)]
@@ -947,11 +992,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"migrate failed:\n{migrate.stdout[-2000:]}\n{migrate.stderr[-3000:]}")
         log(f"migrated schema in {time.monotonic() - t:.1f} s")
         await pg.execute(f'SET search_path TO "{schema}"')
+        t = time.monotonic()
         guild_id, admin, admin_token = await seed(settings, database_url, redis_url, args.society)
+        seed_s = round(time.monotonic() - t, 1)
         n_agents = await pg.fetchval("SELECT count(*) FROM agents WHERE guild_id = $1", guild_id)
         n_channels = await pg.fetchval("SELECT count(*) FROM channels WHERE guild_id = $1 AND type = 0", guild_id)
-        log(f"society {args.society}: guild {guild_id}, {n_agents} agents, {n_channels} channels (admin {admin})")
-        results["society"] = {"guild_id": str(guild_id), "agents": n_agents, "channels": n_channels}
+        log(f"society {args.society}: guild {guild_id}, {n_agents} agents, {n_channels} channels (admin {admin}), seeded in {seed_s} s")
+        results["society"] = {"guild_id": str(guild_id), "agents": n_agents, "channels": n_channels, "seed_s": seed_s}
 
         sampler_task = asyncio.create_task(sampler.run(sampler_stop))
         t = time.monotonic()
@@ -975,6 +1022,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             log("a CPU-bound neighbour process holds one core for the window")
         asker = Asker(url, admin_token, pg, guild_id, args.ask_every) if args.ask_every else None
         asker_task = asyncio.create_task(asker.run(stop, t0 + args.duration)) if asker else None
+        probe = DashboardProbe(url, admin_token, guild_id, args.dashboard_every) if args.dashboard_every else None
+        probe_task = asyncio.create_task(probe.run(stop, t0 + args.duration)) if probe else None
         diffusion = Diffusion(args, effective, guild_id, pg) if args.tell else None
         if diffusion is not None:
             await diffusion.tell()
@@ -1003,6 +1052,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     f"(last minute {count - last_count}); stack RSS {sampler.last_total_rss / 1024:.0f} MiB")
                 last_count, next_progress = count, next_progress + PROGRESS_SECONDS
         t_end = time.time()
+        if probe_task is not None:
+            await probe_task
+            results["dashboard_agents"] = probe.report()  # type: ignore[union-attr]
+        # every event of the stream in the window (what each worker reads to keep its state)
+        results["stream_events"] = await pg.fetchval("SELECT count(*) FROM events WHERE created_at >= to_timestamp($1) "
+                                                     "AND created_at < to_timestamp($2)", t0, t_end)
         if asker_task is not None:
             await asker_task  # answers still coming get a short grace
             results["human_answers"] = asker.report()  # type: ignore[union-attr]
@@ -1174,6 +1229,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tell", default=None, help="diffusion: a new fact told to the first agent at the start (its own plan)")
     p.add_argument("--tell-keywords", default=None, help="diffusion: comma-separated words an agent's memory must hold to know the fact")
     p.add_argument("--checkpoints", default=None, help="diffusion: comma-separated seconds into the window to ask every agent")
+    p.add_argument("--dashboard-every", type=float, default=None, help="time the dashboard's agent list (first page) this often")
     args = p.parse_args(argv)
     if not 10 <= args.duration <= 6 * 3600:
         p.error("--duration must be 10-21600 s (the run stays bounded)")

@@ -17,6 +17,7 @@ import secrets
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -27,10 +28,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from townsquare.agents.memory.remember import Seen
 from townsquare.platform.actions import agents as registry
 from townsquare.platform.actions.context import Platform
 from townsquare.platform.api.app import build_platform, close_platform
 from townsquare.platform.core.config import Settings, is_secret
+from townsquare.platform.core.snowflake import new_id
 from townsquare.platform.events.publisher import stream_key
 from townsquare.platform.ops import archive, encryption
 from townsquare.platform.ops.backup import Installation, create_backup, restore_backup, verify_backup
@@ -74,6 +77,10 @@ async def _society(platform: Platform, client: httpx.AsyncClient) -> Society:
             r = await client.post(f"/api/v10/townsquare/agents/{agent_id}/memories", json={"text": memory, "importance": 6},
                                   headers=admin.headers)
             assert r.status_code == 201, r.text
+    # what both witnessed: stored once in the society's collection, its record in PostgreSQL
+    seen = Seen(new_id(), general, "general", human.id, "Rosa", "The lantern parade goes past the harbour at nine", time.time(),
+                guild_id=guild_id)
+    assert set(await platform.memory.observe(seen, agent_ids, {})) == set(agent_ids)
     return Society(admin, human, guild_id, agent_ids, general)
 
 
@@ -144,6 +151,10 @@ async def test_restore_into_an_empty_installation_reproduces_the_content(platfor
     agents, _ = await registry.load_registry(fresh)
     assert {a.id for a in agents} >= set(society.agent_ids)
     assert result["agent_tokens_reissued"] == len(agents)
+    # a shared memory came back whole: its vector (found by meaning) and each witness's view of it
+    for agent_id in society.agent_ids:
+        found = await fresh.memory.search(agent_id, "lantern parade at the harbour", k=3)
+        assert "Rosa said in #general: The lantern parade goes past the harbour at nine" in [s.memory.text for s in found]
 
     # the event stream holds the restored log, and new events continue after it
     last = result["event_position"]

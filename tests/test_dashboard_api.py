@@ -162,23 +162,27 @@ async def test_overview_counts_gate_rejections_by_reason(platform: Platform, cli
     assert r.json()["gate_rejections"]["total"] == 0
 
 
-async def test_memory_counts_ask_the_store_a_few_at_a_time(platform: Platform) -> None:
-    """One count per agent, but never all at once: a large society must not flood Chroma (or the thread pool)."""
+async def test_memory_counts_are_one_call_for_all_agents(platform: Platform) -> None:
+    """A large society's page asks the memory once for every count (Memories.count_many), and a
+    memory that fails leaves the counts unknown, never the page broken."""
     class Store:
-        running = highest = 0
+        calls: list[list[int]] = []
 
-        async def count(self, agent_id: int) -> int:
-            Store.running += 1
-            Store.highest = max(Store.highest, Store.running)
-            await asyncio.sleep(0)  # yields: every count started in this loop turn overlaps the others
-            Store.running -= 1
-            return agent_id * 2
+        async def count_many(self, agent_ids: list[int]) -> dict[int, int]:
+            Store.calls.append(list(agent_ids))
+            return {a: a * 2 for a in agent_ids}
+
+    class Broken:
+        async def count_many(self, agent_ids: list[int]) -> dict[int, int]:
+            raise ConnectionError("away")
 
     counting = replace(platform)
     counting.__dict__["memory"] = Store()  # (Platform.memory is a cached property)
     ids = list(range(1, 41))
     assert await dashboard._memory_counts(counting, ids) == {i: i * 2 for i in ids}
-    assert 1 < Store.highest <= dashboard.MEMORY_COUNT_CONCURRENCY
+    assert Store.calls == [ids]
+    counting.__dict__["memory"] = Broken()
+    assert await dashboard._memory_counts(counting, ids) == dict.fromkeys(ids)
 
 
 async def test_channel_activity_buckets(client: httpx.AsyncClient, soc: dict[str, Any]) -> None:

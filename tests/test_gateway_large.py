@@ -235,3 +235,31 @@ async def test_hikari_requests_the_members_of_a_large_guild(big: BigGuild, serve
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_request_guild_members_sends_all_2500_members_in_numbered_chunks(platform: Platform, server: RunningServer) -> None:
+    """Issue 18: a society of 2,500 members (an owner, a bot, 2,498 more) comes whole through
+    op 8: three chunks of 1,000, 1,000 and 500, numbered 0..2 of 3, each member exactly once."""
+    owner, bot = await person(platform), await make_bot(platform)
+    gid = int((await guilds.do_create_guild(platform, owner.id, name="A society of 2,500"))["id"])
+    async with platform.transaction() as tx:
+        await guilds.add_member(tx, gid, bot.id)
+    fillers = [new_id() for _ in range(2498)]
+    tag = secrets.token_hex(3)
+    async with platform.transaction() as tx:
+        await tx.conn.execute(text("INSERT INTO users (id, username, bot) SELECT u, 'xl' || :t || '_' || n, true "
+                                   "FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS x(u, n)"), {"t": tag, "ids": fillers})
+        await tx.conn.execute(text("INSERT INTO members (guild_id, user_id) SELECT :g, u FROM unnest(CAST(:ids AS bigint[])) AS x(u)"),
+                              {"g": gid, "ids": fillers})
+    everyone = {str(u) for u in [owner.id, bot.id, *fillers]}
+    gw = GatewayClient(server.url)
+    try:
+        await gw.identify(bot.token, intents=GUILDS | GUILD_MEMBERS)
+        await guild_create(gw, gid)
+        got = await chunks(gw, {"guild_id": str(gid), "query": "", "limit": 0})
+        assert [(c["chunk_index"], c["chunk_count"], len(c["members"])) for c in got] == [(0, 3, 1000), (1, 3, 1000), (2, 3, 500)]
+        listed = [u for c in got for u in ids(c["members"])]
+        assert len(listed) == 2500 and set(listed) == everyone
+        assert all(c["guild_id"] == str(gid) for c in got) and got[0]["not_found"] == [] and "not_found" not in got[1]
+    finally:
+        await gw.close()

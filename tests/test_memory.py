@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -35,10 +35,10 @@ def memories(settings: Settings) -> Iterator[Memories]:
 
 
 @pytest.fixture
-def agent_id(memories: Memories) -> Iterator[int]:
+async def agent_id(memories: Memories) -> AsyncIterator[int]:
     agent = random.randrange(10**15, 10**16)
     yield agent
-    memories.store.drop_agent(agent)
+    await memories.drop_agent(agent)
 
 
 # --- scoring on constructed cases ---
@@ -157,21 +157,23 @@ def test_fact_confidence_decays_and_contradiction_lowers_it(memories: Memories, 
     assert scored and all(s.memory.kind is Kind.FACT for s in scored)
 
 
-def test_an_observation_is_remembered_once_by_each_witness(memories: Memories, agent_id: int) -> None:
+async def test_an_observation_is_remembered_once_by_each_witness(memories: Memories, agent_id: int) -> None:
     other = agent_id + 1
     try:
-        seen = Seen(message_id=123, channel_id=9, channel_name="market", author_id=5, author_name="Rosa",
+        seen = Seen(message_id=random.randrange(10**17, 10**18), channel_id=9, channel_name="market", author_id=5, author_name="Rosa",
                     content="I work at the flower stall, come by on Saturday!", at=time.time(), mentions=frozenset({agent_id}),
-                    member_ids={"Rosa": 5})
-        gained = memories._observe(seen, [agent_id, other], {5: "Rosa", agent_id: "Me", other: "Other"})
-        memories._observe(seen, [agent_id, other], {5: "Rosa"})  # the event handled twice: still one memory each
-        assert memories.store.count(agent_id) == 2  # the observation and the fact
+                    member_ids={"Rosa": 5}, guild_id=random.randrange(10**15, 10**16))
+        gained = await memories.observe(seen, [agent_id, other], {5: "Rosa", agent_id: "Me", other: "Other"})
+        assert await memories.observe(seen, [agent_id, other], {5: "Rosa"}) == {}  # the event handled twice: still one memory each
+        assert await memories.count(agent_id) == 2  # the observation and the fact
         assert gained[agent_id] > gained[other]  # being spoken to matters more
-        texts = {m.kind: m.text for m in memories.store.find(agent_id)}
+        texts = {m.kind: m.text for m in await memories.recent(agent_id, 10)}
         assert texts[Kind.OBSERVATION] == "Rosa spoke to me in #market: I work at the flower stall, come by on Saturday!"
         assert texts[Kind.FACT] == "Rosa works at flower stall"
+        assert {m.kind: m.text for m in await memories.recent(other, 10)}[Kind.OBSERVATION] == \
+            "Rosa said in #market: I work at the flower stall, come by on Saturday!"
     finally:
-        memories.store.drop_agent(other)
+        await memories.drop_agent(other)
 
 
 def test_importance_heuristic_and_rating_parser() -> None:

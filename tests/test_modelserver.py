@@ -414,3 +414,32 @@ def test_threads_follow_what_the_rest_of_the_machine_leaves_free(monkeypatch: py
     assert spend(10, own=2, others=1) == 2  # it left again
     assert threads.ThreadChooser(most=1).choose() == 1
     assert ModelRegistry(None, n_threads=2)._chooser is None and ModelRegistry(None)._chooser is not None
+
+
+def test_model_threads_set_both_llama_cpp_thread_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TOWNSQUARE_MODEL_THREADS (issue 18, item 5): the count holds for generation and for prompt
+    (batch) evaluation alike; llama.cpp's batch threads left unset would take every core. The
+    per-generation choice, when unset, moves both counts together too."""
+    import llama_cpp
+
+    from townsquare.platform.core.config import Settings
+
+    monkeypatch.setenv("TOWNSQUARE_MODEL_THREADS", "1")
+    assert Settings().model_threads == 1  # what `model serve` passes as n_threads
+    fixed = ModelRegistry(None, n_threads=1)
+    try:
+        model, _ = fixed.acquire(fixed.resolve(BUNDLED_NAME))  # type: ignore[arg-type]
+        ctx = model.llm._ctx.ctx
+        assert (llama_cpp.llama_n_threads(ctx), llama_cpp.llama_n_threads_batch(ctx)) == (1, 1)
+    finally:
+        fixed.unload_all()
+    chosen = ModelRegistry(None)
+    try:
+        model, _ = chosen.acquire(chosen.resolve(BUNDLED_NAME))  # type: ignore[arg-type]
+        ctx = model.llm._ctx.ctx
+        assert (llama_cpp.llama_n_threads(ctx), llama_cpp.llama_n_threads_batch(ctx)) == (1, 1)  # starts at one
+        monkeypatch.setattr(model.threads, "choose", lambda: 2)
+        model._pick_threads()
+        assert (llama_cpp.llama_n_threads(ctx), llama_cpp.llama_n_threads_batch(ctx)) == (2, 2)
+    finally:
+        chosen.unload_all()

@@ -9,8 +9,12 @@ import pytest
 from townsquare.agents.mind.relations import Bond
 from townsquare.agents.society.persona import Persona, Traits
 from townsquare.agents.turn.gate import GateContext, judge
+from townsquare.agents.brain.backends import GenOptions
+from townsquare.agents.brain.chain import Thought
 from townsquare.agents.turn.plan import (
     Heard,
+    best_known,
+    expert_for,
     keyphrase,
     object_phrase,
     plan_opener,
@@ -23,7 +27,8 @@ from townsquare.agents.turn.realise import (
     chat_prompt,
     transcript_prompt,
 )
-from townsquare.agents.turn.text import distinct_n, five_grams, similarity
+from townsquare.agents.turn.speak import speak
+from townsquare.agents.turn.text import distinct_n, five_grams, similarity, words
 from townsquare.platform.core.metrics import GATE_REASONS
 from townsquare.worker.runtime.pacing import (
     AGENT_DIRECT,
@@ -31,6 +36,7 @@ from townsquare.worker.runtime.pacing import (
     HUMAN_DIRECT,
     Deferred,
     ModelPace,
+    candidates_for,
 )
 
 MAREN = Persona(name="Maren Holt", bio="Runs the bakery on the corner of the square. Generous, blunt, up before dawn.",
@@ -254,3 +260,109 @@ async def test_a_cancelled_waiter_does_not_leak_the_models_place() -> None:
     assert pace.busy == 0
     async with pace.turn(HUMAN_DIRECT, max_wait=0):
         assert pace.busy == 1
+
+
+INES = Persona(name="Ines Alvarez", bio="Market gardener with three allotments; sells at the Saturday stall.",
+               interests=["gardening", "tomatoes"],
+               knows=["Beer traps and a ring of grit keep slugs off lettuces.", "Tomatoes want deep watering twice a week."])
+
+
+def overlap(a: str, b: str) -> float:
+    """Word overlap: a stand-in for the embedding relevance where wording is chosen by the test."""
+    wa, wb = {w for w in words(a) if len(w) > 3}, {w for w in words(b) if len(w) > 3}
+    return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
+
+
+def test_what_a_persona_knows_answers_a_question_and_otherwise_who_would_know() -> None:
+    slugs = "@Ines Alvarez slugs ate my lettuces, what should I do?"
+    assert best_known(INES.knows, slugs, overlap, 0.1) == INES.knows[0]
+    assert best_known(INES.knows, "who built the old mill?", overlap, 0.1) is None
+    assert expert_for("what keeps slugs off my lettuces?", [MAREN, INES], overlap, 0.1) == "Ines Alvarez"
+    assert expert_for("who built the old mill?", [MAREN, INES], overlap, 0.1) is None
+
+    plan = plan_reply(INES, Heard("Sam Carter", slugs, human=True, to_me=True), seed=3, known=INES.knows[0])
+    assert plan.act == "answer" and plan.known and plan.lead == ""  # no stance forced on top of what it knows
+    assert "Beer traps" in plan.narration() and "Beer traps" not in plan.narration(with_known=False)
+    prompt = transcript_prompt(INES, plan, Scene("Ashford Green", "garden", None, (Line("Sam Carter", slugs),)))
+    assert "Beer traps" in prompt.text and "Beer traps" not in prompt.direction
+    # a line passing on what it knows is not a recital of the prompt
+    assert judge("Beer traps and a ring of grit keep slugs off lettuces, honestly.",
+                 ctx(own_name=INES.name, bio=INES.bio, prompt_texts=(INES.bio, prompt.direction), answering=slugs)).ok
+    lines = {line for seed in range(8) for line in
+             plan_reply(INES, Heard("Sam Carter", slugs, human=True, to_me=True), seed=seed, known=INES.knows[0]).fallbacks()[:1]}
+    assert len(lines) >= 3 and all("Beer traps and a ring of grit keep slugs off lettuces." in line for line in lines)
+
+    # nothing known: the honest answer names who would know, not a guess
+    mill = plan_reply(MAREN, Heard("Sam Carter", "@Maren Holt who built the old mill?", human=True, to_me=True), seed=4,
+                      expert="Tobias Reed")
+    assert mill.known is None and all("Tobias" in line for line in mill.fallbacks())
+    assert all(judge(line, ctx(answering=mill.heard.text)).ok for line in mill.fallbacks()[:5])  # type: ignore[union-attr]
+
+
+class ScriptedChain:
+    """The model's words chosen by the test; the gate (`accept`) runs on them as the real chain does."""
+
+    def __init__(self, *texts: str) -> None:
+        self.texts, self.calls = list(texts), 0
+
+    async def think(self, *, accept, **_: object) -> Thought:  # type: ignore[no-untyped-def]
+        text = self.texts[min(self.calls, len(self.texts) - 1)]
+        self.calls += 1
+        verdict = accept(text)
+        kept = getattr(verdict, "text", verdict)
+        return Thought(kept, "llm" if kept else "none", llm_ms=5)
+
+
+async def test_a_known_answer_beats_a_guess_but_not_an_answer_as_close() -> None:
+    slugs = "slugs ate my lettuces, what should I do?"
+    plan = plan_reply(INES, Heard("Sam Carter", slugs, human=True, to_me=True), seed=3, known=INES.knows[0])
+    scene = Scene("Ashford Green", "garden", None, (Line("Sam Carter", slugs),))
+    gate = ctx(own_name=INES.name, bio=INES.bio, prompt_texts=(INES.bio,), answering=slugs, members=["Sam Carter"])
+
+    async def say(*texts: str):  # type: ignore[no-untyped-def]
+        return await speak(ScriptedChain(*texts), agent_id=1, guild_id=1, persona=INES, plan=plan, scene=scene, gate=gate,
+                           options=GenOptions(max_tokens=40), candidates=2, relevance=overlap, known_floor=0.3)
+
+    guess = await say("I think the rain will come on Sunday, so what should we bake.")
+    assert guess.source == "plan" and "Beer traps" in (guess.text or "")
+    own = await say("Put beer traps out tonight and a ring of grit round the lettuces; slugs hate it.")
+    assert own.source == "llm" and own.text and own.text.startswith("Put beer traps")
+
+
+def test_a_turn_asks_one_line_while_others_wait_unless_a_person_asked() -> None:
+    assert candidates_for(2, waiting=0, must_post=False) == 2
+    assert candidates_for(2, waiting=3, must_post=False) == 1
+    assert candidates_for(2, waiting=3, must_post=True) == 2
+    assert candidates_for(1, waiting=0, must_post=False) == 1
+
+
+async def test_a_question_nobody_here_knows_is_not_guessed_at_but_sent_to_who_knows() -> None:
+    mill = "who built the old mill?"
+    plan = plan_reply(MAREN, Heard("Sam Carter", mill, human=True, to_me=True), seed=4, expert="Tobias Reed")
+    assert "Tobias would" in plan.narration()
+    scene = Scene("Ashford Green", "general", None, (Line("Sam Carter", mill),))
+    gate = ctx(answering=mill)
+    guess = await speak(ScriptedChain("I think the old mill was built by the council in the old days."), agent_id=1, guild_id=1,
+                        persona=MAREN, plan=plan, scene=scene, gate=gate, options=GenOptions(max_tokens=40), relevance=overlap)
+    assert guess.source == "plan" and "Tobias" in (guess.text or "") and "council" not in (guess.text or "")
+    pointed = await speak(ScriptedChain("No idea about the old mill, Sam, but Tobias keeps all the old records."), agent_id=1,
+                          guild_id=1, persona=MAREN, plan=plan, scene=scene, gate=gate, options=GenOptions(max_tokens=40),
+                          relevance=overlap)
+    assert pointed.source == "llm" and "Tobias keeps" in (pointed.text or "")
+
+
+def test_a_thread_is_named_after_what_its_first_message_is_about() -> None:
+    from townsquare.worker.runtime.turns import thread_name
+
+    assert thread_name("Tobias, what do you think of the best museum?") == "Best museum"
+    assert thread_name("Maren, do you know what the local history of Ashford Green is?") == "Local history"
+    assert thread_name("ok") == "A longer talk"
+
+
+def test_a_known_answer_is_framed_as_advice_only_when_advice_was_asked() -> None:
+    bells = plan_reply(TOBIAS, Heard("Sam Carter", "why is the church bell cracked?", human=True, to_me=True), seed=1,
+                       known="The church bells were recast in 1921 after the tenor bell cracked in a frost.")
+    assert not any(c in line for line in bells.fallbacks() for c in ("Worked for me", "what I'd do", "how it goes"))
+    slugs = plan_reply(INES, Heard("Sam Carter", "any tips for slugs on my lettuces?", human=True, to_me=True), seed=1,
+                       known=INES.knows[0])
+    assert any("Worked for me" in line for line in slugs.fallbacks())

@@ -251,3 +251,44 @@ async def test_the_dashboard_says_why_agents_failed_and_what_the_gate_rejected(p
         assert "aucune raison enregistrée" in await chip.text_content()
     finally:
         await close_web(french)
+
+
+async def test_the_agents_page_pages_through_a_large_society(platform: Platform, client: httpx.AsyncClient, web: Web) -> None:
+    """230 agents: the Agents page shows them 100 at a time, in id order, with next and previous
+    pages (issue 18: the list's cost follows the page, not the society)."""
+    from townsquare.agents.society.generate import generate
+
+    username = name("admin")
+    row, token = await users.do_register(platform, username=username, password=PASSWORD, is_admin=True)
+    guild_id = await agents.do_found_society(platform, row.id, generate(230, seed=31, tag=name("")[:5].replace("_", "")),
+                                             name("society"))
+    me = await authenticate(platform, "Bearer", token)
+    ids = [a["id"] for a in await agents.list_agents(platform, me, guild_id)]
+    page = web.page
+    await page.goto(f"/login?lang=en&next=/admin/agents%3Fguild%3D{guild_id}")  # type: ignore[attr-defined]
+    form = page.locator("#form-login")  # type: ignore[attr-defined]
+    await form.get_by_label("Username").fill(username)
+    await form.get_by_label("Password").fill(PASSWORD)
+    await form.get_by_role("button", name="Log in").click()
+    rows = page.locator("table.agents-table tbody tr")  # type: ignore[attr-defined]
+
+    async def shown(first: str, count: int) -> None:
+        await page.locator(f"tr[data-agent-id='{first}']").wait_for()  # type: ignore[attr-defined]
+        await wait_for(lambda: _count(rows, count), timeout=20)
+        assert [await r.get_attribute("data-agent-id") for r in await rows.all()] == ids[ids.index(first):ids.index(first) + count]
+
+    await shown(ids[0], 100)
+    previous, following = page.get_by_role("button", name="Previous page"), page.get_by_role("button", name="Next page")  # type: ignore[attr-defined]
+    assert await previous.is_disabled()
+    await following.click()
+    await shown(ids[100], 100)
+    await following.click()
+    await shown(ids[200], 30)
+    assert await following.is_disabled()
+    await previous.click()
+    await shown(ids[100], 100)
+    await web.shot("admin-agents-pages")
+
+
+async def _count(rows: Any, expected: int) -> bool:
+    return await rows.count() == expected

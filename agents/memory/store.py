@@ -1,4 +1,7 @@
-"""The memory store: one Chroma collection per agent, vectors from our own embedder.
+"""The memory store: one Chroma collection per society for what its members witnessed (each
+message once, see ledger.py for who may see it), and one per agent for its own memories
+(reflections, summaries, memories the API adds, and everything written before migration 0005,
+which is read as it was). Vectors come from our own embedder.
 
 Chroma runs embedded (a `PersistentClient` on `DATA_DIR/chroma`) or as a server (`CHROMA_URL`).
 An embedded store belongs to one process: Chroma keeps its vector index in that process's
@@ -30,6 +33,10 @@ from .scoring import Scored, Weights, rank
 
 SPACE = "cosine"
 REQUEST_TIMEOUT = 10.0  # seconds for one request to Chroma's server
+
+
+def society_collection(guild_id: int) -> str:
+    return f"society-{guild_id}"
 
 
 class MemoryUnavailable(RuntimeError):
@@ -116,6 +123,37 @@ class MemoryStore:
                     self._collections[agent_id] = found
         return found
 
+    def _society(self, guild_id: int) -> Any:
+        key = -guild_id  # societies and agents share the cache (ids never collide: snowflakes are positive)
+        found = self._collections.get(key)
+        if found is None:
+            with self._lock:
+                found = self._collections.get(key)
+                if found is None:
+                    found = self.client.get_or_create_collection(name=society_collection(guild_id), embedding_function=None,
+                                                                 metadata={"hnsw:space": SPACE, "guild_id": str(guild_id)})
+                    self._collections[key] = found
+        return found
+
+    def put_shared(self, guild_id: int, ids: Sequence[str], documents: Sequence[str], embeddings: np.ndarray,
+                   metadatas: Sequence[dict[str, Any]]) -> None:
+        """One upsert for a message and the facts it states, whoever witnessed it."""
+        if ids:
+            self._society(guild_id).upsert(ids=list(ids), documents=list(documents), embeddings=[v.tolist() for v in embeddings],
+                                           metadatas=list(metadatas))
+
+    def nearest_shared(self, guild_id: int, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """The ids of the `n` nearest in the society's collection with their cosine similarity:
+        distances only (Chroma's metadata reads are the expensive part, the records are in SQL)."""
+        collection = self._society(guild_id)
+        if -guild_id not in self._nonempty:
+            if collection.count() == 0:
+                return []
+            self._nonempty.add(-guild_id)
+        got = collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()], n_results=max(1, n), where=where,
+                               include=["distances"])
+        return [(i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0])]
+
     def drop_agent(self, agent_id: int) -> None:
         with self._lock:
             self._collections.pop(agent_id, None)
@@ -173,6 +211,23 @@ class MemoryStore:
 
     def count(self, agent_id: int) -> int:
         return int(self._collection(agent_id).count())
+
+    def count_own(self, agent_id: int) -> int:
+        """Like `count`, without making an empty collection for an agent that has none (most
+        agents of a large society never write a memory of their own)."""
+        if agent_id in self._collections:
+            return self.count(agent_id)
+        try:
+            found = self.client.get_collection(name=f"agent-{agent_id}", embedding_function=None)
+        except Exception as exc:  # noqa: BLE001 - chromadb says "missing" in several ways
+            from chromadb.errors import NotFoundError
+
+            if isinstance(exc, (NotFoundError, ValueError)):
+                return 0
+            raise
+        with self._lock:
+            self._collections.setdefault(agent_id, found)
+        return int(found.count())
 
     def get(self, agent_id: int, ids: Sequence[str]) -> list[Memory]:
         if not ids:

@@ -67,6 +67,116 @@ class AgentInfo:
     state: str = "active"  # active | muted | paused
     resting_until: float = 0.0
 
+    def __setattr__(self, name: str, value: object) -> None:
+        # an agent in a table (SocietyState.agents) tells it of every change: a new persona may
+        # follow other channels, a new state shows in presence (see AgentTable)
+        object.__setattr__(self, name, value)
+        table = self.__dict__.get("_table")
+        if table is not None:
+            table.changed(self, name)
+
+
+class AgentTable(dict[int, AgentInfo]):
+    """`SocietyState.agents`: a dict of the agents (insertion-ordered, as before) that keeps the
+    indexes the per-message paths use instead of scanning every agent: agents by society, and by
+    the channels they follow (by home channel name; those with no home channels follow all).
+    Writing an agent (`table[id] = info`, `pop`, `del`, or changing `info.persona`) keeps them
+    up to date; `touched` collects the agents whose state or mood may show differently (presence)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: dict[int, int] = {}  # agent -> position in the dict (decisions draw in that order)
+        self._next = 0
+        self.by_guild: dict[int, set[int]] = {}
+        self.everywhere: dict[int, set[int]] = {}  # guild -> agents with no home channels (they follow every channel)
+        self.by_home: dict[tuple[int, str], set[int]] = {}  # (guild, channel name) -> agents for whom it is home
+        self.touched: set[int] = set()
+
+    def __setitem__(self, agent_id: int, agent: AgentInfo) -> None:
+        old = self.get(agent_id)
+        if old is not None:
+            self._unindex(old)
+            old.__dict__.pop("_table", None)
+        else:
+            self.order[agent_id], self._next = self._next, self._next + 1
+        super().__setitem__(agent_id, agent)
+        agent.__dict__["_table"] = self
+        self._index(agent)
+        self.touched.add(agent_id)
+
+    def __delitem__(self, agent_id: int) -> None:
+        agent = self[agent_id]
+        super().__delitem__(agent_id)
+        self._unindex(agent)
+        agent.__dict__.pop("_table", None)
+        self.order.pop(agent_id, None)
+        self.touched.add(agent_id)
+
+    def pop(self, agent_id: int, *default: AgentInfo | None) -> AgentInfo | None:  # type: ignore[override]
+        if agent_id in self:
+            agent = self[agent_id]
+            del self[agent_id]
+            return agent
+        if default:
+            return default[0]
+        raise KeyError(agent_id)
+
+    def clear(self) -> None:
+        for agent_id in list(self):
+            del self[agent_id]
+
+    def setdefault(self, *_: object) -> AgentInfo:  # type: ignore[override]
+        raise TypeError("AgentTable: assign with table[id] = info")
+
+    def update(self, *_: object, **__: object) -> None:  # type: ignore[override]
+        raise TypeError("AgentTable: assign with table[id] = info")
+
+    def changed(self, agent: AgentInfo, field_name: str) -> None:
+        if self.get(agent.id) is not agent:
+            return
+        if field_name in ("persona", "guild_id"):
+            self._unindex(agent, everywhere=True)
+            self._index(agent)
+        self.touched.add(agent.id)
+
+    def _index(self, agent: AgentInfo) -> None:
+        self.by_guild.setdefault(agent.guild_id, set()).add(agent.id)
+        homes = agent.persona.home_channels
+        agent.__dict__["_indexed"] = (agent.guild_id, tuple(homes))  # what to unindex later, whatever changed since
+        if not homes:
+            self.everywhere.setdefault(agent.guild_id, set()).add(agent.id)
+        for home in homes:
+            self.by_home.setdefault((agent.guild_id, home), set()).add(agent.id)
+
+    def _unindex(self, agent: AgentInfo, everywhere: bool = False) -> None:
+        guild, homes = agent.__dict__.pop("_indexed", (agent.guild_id, ()))
+        if everywhere:  # the old guild may differ from the new one: drop the agent from every set it was in
+            for ids in (*self.by_guild.values(), *self.everywhere.values()):
+                ids.discard(agent.id)
+        else:
+            self.by_guild.get(guild, set()).discard(agent.id)
+            self.everywhere.get(guild, set()).discard(agent.id)
+        for home in homes:
+            self.by_home.get((guild, home), set()).discard(agent.id)
+
+    def in_order(self, ids: set[int] | frozenset[int]) -> list[AgentInfo]:
+        """These agents (unknown ids skipped) in the table's order, as a scan would meet them."""
+        order = self.order
+        return [self[i] for i in sorted((i for i in ids if i in order), key=order.__getitem__)]
+
+    def followers(self, guild_id: int | None, channel: ChannelState) -> list[AgentInfo]:
+        """The agents of the society who follow the channel (read it), in the table's order: for a
+        DM its members, for a thread those of its parent, otherwise those at home there and those
+        with no home channels."""
+        if channel.dm_recipients is not None:
+            ids: set[int] | frozenset[int] = {i for i in channel.dm_recipients if i in self.by_guild.get(guild_id or 0, ())}
+        else:
+            ids = self.everywhere.get(guild_id or 0, set()) | self.by_home.get((guild_id or 0, channel.parent or channel.name), set())
+        return self.in_order(ids)
+
+    def of_guild(self, guild_id: int) -> list[AgentInfo]:
+        return self.in_order(self.by_guild.get(guild_id, set()))
+
 
 @dataclass
 class ChannelState:
@@ -161,7 +271,7 @@ class SocietyState:
     def __init__(self, sim: SimClock, chain_rest_seconds: float = 60.0) -> None:
         self.sim = sim
         self.chain_rest_seconds = chain_rest_seconds
-        self.agents: dict[int, AgentInfo] = {}
+        self.agents = AgentTable()
         self.channels: dict[int, ChannelState] = {}
         self.paused_guilds: set[int] = set()
         self.topics: dict[int, list[str]] = {}  # guild -> revival topics
@@ -218,6 +328,7 @@ class SocietyState:
         felt = self.mood(agent_id).felt(stimulus, self.agents[agent_id].persona.traits, sentiment=tone, intensity=intensity)
         self.moods[agent_id] = (felt, self.now)
         self.dirty_moods.add(agent_id)
+        self.agents.touched.add(agent_id)  # its label may show differently (presence)
 
     # --- observation ---
 
@@ -257,9 +368,9 @@ class SocietyState:
             self.relations.addressed(msg.author_id, member, tone, msg.at, msg.guild_id)  # humans have relationships too
             if member in self.agents:
                 self.feel(member, Stimulus.REPLIED if member == msg.reply_to else Stimulus.MENTIONED, tone=tone)
-        if tone:
-            for agent in self.agents.values():
-                if agent.guild_id == msg.guild_id and agent.id != msg.author_id and agent.id not in addressed and self._follows(agent, channel):
+        if tone:  # the channel's readers (an index, not a scan of the society)
+            for agent in self.agents.followers(msg.guild_id, channel):
+                if agent.id != msg.author_id and agent.id not in addressed:
                     self.feel(agent.id, Stimulus.MESSAGE, tone=tone, intensity=0.5)
 
     def observe_reaction(self, user_id: int, message_author_id: int | None, emoji: str, guild_id: int | None = None) -> None:
@@ -271,6 +382,11 @@ class SocietyState:
     def _follows(agent: AgentInfo, channel: ChannelState) -> bool:
         homes = agent.persona.home_channels
         return not homes or (channel.parent or channel.name) in homes or channel.dm_recipients is not None
+
+    def followers(self, channel: ChannelState, guild_id: int | None = None) -> list[AgentInfo]:
+        """The society's agents who read this channel (its members for a DM), in registry order:
+        indexed, so a message costs its readers, not the society."""
+        return self.agents.followers(channel.guild_id if guild_id is None else guild_id, channel)
 
     # --- queries ---
 
@@ -295,17 +411,22 @@ class TurnPolicy:
         channel = state.channels.get(msg.channel_id)
         if channel is None or now - msg.at > cfg.direct_stale_seconds:
             return []
-        candidates = [a for a in state.agents.values() if a.id != msg.author_id and state.active(a)
-                      and (a.guild_id == msg.guild_id or (channel.dm_recipients is not None and a.id in channel.dm_recipients))]
-        if not candidates:
-            return []
+        # only the agents addressed (1) and the channel's followers (2) are looked at: a lurker
+        # elsewhere in the society costs nothing here (both lists in registry order, as a scan)
+        def eligible(a: AgentInfo) -> bool:
+            return a.id != msg.author_id and state.active(a) and (
+                a.guild_id == msg.guild_id or (channel.dm_recipients is not None and a.id in channel.dm_recipients))
+
+        addressed_ids = set(msg.mentions) | ({msg.reply_to} if msg.reply_to else set()) | set(channel.dm_recipients or ())
         hour = state.sim.hour()
         chain_open = channel.chain < cfg.chain_cap
         budget = state.budget_left(channel, cfg.channel_budget_per_minute)
         decisions: list[Decision] = []
 
         # 1. addressed: mentions, replies, DMs
-        for agent in candidates:
+        for agent in state.agents.in_order(addressed_ids):
+            if not eligible(agent):
+                continue
             trigger = None
             if channel.dm_recipients is not None and agent.id in channel.dm_recipients:
                 trigger = "dm"
@@ -326,8 +447,10 @@ class TurnPolicy:
         # (seeded) with odds urge x pull^(homophily - 1), so the pull counts `homophily` times in
         # all; not the likeliest one always (equal capped chances would favour the first listed)
         willing: list[tuple[AgentInfo, float, float]] = []  # (agent, chance, weight in the draw)
-        for agent in candidates:
-            if channel.dm_recipients is not None or not state._follows(agent, channel) or self._cooling(state, agent.id, now):
+        if channel.dm_recipients is not None:
+            return []
+        for agent in state.followers(channel, msg.guild_id):
+            if not eligible(agent) or self._cooling(state, agent.id, now):
                 continue
             activity = agent.persona.rhythm.activity(hour) * state.around(agent, channel)
             if activity <= 0:
@@ -358,10 +481,10 @@ class TurnPolicy:
             return []
         tone, hour = sentiment(msg.content), state.sim.hour()
         out: list[Reaction] = []
-        order = sorted(state.agents.values(), key=lambda a: a.id)
+        order = sorted(state.followers(channel, msg.guild_id), key=lambda a: a.id)  # the channel's readers only
         stable_rng("react-order", msg.id).shuffle(order)  # no agent is always asked first
         for agent in order:
-            if agent.id == msg.author_id or agent.guild_id != msg.guild_id or not state.active(agent) or not state._follows(agent, channel):
+            if agent.id == msg.author_id or not state.active(agent):
                 continue
             activity = agent.persona.rhythm.activity(hour)
             if activity <= 0:
@@ -428,8 +551,8 @@ class TurnPolicy:
                 continue
             rng = stable_rng("revive", channel.id, channel.last_message_id, channel.revive_attempts)
             candidates = []
-            for agent in state.agents.values():
-                if agent.guild_id != channel.guild_id or not state.active(agent) or not state._follows(agent, channel):
+            for agent in state.followers(channel):
+                if not state.active(agent):
                     continue
                 activity = agent.persona.rhythm.activity(hour)
                 if activity <= 0 or self._cooling(state, agent.id, now, 0.5):
@@ -451,18 +574,18 @@ class TurnPolicy:
 
     def _friends(self, state: SocietyState, agent: AgentInfo, floor: float) -> list[tuple[int, float]]:
         """Members this agent likes and knows (both at least `floor`), with a closeness weight."""
-        return [(t, b.affinity * b.familiarity) for (s, t), b in state.relations.bonds.items()
-                if s == agent.id and t != agent.id and b.affinity >= floor and b.familiarity >= floor
+        return [(t, b.affinity * b.familiarity) for t, b in state.relations.of(agent.id).items()
+                if t != agent.id and b.affinity >= floor and b.familiarity >= floor
                 and (t not in state.agents or state.active(state.agents[t]))]
 
     def _awake(self, state: SocietyState, guild_id: int, hour: float) -> list[AgentInfo]:
-        return [a for a in sorted(state.agents.values(), key=lambda a: a.id) if a.guild_id == guild_id and state.active(a)
+        return [a for a in sorted(state.agents.of_guild(guild_id), key=lambda a: a.id) if state.active(a)
                 and a.persona.rhythm.activity(hour) > 0 and not self._cooling(state, a.id, state.now, 0.5)]
 
     def outreach(self, state: SocietyState, every_seconds: float) -> list[Decision]:
         """Now and then (per society) an agent writes privately to someone it likes."""
         now, hour, out = state.now, state.sim.hour(), []
-        for guild in sorted({a.guild_id for a in state.agents.values()} - state.paused_guilds):
+        for guild in sorted({g for g, ids in state.agents.by_guild.items() if ids} - state.paused_guilds):
             # the first period starts when the society is first seen: nobody has friends yet
             if not self.config.social or now - state.last_outreach.setdefault(guild, now) < every_seconds:
                 continue
@@ -485,7 +608,7 @@ class TurnPolicy:
         friendships exist; at most one founding per society per `every_seconds`, and per
         founder per `founder_cooldown_seconds`."""
         now, hour, out = state.now, state.sim.hour(), []
-        for guild in sorted({a.guild_id for a in state.agents.values()} - state.paused_guilds):
+        for guild in sorted({g for g, ids in state.agents.by_guild.items() if ids} - state.paused_guilds):
             if not self.config.social or now - state.last_founding.get(guild, float("-inf")) < every_seconds:
                 continue
             rooms = [c for c in state.channels.values() if c.guild_id == guild and c.dm_recipients is None and c.parent is None]

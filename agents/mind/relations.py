@@ -12,6 +12,7 @@ leader saves the changed pairs to PostgreSQL, and a starting worker loads them b
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 
 RECIPROCITY_WINDOW = 900.0  # seconds: an answer within this returns an exchange
@@ -75,9 +76,27 @@ def describe(bond: Bond | None, name: str) -> str:
     return feeling
 
 
+class BondsOf(Mapping[int, "Bond | None"]):
+    """How one member sees the others, as a read-only mapping (target -> bond, None for a
+    stranger), without copying its ties: a turn's gate looks up the few members a line names."""
+
+    def __init__(self, relations: Relations, source: int) -> None:
+        self._relations, self._source = relations, source
+
+    def __getitem__(self, target: int) -> Bond | None:
+        return self._relations.get(self._source, target)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._relations.of(self._source))
+
+    def __len__(self) -> int:
+        return len(self._relations.of(self._source))
+
+
 class Relations:
     def __init__(self) -> None:
         self.bonds: dict[tuple[int, int], Bond] = {}
+        self._out: dict[int, dict[int, Bond]] = {}  # source -> target -> bond: one member's ties without a scan of all
         self.dirty: set[tuple[int, int]] = set()
         self.guilds: dict[tuple[int, int], int] = {}  # pair -> the society it was formed in
         self._addressed: dict[tuple[int, int], float] = {}  # (from, to) -> when `from` last addressed `to`
@@ -85,15 +104,25 @@ class Relations:
     def get(self, source: int, target: int) -> Bond | None:
         return self.bonds.get((source, target))
 
+    def of(self, source: int) -> dict[int, Bond]:
+        """How `source` sees each member it has a tie with (target -> bond), in the order the ties
+        formed (read only)."""
+        return self._out.get(source, {})
+
+    def _put(self, source: int, target: int, bond: Bond) -> None:
+        self.bonds[(source, target)] = bond
+        self._out.setdefault(source, {})[target] = bond
+
     def bond(self, source: int, target: int) -> Bond:
         found = self.bonds.get((source, target))
         if found is None:
-            found = self.bonds[(source, target)] = Bond()
+            found = Bond()
+            self._put(source, target, found)
         self.dirty.add((source, target))
         return found
 
     def load(self, source: int, target: int, bond: Bond, guild_id: int) -> None:
-        self.bonds[(source, target)] = bond
+        self._put(source, target, bond)
         self.guilds[(source, target)] = guild_id
 
     def affinity(self, source: int, target: int) -> float:

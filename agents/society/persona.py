@@ -17,6 +17,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from ..world.model import World, check_world
 
+MAX_SOCIETY_AGENTS = 20_000  # a society file's cast; a 10,000-agent society seeds in a minute or two (docs/benchmarks.md)
+
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=32, pattern=r"^[A-Za-z0-9_.\- ]+$")]
 ChannelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[a-z0-9_\-]+$")]
@@ -69,6 +71,10 @@ class Persona(BaseModel):
     model: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = "default"
     rhythm: Rhythm = Rhythm()
     home_channels: Annotated[list[ChannelName], Field(max_length=20)] = []  # where it mostly hangs out; empty: all
+    # What this person knows from life and work, one plain statement each ("Beer traps keep slugs off
+    # lettuces."): the planner answers questions from it instead of letting a small model invent.
+    knows: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=240)]],
+                     Field(max_length=60)] = []
 
     @property
     def username(self) -> str:
@@ -88,10 +94,18 @@ class Society(BaseModel):
     guild: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]
     description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] = ""
     channels: Annotated[list[ChannelSpec], Field(min_length=1, max_length=50)]
-    agents: Annotated[list[Persona], Field(min_length=1, max_length=200)]
+    agents: Annotated[list[Persona], Field(min_length=1)]  # at most MAX_SOCIETY_AGENTS (checked first, with a clear message)
     revival_topics: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)]],
                               Field(max_length=200)] = []  # seeds for idle channels, beside the LLM's own
     world: Annotated[World | None, AfterValidator(check_world)] = None  # places, calendar, news, routines (agents/world)
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _cast_size(cls, agents: object) -> object:
+        if isinstance(agents, list) and len(agents) > MAX_SOCIETY_AGENTS:
+            raise ValueError(f"a society file holds at most {MAX_SOCIETY_AGENTS:,} agents and this one has {len(agents):,}: "
+                             "split the cast into several societies")
+        return agents
 
     @field_validator("channels")
     @classmethod
@@ -126,4 +140,5 @@ def load_society(name_or_path: str | Path) -> Society:
     path = bundled.get(str(name_or_path)) or Path(name_or_path)
     if not path.is_file():
         raise FileNotFoundError(f"no society {name_or_path!r}; bundled: {', '.join(sorted(bundled))}")
-    return Society.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a 10,000-agent file parses in seconds, not a minute
+    return Society.model_validate(yaml.load(path.read_text(encoding="utf-8"), Loader=loader))  # noqa: S506 - a safe loader

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ..memory.guard import guard
 from ..mind.relations import Bond
+from .roster import Roster, present_first
 from .text import five_grams, norm, sentences, similarity
 
 MAX_REPLY = 320  # characters of a posted line: one or two chat sentences
@@ -75,6 +76,7 @@ class GateContext:
 
     own_name: str
     members: Sequence[str] = ()  # display names of the other members (people present first)
+    roster: Roster | None = None  # the rest of the society, indexed: only the members a line names are checked
     bio: str = ""
     prompt_texts: Sequence[str] = ()  # the persona and instruction texts of the prompt (recital)
     answering: str | None = None  # the message it answers (parrot, off-topic)
@@ -137,7 +139,8 @@ def finish(text: str) -> str | None:
 
 def _known(name: str, ctx: GateContext) -> bool:
     lowered = name.lower()
-    return any(lowered in (m.lower(), _first(m).lower()) for m in ctx.members if m.strip())
+    return any(lowered in (m.lower(), _first(m).lower()) for m in ctx.members if m.strip()) or (
+        ctx.roster is not None and ctx.roster.knows(name))
 
 
 def _speaks_as_other(text: str, ctx: GateContext) -> bool:
@@ -145,7 +148,7 @@ def _speaks_as_other(text: str, ctx: GateContext) -> bool:
     if match and (match.group(1)[0].isupper() or _known(match.group(1), ctx)):
         return True  # a speaker prefix that is not the agent's own (that one was stripped)
     own = _first(ctx.own_name).lower()
-    for name in ctx.members:
+    for name in present_first(ctx.members, ctx.roster, text[:200]):
         first = _first(name).lower()
         if not first or first == own:
             continue
@@ -279,12 +282,15 @@ def judge(candidate: str | None, ctx: GateContext) -> Verdict:
     if invented:
         text = _drop_sentences(text, invented)
     if text and ctx.names_to_ids:
-        kept, _ = guard(text, own_name=ctx.own_name, names=ctx.names_to_ids, bonds=ctx.bonds, bio=ctx.bio,
+        names = ctx.names_to_ids if ctx.roster is None else {  # the members this line names, not the whole society
+            n: ctx.names_to_ids[n] for n in present_first(ctx.members, ctx.roster, text) if n in ctx.names_to_ids}
+        kept, _ = guard(text, own_name=ctx.own_name, names=names, bonds=ctx.bonds, bio=ctx.bio,
                         knowledge=ctx.knowledge)
         text = kept or ""
     if sum(ch.isalpha() for ch in text) < 8:
         return Verdict(None, "invented_fact")
-    own = _own_name_use(text, ctx.own_name, ctx.members)
+    namesakes = ctx.members if ctx.roster is None else [*ctx.members, *ctx.roster.sharing_first(_first(ctx.own_name))]
+    own = _own_name_use(text, ctx.own_name, namesakes)
     if own:
         return Verdict(None, own)
     if _parrots(text, ctx.answering):

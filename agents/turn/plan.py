@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..mind.relations import Bond
@@ -54,6 +55,8 @@ class Plan:
     seed: int = 0
     interest: str | None = None  # the speaker's own main interest (its fallback lines say where it knows more)
     lead: str = ""  # the first words of the line, chosen with the act ("No,", "I agree,"): the model goes on from them
+    known: str | None = None  # what the speaker knows that answers the question (its persona's `knows`)
+    expert: str | None = None  # a member who would know better, when the speaker knows nothing that fits
 
     @property
     def first(self) -> str:
@@ -68,6 +71,8 @@ class Plan:
         who = self.to_first or "them"
         content = _clip(self.content, 140)
         hint = f" You could mention: {_clip(self.hint, 110)}." if self.hint else ""
+        if self.known:
+            hint = f" What you know: {_clip(self.known, 200)}."
         return {
             "answer": f"Answer {who}'s question directly: \"{content}\". Give one concrete, practical answer from your own experience.{hint}",
             "ask": f"Ask {who} one short, friendly question about {content}.",
@@ -82,10 +87,16 @@ class Plan:
             "open": f"Start a conversation about this: {content}. Ask the others what they think.{hint}",
         }.get(self.act, f"Say something short about {content}.")
 
-    def narration(self) -> str:
-        """The act as a stage direction in the third person (for a transcript prompt)."""
+    def narration(self, *, with_known: bool = True) -> str:
+        """The act as a stage direction in the third person (for a transcript prompt). With the
+        known answer in it the model mostly passes it on; without it (`with_known=False`) it is
+        what a line reciting the prompt would repeat."""
         who = self.to_first or "the others"
         content = _clip(self.content, 120)
+        if self.act == "answer" and self.known and with_known:
+            return f"{self.first} answers {who}'s question ({content}) with what {self.first} knows: {_clip(self.known, 200)}"
+        if self.act == "answer" and self.expert:
+            return f"{self.first} does not know ({content}) and tells {who} that {self.expert.split()[0]} would."
         return {
             "answer": f"{self.first} answers {who}'s question ({content}) in a sentence, from experience.",
             "ask": f"{self.first} asks {who} about {content}.",
@@ -106,13 +117,25 @@ class Plan:
         who = self.to_first or "everyone"
         thing = object_phrase(self.content)
         about = f" about {thing}" if thing else ""
-        if self.act == "answer":  # composed, so that two agents' fallbacks rarely read alike
+        if self.act == "answer" and self.known:  # what the speaker knows, framed in its own words
+            openers = [f"Good question, {who}.", f"Ah, {who}.", f"From what I know, {who}:", f"{who}, here's what I know.", ""]
+            if _ADVICE.search(self.content):  # advice asked for: the closer speaks of trying it
+                closers = ["Worked for me.", "Hope that helps.", "That's what I'd do, anyway.", "Let me know how it goes.", ""]
+            else:
+                closers = ["Hope that helps.", "Glad you asked.", "Anything else you'd like to know?", ""]
+            known = sentence(self.known)
+            options = [" ".join(filter(None, [o, known, c])) for o in openers for c in closers]
+        elif self.act == "answer":  # composed, so that two agents' fallbacks rarely read alike
             openers = [f"Good question, {who}.", f"Hm, {who}.", f"Ah, {who}.", f"Honestly, {who}?", f"Let me think, {who}."]
             bodies = [f"I don't know much{about}.", f"I'm honestly not sure{about}.", f"I couldn't tell you for certain{about}.",
                       "That's a bit outside what I know.", "I've never had to deal with that myself."]
             closers = ["Someone here will know better than me.", "Has anyone else here dealt with it?", "What have you tried so far?",
                        "I'll ask around and let you know.", "If I hear anything useful I'll pass it on."]
-            if self.interest:
+            if self.expert:  # an honest "I don't know" that still helps: who would
+                expert = self.expert.split()[0]
+                closers = [f"{expert} would know better than me.", f"Ask {expert}, that's more {expert}'s line.",
+                           f"{expert} is the one to ask about that."]
+            elif self.interest:
                 closers.append(f"My own corner is {self.interest}, really.")
             options = [f"{o} {b} {c}" for o in openers for b in bodies for c in closers]
         else:
@@ -128,6 +151,10 @@ class Plan:
         return options
 
 
+_ADVICE = re.compile(r"(?i)\b(?:how (?:do|can|should|would) (?:i|we|you)|what should|what (?:do|can) i do|any (?:tips?|ideas?|advice)|"
+                     r"advice|should i|tips?|recommend)\b")
+
+
 _OBJECT = re.compile(r"(?i)\b(my|the|your|our|this|that|a|an) ((?:[a-z]+ ){0,2}?[a-z]{3,})\b(?= (?:is|are|was|were|keeps|has|have|"
                      r"ate|got|looks|seems|dip|dips)\b|[?.!,]|$)")
 
@@ -135,7 +162,7 @@ _OBJECT = re.compile(r"(?i)\b(my|the|your|our|this|that|a|an) ((?:[a-z]+ ){0,2}?
 def object_phrase(text: str) -> str | None:
     """The thing a line is about, as the answerer would say it ("my basil keeps dying" -> "your
     basil"), or None when no plain noun phrase is found."""
-    found = _OBJECT.search(re.sub(r"<[@#!&]?\d+>|@\S+(?: [A-Z][a-z]+)?", " ", text))
+    found = _OBJECT.search(_unmention(text))
     if not found or found.group(2).split()[-1].lower() in _STOP:
         return None
     phrase = found.group(2).lower().split()
@@ -143,6 +170,51 @@ def object_phrase(text: str) -> str | None:
         phrase = phrase[:-1]
     det = {"my": "your", "your": "my", "our": "our", "a": "the", "an": "the", "this": "that"}.get(found.group(1).lower(), found.group(1).lower())
     return f"{det} {' '.join(phrase)}"
+
+
+def sentence(text: str) -> str:
+    """A statement as a sentence of its own: capitalised, ending with its punctuation."""
+    text = " ".join(text.split()).rstrip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+_ASKS_WHEN = re.compile(r"(?i)\b(?:when|what time|how (?:early|late|often|long|soon)|which day|what day)\b")
+_SAYS_WHEN = re.compile(r"(?i)\d|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekends?|weekdays?|"
+                        r"january|february|march|april|may|june|july|august|september|october|november|december|spring|"
+                        r"summer|autumn|winter|morning|afternoon|evening|night|noon|midnight|dawn|dusk|daily|weekly|monthly|"
+                        r"hours?|days?|weeks?|months?|years?|every|after|before|until|once|twice|early|late|first|last|frost)\b")
+
+
+def best_known(knows: list[str], text: str, relevance: Callable[[str, str], float], floor: float) -> str | None:
+    """Of what a persona knows, the statement that best fits `text`, if it fits well enough. A
+    question about when is answered only by a statement that says when (sentence embeddings
+    match the subject, "bread", not the kind of answer asked for)."""
+    text = _unmention(text)  # "@Oskar Lind is the bus running?": the name is not what is asked about
+    if _ASKS_WHEN.search(text):
+        knows = [k for k in knows if _SAYS_WHEN.search(k)]
+    scored = [(relevance(k, text), k) for k in knows]
+    best = max(scored, default=None, key=lambda s: s[0])
+    return best[1] if best is not None and best[0] >= floor else None
+
+
+def expert_for(question: str, others: Iterable[Persona], relevance: Callable[[str, str], float], floor: float) -> str | None:
+    """The name of the member, among `others`, who knows something that best answers `question`."""
+    best: tuple[float, str] | None = None
+    question = _unmention(question)
+    for other in others:
+        known = best_known(other.knows, question, relevance, floor)
+        if known is not None:
+            score = relevance(known, question)
+            if best is None or score > best[0]:
+                best = (score, other.name)
+    return best[1] if best else None
+
+
+def _unmention(text: str) -> str:
+    return " ".join(re.sub(r"<[@#!&]?\d+>|@\S+(?: [A-Z][a-z]+)?", " ", text).split())
 
 
 def _clip(text: str, limit: int) -> str:
@@ -193,14 +265,17 @@ def _world_hint(world: list[str], text: str) -> str | None:
 
 
 def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm", bond: Bond | None = None,
-               memories: list[str] | None = None, interests_match: float = 0.0, world: list[str] | None = None) -> Plan:
-    """The act and content of a turn that answers `heard`. `world`: what the agent knows of its
-    world now (agents/world/subjects.world_lines); a share about something said there is about it."""
+               memories: list[str] | None = None, interests_match: float = 0.0, known: str | None = None,
+               expert: str | None = None, world: list[str] | None = None) -> Plan:
+    """The act and content of a turn that answers `heard`. `known` is what the speaker knows that
+    fits it (`best_known`); `expert`, a member who would know when the speaker does not; `world`,
+    what the agent knows of its world now (agents/world/subjects.world_lines): a share about
+    something said there is about it."""
     rng = random.Random(seed)
     text = " ".join(heard.text.split())
     memory = _memory_hint(memories or [], text)
-    known = _world_hint(world or [], text)
-    hint = memory or _interest_hint(persona, text)
+    news = _world_hint(world or [], text)
+    hint = memory or known or _interest_hint(persona, text)
     base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human,
                 interest=persona.interests[0] if persona.interests else None)
     if _THANKS.search(text) and heard.to_me:
@@ -208,21 +283,22 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     if _GREETING.match(text) and len(words(text)) <= 8 and not is_question(text.split(",", 1)[-1] if "," in text else ""):
         return Plan("greet", content=text, lead=lead_for("greet", text, heard.author, rng), **base)  # type: ignore[arg-type]
     if is_question(text):
-        return Plan("answer", content=text, hint=hint, lead=lead_for("answer", text, heard.author, rng), **base)  # type: ignore[arg-type]
+        return Plan("answer", content=text, hint=hint, lead="" if known else lead_for("answer", text, heard.author, rng),  # type: ignore[arg-type]
+                    known=known, expert=None if known else expert, **base)
     traits = persona.traits
     affinity = bond.affinity if bond else 0.0
     weights = {
         "agree": 0.8 + traits.agreeableness + max(0.0, affinity) + max(0.0, sentiment(text)) * 0.5,
         "disagree": 0.15 + (1 - traits.agreeableness) * 0.9 + max(0.0, -affinity) * 1.5 + (0.3 if mood == "irritated" else 0.0),
         "ask": 0.6 + traits.openness * 0.8 + interests_match,
-        "share": (1.2 if memory or known else 0.3) + interests_match,
+        "share": (1.2 if memory or news else 0.3) + interests_match,
         "joke": (0.1 + traits.extraversion * traits.openness) * (1.3 if mood in ("excited", "cheerful") else 0.5),
     }
     acts = list(weights)
     act = rng.choices(acts, weights=[weights[a] for a in acts])[0]
     content = text if act in ("agree", "disagree") else (keyphrase(text, 4) or text)
-    if act == "share" and known:  # news or an event it knows of, not a made-up one
-        content = known
+    if act == "share" and news:  # news or an event it knows of, not a made-up one
+        content = news
     return Plan(act, content=content, hint=hint if act in ("agree", "disagree", "share") else None,  # type: ignore[arg-type]
                 lead=lead_for(act, text, heard.author, rng), **base)
 

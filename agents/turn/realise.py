@@ -15,7 +15,7 @@ Both put what lasts first (persona, channel) so the model server's prefix cache 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..society.persona import Persona
 from .plan import Plan
@@ -83,7 +83,8 @@ def transcript_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
     text = "\n".join([*head, "", *([log] if log else []), direction, f"{persona.name}:" + (f" {plan.lead}" if plan.lead else "")])
     names = {line.author for line in scene.lines} | {persona.name}
     stops = ("\n", "(", *[f" {n}:" for n in sorted(names)][:6])
-    return Prompt("transcript", text=text, stop=stops, lead=plan.lead, direction=plan.narration())
+    # a line passing on what the speaker knows is not reciting the prompt: the direction left out of the check omits it
+    return Prompt("transcript", text=text, stop=stops, lead=plan.lead, direction=plan.narration(with_known=False))
 
 
 def chat_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
@@ -109,7 +110,7 @@ def chat_prompt(persona: Persona, plan: Plan, scene: Scene) -> Prompt:
         context = f'Last said {where}: ' + "; ".join(f'{line.author}: "{_clip(line.content)}"' for line in scene.lines[-2:]) + "\n"
     user = f"{context}{plan.instruction()} Reply as {first} in one or two sentences."
     return Prompt("chat", messages=({"role": "system", "content": system}, {"role": "user", "content": user}),
-                  stop=("\n", "<|im_end|>"), direction=plan.instruction())
+                  stop=("\n", "<|im_end|>"), direction=replace(plan, known=None, hint=None).instruction())
 
 
 def _third_person(tie: str, first: str) -> str:

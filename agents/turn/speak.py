@@ -37,7 +37,7 @@ def anchor(plan: Plan) -> str:
 async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | None, persona: Persona, plan: Plan, scene: Scene,
                 gate: GateContext, options: GenOptions, form: str = "transcript", candidates: int = 2,
                 relevance: Callable[[str, str], float] | None = None, cache_key: str | None = None,
-                task: str = "reply") -> Spoken:
+                task: str = "reply", known_floor: float = 0.5) -> Spoken:
     prompt = build_prompt(form, persona, plan, scene)
     ctx = replace(gate, prompt_texts=(*gate.prompt_texts, *prompt_texts(persona, prompt)), lead=prompt.lead)
     if prompt.lead:  # a cached line began with another plan's first words: never glued to these
@@ -81,11 +81,26 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
             kept.append((score, thought.text, thought.source))
             if relevance is None or thought.source == "cache":
                 break
+    plain = replace(ctx, relevance=None, prompt_texts=())
+    if plan.act == "answer" and plan.expert and not plan.known:  # an answer it does not have is not guessed at
+        kept = [k for k in kept if plan.expert.split()[0].lower() in k[1].lower()]
+        if not kept and reached:
+            line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
+            if line is not None:
+                return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
+    if plan.act == "answer" and plan.known and reached:
+        # the model may put what the speaker knows in its own words, not replace it with a guess:
+        # its lines that stray from the known answer give way to the answer itself, framed
+        if relevance is not None:
+            kept = [k for k in kept if relevance(k[1], plan.known) >= known_floor]
+        if not kept:
+            line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
+            if line is not None:
+                return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
     if kept:
         _, text, source = max(kept, key=lambda k: k[0])
         return Spoken(text, source, llm_ms, tuple(rejections), reached=True)
     if plan.must_post and reached:
-        plain = replace(ctx, relevance=None, prompt_texts=())
         line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
         if line is not None:
             return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)

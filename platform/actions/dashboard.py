@@ -117,30 +117,24 @@ def failure_object(turn: Any) -> dict[str, Any]:
 
 
 async def _memory_counts(platform: Platform, agent_ids: list[int]) -> dict[int, int | None]:
-    """Each agent's memory size, a few at a time (one store call each: a large society must not
-    flood Chroma or the thread pool); None for those the store did not answer within the
-    page's time budget (the page still shows)."""
-    gate = asyncio.Semaphore(MEMORY_COUNT_CONCURRENCY)
-    deadline = asyncio.get_running_loop().time() + MEMORY_COUNT_SECONDS  # one budget for all: queued counts wait in it too
-
-    async def one(agent_id: int) -> int | None:
-        async with gate:
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                return None
-            try:
-                return await asyncio.wait_for(platform.memory.count(agent_id), timeout=left)
-            except Exception:  # noqa: BLE001 - a missing count must not break the list
-                return None
-
-    counts = await asyncio.gather(*(one(a) for a in agent_ids))
-    return dict(zip(agent_ids, counts))
+    """Every agent's memory size from one query (Memories.count_many: the store is asked only
+    about agents whose own collection was never measured); None for all when the memory does
+    not answer within the page's time budget (the page still shows)."""
+    if not agent_ids:
+        return {}
+    try:
+        counts = await asyncio.wait_for(platform.memory.count_many(agent_ids), timeout=MEMORY_COUNT_SECONDS)
+    except Exception:  # noqa: BLE001 - a missing count must not break the list
+        return dict.fromkeys(agent_ids)
+    return {a: counts.get(a) for a in agent_ids}
 
 
-async def agents_live(platform: Platform, me: AuthUser, guild_id: int | None, *, with_memory: bool = True) -> list[dict[str, Any]]:
-    """The registry's agents, each with `live_status`, `activity`, `last_turn`, `last_failure`
-    (the last turn that failed, with why in words) and `memory_count`."""
-    agents = await registry.list_agents(platform, me, guild_id)
+async def agents_live(platform: Platform, me: AuthUser, guild_id: int | None, *, with_memory: bool = True,
+                      after: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The registry's agents by id, each with `live_status`, `activity`, `last_turn`,
+    `last_failure` (the last turn that failed, with why in words) and `memory_count`; a page of
+    them with `after` / `limit` (the dashboard's list: its cost follows the page, not the society)."""
+    agents = await registry.list_agents(platform, me, guild_id, after=after, limit=limit)
     ids = [int(a["id"]) for a in agents]
     activities = await read_activities(platform, ids)
     turns: dict[int, Any] = {}

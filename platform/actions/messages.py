@@ -161,8 +161,10 @@ _ATTACH = text(
 
 _REFERENCED = text(
     """
-    SELECT m.id, m.type, m.channel_id, m.content, m.mention_everyone, m.edited_at, m.pinned_at, m.author_id,
-           jsonb_build_object('id', u.id, 'username', u.username, 'global_name', u.global_name, 'avatar', u.avatar, 'bot', u.bot) AS author
+    SELECT m.id, m.type, m.channel_id, m.content, m.mention_everyone, m.edited_at, m.pinned_at, m.author_id, m.flags,
+           jsonb_build_object('id', u.id, 'username', u.username, 'global_name', u.global_name, 'avatar', u.avatar, 'bot', u.bot) AS author,
+           CASE WHEN m.thread_id IS NOT NULL THEN
+             (SELECT """ + shapes.THREAD_JSON_SQL.format(t="t") + """ FROM channels t WHERE t.id = m.thread_id) END AS thread
     FROM messages m JOIN users u ON u.id = m.author_id WHERE m.id = :id AND m.channel_id = :cid
     """
 )
@@ -303,8 +305,10 @@ _PAGE = """
       CASE WHEN m.referenced_message_id IS NOT NULL THEN
         (SELECT jsonb_build_object('id', rm.id, 'type', rm.type, 'channel_id', rm.channel_id, 'content', rm.content,
                                    'mention_everyone', rm.mention_everyone, 'edited_at', rm.edited_at, 'pinned_at', rm.pinned_at,
+                                   'flags', rm.flags,
                                    'author', jsonb_build_object('id', ru.id, 'username', ru.username, 'global_name', ru.global_name,
-                                                                'avatar', ru.avatar, 'bot', ru.bot))
+                                                                'avatar', ru.avatar, 'bot', ru.bot),
+                                   'thread', (SELECT """ + shapes.THREAD_JSON_SQL.format(t="rt") + """ FROM channels rt WHERE rt.id = rm.thread_id))
            FROM messages rm JOIN users ru ON ru.id = rm.author_id WHERE rm.id = m.referenced_message_id) END AS referenced,
       CASE WHEN m.thread_id IS NOT NULL THEN
         (SELECT """ + shapes.THREAD_JSON_SQL.format(t="t") + """ FROM channels t WHERE t.id = m.thread_id) END AS thread

@@ -255,7 +255,7 @@ def thread_json(obj: dict[str, Any]) -> dict[str, Any]:
 
 def referenced(obj: dict[str, Any], base_url: str) -> dict[str, Any]:
     """The replied-to message, one level deep (Discord does not nest further)."""
-    return {
+    out: dict[str, Any] = {
         "id": str(obj["id"]),
         "type": obj["type"],
         "channel_id": str(obj["channel_id"]),
@@ -270,6 +270,10 @@ def referenced(obj: dict[str, Any], base_url: str) -> dict[str, Any]:
         "attachments": [],
         "embeds": [],
         "pinned": obj.get("pinned_at") is not None,
-        "flags": 0,
+        "flags": obj.get("flags") or 0,
         "components": [],
     }
+    if obj.get("thread") is not None:  # a reply to a thread's starter shows the thread, as the starter itself does
+        out["flags"] |= HAS_THREAD
+        out["thread"] = thread_json(obj["thread"])
+    return out

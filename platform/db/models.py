@@ -359,3 +359,85 @@ class GraphSnapshot(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     created_at: Mapped[datetime] = _now()
     __table_args__ = (Index("graph_snapshots_guild", "guild_id", "id"),)
+
+
+# --- the agents' memory (agents/memory/ledger.py): the vectors are in Chroma, one per message and
+# society; what is per agent is here, as rows (see migrations/versions/0005_shared_memory.py)
+
+
+class MemoryMessage(Base):
+    """A message as the society remembers it, once: its text, who said it where, its importance
+    to an onlooker, and its audience (the agents who witnessed it, its author among them)."""
+
+    __tablename__ = "memory_messages"
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    guild_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    channel_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    channel_name: Mapped[str | None] = mapped_column(String(100))  # None: a DM
+    author_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    author_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    reply_to: Mapped[int | None] = mapped_column(BigInteger)
+    reply_to_name: Mapped[str | None] = mapped_column(String(100))
+    mentions: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), nullable=False, server_default=text("'{}'"))
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)  # Unix seconds, as the memories' times
+    importance: Mapped[float] = mapped_column(Float, nullable=False)
+    audience_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("memory_messages_audience", "audience_id", "created_at"),)
+
+
+class MemoryAudience(Base):
+    """Who witnessed messages: one row per member of each distinct audience (the followers of a
+    channel change rarely, so a channel's messages share one audience), not one per message and
+    witness."""
+
+    __tablename__ = "memory_audiences"
+    agent_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    audience_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+class MemoryMark(Base):
+    """What one agent holds about one witnessed message that differs from the onlooker's default:
+    its importance (being addressed, a rating, usefulness), last access, forgetting."""
+
+    __tablename__ = "memory_marks"
+    agent_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    importance: Mapped[float | None] = mapped_column(Float)
+    last_access: Mapped[float | None] = mapped_column(Float)
+    uses: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    rated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    forgotten: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+
+
+class MemoryFact(Base):
+    """A fact an agent heard in a message (subject-predicate-object, its confidence to that
+    agent); the fact's vector is shared in the society's collection under `fact_key`."""
+
+    __tablename__ = "memory_facts"
+    agent_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    fact_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), nullable=False)
+    guild_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    subject: Mapped[str] = mapped_column(String(100), nullable=False)
+    subject_id: Mapped[int | None] = mapped_column(BigInteger)
+    predicate: Mapped[str] = mapped_column(String(32), nullable=False)
+    object: Mapped[str] = mapped_column(String(100), nullable=False)
+    confidence: Mapped[float] = mapped_column(Float, nullable=False)
+    confirmed_at: Mapped[float] = mapped_column(Float, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    last_access: Mapped[float] = mapped_column(Float, nullable=False)
+    importance: Mapped[float] = mapped_column(Float, nullable=False)
+    uses: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    rated: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    source: Mapped[str] = mapped_column(String(64), nullable=False)
+    __table_args__ = (Index("memory_facts_id", "agent_id", "id", unique=True), Index("memory_facts_subject", "agent_id", "subject_id"))
+
+
+class MemoryOwnCount(Base):
+    """The size of an agent's own Chroma collection (reflections, summaries, memories added by
+    the API, memories written before 0005) as last seen: counts for many agents in one query."""
+
+    __tablename__ = "memory_own_counts"
+    agent_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)

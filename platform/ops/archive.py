@@ -43,7 +43,7 @@ from .errors import BackupDamaged, BackupIncompatible, BackupKeyMissing, Unknown
 FORMAT, VERSION = "townsquare-backup", 1
 MANIFEST = "manifest.json"
 NAME_RE = re.compile(r"^townsquare-(\d{8}T\d{6}Z)-(manual|scheduled)-[0-9a-f]{6}\.tar(\.gz)?(\.enc)?$")
-MEMBER_RE = re.compile(r"^(db/[a-z_][a-z0-9_]{0,62}\.copy|objects/\d{1,20}|memories/\d{1,20}\.(json|npy)"
+MEMBER_RE = re.compile(r"^(db/[a-z_][a-z0-9_]{0,62}\.copy|objects/\d{1,20}|memories/(?:society-)?\d{1,20}\.(json|npy)"
                        r"|config/[A-Za-z0-9_][A-Za-z0-9._-]{0,120})$")
 CHUNK = 1 << 20
 
@@ -224,7 +224,7 @@ def _references_verified(manifest: dict[str, Any], verified: set[str]) -> bool:
     try:
         database, config = manifest["database"], manifest["config"]
         named = [t["member"] for t in database["tables"]] + [f["member"] for f in manifest["files"]]
-        named += [m[k] for m in manifest["memories"] for k in ("member", "embeddings")]
+        named += [m[k] for m in [*manifest["memories"], *(manifest.get("shared_memories") or [])] for k in ("member", "embeddings")]
         named += [config["settings"], *config["files"]]
     except (KeyError, TypeError):
         return False

@@ -49,7 +49,7 @@ import orjson
 from ..core.config import Settings
 from ..services.objectstore import ObjectStore
 from . import archive, database, encryption, memories
-from .digest import AGENTS_SQL, ATTACHMENTS_SQL, ContentDigest, digest_memories, digest_messages, live_digest
+from .digest import AGENTS_SQL, ATTACHMENTS_SQL, SOCIETIES_SQL, ContentDigest, digest_memories, digest_messages, live_digest
 from .errors import BackupBusy, BackupDamaged, BackupIncompatible, InstallationNotEmpty
 
 log = logging.getLogger("townsquare.backup")
@@ -117,10 +117,12 @@ def _write_memories(staging: Path, exported: memories.AgentMemories) -> dict[str
     base.mkdir(exist_ok=True)
     body = {"agent_id": str(exported.agent_id), "collection": exported.metadata, "ids": exported.ids,
             "documents": exported.documents, "metadatas": exported.metadatas}
-    (base / f"{exported.agent_id}.json").write_bytes(orjson.dumps(body))
-    np.save(base / f"{exported.agent_id}.npy", exported.embeddings, allow_pickle=False)
-    return {"agent_id": str(exported.agent_id), "count": len(exported), "member": f"memories/{exported.agent_id}.json",
-            "embeddings": f"memories/{exported.agent_id}.npy"}
+    stem = str(exported.agent_id) if exported.kind == "agent" else exported.name
+    (base / f"{stem}.json").write_bytes(orjson.dumps(body))
+    np.save(base / f"{stem}.npy", exported.embeddings, allow_pickle=False)
+    owner = "agent_id" if exported.kind == "agent" else "society_id"
+    return {owner: str(exported.agent_id), "count": len(exported), "member": f"memories/{stem}.json",
+            "embeddings": f"memories/{stem}.npy"}
 
 
 async def create_backup(inst: Installation, *, kind: str = "manual", compress: bool | None = None,
@@ -166,6 +168,7 @@ async def _stage(inst: Installation, staging: Path, name: str, kind: str) -> dic
             await digest_messages(conn, digest)
             attachments = await conn.fetch(ATTACHMENTS_SQL)
             agent_ids = [r["id"] for r in await conn.fetch(AGENTS_SQL)]
+            guild_ids = [r["guild_id"] for r in await conn.fetch(SOCIETIES_SQL)]
 
     files: list[dict[str, Any]] = []
     (staging / "objects").mkdir()
@@ -184,13 +187,19 @@ async def _stage(inst: Installation, staging: Path, name: str, kind: str) -> dic
                       "size": len(data), "sha256": sha, "member": member})
 
     memories_out: list[dict[str, Any]] = []
-    if agent_ids:
+    shared_out: list[dict[str, Any]] = []  # each society's collection: what its members witnessed, once
+    if agent_ids or guild_ids:
         client = await asyncio.to_thread(inst.chroma)
         for agent_id in agent_ids:
             exported = await asyncio.to_thread(memories.export_agent, client, agent_id)
             digest_memories(digest, exported)
             if len(exported):
                 memories_out.append(await asyncio.to_thread(_write_memories, staging, exported))
+        for guild_id in guild_ids:
+            exported = await asyncio.to_thread(memories.export_agent, client, guild_id, "society")
+            digest_memories(digest, exported)
+            if len(exported):
+                shared_out.append(await asyncio.to_thread(_write_memories, staging, exported))
 
     values, config_files = config_snapshot(settings)
     (staging / "config").mkdir()
@@ -209,7 +218,7 @@ async def _stage(inst: Installation, staging: Path, name: str, kind: str) -> dic
         "format": archive.FORMAT, "version": archive.VERSION, "name": name, "kind": kind,
         "created_at": archive.created_at(name).isoformat(), "townsquare": townsquare_version, "schema_revision": revision,
         "database": {"tables": tables_out, "sequences": sequences},
-        "files": files, "memories": memories_out,
+        "files": files, "memories": memories_out, "shared_memories": shared_out,
         "config": {"settings": "config/settings.json", "files": sorted(f"config/{n}" for n in config_files)},
         "counts": {"tables": {t["name"]: t["rows"] for t in tables_out}, "messages": result["messages"]["count"],
                    "files": len(files), "memories": result["memories"]["count"], "agents": len(agent_ids)},
@@ -330,6 +339,7 @@ async def _restore(inst: Installation, staging: Path, manifest: dict[str, Any], 
         current = await database.revision(conn)
         occupied = await database.occupied(conn) if current else []
         old_agents = [r["id"] for r in await conn.fetch(AGENTS_SQL)] if "agents" in occupied else []
+        old_societies = [r["guild_id"] for r in await conn.fetch(SOCIETIES_SQL)] if "societies" in occupied else []
         old_keys = [r["storage_key"] for r in await conn.fetch(ATTACHMENTS_SQL)] if "attachments" in occupied else []
     content = [t for t in occupied if t not in database.ACCOUNT_TABLES]
     stale_memories = [a for a in backup_agents if a not in old_agents and await asyncio.to_thread(memories.count, chroma, a)]
@@ -342,6 +352,9 @@ async def _restore(inst: Installation, staging: Path, manifest: dict[str, Any], 
             await database.wipe(conn)
     for agent_id in {*old_agents, *backup_agents}:
         await asyncio.to_thread(memories.drop_agent, chroma, agent_id)
+    shared = manifest.get("shared_memories") or []  # backups made before migration 0005 have none
+    for guild_id in {*old_societies, *(int(m["society_id"]) for m in shared)}:
+        await asyncio.to_thread(memories.drop_agent, chroma, guild_id, "society")
     for key in old_keys:
         try:
             await inst.store.delete(key)
@@ -378,6 +391,11 @@ async def _restore(inst: Installation, staging: Path, manifest: dict[str, Any], 
         exported = memories.AgentMemories(int(body["agent_id"]), body["collection"], body["ids"], body["documents"],
                                           body["metadatas"], embeddings)
         await asyncio.to_thread(memories.import_agent, chroma, exported)
+    for m in shared:
+        body = orjson.loads((staging / m["member"]).read_bytes())
+        embeddings = np.load(staging / m["embeddings"], allow_pickle=False)
+        await asyncio.to_thread(memories.import_agent, chroma, memories.AgentMemories(
+            int(m["society_id"]), body["collection"], body["ids"], body["documents"], body["metadatas"], embeddings, kind="society"))
 
     async with database.connect(inst.database_url, settings) as conn:
         position = await _reset_redis(inst, conn)

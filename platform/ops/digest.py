@@ -25,6 +25,7 @@ PARTS = ("messages", "files", "memories")
 MESSAGES_SQL = "SELECT id, channel_id, author_id, content, edited_at FROM messages ORDER BY id"
 ATTACHMENTS_SQL = "SELECT id, storage_key, content_type, size FROM attachments ORDER BY id"
 AGENTS_SQL = "SELECT id FROM agents ORDER BY id"
+SOCIETIES_SQL = "SELECT guild_id FROM societies ORDER BY guild_id"
 
 
 def _time(value: datetime | None) -> str | None:
@@ -48,7 +49,7 @@ class ContentDigest:
     def file(self, attachment_id: int, sha256: str | None) -> None:
         self._add("files", [str(attachment_id), sha256])  # None: the row's file is missing from the store
 
-    def memory(self, agent_id: int, memory_id: str, document: str, metadata: dict[str, Any]) -> None:
+    def memory(self, agent_id: int | str, memory_id: str, document: str, metadata: dict[str, Any]) -> None:
         self._add("memories", [str(agent_id), memory_id, document, metadata])
 
     def result(self) -> dict[str, Any]:
@@ -72,8 +73,9 @@ async def file_sha256(store: ObjectStore, key: str) -> str | None:
 
 
 def digest_memories(digest: ContentDigest, exported: memories.AgentMemories) -> None:
+    owner = exported.agent_id if exported.kind == "agent" else exported.name  # an agent's as before, a society's by name
     for memory_id, document, metadata in zip(exported.ids, exported.documents, exported.metadatas):
-        digest.memory(exported.agent_id, memory_id, document, metadata)
+        digest.memory(owner, memory_id, document, metadata)
 
 
 async def live_digest(settings: Settings, database_url: str, store: ObjectStore, chroma: Any) -> dict[str, Any]:
@@ -84,8 +86,11 @@ async def live_digest(settings: Settings, database_url: str, store: ObjectStore,
             await digest_messages(conn, digest)
             attachments = await conn.fetch(ATTACHMENTS_SQL)
             agent_ids = [r["id"] for r in await conn.fetch(AGENTS_SQL)]
+            guild_ids = [r["guild_id"] for r in await conn.fetch(SOCIETIES_SQL)]
     for row in attachments:
         digest.file(row["id"], await file_sha256(store, row["storage_key"]))
     for agent_id in agent_ids:
         digest_memories(digest, await asyncio.to_thread(memories.export_agent, chroma, agent_id))
+    for guild_id in guild_ids:
+        digest_memories(digest, await asyncio.to_thread(memories.export_agent, chroma, guild_id, "society"))
     return digest.result()

@@ -1,5 +1,5 @@
-"""The agents' memories in a backup: each agent's Chroma collection read through the Chroma
-client (ids, documents, metadatas and the embeddings themselves, so a restore needs no embedder)
+"""The agents' memories in a backup: each agent's Chroma collection, and each society's (what
+its members witnessed, stored once: agents/memory/store.py), read through the Chroma client (ids, documents, metadatas and the embeddings themselves, so a restore needs no embedder)
 and written back the same way. Works the same against Chroma's server and an embedded store.
 
 Chroma's client is synchronous: these functions run on a worker thread (`asyncio.to_thread`)."""
@@ -14,21 +14,26 @@ import numpy as np
 PAGE = 1000  # memories per request
 
 
-def collection_name(agent_id: int) -> str:
-    return f"agent-{agent_id}"  # the store's naming (agents/memory/store.py)
+def collection_name(agent_id: int, kind: str = "agent") -> str:
+    return f"{kind}-{agent_id}"  # the store's naming (agents/memory/store.py): agent-<id>, society-<guild id>
 
 
 @dataclass
 class AgentMemories:
-    agent_id: int
+    agent_id: int  # or the society's guild id (kind "society")
     metadata: dict[str, Any] = field(default_factory=dict)  # the collection's (its distance space)
     ids: list[str] = field(default_factory=list)
     documents: list[str] = field(default_factory=list)
     metadatas: list[dict[str, Any]] = field(default_factory=list)
     embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    kind: str = "agent"
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def name(self) -> str:
+        return collection_name(self.agent_id, self.kind)
 
 
 def _missing(exc: Exception) -> bool:
@@ -39,21 +44,21 @@ def _missing(exc: Exception) -> bool:
     return isinstance(exc, (NotFoundError, ValueError))
 
 
-def _get_collection(client: Any, agent_id: int) -> Any | None:
+def _get_collection(client: Any, agent_id: int, kind: str = "agent") -> Any | None:
     try:
         # no embedding function: the embeddings are read and written as they are, and Chroma's
         # default one would load onnxruntime (and its telemetry) for nothing
-        return client.get_collection(name=collection_name(agent_id), embedding_function=None)
+        return client.get_collection(name=collection_name(agent_id, kind), embedding_function=None)
     except Exception as exc:
         if _missing(exc):
             return None
         raise
 
 
-def export_agent(client: Any, agent_id: int) -> AgentMemories:
-    """Every memory of one agent, sorted by id (an agent without a collection has none)."""
-    out = AgentMemories(agent_id)
-    collection = _get_collection(client, agent_id)
+def export_agent(client: Any, agent_id: int, kind: str = "agent") -> AgentMemories:
+    """Every memory of one agent (or society), sorted by id (none without a collection)."""
+    out = AgentMemories(agent_id, kind=kind)
+    collection = _get_collection(client, agent_id, kind)
     if collection is None:
         return out
     out.metadata = dict(collection.metadata or {})
@@ -80,8 +85,8 @@ def export_agent(client: Any, agent_id: int) -> AgentMemories:
 
 def import_agent(client: Any, memories: AgentMemories) -> None:
     """Creates the agent's collection as the store makes it and writes every memory (upsert)."""
-    metadata = memories.metadata or {"hnsw:space": "cosine", "agent_id": str(memories.agent_id)}
-    collection = client.get_or_create_collection(name=collection_name(memories.agent_id), embedding_function=None,
+    metadata = memories.metadata or {"hnsw:space": "cosine", ("guild_id" if memories.kind == "society" else "agent_id"): str(memories.agent_id)}
+    collection = client.get_or_create_collection(name=memories.name, embedding_function=None,
                                                  metadata=metadata)
     for start in range(0, len(memories), PAGE):
         end = start + PAGE
@@ -89,11 +94,11 @@ def import_agent(client: Any, memories: AgentMemories) -> None:
                           metadatas=[m or None for m in memories.metadatas[start:end]], embeddings=memories.embeddings[start:end].tolist())
 
 
-def drop_agent(client: Any, agent_id: int) -> None:
-    if _get_collection(client, agent_id) is not None:
-        client.delete_collection(name=collection_name(agent_id))
+def drop_agent(client: Any, agent_id: int, kind: str = "agent") -> None:
+    if _get_collection(client, agent_id, kind) is not None:
+        client.delete_collection(name=collection_name(agent_id, kind))
 
 
-def count(client: Any, agent_id: int) -> int:
-    collection = _get_collection(client, agent_id)
+def count(client: Any, agent_id: int, kind: str = "agent") -> int:
+    collection = _get_collection(client, agent_id, kind)
     return 0 if collection is None else int(collection.count())

@@ -81,6 +81,17 @@ async def test_a_thread_from_a_message_in_events_and_history(world: World, serve
         assert listed["flags"] & HAS_THREAD
         check_thread(listed["thread"], thread_id=tid, parent=general, owner=world.alice.id, name="about this", members=1)
         assert all("thread" not in m and not m["flags"] & HAS_THREAD for m in page if m["id"] != starter["id"])
+        # a reply to the starter: its referenced_message shows the flag and the thread too, sent and in history
+        reply = await call(world, "POST", f"/channels/{general}/messages", world.bob,
+                           json={"content": "replying to the starter", "message_reference": {"message_id": starter["id"]}})
+        for shown in (reply["referenced_message"],
+                      next(m for m in await call(world, "GET", f"/channels/{general}/messages?limit=10", world.bob)
+                           if m["id"] == reply["id"])["referenced_message"]):
+            assert shown["id"] == starter["id"] and shown["flags"] & HAS_THREAD
+            check_thread(shown["thread"], thread_id=tid, parent=general, owner=world.alice.id, name="about this", members=1)
+        plain = await call(world, "POST", f"/channels/{general}/messages", world.bob,
+                           json={"content": "and to bob", "message_reference": {"message_id": reply["id"]}})
+        assert plain["referenced_message"]["flags"] == 0 and "thread" not in plain["referenced_message"]
 
         await call(world, "PUT", f"/channels/{tid}/thread-members/@me", world.bob)
         joined = await until(bob, "THREAD_MEMBERS_UPDATE", lambda d: d["id"] == tid)

@@ -1,5 +1,6 @@
 """rq jobs of the agents' memory: reflections (enqueued by the worker when importance piles up)
-and consolidation (hourly, keeps every agent's memory bounded)."""
+and consolidation (hourly, keeps every agent's own collection bounded; what an agent witnessed
+is stored once for its society and costs it no vector, see agents/memory/ledger.py)."""
 
 from __future__ import annotations
 
@@ -104,14 +105,17 @@ async def _consolidate(max_per_agent: int) -> dict[str, Any]:
             agents = (await conn.execute(select(Agent.id, Agent.guild_id))).all()
         store = platform.memory.store
         out: dict[str, Any] = {}
+        sizes: dict[int, int] = {}
         lookups: dict[int, tuple[dict[int, str], dict[int, str]]] = {}
         for agent in agents:
             if agent.guild_id not in lookups:
                 lookups[agent.guild_id] = await _names(platform, agent.guild_id)
             names, channels = lookups[agent.guild_id]
             result = await asyncio.to_thread(fold, store, agent.id, max_per_agent, names=names, channel_names=channels)
+            sizes[agent.id] = result["after"]
             if result["before"] > max_per_agent:
                 out[str(agent.id)] = result
+        await platform.memory.ledger.set_own_count(sizes)  # the dashboard's counts read these
         return out
     finally:
         await close_platform(platform)

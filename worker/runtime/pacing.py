@@ -20,6 +20,13 @@ from contextlib import asynccontextmanager
 HUMAN_DIRECT, AGENT_DIRECT, CONVERSATION, INITIATIVE, BACKGROUND = 0, 1, 2, 3, 4
 
 
+def candidates_for(wanted: int, waiting: int, must_post: bool) -> int:
+    """Lines to ask of the model for one turn: while other turns wait for it, one (two lines
+    for every turn would halve how many turns the society gets; a rejected line still gets
+    speak()'s two more tries), except for a person's direct question, which keeps the choice."""
+    return wanted if must_post or waiting == 0 else min(wanted, 1)
+
+
 class Deferred(Exception):
     """The turn waited its longest for the model and gave up (not a failure)."""
 

@@ -6,7 +6,10 @@ coarse label leaves the worker: the mood's numbers stay on the admin API.
 
 A lease lasts `LEASE_SECONDS` and is renewed every `RENEW_SECONDS`, so the agents of a worker
 that died read as offline within a minute (and the next leader announces it when it sweeps).
-Between renewals nothing is written unless what an agent shows changed.
+Between renewals only the agents whose state or mood was touched since the last tick (the
+state's `agents.touched`), whose rest ran out, or who left are looked at, and only those whose
+label changed are written: a tick costs what happened, not the size of the society. A label
+that changes only as a mood relaxes over time shows at the next renewal.
 """
 
 from __future__ import annotations
@@ -45,21 +48,35 @@ class AgentPresence:
         self.redis, self.prefix, self.read, self.clock = redis, prefix, read, clock
         self._shown: dict[int, tuple[str, str]] = {}  # agent -> (status, mood label) last leased
         self._renewed_at = float("-inf")
+        self._paused: set[int] = set()  # the societies paused at the last refresh
 
     async def refresh(self, state: SocietyState) -> list[dict[str, Any]]:
         """Called every tick by the leader: writes every agent's lease (one Redis step) when they
         are due for renewal or when what an agent shows changed; returns the PRESENCE_UPDATEs sent."""
         now = self.clock.now()
-        moods = {a.id: state.mood(a.id) for a in state.agents.values()}
-        shown = {a.id: (agent_status(state, a), moods[a.id].label()) for a in state.agents.values()}
-        if shown == self._shown and now - self._renewed_at < RENEW_SECONDS:
+        touched, state.agents.touched = state.agents.touched, set()
+        renew = now - self._renewed_at >= RENEW_SECONDS or state.paused_guilds != self._paused
+        if renew:  # every agent (a society paused or resumed shows on all of its agents)
+            look = list(state.agents.values())
+        else:  # only what may show differently: touched, rest over (idle -> online), or gone
+            rested = {i for i, (status, _) in self._shown.items() if status == "idle"}
+            look = [state.agents[i] for i in touched | rested if i in state.agents]
+        moods = {a.id: state.mood(a.id) for a in look}
+        seen = {a.id: (agent_status(state, a), moods[a.id].label()) for a in look}
+        gone = (self._shown.keys() - state.agents.keys()) if renew else {i for i in touched if i not in state.agents and i in self._shown}
+        changed = seen if renew else {i: v for i, v in seen.items() if self._shown.get(i) != v}
+        if not changed and not gone and not renew:
             return []
         until = int((now + LEASE_SECONDS) * 1000)
         writes = [PresenceWrite(agent_id, status, [custom_status(moods[agent_id])] if status != "offline" else [], until=until)
-                  for agent_id, (status, _label) in shown.items()]
-        writes += [PresenceWrite(gone, "offline", until=until) for gone in self._shown.keys() - shown.keys()]  # deleted
+                  for agent_id, (status, _label) in changed.items()]
+        writes += [PresenceWrite(i, "offline", until=until) for i in gone]  # deleted
         updates = await write_presences(self.redis, self.prefix, self.read, writes, now_ms=int(now * 1000), sweep=True)
-        self._shown, self._renewed_at = shown, now
+        for i in gone:
+            self._shown.pop(i, None)
+        self._shown.update(changed)
+        if renew:
+            self._renewed_at, self._paused = now, set(state.paused_guilds)
         if updates:
             log.debug("agents' presence changed", extra={"updates": len(updates)})
         return updates

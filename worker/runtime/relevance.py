@@ -47,15 +47,28 @@ def embedding_relevance(cache_size: int = 512) -> Callable[[AgentInfo, str], flo
     if cached is None:
         return keyword_relevance
     embedder, vector = cached
-    interests: dict[tuple[str, ...], np.ndarray] = {}
+    # indexed by interest, not by agent: a society of thousands shares a few hundred interests, each
+    # embedded once (the first message in a channel of 5,000 readers must not embed 5,000 lists),
+    # and a text's cosine to each interest is kept for the text's recent readers
+    interest_vectors: dict[str, np.ndarray] = {}
+    by_text: OrderedDict[str, dict[str, float]] = OrderedDict()
 
     def relevance(agent: AgentInfo, text: str) -> float:
-        key = tuple(agent.persona.interests)
+        key = agent.persona.interests
         if not key or not text.strip():
             return 0.3
-        if key not in interests:
-            interests[key] = embedder.embed(list(key))
-        best = float(np.max(interests[key] @ vector(text)))
+        missing = [i for i in dict.fromkeys(key) if i not in interest_vectors]
+        if missing:
+            interest_vectors.update(zip(missing, embedder.embed(missing)))
+        sims = by_text.get(text)
+        if sims is None:
+            sims = by_text[text] = {}
+            if len(by_text) > 64:
+                by_text.popitem(last=False)
+        for interest in key:
+            if interest not in sims:
+                sims[interest] = float(interest_vectors[interest] @ vector(text))
+        best = max(sims[i] for i in key)
         return max(0.0, min(1.0, (best - 0.05) / 0.45))
 
     return relevance

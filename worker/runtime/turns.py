@@ -20,23 +20,29 @@ from typing import TYPE_CHECKING, Any
 from ...agents.brain.backends import GenOptions
 from ...agents.memory.remember import Recall
 from ...agents.mind.policy import AgentInfo, ChannelState, Decision, stable_rng
-from ...agents.mind.relations import describe
+from ...agents.mind.relations import BondsOf, describe
 from ...agents.turn.gate import GateContext
 from ...agents.turn.plan import (
     Heard,
     Plan,
+    best_known,
+    expert_for,
+    is_question,
+    keyphrase,
+    object_phrase,
     plan_invite,
     plan_opener,
     plan_reach,
     plan_reply,
 )
 from ...agents.turn.realise import Line, Scene
+from ...agents.turn.roster import Roster
 from ...agents.turn.speak import Spoken, speak
 from ...agents.world.subjects import Subject
 from ...platform.actions import agents as registry
 from ...platform.actions import dashboard as live
 from .api import PlatformRefused
-from .pacing import AGENT_DIRECT, CONVERSATION, HUMAN_DIRECT, INITIATIVE, Deferred
+from .pacing import AGENT_DIRECT, CONVERSATION, HUMAN_DIRECT, INITIATIVE, Deferred, candidates_for
 
 if TYPE_CHECKING:
     from .worker import AgentWorker
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("townsquare.worker")
 
 FAILED = ("timeout", "error", "unreachable")
+EXPERTS_CONSIDERED = 20  # members whose knowledge a question nobody here can answer is matched against
 WORLD_SHARE = 0.75  # of revivals with nothing on the agent's mind: a subject from the world (the rest: the society's topics)
 
 
@@ -68,6 +75,13 @@ def plain(message: dict[str, Any]) -> str:
     """Content without its mentions: what the planner and the gate read ("<@1> is it open?" ->
     "is it open?"); the transcript shows the mentions as @names (`readable`)."""
     return " ".join(_MENTION.sub(" ", message.get("content") or "").split())
+
+
+def thread_name(starter: str) -> str:
+    """A thread's name: what its first message is about ("the best museum"), not its first words
+    ("Tobias, what do you think of")."""
+    about = (object_phrase(starter) or "").split(" ", 1)[-1] or keyphrase(starter, 4)  # "the best museum" -> "best museum"
+    return (about[:1].upper() + about[1:])[:90] if about else "A longer talk"
 
 
 def _author_id(message: dict[str, Any]) -> int | None:
@@ -163,8 +177,20 @@ class TurnTaking:
             return plan_opener(persona, subject, seed=seed, news=news, memories=recall.lines)
         bond = self.state.relations.get(agent.id, self.member_ids[agent.guild_id].get(heard.author, 0))
         match = self.policy.relevance(agent, heard.text) if self.policy.relevance else 0.0
+        known = expert = None
+        if is_question(heard.text):
+            known = best_known(persona.knows, heard.text, self.text_relevance, self.settings.known_relevance_floor)
+            if known is None and heard.human and heard.to_me:
+                expert = self._expert(agent, channel, heard.text)
         return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=recall.lines,
-                          interests_match=match, world=self.world.lines(agent))
+                          interests_match=match, known=known, expert=expert, world=self.world.lines(agent))
+
+    def _expert(self: AgentWorker, agent: AgentInfo, channel: ChannelState, question: str) -> str | None:
+        """Who in this channel's crowd would know (bounded: a thousand-agent society is not scanned per question)."""
+        near = [a for a in self.state.agents.values() if a.guild_id == agent.guild_id and a.id != agent.id and a.persona.knows
+                and (not a.persona.home_channels or channel.name in a.persona.home_channels)]
+        others = [a.persona for a in sorted(near, key=lambda a: a.id)[:EXPERTS_CONSIDERED]]
+        return expert_for(question, others, self.text_relevance, self.settings.known_relevance_floor)
 
     async def _turn(self: AgentWorker, agent: AgentInfo, channel: ChannelState,
                     decision: Decision) -> tuple[str, int | None, int, str | None]:
@@ -202,14 +228,14 @@ class TurnTaking:
         recall = await self._recall(agent, topic, people)
         seed = stable_rng(decision.nonce, agent.id, decision.attempt).randrange(2**31)
         plan = self._plan(agent, channel, decision, heard, recall, seed, world)
-        members = {n: i for n, i in self.member_ids[agent.guild_id].items() if i != agent.id}
         gate = GateContext(
-            own_name=persona.name, members=[*people.values(), *members], bio=persona.bio,
+            # the society's members as an index and views, not copies: a turn costs the same in a society of 10 or 10,000
+            own_name=persona.name, members=list(people.values()), roster=self._roster(agent.guild_id), bio=persona.bio,
             answering=heard.text if heard is not None else None, subject=plan.content if heard is None else None,
             own_recent=(*self._recent_own[agent.id], *(readable(m) for m in history if _author_id(m) == agent.id)),
             others_recent=tuple(readable(m) for m in history if m.get("content") and _author_id(m) != agent.id
                                 and m.get("id") != str(decision.reply_to_message)),
-            names_to_ids=members, bonds={i: self.state.relations.get(agent.id, i) for i in members.values()},
+            names_to_ids=self.member_ids[agent.guild_id], bonds=BondsOf(self.state.relations, agent.id),
             knowledge=recall.knowledge, relevance=self.text_relevance, relevance_floor=self.settings.gate_relevance_floor)
         scene = Scene(self.state.guild_names.get(agent.guild_id, "the society"), channel.name or "dm", channel.topic, lines,
                       mood=self.state.mood(agent.id).tone(),
@@ -225,9 +251,11 @@ class TurnTaking:
                                            channel.id)
                 spoken = await speak(self.chain, agent_id=agent.id, guild_id=agent.guild_id, persona=persona, plan=plan,
                                      scene=scene, gate=gate, options=options, form=self.settings.reply_form,
-                                     candidates=self.settings.reply_candidates, relevance=self.text_relevance,
+                                     candidates=candidates_for(self.settings.reply_candidates, self.pace.waiting, plan.must_post),
+                                     relevance=self.text_relevance,
                                      cache_key=heard.text if heard is not None and decision.direct else None,
-                                     task="reply" if heard is not None else "revive")
+                                     task="reply" if heard is not None else "revive",
+                                     known_floor=self.settings.known_relevance_floor)
         except Deferred as exc:
             return "deferred", None, 0, f"the model was busy: {exc}"
         if spoken.unavailable:
@@ -254,7 +282,8 @@ class TurnTaking:
         reply_to = decision.reply_to_message if decision.trigger in ("mention", "reply", "roll") else None
         if decision.in_thread and reply_to is not None:
             # the back-and-forth moves into a thread opened from the message being answered
-            thread = await self.api.start_thread(token, channel.id, reply_to, self._thread_name(lines))
+            starter = next((m for m in history if m.get("id") == str(reply_to)), None)
+            thread = await self.api.start_thread(token, channel.id, reply_to, thread_name(plain(starter) if starter else ""))
             target_channel, reply_to = int(thread["id"]), None
             author = self._author_of(history, decision.reply_to_message)
             if author is not None:
@@ -266,17 +295,19 @@ class TurnTaking:
         return int(sent["id"])
 
     def _member_name(self: AgentWorker, guild_id: int, user_id: int) -> str:
-        return next((n for n, i in self.member_ids[guild_id].items() if i == user_id), "a neighbour")
+        return self.member_names[guild_id].get(user_id, "a neighbour")
+
+    def _roster(self: AgentWorker, guild_id: int) -> Roster:
+        """The gate's index of the society's member names, made again only when a name changes."""
+        roster = self._rosters.get(guild_id)
+        if roster is None:
+            roster = self._rosters[guild_id] = Roster(self.member_ids[guild_id])
+        return roster
 
     @staticmethod
     def _author_of(history: list[dict[str, Any]], message_id: int | None) -> int | None:
         found = next((m for m in history if m.get("id") == str(message_id)), None)
         return int(found["author"]["id"]) if found and found.get("author") else None
-
-    @staticmethod
-    def _thread_name(lines: tuple[Line, ...]) -> str:
-        words = " ".join(line.content for line in lines[-2:]).split()
-        return (" ".join(words[:6]) or "a longer talk")[:90]
 
     async def _rest(self: AgentWorker, agent: AgentInfo) -> None:
         """Every backend is down: the agent rests (silent, shown as resting) until the breakers retry."""

@@ -144,6 +144,8 @@ class AgentWorker(TurnTaking):
         self._failures: dict[int, int] = defaultdict(int)
         self._recent_own: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=10))
         self.member_ids: dict[int, dict[str, int]] = defaultdict(dict)  # guild -> display name -> user id
+        self.member_names: dict[int, dict[int, str]] = defaultdict(dict)  # guild -> user id -> latest display name
+        self._rosters: dict[int, Any] = {}  # guild -> the gate's Roster of its members, made when first needed
         self._bonds_loaded = False
         self._unrated: dict[int, None] = {}  # agents with notable memories the LLM has not rated yet (insertion-ordered)
         self._last_turn_at = self.clock.now()  # the LLM counts as free only after a quiet spell
@@ -155,7 +157,7 @@ class AgentWorker(TurnTaking):
     @property
     def memories(self) -> Memories:
         if self._memories is None:
-            self._memories = open_memories(self.settings)
+            self._memories = open_memories(self.settings, self.platform.engine)
         return self._memories
 
     # --- lifecycle ---
@@ -200,14 +202,14 @@ class AgentWorker(TurnTaking):
             seen.add(a.id)
             resting = a.resting_until.timestamp() if a.resting_until else 0.0
             known = self.state.agents.get(a.id)
-            info = AgentInfo(a.id, a.guild_id, a.persona, a.state, resting)
             if known is None:
                 mood = Mood.from_json(a.mood, a.persona.traits)
-                self.state.set_agent(info, mood, a.mood_at.timestamp() if a.mood_at else None)
-            else:
-                self.state.agents[a.id] = info
+                self.state.set_agent(AgentInfo(a.id, a.guild_id, a.persona, a.state, resting), mood,
+                                     a.mood_at.timestamp() if a.mood_at else None)
+            elif (known.guild_id, known.persona, known.state, known.resting_until) != (a.guild_id, a.persona, a.state, resting):
+                self.state.agents[a.id] = AgentInfo(a.id, a.guild_id, a.persona, a.state, resting)  # unchanged agents stay as they are
             self.tokens[a.id], self.names[a.id] = a.token, a.persona.name
-            self.member_ids[a.guild_id][a.persona.name] = a.id
+            self._note_member(a.guild_id, a.persona.name, a.id)
         for gone in set(self.state.agents) - seen:
             self.state.drop_agent(gone)
         if not self._bonds_loaded:  # relationships survive restarts: the saved ones are the starting point
@@ -231,6 +233,13 @@ class AgentWorker(TurnTaking):
                 channel.last_message_id, channel.last_at = row.last_message_id, snowflake_time(row.last_message_id)
             elif not channel.last_at:
                 channel.last_at = self.clock.now() - self.config.revive_idle_seconds  # never spoken in: revive soon
+
+    def _note_member(self, guild_id: int, name: str, user_id: int) -> None:
+        """Who is called what in a society, both ways (a change makes the gate's roster anew)."""
+        if self.member_ids[guild_id].get(name) != user_id:
+            self.member_ids[guild_id][name] = user_id
+            self.member_names[guild_id][user_id] = name
+            self._rosters.pop(guild_id, None)
 
     # --- perception ---
 
@@ -274,7 +283,7 @@ class AgentWorker(TurnTaking):
                 guild_id = self.state.agents[agents_in[0]].guild_id
                 self.state.set_channel(ChannelState(channel_id, guild_id, "dm", None, recipients))
             name = author.get("global_name") or author.get("username", "?")
-            self.member_ids[guild_id][name] = int(author["id"])
+            self._note_member(guild_id, name, int(author["id"]))
             return Msg(int(data["id"]), channel_id, guild_id, int(author["id"]), name,
                        bool(author.get("bot")), data.get("content") or "", at,
                        frozenset(int(m["id"]) for m in data.get("mentions") or []),
@@ -420,15 +429,29 @@ class AgentWorker(TurnTaking):
             return
         ids = dict(self.member_ids[msg.guild_id])
         seen = Seen(msg.id, msg.channel_id, None if dm else (channel.name or "a channel"), msg.author_id, msg.author_name,
-                    readable(data), snowflake_time(msg.id), msg.mentions, msg.reply_to, ids)
+                    readable(data), snowflake_time(msg.id), msg.mentions, msg.reply_to, ids, guild_id=msg.guild_id)
         try:
             gained = await asyncio.wait_for(self.memories.observe(seen, witnesses, {i: n for n, i in ids.items()}), timeout=20.0)
+            await self._pile_up(gained)
             for agent_id, importance in gained.items():
-                await self._maybe_reflect(agent_id, importance)
                 if importance >= 3:
                     self._unrated[agent_id] = None
         except Exception as exc:  # noqa: BLE001 - a memory outage must not stop the society talking
             log.warning("remembering failed: %s", exc)
+
+    async def _pile_up(self, gained: dict[int, float]) -> None:
+        """Importance piles up per agent (one Redis round trip for all witnesses); past the
+        threshold a reflection is written (an rq job)."""
+        if not gained:
+            return
+        key = f"{self.prefix}memory:pending"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id, importance in gained.items():
+                pipe.hincrbyfloat(key, str(agent_id), importance)
+            totals = await pipe.execute()
+        for (agent_id, _), total in zip(gained.items(), totals):
+            if float(total) >= self.settings.memory_reflect_threshold:
+                await self._maybe_reflect(agent_id, 0.0)
 
     async def _maybe_reflect(self, agent_id: int, importance: float) -> None:
         """Importance piles up; past the threshold a reflection is written (an rq job)."""
@@ -564,14 +587,14 @@ class AgentWorker(TurnTaking):
     async def _rate_peers(self) -> None:
         """Agents rate the peers they know (1..5): the peer-rating half of reputation."""
         now = self.clock.now()
-        for agent in self.state.agents.values():
+        for agent in list(self.state.agents.values()):
             if not self.state.active(agent):
                 continue
-            for (source, target), bond in list(self.state.relations.bonds.items()):
-                if source == agent.id and bond.familiarity >= 0.2:
+            for target, bond in list(self.state.relations.of(agent.id).items()):  # its own ties: linear in ties, not quadratic
+                if bond.familiarity >= 0.2:
                     rating = round(2 * max(1.0, min(5.0, 3.0 + 2.0 * bond.affinity + 2.0 * (bond.trust - 0.5)))) / 2
                     if rating != bond.rating:
-                        self.state.relations.rated(source, target, rating, now)
+                        self.state.relations.rated(agent.id, target, rating, now)
 
     async def _rating_loop(self) -> None:
         """Every worker rates what it remembered (not only the leader), beside the tick loop."""

@@ -34,9 +34,15 @@ async def overview(me: Me, platform: PlatformDep, guild_id: OptSnowflakeQuery = 
     return await dashboard.overview(platform, me, guild_id, minutes)
 
 
+AGENTS_PAGE_MAX = 1000  # agents per page of the dashboard's list (as guild members are listed)
+
+
 @router.get("/agents")
-async def agents(me: Me, platform: PlatformDep, guild_id: OptSnowflakeQuery = None) -> list[dict[str, Any]]:
-    return await dashboard.agents_live(platform, me, guild_id)
+async def agents(me: Me, platform: PlatformDep, guild_id: OptSnowflakeQuery = None, after: OptSnowflakeQuery = None,
+                 limit: int = Query(default=100, ge=1, le=AGENTS_PAGE_MAX)) -> list[dict[str, Any]]:
+    """A page of agents by id, Discord style (as `GET /guilds/{id}/members`): those with an id
+    above `after`, at most `limit` (1-1000, default 100); the next page starts after the last id."""
+    return await dashboard.agents_live(platform, me, guild_id, after=after, limit=limit)
 
 
 @router.get("/channels/activity")

@@ -32,8 +32,9 @@ export async function mount(el, ctx) {
   let shownState = null;
 
   async function refresh() {
-    const live = (await api("GET", "/townsquare/dashboard/agents", undefined, { query: { guild_id: agent.guild_id } }))
-      .find((a) => a.id === id);
+    // this agent alone: the page of one that starts just before its id
+    const live = (await api("GET", "/townsquare/dashboard/agents", undefined,
+      { query: { guild_id: agent.guild_id, after: (BigInt(id) - 1n).toString(), limit: 1 } })).find((a) => a.id === id);
     if (!live) return;
     agent = { ...agent, ...live };
     renderHead();

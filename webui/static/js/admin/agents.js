@@ -8,6 +8,7 @@ import { t, formatNumber } from "../lib/i18n.js";
 import { act, ago, errorText, lastFailure, poll, statusBadge, table, toast } from "./util.js";
 
 const TRAITS = ["openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"];
+const PAGE = 100; // agents per page: the list pages by id (after / limit), whatever the society's size
 
 export function lastAction(turn) {
   if (!turn) return t("adm_never");
@@ -36,7 +37,24 @@ export async function mount(el, ctx) {
   const status = h("p", { class: "poll-status muted", role: "status" });
   const tbody = h("tbody");
   const rows = new Map();
-  replace(el, h("h1", {}, t("adm_nav_agents")), status,
+  const cursors = [null]; // the `after` of each page seen so far (the first page has none)
+  let page = 0;
+  let full = false; // the page shown is full: there may be a next one
+  const pageLabel = h("span", { class: "muted", "aria-live": "polite" });
+  const prev = h("button", { type: "button", onclick: () => turn(-1) }, t("adm_page_prev"));
+  const next = h("button", { type: "button", onclick: () => turn(1) }, t("adm_page_next"));
+  const pager = h("nav", { class: "pager buttons", "aria-label": t("adm_pages") }, prev, " ", pageLabel, " ", next);
+
+  async function turn(step) {
+    if (step > 0 && !full) return;
+    if (step < 0 && page === 0) return;
+    page += step;
+    for (const entry of rows.values()) entry.tr.remove();
+    rows.clear();
+    await load();
+  }
+
+  replace(el, h("h1", {}, t("adm_nav_agents")), status, pager,
     h("div", { class: "table-wrap" }, h("table", { class: "data agents-table" },
       h("caption", { class: "visually-hidden" }, t("adm_agents")),
       h("thead", {}, h("tr", {}, [t("adm_agent"), t("adm_status"), t("adm_mood"), t("adm_last"), t("adm_memory"), t("adm_override")]
@@ -68,7 +86,14 @@ export async function mount(el, ctx) {
   }
 
   async function load() {
-    const agents = await api("GET", "/townsquare/dashboard/agents", undefined, { query: { guild_id: ctx.guildId } });
+    const query = { guild_id: ctx.guildId, limit: PAGE };
+    if (cursors[page]) query.after = cursors[page];
+    const agents = await api("GET", "/townsquare/dashboard/agents", undefined, { query });
+    full = agents.length === PAGE;
+    if (full) cursors[page + 1] = agents[agents.length - 1].id;
+    prev.disabled = page === 0;
+    next.disabled = !full;
+    pageLabel.textContent = t("adm_page", { page: page + 1 });
     const seen = new Set();
     for (const agent of agents) {
       seen.add(agent.id);

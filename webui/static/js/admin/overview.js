@@ -40,7 +40,8 @@ export async function mount(el, ctx) {
 
   async function load() {
     const data = await api("GET", "/townsquare/dashboard/overview", undefined, { query: { guild_id: ctx.guildId, minutes } });
-    const agents = await api("GET", "/townsquare/dashboard/agents", undefined, { query: { guild_id: ctx.guildId } });
+    // the first page of agents: the overview's counts cover them all, the agents page lists them
+    const agents = await api("GET", "/townsquare/dashboard/agents", undefined, { query: { guild_id: ctx.guildId, limit: 100 } });
     status.textContent = t("adm_updated", { time: clock(data.generated_at) });
     keepOpen(body, () => render(data, agents));
   }
@@ -79,7 +80,8 @@ export async function mount(el, ctx) {
           h("a", { href: `/admin/agents/${a.id}`, onclick: (e) => { e.preventDefault(); ctx.navigate(`/admin/agents/${a.id}`); } }, a.name),
           " ", statusBadge(a.live_status), " ", h("span", { class: "muted" }, a.mood?.label || ""),
           lastFailure(a.last_failure, { cls: "last-failure small" }))))
-          : h("p", { class: "muted" }, t("adm_no_agents"))),
+          : h("p", { class: "muted" }, t("adm_no_agents")),
+        data.agents.total > agents.length ? h("p", { class: "muted" }, t("adm_more_agents", { count: formatNumber(data.agents.total - agents.length) })) : null),
       data.gate_rejections ? gatePanel(data.gate_rejections, data.window_minutes) : null);
   }
 
