@@ -24,7 +24,7 @@ from townsquare.agents.society.persona import Society, bundled_societies, load_s
 from townsquare.agents.turn.plan import Heard, plan_opener, plan_reply
 from townsquare.agents.world.life import at_minutes, current, due_news, presence, whereabouts, world_time
 from townsquare.agents.world.model import World
-from townsquare.agents.world.subjects import candidates, known_news, pick_subject, situation, world_lines
+from townsquare.agents.world.subjects import as_subject, candidates, known_news, pick_subject, situation, world_lines
 from townsquare.platform.actions import agents, news
 from townsquare.platform.actions.context import Platform
 from townsquare.platform.actions.users import authenticate
@@ -363,6 +363,8 @@ async def test_attending_an_event_is_remembered_once(platform: Platform, setting
     assert await again.attend(infos, lambda a: True) == 0
     remembered = [m.text for m in await memories.recent(maren.id, 10)]
     assert any(t.startswith("I was at the Saturday market at the stalls on the square") for t in remembered), remembered
+    went = next(t for t in remembered if t.startswith("I was at"))
+    assert as_subject(went).startswith("going to the Saturday market")  # brought up later as what is on its mind  # type: ignore[union-attr]
     assert not any("Saturday market" in m.text for m in await memories.recent(tobias.id, 10))
     clock.advance(5 * 3600)  # 15:30: the match, Tobias and Oskar are listed for it
     assert await runtime.attend(infos, lambda a: a.id != infos[3].id) == 1  # a paused Oskar does not go

@@ -117,6 +117,15 @@ def world_lines(world: World, agent: str, t: WorldTime, released: Mapping[str, i
     return lines
 
 
+def as_subject(memory: str | None) -> str | None:
+    """A remembered event as something to bring up: "I was at the pub quiz at the Plough (...)"
+    (how the worker writes attendance) -> "going to the pub quiz at the Plough (...)", which reads
+    in a plan's "tells the others about ..."."""
+    if memory and memory.startswith("I was at "):
+        return "going to " + memory.removeprefix("I was at ")
+    return memory
+
+
 def situation(world: World, agent: str, t: WorldTime) -> str | None:
     """Where the agent is and what it does, in the third person ("Maren is at the bakery, baking
     the day's bread."), for the prompt's scene."""
