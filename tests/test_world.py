@@ -24,7 +24,7 @@ from townsquare.agents.society.persona import Society, bundled_societies, load_s
 from townsquare.agents.turn.plan import Heard, plan_opener, plan_reply
 from townsquare.agents.world.life import at_minutes, current, due_news, presence, whereabouts, world_time
 from townsquare.agents.world.model import World
-from townsquare.agents.world.subjects import candidates, known_news, pick_subject, situation, world_lines
+from townsquare.agents.world.subjects import as_subject, candidates, known_news, pick_subject, situation, world_lines
 from townsquare.platform.actions import agents, news
 from townsquare.platform.actions.context import Platform
 from townsquare.platform.actions.users import authenticate
@@ -187,6 +187,17 @@ def test_subjects_come_from_the_world(village: World) -> None:
     assert plan.act == "share" and plan.content == event.content and "Saturday market" in plan.narration()
     ask = next(s for s, _ in options if s.kind == "upcoming")
     assert plan_opener(load_society("village").agents[0], ask.content, seed=3, news=ask.share).act == "open"
+
+
+def test_what_the_channel_just_talked_about_is_rarely_brought_up_again(village: World) -> None:
+    t = hm(0, 12)
+    released = {n.id: n.at for n in due_news(village, t)}
+    said = ["Town Crier: The old mill is for sale — The owners of the old mill by the river have put it up for sale."]
+    fresh = dict((s.content, w) for s, w in candidates(village, "Tobias Reed", "general", t, released, lambda c: True))
+    after = dict((s.content, w) for s, w in candidates(village, "Tobias Reed", "general", t, released, lambda c: True, said))
+    mill = next(c for c in fresh if "old mill is for sale" in c)
+    assert after[mill] < 0.2 * fresh[mill]
+    assert all(after[c] == fresh[c] for c in fresh if c != mill)  # other subjects keep their weight
 
 
 def test_a_share_in_a_reply_is_about_what_the_agent_knows(village: World) -> None:
@@ -352,6 +363,8 @@ async def test_attending_an_event_is_remembered_once(platform: Platform, setting
     assert await again.attend(infos, lambda a: True) == 0
     remembered = [m.text for m in await memories.recent(maren.id, 10)]
     assert any(t.startswith("I was at the Saturday market at the stalls on the square") for t in remembered), remembered
+    went = next(t for t in remembered if t.startswith("I was at"))
+    assert as_subject(went).startswith("going to the Saturday market")  # brought up later as what is on its mind  # type: ignore[union-attr]
     assert not any("Saturday market" in m.text for m in await memories.recent(tobias.id, 10))
     clock.advance(5 * 3600)  # 15:30: the match, Tobias and Oskar are listed for it
     assert await runtime.attend(infos, lambda a: a.id != infos[3].id) == 1  # a paused Oskar does not go

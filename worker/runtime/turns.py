@@ -38,7 +38,7 @@ from ...agents.turn.plan import (
 from ...agents.turn.realise import Line, Scene
 from ...agents.turn.roster import Roster
 from ...agents.turn.speak import Spoken, speak
-from ...agents.world.subjects import Subject
+from ...agents.world.subjects import Subject, as_subject
 from ...platform.actions import agents as registry
 from ...platform.actions import dashboard as live
 from .api import PlatformRefused
@@ -209,9 +209,10 @@ class TurnTaking:
             heard = Heard(display_name(answered), plain(answered), human=not author.get("bot"), to_me=decision.direct)
         world: Subject | None = None
         if decision.trigger == "revive":  # what is on its mind, else what the world gives it, else a topic of the society's
-            subject = await self._on_mind(agent, decision)
+            subject = as_subject(await self._on_mind(agent, decision))
             if subject is None and self.policy.rng("world", decision.nonce, agent.id, decision.attempt).random() < WORLD_SHARE:
-                world = self.world.subject(agent, channel, self.policy.rng("subject", decision.nonce, agent.id, decision.attempt))
+                world = self.world.subject(agent, channel, self.policy.rng("subject", decision.nonce, agent.id, decision.attempt),
+                                           [line.content for line in lines])
                 subject = world.content if world is not None else None
             decision = replace(decision, subject=subject or decision.subject)
         people: dict[int, str] = {}

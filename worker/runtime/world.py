@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,12 +82,13 @@ class WorldRuntime:
         homes = agent.persona.home_channels
         return lambda name: not homes or name in homes
 
-    def subject(self, agent: AgentInfo, channel: ChannelState, rng: random.Random) -> Subject | None:
+    def subject(self, agent: AgentInfo, channel: ChannelState, rng: random.Random, said: Sequence[str] = ()) -> Subject | None:
+        """An opener's subject from the world; `said`: the channel's recent lines (what was just talked about)."""
         sw = self.worlds.get(agent.guild_id)
         if sw is None:
             return None
         return pick_subject(sw.world, agent.persona.name, channel.parent or channel.name, self.time(agent.guild_id),  # type: ignore[arg-type]
-                            sw.released, self._follows(agent), rng)
+                            sw.released, self._follows(agent), rng, said)
 
     def lines(self, agent: AgentInfo) -> list[str]:
         sw = self.worlds.get(agent.guild_id)
