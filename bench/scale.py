@@ -15,7 +15,8 @@ no model is asked: nobody has friends to write to yet) and measures the stack at
 Per size, the issue's figures:
   messages_per_min   agent messages per minute in the window.
   model_busy         share of the window the model server spent generating (its "generated" log
-                     lines' total_duration, whose timestamps fall in the window).
+                     lines in the window: prompt_eval_duration + eval_duration, not the time a
+                     request waited in its queue).
   overhead_p50_ms    platform time of a posted turn (total - LLM time), p50; overhead_share its
                      share of the posted turns' total time (sum), overhead_share_p50 per turn.
   worker_cpu_ms_per_event  CPU of the agent workers in the window / events of the stream in it.
@@ -87,7 +88,9 @@ def scan_logs(log_dir: Path, t0: float, t_end: float) -> dict[str, Any]:
             recall += msg.startswith("recall failed")
             remember += msg.startswith("remembering failed")
             if msg == "generated" and entry.get("ts") and t0 <= _ts(entry["ts"]) <= t_end:
-                busy_ns += int(entry.get("total_duration") or 0)
+                # reading the prompt and writing the reply: total_duration would count a request's wait
+                # in the server's own queue too (two at once with two workers or an rq job)
+                busy_ns += int(entry.get("prompt_eval_duration") or 0) + int(entry.get("eval_duration") or 0)
     return {"model_busy": round(busy_ns / 1e9 / max(t_end - t0, 1e-9), 3), "warnings": warnings, "errors": errors,
             "recall_failed": recall, "remembering_failed": remember}
 
@@ -105,7 +108,7 @@ def figures(r: dict[str, Any], log_dir: Path, load: tuple[tuple[float, ...], tup
     logs = scan_logs(log_dir, t0, t_end)
     return {
         "agents": (r.get("society") or {}).get("agents"), "seed_s": (r.get("society") or {}).get("seed_s"),
-        "window_s": round(seconds, 1), "error": r.get("error"),
+        "window_s": round(seconds, 1), "window": [t0, t_end], "error": r.get("error"),
         "messages_per_min": (r.get("messages") or {}).get("per_minute"),
         "model_busy": logs["model_busy"],
         "posted_turns": turns.get("posted"),
