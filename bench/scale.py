@@ -58,10 +58,12 @@ def run_society(society_file: Path, log_dir: Path, args: argparse.Namespace, dur
                "--set", "MODEL_THREADS=1", *extra]
     for item in args.set or []:
         command += ["--set", item]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=duration + 1800, cwd=str(HERE.parent))
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    out, err = log_dir / "society.out", log_dir / "society.err"
+    with out.open("w") as stdout, err.open("w") as stderr:  # files, not pipes: a large result line is written whole
+        proc = subprocess.run(command, stdout=stdout, stderr=stderr, timeout=duration + 1800, cwd=str(HERE.parent))
+    lines = [line for line in out.read_text().splitlines() if line.startswith("{")]
     if not lines:
-        raise RuntimeError(f"bench/society.py printed no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"bench/society.py printed no result (exit {proc.returncode}):\n{err.read_text()[-3000:]}")
     return orjson.loads(lines[-1])
 
 
