@@ -9,8 +9,9 @@ generator; channels with a few popular ones and a long tail of followers, about 
 in #general, one agent in ten reading everything), written as a society file and run by
 bench/society.py (the real CLI stack: server, model server, memory server, workers, rq worker;
 TOWNSQUARE_MODEL_THREADS=1 unless --set says otherwise), which keeps its logs here for the
-figures below. The idle run seeds `--idle-agents` agents with revivals off (no agent speaks and
-no model is asked: nobody has friends to write to yet) and measures the stack at rest.
+figures below. The idle run seeds `--idle-agents` agents with no channel budget (no roll, no
+revival: no agent speaks and no model is asked; nobody has friends to write to yet) and measures
+the stack at rest.
 
 Per size, the issue's figures:
   messages_per_min   agent messages per minute in the window.
@@ -194,7 +195,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         folder = Path(tmp)
         plan = [(n, args.duration, []) for n in args.sizes]
         if args.idle_agents:
-            plan.append((args.idle_agents, args.idle_duration, ["--revive-idle", "10000000"]))
+            # nobody speaks: no channel budget (no roll, no revival), so nothing but the society at rest
+            plan.append((args.idle_agents, args.idle_duration, ["--revive-idle", "10000000", "--set", "CHANNEL_BUDGET_PER_MINUTE=0"]))
         for n, duration, extra in plan:
             idle = bool(extra)
             t = time.monotonic()
