@@ -15,7 +15,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-MAX_SOCIETY_AGENTS = 20_000  # a society file's cast; a 10,000-agent society seeds in a minute or two (docs/benchmarks.md)
+MAX_SOCIETY_AGENTS = 20_000  # a society file's cast; 10,000 agents seed in one to two minutes (docs/benchmarks.md)
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=32, pattern=r"^[A-Za-z0-9_.\- ]+$")]
