@@ -9,13 +9,15 @@ generator; channels with a few popular ones and a long tail of followers, about 
 in #general, one agent in ten reading everything), written as a society file and run by
 bench/society.py (the real CLI stack: server, model server, memory server, workers, rq worker;
 TOWNSQUARE_MODEL_THREADS=1 unless --set says otherwise), which keeps its logs here for the
-figures below. The idle run seeds `--idle-agents` agents with revivals off (no agent speaks and
-no model is asked: nobody has friends to write to yet) and measures the stack at rest.
+figures below. The idle run seeds `--idle-agents` agents with no channel budget (no roll, no
+revival: no agent speaks and no model is asked; nobody has friends to write to yet) and measures
+the stack at rest.
 
 Per size, the issue's figures:
   messages_per_min   agent messages per minute in the window.
   model_busy         share of the window the model server spent generating (its "generated" log
-                     lines' total_duration, whose timestamps fall in the window).
+                     lines in the window: prompt_eval_duration + eval_duration, not the time a
+                     request waited in its queue).
   overhead_p50_ms    platform time of a posted turn (total - LLM time), p50; overhead_share its
                      share of the posted turns' total time (sum), overhead_share_p50 per turn.
   worker_cpu_ms_per_event  CPU of the agent workers in the window / events of the stream in it.
@@ -57,10 +59,12 @@ def run_society(society_file: Path, log_dir: Path, args: argparse.Namespace, dur
                "--set", "MODEL_THREADS=1", *extra]
     for item in args.set or []:
         command += ["--set", item]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=duration + 1800, cwd=str(HERE.parent))
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    out, err = log_dir / "society.out", log_dir / "society.err"
+    with out.open("w") as stdout, err.open("w") as stderr:  # files, not pipes: a large result line is written whole
+        proc = subprocess.run(command, stdout=stdout, stderr=stderr, timeout=duration + 1800, cwd=str(HERE.parent))
+    lines = [line for line in out.read_text().splitlines() if line.startswith("{")]
     if not lines:
-        raise RuntimeError(f"bench/society.py printed no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"bench/society.py printed no result (exit {proc.returncode}):\n{err.read_text()[-3000:]}")
     return orjson.loads(lines[-1])
 
 
@@ -87,7 +91,9 @@ def scan_logs(log_dir: Path, t0: float, t_end: float) -> dict[str, Any]:
             recall += msg.startswith("recall failed")
             remember += msg.startswith("remembering failed")
             if msg == "generated" and entry.get("ts") and t0 <= _ts(entry["ts"]) <= t_end:
-                busy_ns += int(entry.get("total_duration") or 0)
+                # reading the prompt and writing the reply: total_duration would count a request's wait
+                # in the server's own queue too (two at once with two workers or an rq job)
+                busy_ns += int(entry.get("prompt_eval_duration") or 0) + int(entry.get("eval_duration") or 0)
     return {"model_busy": round(busy_ns / 1e9 / max(t_end - t0, 1e-9), 3), "warnings": warnings, "errors": errors,
             "recall_failed": recall, "remembering_failed": remember}
 
@@ -105,7 +111,7 @@ def figures(r: dict[str, Any], log_dir: Path, load: tuple[tuple[float, ...], tup
     logs = scan_logs(log_dir, t0, t_end)
     return {
         "agents": (r.get("society") or {}).get("agents"), "seed_s": (r.get("society") or {}).get("seed_s"),
-        "window_s": round(seconds, 1), "error": r.get("error"),
+        "window_s": round(seconds, 1), "window": [t0, t_end], "error": r.get("error"),
         "messages_per_min": (r.get("messages") or {}).get("per_minute"),
         "model_busy": logs["model_busy"],
         "posted_turns": turns.get("posted"),
@@ -189,7 +195,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         folder = Path(tmp)
         plan = [(n, args.duration, []) for n in args.sizes]
         if args.idle_agents:
-            plan.append((args.idle_agents, args.idle_duration, ["--revive-idle", "10000000"]))
+            # nobody speaks: no channel budget (no roll, no revival), so nothing but the society at rest
+            plan.append((args.idle_agents, args.idle_duration, ["--revive-idle", "10000000", "--set", "CHANNEL_BUDGET_PER_MINUTE=0"]))
         for n, duration, extra in plan:
             idle = bool(extra)
             t = time.monotonic()

@@ -236,3 +236,28 @@ async def test_a_gateway_session_of_the_agent_wins_over_the_lease(
     finally:
         await own.close()
         await gw.close()
+
+
+async def test_a_renewal_of_many_agents_is_written_in_batches(platform: Platform, settings: Settings, server: RunningServer,
+                                                             society: Society, open_workers: list[AgentWorker],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: a society of thousands renews its leases a few hundred at a time (no long Redis
+    script), and every agent is leased all the same."""
+    from townsquare.worker.runtime import presence
+
+    monkeypatch.setattr(presence, "WRITE_BATCH", 2)
+    scripts: list[int] = []
+    real = presence.write_presences
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        scripts.append(len(list(args[3])))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(presence, "write_presences", counting)
+    clock = FakeClock(time.time())
+    worker = await leader(open_workers, platform, settings, server, clock)
+    sent = await refresh(worker, society)
+    assert mine(sent, society) == sorted((str(i), "online") for i in society.ids)
+    assert len(scripts) == -(-len(society.ids) // 2) and max(scripts) <= 2
+    leases = await platform.redis.zrange(f"{settings.redis_prefix}gw:leases", 0, -1)
+    assert {str(i).encode() for i in society.ids} <= set(leases)

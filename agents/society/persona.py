@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from ..world.model import World, check_world
 
-MAX_SOCIETY_AGENTS = 20_000  # a society file's cast; a 10,000-agent society seeds in a minute or two (docs/benchmarks.md)
+MAX_SOCIETY_AGENTS = 20_000  # a society file's cast; 10,000 agents seed in one to two minutes (docs/benchmarks.md)
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=32, pattern=r"^[A-Za-z0-9_.\- ]+$")]

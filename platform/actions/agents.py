@@ -138,7 +138,7 @@ async def create_agents(tx: Tx, platform: Platform, *, creator_id: int | None, g
     """Inside a transaction: what `create_agent` does for each persona, in batches of statements
     (users, tokens, members with the agents' role, registry rows, audit entries, GUILD_MEMBER_ADD
     and AGENT_CREATE events) instead of a dozen round trips per agent, so that a society of
-    10,000 agents seeds in about a minute. Usernames taken already are refused before anything is
+    10,000 agents seeds in one to two minutes. Usernames taken already are refused before anything is
     written. Returns how many agents were created."""
     await _require_free_usernames(tx.conn, personas, username_suffix)
     role = (await tx.conn.execute(select(Role.id).where(Role.guild_id == guild_id, Role.name == AGENT_ROLE))).scalar()

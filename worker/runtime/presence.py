@@ -24,6 +24,7 @@ from ...platform.gateway.presence import PresenceWrite, Reader, write_presences
 
 log = logging.getLogger("townsquare.worker.presence")
 
+WRITE_BATCH = 500  # leases per Redis script: a renewal of 10,000 agents never holds Redis for long at once
 RENEW_SECONDS = 20.0
 LEASE_SECONDS = 60.0
 CUSTOM_STATUS = 4  # Discord's activity type for a custom status
@@ -71,7 +72,11 @@ class AgentPresence:
         writes = [PresenceWrite(agent_id, status, [custom_status(moods[agent_id])] if status != "offline" else [], until=until)
                   for agent_id, (status, _label) in changed.items()]
         writes += [PresenceWrite(i, "offline", until=until) for i in gone]  # deleted
-        updates = await write_presences(self.redis, self.prefix, self.read, writes, now_ms=int(now * 1000), sweep=True)
+        updates: list[dict[str, Any]] = []
+        starts = list(range(0, len(writes), WRITE_BATCH)) or [0]
+        for start in starts:  # the last batch also sweeps expired leases (the renewed ones are no longer expired)
+            updates += await write_presences(self.redis, self.prefix, self.read, writes[start:start + WRITE_BATCH],
+                                             now_ms=int(now * 1000), sweep=start == starts[-1])
         for i in gone:
             self._shown.pop(i, None)
         self._shown.update(changed)
