@@ -368,6 +368,11 @@ questions:
            "OLLAMA_HOST": fake.url, "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "",
            "TOWNSQUARE_REDIS_PREFIX": settings.redis_prefix + "run:", "TOWNSQUARE_DATA_DIR": str(tmp_path / "data"),
            "TOWNSQUARE_GATE_RELEVANCE_FLOOR": "0"}
+    # the session's agents' tokens are sealed with its key: the run's worker reads every agent of the schema
+    from townsquare.platform.core.secretbox import secret_box
+
+    secret_box(settings)
+    env["TOWNSQUARE_SECRET_KEY"] = settings.secret_key or (settings.resolved_data_dir() / "secret.key").read_text().strip()
     try:
         done = subprocess.run([sys.executable, "-m", "townsquare.platform.cli", "run", str(path), "--without", "plant", "--json",
                                "--no-progress"], env=env, capture_output=True, timeout=600)
