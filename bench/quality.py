@@ -18,7 +18,9 @@ on now or coming up, the news released so far, what the agent is doing), at a si
 drawn for each opener within the first two days and the speaker's waking hours, and puts the
 speaker's whereabouts in the scene, as the worker does; `topics` (the default) opens with the
 society's revival topics. `--only openers` plays openers alone (the opener pass rate:
-`opener_pass_rate`, posted / opener turns).
+`opener_pass_rate`, posted / opener turns; `opener_candidate_pass_rate`, candidates the gate let
+through / candidates generated), each channel keeping its earlier openers as its history, as a
+quiet channel that is revived again and again does (so repeats count as loops).
 
 Writes a blind sample of 60 posted messages with their context (shuffled, no source labels) to
 --sample, and the key to <sample>.key.json. The LAST line printed is one JSON object.
@@ -98,6 +100,8 @@ class Turn:
     source: str
     seconds: float
     rejections: tuple[str, ...] = ()
+    generations: int = 0
+    subject: str | None = None  # an opener's subject  # model calls the turn made (each candidate, passed or rejected)
 
 
 @dataclass
@@ -140,6 +144,7 @@ class Bench:
         self.chain, self.relevance, self.form, self.candidates, self.floor = chain, relevance, form, candidates, floor
         self.run = Run()
         self.recent_own: dict[str, list[str]] = {}
+        self.calls = 0  # model calls so far (the chain's record hook counts them)
 
     async def turn(self, society: Society, persona: Persona, plan: Plan, channel: str, topic: str | None, history: list[Line],
                    kind: str, where: str = "") -> str | None:
@@ -152,14 +157,14 @@ class Bench:
                                                (heard is None or line.content != heard.text)),
                            relevance=self.relevance, relevance_floor=self.floor)
         scene = Scene(society.guild, channel, topic, tuple(history[-6:]), mood="You feel calm and thoughtful.", situation=where)
-        started = time.perf_counter()
+        started, calls = time.perf_counter(), self.calls
         spoken = await speak(self.chain, agent_id=None, guild_id=None, persona=persona, plan=plan, scene=scene, gate=gate,
                              options=GenOptions(max_tokens=60, temperature=0.7, seed=plan.seed), form=self.form,
                              candidates=self.candidates, relevance=self.relevance)
         seconds = time.perf_counter() - started
         self.run.turns.append(Turn(society.guild, channel, kind, persona.name, plan.act, heard.text if heard else None,
                                    [f"{line.author}: {line.content}" for line in history[-4:]], spoken.text, spoken.source,
-                                   seconds, spoken.rejections))
+                                   seconds, spoken.rejections, self.calls - calls, plan.content if heard is None else None))
         if spoken.text:
             self.recent_own.setdefault(persona.name, []).append(spoken.text)
             history.append(Line(persona.name, spoken.text))
@@ -175,14 +180,15 @@ def _world_time(society: Society, persona: Persona, rng: random.Random) -> World
             return t
 
 
-def opener_plan(society: Society, persona: Persona, channel: str, subjects: str, rng: random.Random) -> tuple[Plan, str]:
+def opener_plan(society: Society, persona: Persona, channel: str, subjects: str, rng: random.Random,
+                said: list[str] | None = None) -> tuple[Plan, str]:
     """The opener's plan (and the speaker's whereabouts for the scene): from the world, or a revival topic."""
     seed = rng.randrange(2**31)
     if subjects == "world" and society.world is not None:
         t = _world_time(society, persona, rng)
         released = {n.id: n.at for n in due_news(society.world, t)}
         follows = (lambda c: not persona.home_channels or c in persona.home_channels)
-        found = pick_subject(society.world, persona.name, channel, t, released, follows, random.Random(seed))
+        found = pick_subject(society.world, persona.name, channel, t, released, follows, random.Random(seed), said or [])
         if found is not None:
             return plan_opener(persona, found.content, seed=seed, news=found.share), situation(society.world, persona.name, t) or ""
     topic = rng.choice(society.revival_topics) if society.revival_topics else channel
@@ -192,6 +198,7 @@ def opener_plan(society: Society, persona: Persona, channel: str, subjects: str,
 async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", only: str | None = None) -> None:
     rng = random.Random(seed)
     societies = [("village", load_society("village")), ("city", load_society("city"))]
+    kept: dict[tuple[str, str], list[Line]] = {}  # openers only: each channel keeps what was said in it (revived again and again)
     rounds = 0
     while len(bench.run.turns) < turns:
         for _, society in societies:
@@ -199,9 +206,9 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                 if len(bench.run.turns) >= turns:
                     return
                 here = [a for a in society.agents if not a.home_channels or spec.name in a.home_channels] or society.agents
-                history: list[Line] = []
+                history: list[Line] = kept.setdefault((society.guild, spec.name), []) if only == "openers" else []
                 opener = rng.choice(here)
-                plan, where = opener_plan(society, opener, spec.name, subjects, rng)
+                plan, where = opener_plan(society, opener, spec.name, subjects, rng, [line.content for line in history[-8:]])
                 await bench.turn(society, opener, plan, spec.name, spec.topic, history, "opener", where)
                 if only == "openers":
                     continue
@@ -280,6 +287,8 @@ def figures(run: Run, relevance, model: str) -> dict[str, object]:  # type: igno
         "acts": dict(Counter(t.act for t in posted).most_common()),
         "openers": len(openers), "opener_pass_rate": round(sum(1 for t in openers if t.text) / len(openers), 3) if openers else 0.0,
         "opener_rejections": dict(Counter(r for t in openers for r in t.rejections).most_common()),
+        "opener_candidates": sum(t.generations for t in openers),
+        "opener_candidate_pass_rate": round(1 - sum(len(t.rejections) for t in openers) / max(1, sum(t.generations for t in openers)), 3),
         "turn_p50_s": round(statistics.median(seconds), 2) if seconds else 0.0,
         "turn_p99_s": round(seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))], 2) if seconds else 0.0,
         "model": model,
@@ -320,8 +329,10 @@ async def main() -> None:
     proc, url, model, logs = start_model_server(args.model, args.threads)
     try:
         routing = Routing(backends={"local": BackendSpec(host=url, model=model)}, routes=Routes(default=["local"]))
-        chain = FallbackChain(routing, SystemClock())
+        counter: list[Bench] = []
+        chain = FallbackChain(routing, SystemClock(), record=lambda call: setattr(counter[0], "calls", counter[0].calls + 1))
         bench = Bench(chain, relevance, args.form, args.candidates, args.floor)
+        counter.append(bench)
         started = time.perf_counter()
         await play(bench, args.turns, args.seed, args.subjects, args.only)
         await chain.close()

@@ -189,6 +189,17 @@ def test_subjects_come_from_the_world(village: World) -> None:
     assert plan_opener(load_society("village").agents[0], ask.content, seed=3, news=ask.share).act == "open"
 
 
+def test_what_the_channel_just_talked_about_is_rarely_brought_up_again(village: World) -> None:
+    t = hm(0, 12)
+    released = {n.id: n.at for n in due_news(village, t)}
+    said = ["Town Crier: The old mill is for sale — The owners of the old mill by the river have put it up for sale."]
+    fresh = dict((s.content, w) for s, w in candidates(village, "Tobias Reed", "general", t, released, lambda c: True))
+    after = dict((s.content, w) for s, w in candidates(village, "Tobias Reed", "general", t, released, lambda c: True, said))
+    mill = next(c for c in fresh if "old mill is for sale" in c)
+    assert after[mill] < 0.2 * fresh[mill]
+    assert all(after[c] == fresh[c] for c in fresh if c != mill)  # other subjects keep their weight
+
+
 def test_a_share_in_a_reply_is_about_what_the_agent_knows(village: World) -> None:
     t = hm(0, 12)
     lines = world_lines(village, "Ines Alvarez", t, {n.id: n.at for n in due_news(village, t)}, lambda c: True)

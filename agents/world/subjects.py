@@ -9,13 +9,16 @@ message), events on the calendar (public), and its own routine.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .life import WorldTime, current, describe_occurrence, upcoming, whereabouts
 from .model import DAY_MINUTES, NewsItem, World
 
 MAX_CONTENT = 170
+SAID_PENALTY = 0.15  # a subject the channel has just talked about is rarely brought up again (it would be a loop)
+_WORD = re.compile(r"[a-z][a-z']{3,}")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,24 @@ def news_text(item: NewsItem) -> str:
     return _clip(f"{title}: {item.content}" if title else item.content)
 
 
+def news_subject(item: NewsItem) -> str:
+    """The news as a subject to bring up: the headline and its first sentence, short (a long
+    subject gives a small model too much to get wrong)."""
+    first = re.split(r"(?<=[.!?])\s", item.content.strip(), maxsplit=1)[0].rstrip(".")
+    title = item.title.rstrip(".!?:")
+    return _clip(f"{title} ({first})" if title else first, 120)
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower())) - {"that", "this", "with", "from", "have", "will", "about", "there", "their", "what"}
+
+
+def _said(subject: str, said: Sequence[str]) -> bool:
+    """The channel's recent lines already talk about this (three or more of its words)."""
+    mine = _words(subject)
+    return any(len(mine & _words(line)) >= 3 for line in said)
+
+
 def known_news(world: World, t: WorldTime, released: Mapping[str, int], follows: Callable[[str], bool],
                window: int = DAY_MINUTES) -> list[NewsItem]:
     """News released (id -> simulated minute of release) within `window` to a channel the agent
@@ -45,8 +66,9 @@ def known_news(world: World, t: WorldTime, released: Mapping[str, int], follows:
 
 
 def candidates(world: World, agent: str, channel: str, t: WorldTime, released: Mapping[str, int],
-               follows: Callable[[str], bool]) -> list[tuple[Subject, float]]:
-    """Every subject the agent has for this channel now, with a weight."""
+               follows: Callable[[str], bool], said: Sequence[str] = ()) -> list[tuple[Subject, float]]:
+    """Every subject the agent has for this channel now, with a weight (low for what the
+    channel's recent lines, `said`, already talk about)."""
     out: list[tuple[Subject, float]] = []
     here = whereabouts(world, agent, t)
 
@@ -64,11 +86,11 @@ def candidates(world: World, agent: str, channel: str, t: WorldTime, released: M
                             _channel(world, occ.event.place)), 2.0 if fits(occ.event.place) else 0.7))
     for item in known_news(world, t, released, follows)[:3]:
         fresh = 1.0 - min(1.0, (t.total - released[item.id]) / DAY_MINUTES)
-        out.append((Subject("news", f"the news: {news_text(item)}", True, item.channel), 0.8 + 2.0 * fresh))
+        out.append((Subject("news", f"the news: {news_subject(item)}", True, item.channel), 0.8 + 2.0 * fresh))
     if here.doing and here.event is None and here.place is not None:
         out.append((Subject("routine", _clip(f"{here.doing} at {here.place.name}"), True, here.place.channel),
                     1.5 if fits(here.place.id) else 1.0))
-    return out
+    return [(s, w * SAID_PENALTY if said and _said(s.content, said) else w) for s, w in out]
 
 
 def _channel(world: World, place_id: str) -> str | None:
@@ -77,10 +99,10 @@ def _channel(world: World, place_id: str) -> str | None:
 
 
 def pick_subject(world: World, agent: str, channel: str, t: WorldTime, released: Mapping[str, int],
-                 follows: Callable[[str], bool], rng: random.Random) -> Subject | None:
+                 follows: Callable[[str], bool], rng: random.Random, said: Sequence[str] = ()) -> Subject | None:
     """A subject for an opener in `channel` (seeded draw by weight), or None when the world gives
     this agent nothing to say."""
-    options = candidates(world, agent, channel, t, released, follows)
+    options = candidates(world, agent, channel, t, released, follows, said)
     if not options:
         return None
     return rng.choices([s for s, _ in options], weights=[w for _, w in options])[0]

@@ -185,7 +185,8 @@ class TurnTaking:
         if decision.trigger == "revive":  # what is on its mind, else what the world gives it, else a topic of the society's
             subject = await self._on_mind(agent, decision)
             if subject is None and self.policy.rng("world", decision.nonce, agent.id, decision.attempt).random() < WORLD_SHARE:
-                world = self.world.subject(agent, channel, self.policy.rng("subject", decision.nonce, agent.id, decision.attempt))
+                world = self.world.subject(agent, channel, self.policy.rng("subject", decision.nonce, agent.id, decision.attempt),
+                                           [line.content for line in lines])
                 subject = world.content if world is not None else None
             decision = replace(decision, subject=subject or decision.subject)
         people: dict[int, str] = {}

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ from ...platform.actions.context import Platform
 log = logging.getLogger("townsquare.worker")
 
 RELEASES_PER_TICK = 3  # a worker that was down catches up a few items at a time, oldest first
+SYNC_EVERY = 5.0  # seconds between a worker's looks at which due news is out
 ATTENDED_TTL = 8 * 86_400  # seconds a record of who attended an occurrence is kept (in Redis)
 EVENT_IMPORTANCE = 6.0  # notable (memory/news.py): an event one went to may be brought up later
 
@@ -49,6 +51,7 @@ class WorldRuntime:
         self._memories, self._loader = memories, loader
         self.worlds: dict[int, SocietyWorld] = {}
         self._missing: set[tuple[int, str]] = set()
+        self._next_sync = 0.0
 
     # --- what the worker knows ---
 
@@ -79,12 +82,13 @@ class WorldRuntime:
         homes = agent.persona.home_channels
         return lambda name: not homes or name in homes
 
-    def subject(self, agent: AgentInfo, channel: ChannelState, rng: random.Random) -> Subject | None:
+    def subject(self, agent: AgentInfo, channel: ChannelState, rng: random.Random, said: Sequence[str] = ()) -> Subject | None:
+        """An opener's subject from the world; `said`: the channel's recent lines (what was just talked about)."""
         sw = self.worlds.get(agent.guild_id)
         if sw is None:
             return None
         return pick_subject(sw.world, agent.persona.name, channel.parent or channel.name, self.time(agent.guild_id),  # type: ignore[arg-type]
-                            sw.released, self._follows(agent), rng)
+                            sw.released, self._follows(agent), rng, said)
 
     def lines(self, agent: AgentInfo) -> list[str]:
         sw = self.worlds.get(agent.guild_id)
@@ -100,6 +104,9 @@ class WorldRuntime:
 
     async def sync(self, channel_id: Callable[[int, str], int | None]) -> None:
         """Learns which due items are out (released by any worker, before a restart too)."""
+        if time.monotonic() < self._next_sync:
+            return
+        self._next_sync = time.monotonic() + SYNC_EVERY
         for guild_id, sw in self.worlds.items():
             t = self.time(guild_id)
             due = [n for n in due_news(sw.world, t) if n.id not in sw.released] if t else []  # type: ignore[arg-type]
