@@ -60,6 +60,7 @@ def arm_figures(report: dict[str, Any]) -> dict[str, Any]:
             else:
                 entry[q["name"]] = {"value": q["value"], **({"messages": q["messages"]} if "messages" in q else {})}
         entry["real_seconds"] = run.get("results", {}).get("real_seconds")
+        entry["messages"] = run.get("results", {}).get("messages")
         arm["runs"].append(entry)
     return out
 

@@ -20,7 +20,6 @@ from townsquare.agents.scenario.load import ScenarioError, load_scenario, parse_
 from townsquare.agents.scenario.model import parse_duration
 from townsquare.agents.scenario.stats import difference, summary
 from townsquare.agents.society.persona import Society
-from townsquare.platform.core import secretbox
 from townsquare.platform.actions import agents
 from townsquare.platform.actions.context import Platform
 from townsquare.platform.actions.users import authenticate
@@ -368,9 +367,12 @@ questions:
     env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url, "CHROMA_URL": chroma,
            "OLLAMA_HOST": fake.url, "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "",
            "TOWNSQUARE_REDIS_PREFIX": settings.redis_prefix + "run:", "TOWNSQUARE_DATA_DIR": str(tmp_path / "data"),
-           "TOWNSQUARE_GATE_RELEVANCE_FLOOR": "0",
-           # the session's key: the run's agents are read by the session's later workers too
-           "TOWNSQUARE_SECRET_KEY": settings.secret_key or secretbox._key_file(settings.resolved_data_dir())}
+           "TOWNSQUARE_GATE_RELEVANCE_FLOOR": "0"}
+    # the session's agents' tokens are sealed with its key: the run's worker reads every agent of the schema
+    from townsquare.platform.core.secretbox import secret_box
+
+    secret_box(settings)
+    env["TOWNSQUARE_SECRET_KEY"] = settings.secret_key or (settings.resolved_data_dir() / "secret.key").read_text().strip()
     try:
         done = subprocess.run([sys.executable, "-m", "townsquare.platform.cli", "run", str(path), "--without", "plant", "--json",
                                "--no-progress"], env=env, capture_output=True, timeout=600)

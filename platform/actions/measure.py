@@ -79,6 +79,17 @@ async def sentiment_about(platform: Platform, guild_id: int, q: sc.SentimentAbou
     return {"kind": "sentiment", "name": q.name, "topic": q.topic, "keywords": words, "messages": n, "value": mean}
 
 
+async def messages_since(platform: Platform, guild_id: int, since_id: int | None) -> int:
+    """The society's messages during the run (how much happened, beside the answers)."""
+    from sqlalchemy import func
+
+    query = select(func.count()).select_from(Message).where(Message.guild_id == guild_id)
+    if since_id is not None:
+        query = query.where(Message.id >= since_id)
+    async with platform.read() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
 async def answer(platform: Platform, guild_id: int, q: Any, *, since_id: int | None = None,
                  told: frozenset[int] = frozenset()) -> dict[str, Any]:
     if isinstance(q, sc.Knows):

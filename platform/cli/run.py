@@ -113,6 +113,7 @@ class ProcessAgents:
             if worker.poll() is not None:
                 break
             await asyncio.sleep(0.25)
+        await self.stop()  # the rq worker too: nothing of this run outlives it
         raise RuntimeError(f"the agent worker did not start (see {path})")
 
     async def stop(self) -> None:

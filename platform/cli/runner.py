@@ -151,6 +151,7 @@ async def run_scenario(platform: Any, admin: AuthUser, scenario: sc.Scenario, *,
         started = False
         answers = [await measure.answer(platform, guild_id, q, since_id=since_id, told=frozenset(told)) for q in scenario.questions]
         outcome.results = {"questions": answers, "interventions": applied, "sim_seconds": scenario.duration,
+                           "messages": await measure.messages_since(platform, guild_id, since_id),
                            "real_seconds": round(clock.now() - start, 1), "seed": seed, "guild_id": str(guild_id)}
         outcome.state = "done"
     except (asyncio.CancelledError, KeyboardInterrupt):
