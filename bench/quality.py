@@ -154,9 +154,9 @@ class Bench:
         """A reply planned as the worker plans it (worker/runtime/turns.py): what the speaker knows
         that answers a question, else who present would know."""
         known = expert = None
-        if self.knows and is_question(heard.text):
+        if self.knows:
             known = best_known(persona.knows, heard.text, self.relevance, self.known_floor)
-            if known is None and heard.human and heard.to_me:
+            if known is None and is_question(heard.text) and heard.human and heard.to_me:
                 expert = expert_for(heard.text, [p for p in present if p.name != persona.name], self.relevance, self.known_floor)
         return plan_reply(persona, heard, seed=seed, memories=[], known=known, expert=expert)
 

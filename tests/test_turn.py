@@ -366,3 +366,19 @@ def test_a_known_answer_is_framed_as_advice_only_when_advice_was_asked() -> None
     slugs = plan_reply(INES, Heard("Sam Carter", "any tips for slugs on my lettuces?", human=True, to_me=True), seed=1,
                        known=INES.knows[0])
     assert any("Worked for me" in line for line in slugs.fallbacks())
+
+
+async def test_what_a_persona_knows_about_what_was_said_is_shared_instead_of_small_talk() -> None:
+    said = "The slugs have been terrible on the allotments this year."
+    shares = [p for p in (plan_reply(INES, Heard("Tobias Reed", said), seed=s, known=INES.knows[0]) for s in range(60))
+              if p.act == "share"]
+    assert shares and all(p.content == INES.knows[0] and p.known and not p.must_post for p in shares)
+    plan = shares[0]
+    assert "Beer traps" in plan.narration() and "Beer traps" not in plan.narration(with_known=False)
+    assert all(line.endswith("keep slugs off lettuces.") for line in plan.fallbacks())
+    scene = Scene("Ashford Green", "garden", None, (Line("Tobias Reed", said),))
+    gate = ctx(own_name=INES.name, bio=INES.bio, prompt_texts=(INES.bio,), answering=said, members=["Tobias Reed"])
+    babble = await speak(ScriptedChain("True, I will buy her a little thing for the market."), agent_id=1, guild_id=1,
+                         persona=INES, plan=plan, scene=scene, gate=gate, options=GenOptions(max_tokens=40), relevance=overlap,
+                         known_floor=0.3)
+    assert babble.source == "plan" and "beer traps" in (babble.text or "").lower()

@@ -95,6 +95,9 @@ class Plan:
         content = _clip(self.content, 120)
         if self.act == "answer" and self.known and with_known:
             return f"{self.first} answers {who}'s question ({content}) with what {self.first} knows: {_clip(self.known, 200)}"
+        if self.act == "share" and self.known:
+            return (f"{self.first} adds something {self.first} knows: {_clip(self.known, 200)}" if with_known
+                    else f"{self.first} adds something {self.first} knows.")
         if self.act == "answer" and self.expert:
             return f"{self.first} does not know ({content}) and tells {who} that {self.expert.split()[0]} would."
         return {
@@ -125,6 +128,11 @@ class Plan:
                 closers = ["Hope that helps.", "Glad you asked.", "Anything else you'd like to know?", ""]
             known = sentence(self.known)
             options = [" ".join(filter(None, [o, known, c])) for o in openers for c in closers]
+        elif self.act == "share" and self.known:
+            known = sentence(self.known)
+            after_comma = known[:1].lower() + known[1:]  # "By the way, tomatoes..." (not a name: statements start plainly)
+            options = [f"By the way, {after_comma}", f"That reminds me. {known}", f"Speaking of which, {after_comma}",
+                       f"For what it's worth, {after_comma}", known]
         elif self.act == "answer":  # composed, so that two agents' fallbacks rarely read alike
             openers = [f"Good question, {who}.", f"Hm, {who}.", f"Ah, {who}.", f"Honestly, {who}?", f"Let me think, {who}."]
             bodies = [f"I don't know much{about}.", f"I'm honestly not sure{about}.", f"I couldn't tell you for certain{about}.",
@@ -291,7 +299,7 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         "agree": 0.8 + traits.agreeableness + max(0.0, affinity) + max(0.0, sentiment(text)) * 0.5,
         "disagree": 0.15 + (1 - traits.agreeableness) * 0.9 + max(0.0, -affinity) * 1.5 + (0.3 if mood == "irritated" else 0.0),
         "ask": 0.6 + traits.openness * 0.8 + interests_match,
-        "share": (1.2 if memory or news else 0.3) + interests_match,
+        "share": (1.2 if memory or news or known else 0.3) + interests_match,
         "joke": (0.1 + traits.extraversion * traits.openness) * (1.3 if mood in ("excited", "cheerful") else 0.5),
     }
     acts = list(weights)
@@ -299,6 +307,8 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     content = text if act in ("agree", "disagree") else (keyphrase(text, 4) or text)
     if act == "share" and news:  # news or an event it knows of, not a made-up one
         content = news
+    elif act == "share" and known:  # something it knows that bears on what was said: real content, not small talk
+        return Plan("share", content=known, hint=None, known=known, lead="", **base)  # type: ignore[arg-type]
     return Plan(act, content=content, hint=hint if act in ("agree", "disagree", "share") else None,  # type: ignore[arg-type]
                 lead=lead_for(act, text, heard.author, rng), **base)
 

@@ -88,7 +88,7 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
             line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
             if line is not None:
                 return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
-    if plan.act == "answer" and plan.known and reached:
+    if plan.act in ("answer", "share") and plan.known and reached:
         # the model may put what the speaker knows in its own words, not replace it with a guess:
         # its lines that stray from the known answer give way to the answer itself, framed
         if relevance is not None:

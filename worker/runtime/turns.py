@@ -177,11 +177,11 @@ class TurnTaking:
             return plan_opener(persona, subject, seed=seed, news=news, memories=recall.lines)
         bond = self.state.relations.get(agent.id, self.member_ids[agent.guild_id].get(heard.author, 0))
         match = self.policy.relevance(agent, heard.text) if self.policy.relevance else 0.0
-        known = expert = None
-        if is_question(heard.text):
-            known = best_known(persona.knows, heard.text, self.text_relevance, self.settings.known_relevance_floor)
-            if known is None and heard.human and heard.to_me:
-                expert = self._expert(agent, channel, heard.text)
+        # what it knows that bears on the message: the answer to a question, else something to add
+        known = best_known(persona.knows, heard.text, self.text_relevance, self.settings.known_relevance_floor)
+        expert = None
+        if known is None and is_question(heard.text) and heard.human and heard.to_me:
+            expert = self._expert(agent, channel, heard.text)
         return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=recall.lines,
                           interests_match=match, known=known, expert=expert, world=self.world.lines(agent))
 
