@@ -425,8 +425,11 @@ class AgentWorker(TurnTaking):
         if channel is None or msg.guild_id is None:
             return
         dm = channel.dm_recipients is not None
-        witnesses = [a.id for a in self.state.agents.values() if a.guild_id == msg.guild_id and (
-            a.id == msg.author_id or (a.id in channel.dm_recipients if dm else self.state._follows(a, channel)))]  # type: ignore[operator]
+        # the channel's readers from the followers index (not a scan of the society), and the author
+        witnesses = [a.id for a in self.state.followers(channel, msg.guild_id)]
+        author = self.state.agents.get(msg.author_id)
+        if author is not None and author.guild_id == msg.guild_id and msg.author_id not in witnesses:
+            witnesses.append(msg.author_id)
         if not witnesses:
             return
         ids = dict(self.member_ids[msg.guild_id])
