@@ -85,6 +85,16 @@ async def presence_of(gw: GatewayClient, user_id: int, status: str) -> dict[str,
             return frame["d"]
 
 
+async def shown(gw: GatewayClient, *wanted: tuple[int, str]) -> dict[int, dict[str, Any]]:
+    """The PRESENCE_UPDATEs giving each (user, status) wanted, in whatever order they came: one
+    refresh's updates are not ordered among agents."""
+    async def all_seen() -> dict[int, dict[str, Any]] | None:
+        found = {int(u["user"]["id"]): u for u in gw.events("PRESENCE_UPDATE") if (int(u["user"]["id"]), u["status"]) in wanted}
+        return found if len(found) == len(wanted) else None
+
+    return await wait_for(all_seen, timeout=20)
+
+
 async def _true(value: bool) -> bool:
     return value
 
@@ -155,8 +165,7 @@ async def test_resting_pausing_and_deleting_change_what_members_see(
         await agents.do_set_state(platform, me, paused, "paused", "test")  # the registry's version moves: reloaded
         clock.advance(1)
         await refresh(worker, society)
-        await presence_of(gw, resting, "idle")
-        gone = await presence_of(gw, paused, "offline")
+        gone = (await shown(gw, (resting, "idle"), (paused, "offline")))[paused]
         assert gone["activities"] == [] and gone["client_status"] == {}
 
         await agents.do_delete_agent(platform, me, deleted, "test")
