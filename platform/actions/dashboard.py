@@ -36,7 +36,6 @@ from .users import AuthUser
 
 ACTIVITIES = ("thinking", "speaking")
 SPEAKING_SECONDS = 5.0  # an agent shows as speaking this long after it posted
-MEMORY_COUNT_CONCURRENCY = 8  # agents' memory counts asked of the store at once
 MEMORY_COUNT_SECONDS = 3.0  # the agents list waits this long for the counts, then shows the rest as unknown
 
 # --- the live signal (written by the agent worker) ---

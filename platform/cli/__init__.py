@@ -523,26 +523,20 @@ def society_seed(society: str, admin: Annotated[str, typer.Option(help="The owni
 
 def _admin_call(fn: Any) -> Any:
     """Runs `fn(platform, admin)` with the first instance administrator as the actor."""
-    settings = get_settings()
-    services = _services(settings)
+    from .session import on_platform
 
-    async def main() -> Any:
+    async def as_admin(platform: Any) -> Any:
         from sqlalchemy import text
 
         from ..actions.users import AuthUser
-        from ..api.app import build_platform, close_platform
 
-        platform = await build_platform(settings, services.database_url, services.redis_url)
-        try:
-            async with platform.read() as conn:
-                row = (await conn.execute(text("SELECT id, username FROM users WHERE is_admin ORDER BY id LIMIT 1"))).first()
-            if row is None:
-                raise typer.BadParameter("no administrator exists yet (run `townsquare init` or `townsquare up` once)")
-            return await fn(platform, AuthUser(row.id, row.username, None, None, False, True, 0))
-        finally:
-            await close_platform(platform)
+        async with platform.read() as conn:
+            row = (await conn.execute(text("SELECT id, username FROM users WHERE is_admin ORDER BY id LIMIT 1"))).first()
+        if row is None:
+            raise typer.BadParameter("no administrator exists yet (run `townsquare init` or `townsquare up` once)")
+        return await fn(platform, AuthUser(row.id, row.username, None, None, False, True, 0))
 
-    return asyncio.run(main())
+    return on_platform(as_admin)
 
 
 @agents_app.command("list")

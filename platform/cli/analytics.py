@@ -1,12 +1,27 @@
-"""`townsquare export`: a society's window written as files (platform/analytics/export.py)."""
+"""`townsquare export` and `townsquare report`: a society's window written as files or as an HTML
+report (platform/analytics/)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
+
+T = TypeVar("T")
+
+
+def _on_platform(work: Callable[[Any], Awaitable[T]]) -> T:
+    """`work(platform)`; a domain error ends the command with its message (exit 1), not a traceback."""
+    from ..core.errors import TownsquareError
+    from .session import on_platform
+
+    try:
+        return on_platform(work)
+    except TownsquareError as exc:
+        typer.echo(f"error: {exc.message} {exc.errors or ''}".rstrip(), err=True)
+        raise typer.Exit(1) from exc
 
 
 def export(guild: Annotated[int, typer.Option("--guild", help="The society's guild id.")],
@@ -21,28 +36,9 @@ def export(guild: Annotated[int, typer.Option("--guild", help="The society's gui
     from ..analytics.export import export as run_export
     from ..analytics.scorecard import parse_facts
     from ..analytics.window import parse_bound
-    from ..core.config import get_settings
-    from ..core.errors import TownsquareError
-    from ..services.embedded import resolve_services
 
-    settings = get_settings()
-    services = resolve_services(settings)
-
-    async def main() -> Any:
-        from ..api.app import build_platform, close_platform
-
-        platform = await build_platform(settings, services.database_url, services.redis_url)
-        try:
-            return await run_export(platform, guild, format, out, parse_bound(since, "since"), parse_bound(until, "until"),
-                                    parse_facts(fact))
-        finally:
-            await close_platform(platform)
-
-    try:
-        manifest = asyncio.run(main())
-    except TownsquareError as exc:
-        typer.echo(f"error: {exc.message} {exc.errors or ''}".rstrip(), err=True)
-        raise typer.Exit(1) from exc
+    manifest = _on_platform(lambda platform: run_export(platform, guild, format, out, parse_bound(since, "since"),
+                                                        parse_bound(until, "until"), parse_facts(fact)))
     for name, entry in manifest["files"].items():
         typer.echo(f"{out / entry['file']}  {next(v for k, v in entry.items() if k != 'file')}")
     typer.echo(f"{out / 'manifest.json'}  ({manifest['seconds']} s)")
@@ -58,27 +54,9 @@ def report(guild: Annotated[int, typer.Option("--guild", help="The society's gui
     from ..analytics.report import report as render_report
     from ..analytics.scorecard import parse_facts
     from ..analytics.window import parse_bound
-    from ..core.config import get_settings
-    from ..core.errors import TownsquareError
-    from ..services.embedded import resolve_services
 
-    settings = get_settings()
-    services = resolve_services(settings)
-
-    async def main() -> str:
-        from ..api.app import build_platform, close_platform
-
-        platform = await build_platform(settings, services.database_url, services.redis_url)
-        try:
-            return await render_report(platform, guild, parse_bound(since, "since"), parse_bound(until, "until"), parse_facts(fact))
-        finally:
-            await close_platform(platform)
-
-    try:
-        html = asyncio.run(main())
-    except TownsquareError as exc:
-        typer.echo(f"error: {exc.message} {exc.errors or ''}".rstrip(), err=True)
-        raise typer.Exit(1) from exc
+    html = _on_platform(lambda platform: render_report(platform, guild, parse_bound(since, "since"), parse_bound(until, "until"),
+                                                       parse_facts(fact)))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     typer.echo(f"{out}  ({len(html)} bytes)")

@@ -18,23 +18,10 @@ backup_app = typer.Typer(help="Backups of the whole installation (database, file
 
 def _with_installation(fn: Any) -> Any:
     """Runs `fn(installation)` against the configured (or embedded) services."""
-    from ..core.config import get_settings
-    from ..services.embedded import resolve_services
+    from ..ops.backup import Installation
+    from .session import on_platform
 
-    settings = get_settings()
-    services = resolve_services(settings)
-
-    async def main() -> Any:
-        from ...platform.api.app import build_platform, close_platform
-        from ..ops.backup import Installation
-
-        platform = await build_platform(settings, services.database_url, services.redis_url)
-        try:
-            return await fn(Installation.of(platform))
-        finally:
-            await close_platform(platform)
-
-    return asyncio.run(main())
+    return on_platform(lambda platform: fn(Installation.of(platform)))
 
 
 def _source(name_or_path: str) -> Path:

@@ -10,6 +10,8 @@ too busy, and a slow model is waited for, never timed out into throwing its work
 from __future__ import annotations
 
 import asyncio
+import itertools
+import itertools
 import logging
 import re
 import time
@@ -187,9 +189,8 @@ class TurnTaking:
 
     def _expert(self: AgentWorker, agent: AgentInfo, channel: ChannelState, question: str) -> str | None:
         """Who in this channel's crowd would know (bounded: a thousand-agent society is not scanned per question)."""
-        near = [a for a in self.state.agents.values() if a.guild_id == agent.guild_id and a.id != agent.id and a.persona.knows
-                and (not a.persona.home_channels or channel.name in a.persona.home_channels)]
-        others = [a.persona for a in sorted(near, key=lambda a: a.id)[:EXPERTS_CONSIDERED]]
+        near = (a for a in self.state.followers(channel, agent.guild_id) if a.id != agent.id and a.persona.knows)
+        others = [a.persona for a in itertools.islice(near, EXPERTS_CONSIDERED)]
         return expert_for(question, others, self.text_relevance, self.settings.known_relevance_floor)
 
     async def _turn(self: AgentWorker, agent: AgentInfo, channel: ChannelState,
