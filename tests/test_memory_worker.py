@@ -83,7 +83,7 @@ async def test_replies_never_claim_ties_the_record_does_not_support(platform: Pl
     worker = AgentWorker(worker_settings(settings, server, llm.url), platform, name=name("w"))
     await worker.start()
     try:
-        asked = (await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> how is the bread?"},
+        asked = (await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> how is your bread?"},
                                    headers=human.headers)).json()
         await wait_for(lambda: replies_to(client, human, general, asked["id"], agent["id"]), timeout=20)
         history = (await client.get(f"/api/v10/channels/{general}/messages?limit=50", headers=human.headers)).json()

@@ -155,6 +155,23 @@ def test_a_revival_that_came_to_nothing_is_retried_differently() -> None:
     assert len({(a, s) for a, s, _ in draws}) > 1  # ... with another speaker or subject
 
 
+def test_a_channel_whose_regulars_all_sleep_is_revived_by_someone_awake() -> None:
+    sim = Sim("village", CONFIG)
+    sim.clock.advance(CONFIG.revive_idle_seconds * 2)
+    history = next(c for c in sim.channels if c.name == "history")
+    regulars = {a.id for a in sim.state.followers(history)}
+    for agent_id in regulars:  # asleep as far as the policy is concerned: resting for the night
+        sim.state.agents[agent_id].resting_until = sim.state.now + 8 * 3600
+    decisions = [d for _ in sim.channels for d in sim.policy.revivals(sim.state)]  # one channel per society per call
+    decision = next(d for d in decisions if d.channel_id == history.id)
+    assert decision.agent_id not in regulars and sim.state.active(sim.state.agents[decision.agent_id])
+    # the whole society asleep: the channel stays quiet (nobody is up to talk)
+    for agent in sim.state.agents.values():
+        agent.resting_until = sim.state.now + 8 * 3600
+    sim.clock.advance(CONFIG.revive_idle_seconds * 2)
+    assert not [d for _ in sim.channels for d in sim.policy.revivals(sim.state)]
+
+
 def test_decisions_are_reproducible_for_a_retried_event() -> None:
     a, b = Sim("city", CONFIG), Sim("city", CONFIG)
     for sim in (a, b):

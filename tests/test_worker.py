@@ -320,7 +320,7 @@ async def test_a_misbehaving_agent_is_paused_with_a_reason(platform: Platform, s
     try:
         agent = cast[0]
         for i in range(2):
-            await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> question {i}?"},
+            await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> how are you, question {i}?"},
                               headers=human.headers)
         obj = await wait_for(lambda: agent_where(platform, admin, agent["id"], state="paused"), timeout=20)
         assert "failed turns" in obj["state_reason"] and "time budget" in obj["state_reason"]

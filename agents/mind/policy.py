@@ -556,16 +556,12 @@ class TurnPolicy:
             if now - channel.last_at < cfg.revive_idle_seconds * jitter or state.budget_left(channel, cfg.channel_budget_per_minute) <= 0:
                 continue
             rng = self.rng("revive", channel.id, channel.last_message_id, channel.revive_attempts)
-            candidates = []
-            for agent in state.followers(channel):
-                if not state.active(agent):
-                    continue
-                activity = agent.persona.rhythm.activity(hour)
-                if activity <= 0 or self._cooling(state, agent.id, now, 0.5):
-                    continue
-                weight = (0.3 + agent.persona.traits.extraversion) * activity * state.mood(agent.id).talkativeness(agent.persona.traits)
-                weight *= state.around(agent, channel)
-                candidates.append((agent, weight * (0.5 + self.relevance(agent, channel.topic or channel.name))))
+            # those who follow the channel; when all of them sleep, whoever in the society is up
+            # drops by (a channel does not go dark for hours because its regulars keep early hours)
+            followers = state.followers(channel)
+            if not any(state.active(a) and a.persona.rhythm.activity(hour) > 0 for a in followers):
+                followers = state.agents.of_guild(channel.guild_id)
+            candidates = self._revivers(state, followers, channel, hour, now)
             if not candidates:
                 continue
             agent = rng.choices([a for a, _ in candidates], weights=[w for _, w in candidates])[0]
@@ -574,6 +570,23 @@ class TurnPolicy:
             channel.revive_pending_until = now + max(30.0, cfg.revive_idle_seconds / 2)
             channel.revive_attempts += 1
             busy_guilds.add(channel.guild_id)
+        return out
+
+    def _revivers(self, state: SocietyState, agents: list[AgentInfo], channel: ChannelState, hour: float,
+                  now: float) -> list[tuple[AgentInfo, float]]:
+        """The awake, rested agents among `agents` who could open a conversation in `channel`, weighted."""
+        out = []
+        for agent in agents:
+            if not state.active(agent):
+                continue
+            activity = agent.persona.rhythm.activity(hour)
+            if activity <= 0 or self._cooling(state, agent.id, now, 0.5):
+                continue
+            weight = (0.3 + agent.persona.traits.extraversion) * activity * state.mood(agent.id).talkativeness(agent.persona.traits)
+            weight *= state.around(agent, channel)
+            weight *= 0.5 + self.relevance(agent, channel.topic or channel.name)
+            if weight > 0:
+                out.append((agent, weight))
         return out
 
     # --- social initiatives (the tick leader asks; the worker carries them out) ---

@@ -57,6 +57,7 @@ class Plan:
     lead: str = ""  # the first words of the line, chosen with the act ("No,", "I agree,"): the model goes on from them
     known: str | None = None  # what the speaker knows that answers the question (its persona's `knows`)
     expert: str | None = None  # a member who would know better, when the speaker knows nothing that fits
+    honest: bool = False  # a person asked something the speaker knows nothing about: the line says so, no guess
 
     @property
     def first(self) -> str:
@@ -98,8 +99,6 @@ class Plan:
         if self.act == "share" and self.known:
             return (f"{self.first} adds something {self.first} knows: {_clip(self.known, 200)}" if with_known
                     else f"{self.first} adds something {self.first} knows.")
-        if self.act == "answer" and self.expert:
-            return f"{self.first} does not know ({content}) and tells {who} that {self.expert.split()[0]} would."
         return {
             "answer": f"{self.first} answers {who}'s question ({content}) in a sentence, from experience.",
             "ask": f"{self.first} asks {who} about {content}.",
@@ -133,19 +132,26 @@ class Plan:
             after_comma = known[:1].lower() + known[1:]  # "By the way, tomatoes..." (not a name: statements start plainly)
             options = [f"By the way, {after_comma}", f"That reminds me. {known}", f"Speaking of which, {after_comma}",
                        f"For what it's worth, {after_comma}", known]
-        elif self.act == "answer":  # composed, so that two agents' fallbacks rarely read alike
-            openers = [f"Good question, {who}.", f"Hm, {who}.", f"Ah, {who}.", f"Honestly, {who}?", f"Let me think, {who}."]
-            bodies = [f"I don't know much{about}.", f"I'm honestly not sure{about}.", f"I couldn't tell you for certain{about}.",
-                      "That's a bit outside what I know.", "I've never had to deal with that myself."]
-            closers = ["Someone here will know better than me.", "Has anyone else here dealt with it?", "What have you tried so far?",
-                       "I'll ask around and let you know.", "If I hear anything useful I'll pass it on."]
+        elif self.act == "answer":  # composed, short and varied, so that two agents' lines rarely read alike
+            asked = object_phrase(self.content, definite_only=True)  # "the old mill", not "the adult" from "as an adult"
+            about = f" about {asked}" if asked else ""
+            openers = [f"Good question, {who}.", f"Hm, {who}.", f"Ah, {who}.", f"Honestly, {who}?", f"Let me think, {who}.",
+                       f"Oh, {who}.", f"Sorry, {who}."]
+            bodies = [f"No idea{about}, I'm afraid.", f"I don't know much{about}.", f"Not sure{about}, to be honest.",
+                      f"I couldn't say{about}.", "That's outside what I know.", "You've got me there.", "I really couldn't tell you.",
+                      "Beats me, honestly."]
+            closers = ["Someone here will know better.", "I'll ask around for you.", "I'll pass on anything I hear.",
+                       "Maybe ask again in here later?", ""]
+            if _ADVICE.search(self.content):  # a problem to solve: the speaker has not had it, and asks
+                bodies.append("Never had that problem myself.")
+                closers += ["Has anyone here dealt with it?", "What have you tried so far?"]
             if self.expert:  # an honest "I don't know" that still helps: who would
                 expert = self.expert.split()[0]
                 closers = [f"{expert} would know better than me.", f"Ask {expert}, that's more {expert}'s line.",
-                           f"{expert} is the one to ask about that."]
+                           f"{expert} is the one to ask about that.", f"Try {expert}, maybe.", f"{expert} might know."]
             elif self.interest:
                 closers.append(f"My own corner is {self.interest}, really.")
-            options = [f"{o} {b} {c}" for o in openers for b in bodies for c in closers]
+            options = [" ".join(filter(None, [o, b, c])) for o in openers for b in bodies for c in closers]
         else:
             options = {
                 "greet": [f"Hello {who}! Good to see you. How's your day going?", f"Hi {who}, nice to hear from you. How are things?",
@@ -167,13 +173,16 @@ _OBJECT = re.compile(r"(?i)\b(my|the|your|our|this|that|a|an) ((?:[a-z]+ ){0,2}?
                      r"ate|got|looks|seems|dip|dips)\b|[?.!,]|$)")
 
 
-def object_phrase(text: str) -> str | None:
+def object_phrase(text: str, *, definite_only: bool = False) -> str | None:
     """The thing a line is about, as the answerer would say it ("my basil keeps dying" -> "your
-    basil"), or None when no plain noun phrase is found."""
+    basil"), or None when no plain noun phrase is found. `definite_only`: only a thing the line
+    names as known ("the mill", "my basil"), not "a"/"an" ("as an adult" is not what is asked about)."""
     found = _OBJECT.search(_unmention(text))
     if not found or found.group(2).split()[-1].lower() in _STOP:
         return None
-    phrase = found.group(2).lower().split()
+    if definite_only and found.group(1).lower() in ("a", "an"):
+        return None
+    phrase = found.group(2).split()  # as written: "Friday", "Dock Street" keep their capitals
     if len(phrase) > 1 and phrase[-1].endswith("ed"):  # "the church bell cracked": the bell, not the state
         phrase = phrase[:-1]
     det = {"my": "your", "your": "my", "our": "our", "a": "the", "an": "the", "this": "that"}.get(found.group(1).lower(), found.group(1).lower())
@@ -196,16 +205,58 @@ _SAYS_WHEN = re.compile(r"(?i)\d|\b(?:monday|tuesday|wednesday|thursday|friday|s
                         r"hours?|days?|weeks?|months?|years?|every|after|before|until|once|twice|early|late|first|last|frost)\b")
 
 
+_ASKS_WHERE = re.compile(r"(?i)\b(?:where|which (?:\w+ )?(?:shop|place|pub|caf[eé]|bar|restaurant|street|park|market|stall|club)|"
+                         r"what(?:'s| is) a good (?:place|spot|shop))\b")
+_SAYS_WHERE = re.compile(r"\b(?:[Aa]t|[Oo]n|[Ii]n|[Bb]y|[Nn]ear|[Ff]rom|[Bb]ehind|[Oo]pposite) (?:the |a )?(?:(?!(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|"
+                         r"April|May|June|July|August|September|October|November|December)\b)[A-Z]\w+|"
+                         r"(?:\w+ )?(?:shop|market|square|harbour|street|road|lane|park|stall|hall|church|mill|river|bridge|pub|"
+                         r"bakery|station|library|museum|green|quay|dock|club|cafe|café|corner|allotments?|orchard|woods?|hill))")
+_WEEKDAY = re.compile(r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b")
+
+
 def best_known(knows: list[str], text: str, relevance: Callable[[str, str], float], floor: float) -> str | None:
-    """Of what a persona knows, the statement that best fits `text`, if it fits well enough. A
-    question about when is answered only by a statement that says when (sentence embeddings
-    match the subject, "bread", not the kind of answer asked for)."""
+    """Of what a persona knows, the statement that best answers `text`, if it fits well enough.
+    Sentence embeddings match the subject ("bread"), not the kind of answer asked for, so: a
+    question about when is answered only by a statement that says when, one about where only by
+    one that names a place; a statement about another day of the week than the one asked about
+    does not answer it; among statements that fit, the one sharing more of the question's words
+    wins ("what time does the bakery open?": "the bakery opens at seven")."""
+    scored = [(score, k) for score, k in _fitting(knows, text, relevance) if score >= floor]
+    best = max(scored, default=None, key=lambda s: s[0] + _SHARED_WORD_BONUS * min(3, len(_stems(s[1]) & _stems(text))))
+    return best[1] if best is not None else None
+
+
+_SHARED_WORD_BONUS = 0.03  # per word in common (up to three): a tie-break among statements on the same subject
+
+
+def _fitting(knows: list[str], text: str, relevance: Callable[[str, str], float]) -> list[tuple[float, str]]:
+    """(cosine, statement) for the statements that may answer `text` at all."""
     text = _unmention(text)  # "@Oskar Lind is the bus running?": the name is not what is asked about
     if _ASKS_WHEN.search(text):
         knows = [k for k in knows if _SAYS_WHEN.search(k)]
-    scored = [(relevance(k, text), k) for k in knows]
-    best = max(scored, default=None, key=lambda s: s[0])
-    return best[1] if best is not None and best[0] >= floor else None
+    if _ASKS_WHERE.search(text):
+        knows = [k for k in knows if _SAYS_WHERE.search(k)]
+    asked_days = set(_WEEKDAY.findall(text.lower()))
+    if asked_days:  # "open on Sunday?" is not answered by what happens on Saturdays
+        knows = [k for k in knows if not (set(_WEEKDAY.findall(k.lower())) - asked_days)]
+    return [(relevance(k, text), k) for k in knows]
+
+
+def _stems(text: str) -> set[str]:
+    """Content words without a plural or verb ending, cut to five letters ("opens" meets "open",
+    "tomatoes" meets "tomato"): a rough stem, enough to count words in common."""
+    return {_SUFFIX.sub("", w)[:5] if len(_SUFFIX.sub("", w)) >= 3 else w[:5] for w in words(_unmention(text)) if len(w) > 2 and w not in _STOP}
+
+
+_SUFFIX = re.compile(r"(?:ing|ed|es|s)$")
+
+
+def carries(line: str, known: str, asked: str) -> bool:
+    """Whether a line passes on what `known` says beyond the question's own words ("basil dies
+    from cold nights and wet roots" asked "my basil keeps dying": it names cold, roots, the
+    windowsill or watering), not merely its subject ("I'm going to eat a bowl of basil!")."""
+    new = _stems(known) - _stems(asked)
+    return len(_stems(line) & new) >= min(2, len(new))
 
 
 def expert_for(question: str, others: Iterable[Persona], relevance: Callable[[str, str], float], floor: float) -> str | None:
@@ -291,8 +342,9 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     if _GREETING.match(text) and len(words(text)) <= 8 and not is_question(text.split(",", 1)[-1] if "," in text else ""):
         return Plan("greet", content=text, lead=lead_for("greet", text, heard.author, rng), **base)  # type: ignore[arg-type]
     if is_question(text):
-        return Plan("answer", content=text, hint=hint, lead="" if known else lead_for("answer", text, heard.author, rng),  # type: ignore[arg-type]
-                    known=known, expert=None if known else expert, **base)
+        honest = base["must_post"] and not known and asks_for_facts(text)
+        return Plan("answer", content=text, hint=hint, lead="" if known or honest else lead_for("answer", text, heard.author, rng),  # type: ignore[arg-type]
+                    known=known, expert=expert if honest else None, honest=honest, **base)
     traits = persona.traits
     affinity = bond.affinity if bond else 0.0
     weights = {
@@ -311,6 +363,22 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         return Plan("share", content=known, hint=None, known=known, lead="", **base)  # type: ignore[arg-type]
     return Plan(act, content=content, hint=hint if act in ("agree", "disagree", "share") else None,  # type: ignore[arg-type]
                 lead=lead_for(act, text, heard.author, rng), **base)
+
+
+_ABOUT_YOU = re.compile(r"(?i)\b(?:you|your|yours|you're|youre|yourself|u)\b")
+_ASKS_YOUR_VIEW_OF = re.compile(r"(?i)\b(?:do you (?:think|reckon|know)|you think|you reckon|would you say|"
+                                r"(?:can|could) you tell me|any of you|do you happen to know)\b")
+_SOCIAL = re.compile(r"(?i)(?:^\s*(?:@\S+\s+)?(?:anyone|anybody|who(?:'s| is))(?: else)? (?:awake|around|up|here|there|online|about)\b|"
+                     r"\b(?:any (?:news|gossip)|what(?:'s| is) (?:new|up|happening|going on|the news)|how(?:'s| is| are) "
+                     r"(?:it going|things|everything|life|everyone|the day))\b)")
+
+
+def asks_for_facts(question: str) -> bool:
+    """A question about the world (where, when, why, how to...) rather than about the person asked
+    ("how are you?", "what do you like to cook?") or company ("anyone else awake?"): one that
+    only a speaker who knows can answer without making something up."""
+    text = _ASKS_YOUR_VIEW_OF.sub(" ", _unmention(question))
+    return not _ABOUT_YOU.search(text) and not _SOCIAL.search(_unmention(question))
 
 
 _YES_NO = re.compile(r"(?i)^(?:is|are|was|were|do|does|did|can|could|should|would|will|has|have|shall|may)\b")

@@ -14,7 +14,7 @@ from ..brain.backends import GenOptions
 from ..brain.chain import FallbackChain
 from ..society.persona import Persona
 from .gate import GateContext, Verdict, judge
-from .plan import Plan
+from .plan import Plan, carries
 from .realise import Scene, build_prompt, prompt_texts
 from .text import words
 
@@ -38,6 +38,9 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
                 gate: GateContext, options: GenOptions, form: str = "transcript", candidates: int = 2,
                 relevance: Callable[[str, str], float] | None = None, cache_key: str | None = None,
                 task: str = "reply", known_floor: float = 0.5) -> Spoken:
+    if plan.honest:  # nothing the speaker knows answers a person's question: no guess from the model
+        line = next((line for line in plan.fallbacks() if judge(line, replace(gate, relevance=None, prompt_texts=())).ok), None)
+        return Spoken(line, "plan" if line else "none", 0, (), reached=True)
     prompt = build_prompt(form, persona, plan, scene)
     ctx = replace(gate, prompt_texts=(*gate.prompt_texts, *prompt_texts(persona, prompt)), lead=prompt.lead)
     if prompt.lead:  # a cached line began with another plan's first words: never glued to these
@@ -82,17 +85,11 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
             if relevance is None or thought.source == "cache":
                 break
     plain = replace(ctx, relevance=None, prompt_texts=())
-    if plan.act == "answer" and plan.expert and not plan.known:  # an answer it does not have is not guessed at
-        kept = [k for k in kept if plan.expert.split()[0].lower() in k[1].lower()]
-        if not kept and reached:
-            line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
-            if line is not None:
-                return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
     if plan.act in ("answer", "share") and plan.known and reached:
         # the model may put what the speaker knows in its own words, not replace it with a guess:
         # its lines that stray from the known answer give way to the answer itself, framed
         if relevance is not None:
-            kept = [k for k in kept if relevance(k[1], plan.known) >= known_floor]
+            kept = [k for k in kept if relevance(k[1], plan.known) >= known_floor and carries(k[1], plan.known, anchor(plan))]
         if not kept:
             line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
             if line is not None:

@@ -10,6 +10,7 @@ too busy, and a slow model is waited for, never timed out into throwing its work
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import itertools
 import logging
@@ -26,6 +27,7 @@ from ...agents.mind.relations import BondsOf, describe
 from ...agents.turn.gate import GateContext
 from ...agents.turn.plan import (
     Heard,
+    asks_for_facts,
     Plan,
     best_known,
     expert_for,
@@ -182,7 +184,7 @@ class TurnTaking:
         # what it knows that bears on the message: the answer to a question, else something to add
         known = best_known(persona.knows, heard.text, self.text_relevance, self.settings.known_relevance_floor)
         expert = None
-        if known is None and is_question(heard.text) and heard.human and heard.to_me:
+        if known is None and is_question(heard.text) and heard.human and heard.to_me and asks_for_facts(heard.text):
             expert = self._expert(agent, channel, heard.text)
         return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=recall.lines,
                           interests_match=match, known=known, expert=expert, world=self.world.lines(agent))
@@ -245,7 +247,8 @@ class TurnTaking:
         options = GenOptions(max_tokens=self.settings.reply_max_tokens, temperature=0.7, seed=seed)
         max_wait = None if decision.direct else self.settings.pace_max_wait_seconds
         try:
-            async with self.pace.turn(self._priority(decision, heard), max_wait):
+            # a line composed without the model (plan.honest) takes no place in front of it
+            async with contextlib.nullcontext() if plan.honest else self.pace.turn(self._priority(decision, heard), max_wait):
                 if plan.must_post:  # a reply is certainly coming: say so
                     await self.api.typing(token, channel.id)
                 await live.signal_activity(self.redis, self.prefix, agent.id, "thinking", self.settings.turn_timeout_seconds,
