@@ -204,7 +204,8 @@ def opener_plan(society: Society, persona: Persona, channel: str, subjects: str,
         follows = (lambda c: not persona.home_channels or c in persona.home_channels)
         found = pick_subject(society.world, persona.name, channel, t, released, follows, random.Random(seed), said or [])
         if found is not None:
-            return plan_opener(persona, found.content, seed=seed, news=found.share), situation(society.world, persona.name, t) or ""
+            return (plan_opener(persona, found.content, seed=seed, news=found.share, world=found.kind),
+                    situation(society.world, persona.name, t) or "")
     topic = rng.choice(society.revival_topics) if society.revival_topics else channel
     return plan_opener(persona, topic, seed=seed), ""
 

@@ -87,6 +87,11 @@ def test_loops_against_own_and_partner_lines() -> None:
     assert judge("Sundays we open at eight, with rye and seeded loaves.", ctx(own_recent=(said,))).ok
 
 
+def test_a_sentence_reciting_the_persona_is_cut_from_a_longer_line() -> None:
+    verdict = judge("Yes, we open at eight on Sundays. You run the bakery on the corner of the square. Come early for rye!", ctx())
+    assert verdict.text == "Yes, we open at eight on Sundays. Come early for rye!"
+
+
 def test_an_opener_does_not_answer_a_message_nobody_wrote() -> None:
     opener = ctx(answering=None, subject="the old mill is for sale")
     assert judge("No, the old mill is in poor shape these days.", opener).reason == "off_topic"
@@ -386,6 +391,27 @@ def test_what_is_known_answers_the_kind_of_question_asked() -> None:
     assert best_known(knows, "what time does the bakery open?", same, 0.5) == knows[1]  # more words in common
     assert best_known(knows, "which record shop is best for jazz?", same, 0.5) == knows[3]  # a place, not a tip
     assert best_known(knows, "where can I park?", lambda a, b: 0.4, 0.5) is None
+
+
+async def test_an_opener_about_the_world_passes_on_its_subject() -> None:
+    news = "the news: Heatwave coming (Forecasters expect the hottest week of the year from Monday)"
+    plan = plan_opener(MAREN, news, seed=3, news=True, world="news")
+    scene = Scene("Ashford Green", "general", None, ())
+
+    async def say(text: str):  # type: ignore[no-untyped-def]
+        return await speak(ScriptedChain(text, text), agent_id=1, guild_id=1, persona=MAREN, plan=plan, scene=scene,
+                           gate=ctx(answering=None, subject=news), options=GenOptions(max_tokens=40), candidates=1, relevance=overlap)
+
+    stray = await say("Did you hear, did you hear, the heatwave?")
+    assert stray.source == "plan" and "hottest week of the year from Monday" in (stray.text or ""), stray
+    own = await say("Guess what, the hottest week of the year starts on Monday. I'll bake at dawn.")
+    assert own.source == "llm" and "dawn" in (own.text or "")
+    # each kind of world subject makes a well-formed line of its own
+    for kind, subject in (("upcoming", "is anyone going to the Saturday market at the stalls on the square tomorrow, 08:00 to 13:00?"),
+                          ("event", "the football match against Hartwell at the village green, on now until 17:00"),
+                          ("routine", "sorting old parish records at the parish archive in the church vestry")):
+        line = plan_opener(MAREN, subject, seed=1, world=kind).fallbacks()[0]
+        assert judge(line, ctx(answering=None, subject=subject)).ok and carries(line, subject, ""), line
 
 
 def test_a_thread_is_named_after_what_its_first_message_is_about() -> None:

@@ -191,6 +191,22 @@ def _recites(text: str, ctx: GateContext) -> bool:
     return len(grams & prompt_grams) / len(grams) >= 0.34
 
 
+def reciting_sentences(text: str, ctx: GateContext) -> list[str]:
+    """Sentences of a longer line that repeat the persona or the prompt ("You're an old man who
+    keeps boxes of old photographs and parish records."): at least half of their word 4-grams
+    come from it (the whole-line test misses one such sentence among others)."""
+    prompt_grams: set[tuple[str, ...]] = set()
+    for source in ctx.prompt_texts:
+        prompt_grams |= five_grams(source, n=4)
+    bad = []
+    for sentence in sentences(text):
+        grams = five_grams(sentence, n=4)
+        copied = len(grams & prompt_grams)
+        if copied >= 2 and copied / len(grams) >= 0.5:
+            bad.append(sentence)
+    return bad
+
+
 def _parrots(text: str, answering: str | None) -> bool:
     """An echo of the message it answers: contained in it, or close to it while adding almost
     nothing of its own (an answer may repeat the question's words, not only them)."""
@@ -278,7 +294,7 @@ def judge(candidate: str | None, ctx: GateContext) -> Verdict:
     if finished is None:
         return Verdict(None, "unfinished")
     text = finished
-    invented = invented_self_facts(text, ctx.bio)
+    invented = [*invented_self_facts(text, ctx.bio), *reciting_sentences(text, ctx)]
     if invented:
         text = _drop_sentences(text, invented)
     if text and ctx.names_to_ids:

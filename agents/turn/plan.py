@@ -58,6 +58,7 @@ class Plan:
     known: str | None = None  # what the speaker knows that answers the question (its persona's `knows`)
     expert: str | None = None  # a member who would know better, when the speaker knows nothing that fits
     honest: bool = False  # a person asked something the speaker knows nothing about: the line says so, no guess
+    world: str | None = None  # an opener's subject from the world (event | upcoming | news | routine): the line must carry it
 
     @property
     def first(self) -> str:
@@ -132,6 +133,8 @@ class Plan:
             after_comma = known[:1].lower() + known[1:]  # "By the way, tomatoes..." (not a name: statements start plainly)
             options = [f"By the way, {after_comma}", f"That reminds me. {known}", f"Speaking of which, {after_comma}",
                        f"For what it's worth, {after_comma}", known]
+        elif self.heard is None and self.world:
+            options = _world_lines(self.world, self.content)
         elif self.act == "answer":  # composed, short and varied, so that two agents' lines rarely read alike
             asked = object_phrase(self.content, definite_only=True)  # "the old mill", not "the adult" from "as an adult"
             about = f" about {asked}" if asked else ""
@@ -163,6 +166,31 @@ class Plan:
                              f"Go on, {who}, I'm listening.", f"Is that so, {who}? How did that come about?"])
         rng.shuffle(options)
         return options
+
+
+def _world_lines(kind: str, subject: str) -> list[str]:
+    """An opener made from a world subject itself (agents/world/subjects.py gives its shape):
+    the news told, the event the speaker is at, the question about one coming up, what the
+    speaker is doing."""
+    if kind == "news":
+        headline, _, first = subject.removeprefix("the news: ").partition(" (")
+        body = sentence(first.rstrip(")") if first else headline)
+        leads = ["Did you hear?", "Have you seen this?", "News just in.", "Saw this earlier.", "Heard the news?"]
+        closers = ["What do you make of it?", "Thoughts?", "Anyone else heard?", "Not sure what to think.", ""]
+        return [" ".join(filter(None, [lead, body, c])) for lead in leads for c in closers]
+    if kind == "upcoming":  # already a question ("is anyone going to the market tomorrow, 08:00 to 13:00?")
+        question = sentence(subject)
+        lowered = question[:1].lower() + question[1:]
+        return [question, f"So, {lowered}", f"Quick one, {lowered}", f"Hey all, {lowered}", f"{question} I might go."]
+    if kind == "event":  # the speaker is there now
+        return [f"{opener} {subject}. {closer}".strip() for opener in ("I'm at", "Here at", "Just got to")
+                for closer in ("Anyone else here?", "Come along if you can!", "Lovely atmosphere.", "")]
+    doing = subject[:1].lower() + subject[1:]
+    if doing.split()[0].endswith("ing"):  # "sorting old parish records at the archive"
+        starts = [f"Busy {doing} right now.", f"Just {doing}.", f"Spent the last hour {doing}."]
+    else:  # "an evening walk along the river"
+        starts = [f"Out for {doing}.", f"Enjoying {doing}.", f"Off for {doing}."]
+    return [f"{start} {closer}".strip() for start in starts for closer in ("What's everyone else up to?", "Anyone else about?", "")]
 
 
 _ADVICE = re.compile(r"(?i)\b(?:how (?:do|can|should|would) (?:i|we|you)|what should|what (?:do|can) i do|any (?:tips?|ideas?|advice)|"
@@ -416,13 +444,14 @@ def lead_for(act: str, text: str, to: str | None, rng: random.Random) -> str:
     return rng.choice(options) if options else ""
 
 
-def plan_opener(persona: Persona, subject: str, *, seed: int, news: bool = False, memories: list[str] | None = None) -> Plan:
+def plan_opener(persona: Persona, subject: str, *, seed: int, news: bool = False, memories: list[str] | None = None,
+                world: str | None = None) -> Plan:
     """A turn that starts a conversation in a quiet channel: news on the agent's mind is shared,
-    a topic is asked about."""
+    a topic is asked about. `world`: the kind of subject, when it comes from the world."""
     memory = _memory_hint(memories or [], subject)
     rng = random.Random(seed)
     return Plan("share" if news else "open", speaker=persona.name, content=subject, hint=memory, seed=seed,
-                lead=lead_for("share", subject, None, rng) if news else "")
+                lead=lead_for("share", subject, None, rng) if news else "", world=world)
 
 
 def plan_invite(persona: Persona, subject: str, channel: str, invitees: list[str], *, seed: int) -> Plan:

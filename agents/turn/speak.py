@@ -94,6 +94,14 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
             line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
             if line is not None:
                 return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
+    if plan.world and reached:
+        # an opener about the world passes on its subject (the news, the event); a line that
+        # strays from it ("did you hear, the heatwave?") gives way to one made from the subject
+        kept = [k for k in kept if carries(k[1], plan.content, "the news")]
+        if not kept:
+            line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
+            if line is not None:
+                return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
     if kept:
         _, text, source = max(kept, key=lambda k: k[0])
         return Spoken(text, source, llm_ms, tuple(rejections), reached=True)

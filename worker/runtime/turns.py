@@ -178,7 +178,7 @@ class TurnTaking:
             subject = decision.subject or channel.topic or "what is new today"
             news = world.share if world is not None else (decision.subject is not None and decision.subject not in
                                                           self.state.topics.get(agent.guild_id, []))
-            return plan_opener(persona, subject, seed=seed, news=news, memories=recall.lines)
+            return plan_opener(persona, subject, seed=seed, news=news, memories=recall.lines, world=world.kind if world else None)
         bond = self.state.relations.get(agent.id, self.member_ids[agent.guild_id].get(heard.author, 0))
         match = self.policy.relevance(agent, heard.text) if self.policy.relevance else 0.0
         # what it knows that bears on the message: the answer to a question, else something to add
