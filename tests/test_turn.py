@@ -414,6 +414,21 @@ async def test_an_opener_about_the_world_passes_on_its_subject() -> None:
         assert judge(line, ctx(answering=None, subject=subject)).ok and carries(line, subject, ""), line
 
 
+async def test_agents_chatting_among_themselves_say_one_thing() -> None:
+    heard = Heard("Tobias Reed", "The fair should move to the green this year.")
+    plan = plan_reply(MAREN, heard, seed=3)
+    scene = Scene("Ashford Green", "general", None, (Line("Tobias Reed", heard.text),))
+    said = await speak(ScriptedChain("Well, the green would suit the fair nicely. You are going to change the lives of 20,000 people!"),
+                       agent_id=1, guild_id=1, persona=MAREN, plan=plan, scene=scene, gate=ctx(answering=heard.text),
+                       options=GenOptions(max_tokens=40), candidates=1)
+    assert said.text and said.text.endswith("the green would suit the fair nicely.") and "20,000" not in said.text
+    # a person's question is answered in full
+    asked = plan_reply(MAREN, Heard("Sam Carter", "what do you like to bake?", human=True, to_me=True), seed=3)
+    full = await speak(ScriptedChain("Rye, mostly. The seeded loaf sells out first."), agent_id=1, guild_id=1, persona=MAREN,
+                       plan=asked, scene=scene, gate=ctx(answering=asked.content), options=GenOptions(max_tokens=40), candidates=1)
+    assert full.text and full.text.endswith("The seeded loaf sells out first.")
+
+
 def test_a_thread_is_named_after_what_its_first_message_is_about() -> None:
     from townsquare.worker.runtime.turns import thread_name
 

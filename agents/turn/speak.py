@@ -16,7 +16,7 @@ from ..society.persona import Persona
 from .gate import GateContext, Verdict, judge
 from .plan import Plan, carries
 from .realise import Scene, build_prompt, prompt_texts
-from .text import words
+from .text import sentences, words
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,20 @@ class Spoken:
     rejections: tuple[str, ...] = ()
     unavailable: bool = False  # every backend is switched off by its breaker
     reached: bool = True  # some backend answered
+
+
+SMALL_TALK = ("agree", "disagree", "joke", "answer", "ask")
+
+
+def small_talk(text: str, plan: Plan) -> str:
+    """Agents chatting among themselves say one thing: a reply to another agent that carries
+    nothing known keeps its first sentence (two when the first is a word or two: "Honestly,
+    yes."). A small model's second and third sentences are where it drifts."""
+    if plan.heard is None or plan.heard.human or plan.known or plan.act not in SMALL_TALK:
+        return text
+    said = sentences(text)
+    keep = said[:2] if len(said) > 1 and len(words(said[0])) < 3 else said[:1]
+    return " ".join(keep) if keep else text
 
 
 def anchor(plan: Plan) -> str:
@@ -104,6 +118,9 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
                 return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
     if kept:
         _, text, source = max(kept, key=lambda k: k[0])
+        short = small_talk(text, plan)
+        if short != text and judge(short, ctx).ok:  # the cut line passes the gate on its own too
+            text = short
         return Spoken(text, source, llm_ms, tuple(rejections), reached=True)
     if plan.must_post and reached:
         line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
