@@ -155,6 +155,15 @@ class Plan:
             elif self.interest:
                 closers.append(f"My own corner is {self.interest}, really.")
             options = [" ".join(filter(None, [o, b, c])) for o in openers for b in bodies for c in closers]
+            asked = sentence(_unmention(self.content))
+            if asked.endswith("?") and len(asked.split()) <= 12:  # the question echoed, as people do: "Why is the bell cracked? No idea, Sam."
+                replies = [f"No idea, {who}, I'm afraid.", f"You've got me there, {who}.", f"Not sure, {who}, to be honest.",
+                           f"I honestly couldn't say, {who}."]
+                echoes = [" ".join(filter(None, [asked, r, c])) for r in replies for c in closers]
+                rng.shuffle(options)
+                rng.shuffle(echoes)
+                pairs = zip(echoes, options) if rng.random() < 0.5 else zip(options, echoes)  # either kind first, as often
+                return [line for pair in pairs for line in pair]
         else:
             options = {
                 "greet": [f"Hello {who}! Good to see you. How's your day going?", f"Hi {who}, nice to hear from you. How are things?",

@@ -99,6 +99,8 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
             if relevance is None or thought.source == "cache":
                 break
     plain = replace(ctx, relevance=None, prompt_texts=())
+    if plan.must_post:  # a person asked: the answer may repeat what was said before (asked again, answered again)
+        plain = replace(plain, own_recent=(), others_recent=())
     if plan.act in ("answer", "share") and plan.known and reached:
         # the model may put what the speaker knows in its own words, not replace it with a guess:
         # its lines that stray from the known answer give way to the answer itself, framed
