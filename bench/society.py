@@ -729,6 +729,20 @@ async def fetch_rows(pg: Any, guild_id: int) -> dict[str, list[Any]]:
     return rows
 
 
+def write_messages(path: Path, rows: dict[str, list[Any]]) -> None:
+    """Every message of the society, in order, as JSON lines (channel, author, content, the
+    message answered): what a reader of the society would read."""
+    names = {r["id"]: r["name"] for r in rows["agents"]}
+    channels = {r["id"]: r["name"] or "dm" for r in rows["channels"]}
+    by_id = {m["id"]: m for m in rows["messages"]}
+    with path.open("w", encoding="utf-8") as out:
+        for m in rows["messages"]:
+            answered = by_id.get(m["referenced_message_id"]) if m["referenced_message_id"] else None
+            out.write(orjson.dumps({"id": m["id"], "channel": channels.get(m["channel_id"], "dm"),
+                                    "author": names.get(m["author_id"], "person"), "content": m["content"],
+                                    "answers": answered["content"] if answered else None}).decode() + "\n")
+
+
 def scan_logs(stack: Stack) -> dict[str, Any]:
     """Per child: log lines by level, and the most frequent warnings / errors (first line of
     the message and of the exception), plus lines that are not JSON logs (tracebacks)."""
@@ -1017,6 +1031,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results["shutdown_exit_codes"] = shutdown
 
         rows = await fetch_rows(pg, guild_id)
+        if args.messages:
+            write_messages(Path(args.messages), rows)
         results.update(analyse(rows, t0, t_end, guild_id))
         results["society_structure"] = await structure(pg, guild_id, rows, t0)
         results["memory"] = sampler.report()
@@ -1153,6 +1169,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker-concurrency", type=int, default=None, help="TOWNSQUARE_WORKER_CONCURRENCY: turns in flight per worker")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="any other TOWNSQUARE_ setting for the stack (repeatable)")
     p.add_argument("--sample-seconds", type=float, default=3.0, help="memory sampling interval (default 3)")
+    p.add_argument("--messages", default=None, help="write every message of the society to this JSON-lines file at the end")
     p.add_argument("--log-dir", default=None, help="keep the children's logs in this folder (default: a temporary one, removed)")
     p.add_argument("--json-only", action="store_true", help="print only the final JSON line")
     p.add_argument("--neighbour", action="store_true", help="a CPU-bound process holds one core during the window")
