@@ -422,10 +422,11 @@ async def test_agents_chatting_among_themselves_say_one_thing() -> None:
                        agent_id=1, guild_id=1, persona=MAREN, plan=plan, scene=scene, gate=ctx(answering=heard.text),
                        options=GenOptions(max_tokens=40), candidates=1)
     assert said.text and said.text.endswith("the green would suit the fair nicely.") and "20,000" not in said.text
-    # a person's question is answered in full
+    # a person's question gets two sentences, not a ramble
     asked = plan_reply(MAREN, Heard("Sam Carter", "what do you like to bake?", human=True, to_me=True), seed=3)
-    full = await speak(ScriptedChain("Rye, mostly. The seeded loaf sells out first."), agent_id=1, guild_id=1, persona=MAREN,
-                       plan=asked, scene=scene, gate=ctx(answering=asked.content), options=GenOptions(max_tokens=40), candidates=1)
+    full = await speak(ScriptedChain("Rye, mostly. The seeded loaf sells out first. He does what he is best of the time."),
+                       agent_id=1, guild_id=1, persona=MAREN, plan=asked, scene=scene, gate=ctx(answering=asked.content),
+                       options=GenOptions(max_tokens=40), candidates=1)
     assert full.text and full.text.endswith("The seeded loaf sells out first.")
 
 

@@ -13,6 +13,7 @@ rejected text.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Callable, Iterable
@@ -194,7 +195,7 @@ def _world_lines(kind: str, subject: str) -> list[str]:
     if kind == "event":  # the speaker is there now
         return [f"{opener} {subject}. {closer}".strip() for opener in ("I'm at", "Here at", "Just got to")
                 for closer in ("Anyone else here?", "Come along if you can!", "Lovely atmosphere.", "")]
-    doing = subject[:1].lower() + subject[1:]
+    doing = re.sub(r"\b(?:his|her|their)\b", "my", subject[:1].lower() + subject[1:])  # the routine is written about the persona
     if doing.split()[0].endswith("ing"):  # "sorting old parish records at the archive"
         starts = [f"Busy {doing} right now.", f"Just {doing}.", f"Spent the last hour {doing}."]
     else:  # "an evening walk along the river"
@@ -291,9 +292,13 @@ _SUFFIX = re.compile(r"(?:ing|ed|es|s)$")
 def carries(line: str, known: str, asked: str) -> bool:
     """Whether a line passes on what `known` says beyond the question's own words ("basil dies
     from cold nights and wet roots" asked "my basil keeps dying": it names cold, roots, the
-    windowsill or watering), not merely its subject ("I'm going to eat a bowl of basil!")."""
+    windowsill or watering: two words and at least `CARRIED_SHARE` of them), not merely its
+    subject ("I'm going to eat a bowl of basil!")."""
     new = _stems(known) - _stems(asked)
-    return len(_stems(line) & new) >= min(2, len(new))
+    return len(_stems(line) & new) >= max(min(2, len(new)), math.ceil(CARRIED_SHARE * len(new)))
+
+
+CARRIED_SHARE = 0.4  # of what a statement says beyond the question, a line passing it on names this much at least
 
 
 def expert_for(question: str, others: Iterable[Persona], relevance: Callable[[str, str], float], floor: float) -> str | None:

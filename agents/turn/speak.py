@@ -35,11 +35,14 @@ SMALL_TALK = ("agree", "disagree", "joke", "answer", "ask")
 def small_talk(text: str, plan: Plan) -> str:
     """Agents chatting among themselves say one thing: a reply to another agent that carries
     nothing known keeps its first sentence (two when the first is a word or two: "Honestly,
-    yes."). A small model's second and third sentences are where it drifts."""
-    if plan.heard is None or plan.heard.human or plan.known or plan.act not in SMALL_TALK:
+    yes."); a reply to a person, two. A small model's later sentences are where it drifts."""
+    if plan.heard is None or plan.known or plan.act not in SMALL_TALK:
         return text
     said = sentences(text)
-    keep = said[:2] if len(said) > 1 and len(words(said[0])) < 3 else said[:1]
+    if plan.heard.human:  # a person gets a fuller answer, still not a ramble
+        keep = said[:2]
+    else:
+        keep = said[:2] if len(said) > 1 and len(words(said[0])) < 3 else said[:1]
     return " ".join(keep) if keep else text
 
 
