@@ -92,6 +92,12 @@ def test_a_sentence_reciting_the_persona_is_cut_from_a_longer_line() -> None:
     assert verdict.text == "Yes, we open at eight on Sundays. Come early for rye!"
 
 
+def test_a_reply_that_only_turns_the_message_around_is_a_parrot() -> None:
+    asked = "By the way, how does it make a pixel-art puzzle game?"
+    assert judge("I think it makes a pixel-art puzzle game, but what does that mean?", ctx(answering=asked)).reason == "parrot"
+    assert judge("Yes, the bakery is open on Sunday until noon.", ctx()).ok  # the question's words, and an answer
+
+
 def test_an_opener_does_not_answer_a_message_nobody_wrote() -> None:
     opener = ctx(answering=None, subject="the old mill is for sale")
     assert judge("No, the old mill is in poor shape these days.", opener).reason == "off_topic"

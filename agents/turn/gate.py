@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ..memory.guard import guard
 from ..mind.relations import Bond
 from .roster import Roster, present_first
-from .text import five_grams, norm, sentences, similarity
+from .text import five_grams, norm, sentences, similarity, stems
 
 MAX_REPLY = 320  # characters of a posted line: one or two chat sentences
 
@@ -207,11 +207,16 @@ def reciting_sentences(text: str, ctx: GateContext) -> list[str]:
     return bad
 
 
-def _parrots(text: str, answering: str | None) -> bool:
+def _parrots(text: str, answering: str | None, lead: str = "") -> bool:
     """An echo of the message it answers: contained in it, or close to it while adding almost
-    nothing of its own (an answer may repeat the question's words, not only them)."""
+    nothing of its own (an answer may repeat the question's words, not only them). The plan's
+    first words ("Hmm, I'm not sure,") are not the speaker's own addition."""
     if not answering:
         return False
+    text = text[len(lead):] if lead and text.startswith(lead) else text
+    mine, theirs = stems(text), stems(answering)
+    if len(mine - theirs) <= 1 and len(mine & theirs) >= 4:  # "I think it makes a pixel-art puzzle game, but what does that mean?"
+        return True
     a, b = norm(text), norm(answering)
     if not a or not b:
         return False
@@ -309,7 +314,7 @@ def judge(candidate: str | None, ctx: GateContext) -> Verdict:
     own = _own_name_use(text, ctx.own_name, namesakes)
     if own:
         return Verdict(None, own)
-    if _parrots(text, ctx.answering):
+    if _parrots(text, ctx.answering, ctx.lead):
         return Verdict(None, "parrot")
     if _loops(text, ctx):
         return Verdict(None, "loop")

@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from ..mind.relations import Bond
 from ..mind.sentiment import sentiment
 from ..society.persona import Persona
-from .text import words
+from .text import STOP_WORDS as _STOP, stems, unmention, words
 
 _QUESTION_START = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:what|why|how|when|where|who|which|whose|is|are|was|were|do|does|did|can|could|"
                              r"should|would|will|have|has|any(?:one|body)|shall|may)\b")
 _GREETING = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:hi|hello|hey|hiya|howdy|morning|good (?:morning|afternoon|evening|night)|evening|"
                        r"welcome|greetings)\b")
 _THANKS = re.compile(r"(?i)\b(?:thanks|thank you|thx|cheers|much appreciated|appreciate it|you're a star|lifesaver)\b")
-_STOP = frozenset(["a", "an", "the", "and", "or", "but", "if", "then", "so", "of", "to", "in", "on", "at", "by", "for", "with", "about", "from", "into", "over", "under", "up", "down", "out", "off", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "doing", "have", "has", "had", "having", "i", "you", "he", "she", "it", "we", "they", "me", "him", "her", "us", "them", "my", "your", "his", "its", "our", "their", "this", "that", "these", "those", "what", "why", "how", "when", "where", "who", "whom", "which", "whose", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "any", "anyone", "anybody", "someone", "something", "anything", "there", "here", "just", "really", "very", "too", "also", "not", "no", "yes", "oh", "well", "hey", "hi", "hello", "please", "thanks", "thank", "like", "get", "got", "make", "made", "know", "think", "want", "need", "ask", "tell", "say", "said", "let", "lets", "let's", "im", "i'm", "it's", "dont", "don't", "does", "doesn't", "what's", "whats", "one", "some", "all", "more", "most", "much", "many", "every", "everyone", "today", "now", "still", "ever", "again", "already", "yet", "quite", "bit", "lot", "lots", "good", "bad", "new", "old"])
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,7 @@ class Plan:
             elif self.interest:
                 closers.append(f"My own corner is {self.interest}, really.")
             options = [" ".join(filter(None, [o, b, c])) for o in openers for b in bodies for c in closers]
-            asked = sentence(_unmention(self.content))
+            asked = sentence(unmention(self.content))
             if asked.endswith("?") and len(asked.split()) <= 12:  # the question echoed, as people do: "Why is the bell cracked? No idea, Sam."
                 replies = [f"No idea, {who}, I'm afraid.", f"You've got me there, {who}.", f"Not sure, {who}, to be honest.",
                            f"I honestly couldn't say, {who}."]
@@ -215,7 +214,7 @@ def object_phrase(text: str, *, definite_only: bool = False) -> str | None:
     """The thing a line is about, as the answerer would say it ("my basil keeps dying" -> "your
     basil"), or None when no plain noun phrase is found. `definite_only`: only a thing the line
     names as known ("the mill", "my basil"), not "a"/"an" ("as an adult" is not what is asked about)."""
-    found = _OBJECT.search(_unmention(text))
+    found = _OBJECT.search(unmention(text))
     if not found or found.group(2).split()[-1].lower() in _STOP:
         return None
     if definite_only and found.group(1).lower() in ("a", "an"):
@@ -260,7 +259,7 @@ def best_known(knows: list[str], text: str, relevance: Callable[[str, str], floa
     does not answer it; among statements that fit, the one sharing more of the question's words
     wins ("what time does the bakery open?": "the bakery opens at seven")."""
     scored = [(score, k) for score, k in _fitting(knows, text, relevance) if score >= floor]
-    best = max(scored, default=None, key=lambda s: s[0] + _SHARED_WORD_BONUS * min(3, len(_stems(s[1]) & _stems(text))))
+    best = max(scored, default=None, key=lambda s: s[0] + _SHARED_WORD_BONUS * min(3, len(stems(s[1]) & stems(text))))
     return best[1] if best is not None else None
 
 
@@ -269,7 +268,7 @@ _SHARED_WORD_BONUS = 0.03  # per word in common (up to three): a tie-break among
 
 def _fitting(knows: list[str], text: str, relevance: Callable[[str, str], float]) -> list[tuple[float, str]]:
     """(cosine, statement) for the statements that may answer `text` at all."""
-    text = _unmention(text)  # "@Oskar Lind is the bus running?": the name is not what is asked about
+    text = unmention(text)  # "@Oskar Lind is the bus running?": the name is not what is asked about
     if _ASKS_WHEN.search(text):
         knows = [k for k in knows if _SAYS_WHEN.search(k)]
     if _ASKS_WHERE.search(text):
@@ -280,22 +279,13 @@ def _fitting(knows: list[str], text: str, relevance: Callable[[str, str], float]
     return [(relevance(k, text), k) for k in knows]
 
 
-def _stems(text: str) -> set[str]:
-    """Content words without a plural or verb ending, cut to five letters ("opens" meets "open",
-    "tomatoes" meets "tomato"): a rough stem, enough to count words in common."""
-    return {_SUFFIX.sub("", w)[:5] if len(_SUFFIX.sub("", w)) >= 3 else w[:5] for w in words(_unmention(text)) if len(w) > 2 and w not in _STOP}
-
-
-_SUFFIX = re.compile(r"(?:ing|ed|es|s)$")
-
-
 def carries(line: str, known: str, asked: str) -> bool:
     """Whether a line passes on what `known` says beyond the question's own words ("basil dies
     from cold nights and wet roots" asked "my basil keeps dying": it names cold, roots, the
     windowsill or watering: two words and at least `CARRIED_SHARE` of them), not merely its
     subject ("I'm going to eat a bowl of basil!")."""
-    new = _stems(known) - _stems(asked)
-    return len(_stems(line) & new) >= max(min(2, len(new)), math.ceil(CARRIED_SHARE * len(new)))
+    new = stems(known) - stems(asked)
+    return len(stems(line) & new) >= max(min(2, len(new)), math.ceil(CARRIED_SHARE * len(new)))
 
 
 CARRIED_SHARE = 0.4  # of what a statement says beyond the question, a line passing it on names this much at least
@@ -304,7 +294,7 @@ CARRIED_SHARE = 0.4  # of what a statement says beyond the question, a line pass
 def expert_for(question: str, others: Iterable[Persona], relevance: Callable[[str, str], float], floor: float) -> str | None:
     """The name of the member, among `others`, who knows something that best answers `question`."""
     best: tuple[float, str] | None = None
-    question = _unmention(question)
+    question = unmention(question)
     for other in others:
         known = best_known(other.knows, question, relevance, floor)
         if known is not None:
@@ -312,10 +302,6 @@ def expert_for(question: str, others: Iterable[Persona], relevance: Callable[[st
             if best is None or score > best[0]:
                 best = (score, other.name)
     return best[1] if best else None
-
-
-def _unmention(text: str) -> str:
-    return " ".join(re.sub(r"<[@#!&]?\d+>|@\S+(?: [A-Z][a-z]+)?", " ", text).split())
 
 
 def _clip(text: str, limit: int) -> str:
@@ -419,8 +405,8 @@ def asks_for_facts(question: str) -> bool:
     """A question about the world (where, when, why, how to...) rather than about the person asked
     ("how are you?", "what do you like to cook?") or company ("anyone else awake?"): one that
     only a speaker who knows can answer without making something up."""
-    text = _ASKS_YOUR_VIEW_OF.sub(" ", _unmention(question))
-    return not _ABOUT_YOU.search(text) and not _SOCIAL.search(_unmention(question))
+    text = _ASKS_YOUR_VIEW_OF.sub(" ", unmention(question))
+    return not _ABOUT_YOU.search(text) and not _SOCIAL.search(unmention(question))
 
 
 _YES_NO = re.compile(r"(?i)^(?:is|are|was|were|do|does|did|can|could|should|would|will|has|have|shall|may)\b")

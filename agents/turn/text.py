@@ -8,6 +8,27 @@ from difflib import SequenceMatcher
 
 _WORD = re.compile(r"[\w']+")
 
+STOP_WORDS = frozenset(["a", "an", "the", "and", "or", "but", "if", "then", "so", "of", "to", "in", "on", "at", "by", "for", "with", "about", "from", "into", "over", "under", "up", "down", "out", "off", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "doing", "have", "has", "had", "having", "i", "you", "he", "she", "it", "we", "they", "me", "him", "her", "us", "them", "my", "your", "his", "its", "our", "their", "this", "that", "these", "those", "what", "why", "how", "when", "where", "who", "whom", "which", "whose", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "any", "anyone", "anybody", "someone", "something", "anything", "there", "here", "just", "really", "very", "too", "also", "not", "no", "yes", "oh", "well", "hey", "hi", "hello", "please", "thanks", "thank", "like", "get", "got", "make", "made", "know", "think", "want", "need", "ask", "tell", "say", "said", "let", "lets", "let's", "im", "i'm", "it's", "dont", "don't", "does", "doesn't", "what's", "whats", "one", "some", "all", "more", "most", "much", "many", "every", "everyone", "today", "now", "still", "ever", "again", "already", "yet", "quite", "bit", "lot", "lots", "good", "bad", "new", "old"])
+_SUFFIX = re.compile(r"(?:ing|ed|s)$")
+_MENTION = re.compile(r"<[@#!&]?\d+>|@\S+(?: [A-Z][a-z]+)?")
+
+
+def unmention(text: str) -> str:
+    """The line without its mentions ("<@123>", "@Oskar Lind"): a name is not what is said."""
+    return " ".join(_MENTION.sub(" ", text).split())
+
+
+def stems(text: str) -> set[str]:
+    """Content words without a plural or verb ending, cut to five letters ("opens" meets "open",
+    "tomatoes" meets "tomato"): a rough stem, enough to count words in common. @names are not content."""
+    out = set()
+    for word in words(_MENTION.sub(" ", text)):
+        if len(word) > 2 and word not in STOP_WORDS:
+            bare = _SUFFIX.sub("", word)
+            if bare not in STOP_WORDS:  # "makes" is "make", a stop word too
+                out.add(bare[:5] if len(bare) >= 3 else word[:5])
+    return out
+
 
 def norm(text: str) -> str:
     """Lowercase words only: what two lines are compared on."""
