@@ -86,6 +86,24 @@ QUESTIONS = {
     "art": ["where can I take a drawing class?", "who painted the mural by the station?", "any tips for photographing at night?"],
     "late-night": ["anyone else awake? can't sleep.", "what do you do when you can't sleep?"],
 }
+# the same kind of questions, written after the personas' `knows` were extended (which looked at
+# the set above): `--questions heldout` measures answers to questions nobody tuned the society for
+HELDOUT = {
+    "general": ["where's the post office?", "is there a doctor in the village?", "what's the oldest building here?",
+                "does anyone know a good plumber?", "where do people walk their dogs?", "is there anything on this weekend?"],
+    "market": ["do the stalls take cards?", "who sells the best cheese?", "what time does the market close?",
+               "is there a butcher at the market?"],
+    "garden": ["how often should I water my courgettes?", "what can I plant in the shade?", "is it worth getting a greenhouse?",
+               "how do I start a compost heap?"],
+    "history": ["how old is the church?", "what was the village like a hundred years ago?", "who lived in the big house?"],
+    "food": ["where can I get good dumplings?", "how do I make a proper ramen broth?", "what's a good cheap place to eat?"],
+    "music": ["where can I hear live music on a weekday?", "is there a choir I could join?", "how do I get a gig at the open mic?"],
+    "tech": ["what's a good first laptop for coding?", "how do I back up my photos?", "where can I get my phone screen fixed?"],
+    "books": ["is there a good second-hand bookshop?", "what should I read after The Hobbit?", "when is the library open?"],
+    "fitness": ["what's a good beginner gym routine?", "where can I swim in the city?", "how do I get back into running after an injury?"],
+    "art": ["where can I buy paints and brushes?", "is there a life drawing class?", "what's the best gallery in town?"],
+    "late-night": ["what's open late around here?", "any tips for falling asleep?"],
+}
 DM_OPENERS = ["hi, do you have a minute? I wanted to ask you something.", "thanks for the tip yesterday, it really helped!",
               "are you coming to the meeting on Thursday?", "good morning! how are you today?"]
 
@@ -210,7 +228,8 @@ def opener_plan(society: Society, persona: Persona, channel: str, subjects: str,
     return plan_opener(persona, topic, seed=seed), ""
 
 
-async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", only: str | None = None) -> None:
+async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", only: str | None = None,
+               questions: str = "tuned") -> None:
     rng = random.Random(seed)
     societies = [("village", load_society("village")), ("city", load_society("city"))]
     kept: dict[tuple[str, str], list[Line]] = {}  # openers only: each channel keeps what was said in it (revived again and again)
@@ -236,7 +255,8 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                                        rng.randrange(2**31), here)
                     await bench.turn(society, speaker, plan, spec.name, spec.topic, history, "reply_agent")
                 asked = rng.choice(here)
-                question = rng.choice(QUESTIONS.get(spec.name, QUESTIONS["general"]))
+                asked_set = HELDOUT if questions == "heldout" else QUESTIONS
+                question = rng.choice(asked_set.get(spec.name, asked_set["general"]))
                 history.append(Line(HUMAN, f"@{asked.name} {question}"))
                 plan = bench.reply(asked, Heard(HUMAN, f"@{asked.name} {question}", human=True, to_me=True), rng.randrange(2**31), here)
                 answer = await bench.turn(society, asked, plan, spec.name, spec.topic, history, "reply_human")
@@ -328,6 +348,8 @@ async def main() -> None:
     parser.add_argument("--no-knows", action="store_true", help="ignore the personas' `knows` (answers from the model alone)")
     parser.add_argument("--subjects", choices=["topics", "world"], default="topics", help="where openers take their subjects from")
     parser.add_argument("--only", choices=["openers"], default=None, help="play only openers")
+    parser.add_argument("--questions", choices=["tuned", "heldout"], default="tuned",
+                        help="the person's questions: the set the society files were written against, or a held-out one")
     parser.add_argument("--sample", type=Path, default=Path("bench/out/quality-sample.md"))
     args = parser.parse_args()
     from townsquare.worker.runtime.relevance import embedding_text_relevance
@@ -342,10 +364,10 @@ async def main() -> None:
         counter.append(bench)
         bench.knows, bench.known_floor = not args.no_knows, Settings().known_relevance_floor
         started = time.perf_counter()
-        await play(bench, args.turns, args.seed, args.subjects, args.only)
+        await play(bench, args.turns, args.seed, args.subjects, args.only, args.questions)
         await chain.close()
         result = figures(bench.run, relevance, model)
-        result |= {"knows": not args.no_knows, "subjects": args.subjects, "only": args.only, "form": args.form, "candidates": args.candidates, "threads": args.threads, "floor": args.floor,
+        result |= {"knows": not args.no_knows, "subjects": args.subjects, "only": args.only, "questions": args.questions, "form": args.form, "candidates": args.candidates, "threads": args.threads, "floor": args.floor,
                    "wall_s": round(time.perf_counter() - started, 1), "load_1min": round(os.getloadavg()[0], 2)}
         args.sample.parent.mkdir(parents=True, exist_ok=True)
         write_sample(bench.run, args.sample)
