@@ -27,7 +27,7 @@ from townsquare.platform.analytics.scorecard import compute, parse_facts
 from townsquare.platform.analytics.textstats import TextQuality
 from townsquare.platform.analytics.message import Msg
 from townsquare.platform.analytics.window import id_at, iso
-from townsquare.platform.db.models import Message, Reaction, Relationship
+from townsquare.platform.db.models import Message, Reaction, Relationship, Run
 
 from .helpers import Actor, assert_discord_error, person
 from .test_worker import channel_named, found
@@ -355,6 +355,48 @@ async def test_scorecard_and_export_routes(platform: Platform, client: httpx.Asy
     assert_discord_error(await client.get(f"{base}/export", headers=outsider.headers), 403, 50013)
 
 
+RUN_SCENARIO = """\
+name: goats
+society: village
+seed: 3
+sim_speed: 60
+duration: 2h
+questions:
+  - name: goats
+    kind: knows
+    fact: the goats got through the hedge
+    keywords: [goats, hedge]
+"""
+
+
+async def test_a_run_gives_the_window_and_the_facts(platform: Platform, client: httpx.AsyncClient) -> None:
+    s = await society(platform, client)
+    admin: Actor = s["admin"]
+    sc: Script = s["script"]
+    for i in range(12):
+        sc.say(s["ids"][i % 5], 1 + i, FILLER[i % len(FILLER)])
+    await sc.commit()
+    run_id = id_at(s["t0"]) + 7  # a run started when the society's talk began (its id is its start)
+    async with platform.transaction() as tx:
+        await tx.conn.execute(insert(Run).values(id=run_id, batch_id=run_id, name="goats", scenario=RUN_SCENARIO, code_version="test",
+                                                 seed=3, guild_id=s["guild_id"], state="done", ended_at=text("now()")))
+    base = f"/api/v10/townsquare/societies/{s['guild_id']}"
+    r = await client.get(f"{base}/scorecard", params={"run": str(run_id)}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    card = r.json()
+    assert card["activity"]["messages"] == 12 and card["window"]["since_id"] == str(run_id)
+    assert [(f["fact"], f["informed"]) for f in card["diffusion"]] == [("goats", 1)]  # the run's "who knows" question
+    narrow = (await client.get(f"{base}/scorecard", params={"run": str(run_id), "until": iso(s["t0"] + 4.5 * MINUTE)},
+                               headers=admin.headers)).json()
+    assert narrow["activity"]["messages"] == 4  # a bound given wins over the run's
+    # a run of another society, or none at all, is not found; a malformed one is a 400
+    other = await society(platform, client)
+    assert_discord_error(await client.get(f"/api/v10/townsquare/societies/{other['guild_id']}/scorecard", params={"run": str(run_id)},
+                                          headers=other["admin"].headers), 404, 10110)
+    assert_discord_error(await client.get(f"{base}/report", params={"run": "123"}, headers=admin.headers), 404, 10110)
+    assert_discord_error(await client.get(f"{base}/scorecard", params={"run": "x1"}, headers=admin.headers), 400, 50035)
+
+
 async def test_the_scorecard_page_in_a_browser(platform: Platform, client: httpx.AsyncClient, browser: object, server: Any) -> None:
     """The dashboard's scorecard: plots drawn by our own SVG code, alerts and breakthroughs that
     link to their messages, an export downloaded; nothing beyond loopback, no console error."""
@@ -482,3 +524,7 @@ async def test_the_export_and_report_commands(platform: Platform, client: httpx.
     assert "<svg" in (tmp_path / "r.html").read_text() and "Notable moments" in (tmp_path / "r.html").read_text()
     code, out, err = await cli("export", "--guild", str(s["guild_id"]), "--since", "soon", "--format", "csv", "--out", str(tmp_path / "x"))
     assert code == 1 and "since" in err
+    code, out, err = await cli("report", "--run", "123", "--out", str(tmp_path / "none.html"))
+    assert code == 1 and "Unknown Run" in err and not (tmp_path / "none.html").exists()
+    code, out, err = await cli("report", "--out", str(tmp_path / "none.html"))
+    assert code == 1 and "--guild" in err

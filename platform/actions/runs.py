@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,55 @@ async def get_run(platform: Platform, me: AuthUser, run_id: int) -> dict[str, An
     if row is None:
         raise UnknownRun()
     return run_object(row, with_scenario=True)
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """What a run's report or export covers: its society, from the run's start to its end (to now
+    while it runs), and the facts its "who knows" questions planted."""
+
+    guild_id: int
+    since_id: int
+    until_id: int | None
+    facts: list[Any]
+
+    def bounds(self, since: int | None, until: int | None, facts: list[Any]) -> tuple[int, int | None, list[Any]]:
+        """The caller's own bounds and facts where given, the run's elsewhere."""
+        return (self.since_id if since is None else since, self.until_id if until is None else until, facts or self.facts)
+
+
+async def run_scope(platform: Platform, run_id: int) -> RunScope:
+    """The window and facts of a run (`townsquare export --run`, `?run=` on the analytics routes)."""
+    from ...agents.scenario.load import parse_scenario
+    from ...agents.scenario.questions import default_keywords
+    from ..analytics.diffusion import Fact
+    from ..analytics.window import id_at
+
+    async with platform.read() as conn:
+        row = (await conn.execute(select(Run).where(Run.id == run_id))).first()
+    if row is None or row.guild_id is None:  # not a run, or one whose society was never founded (or was deleted)
+        raise UnknownRun()
+    try:
+        questions = parse_scenario(row.scenario).questions
+    except Exception:  # noqa: BLE001 - a scenario stored by an older version still has a window
+        questions = []
+    facts = [Fact(q.name, tuple(k.lower() for k in (q.keywords or default_keywords(q.fact))))
+             for q in questions if q.kind == "knows"]
+    until = id_at(row.ended_at.timestamp()) + (1 << 22) if row.ended_at else None
+    return RunScope(row.guild_id, row.id, until, facts[:10])
+
+
+async def scoped(platform: Platform, guild_id: int | None, run_id: int | None, since: int | None, until: int | None,
+                 facts: list[Any]) -> tuple[int, int | None, int | None, list[Any]]:
+    """(guild, since, until, facts) for an analytics request given a society, a run of it, or both
+    (a run of another society is not found)."""
+    if run_id is None:
+        if guild_id is None:
+            from ..core.errors import InvalidFormBody
+
+            raise InvalidFormBody.field("guild", "BASE_TYPE_REQUIRED", "Give the society (--guild) or a run of it (--run).")
+        return guild_id, since, until, facts
+    scope = await run_scope(platform, run_id)
+    if guild_id is not None and scope.guild_id != guild_id:
+        raise UnknownRun()
+    return (scope.guild_id, *scope.bounds(since, until, facts))
