@@ -96,7 +96,8 @@ async def test_agents_write_to_friends_and_open_channels_for_shared_interests(pl
                 if a != b:
                     worker.state.relations.load(a, b, Bond(affinity=0.7, familiarity=0.7, trust=0.7), guild_id)
         worker.state.last_outreach[guild_id] = worker.state.last_founding[guild_id] = float("-inf")  # due now
-        decisions = [*worker.policy.outreach(worker.state, 1.0), *worker.policy.founding(worker.state, 1.0, 16)]
+        decisions = [d for d in [*worker.policy.outreach(worker.state, 1.0), *worker.policy.founding(worker.state, 1.0, 16)]
+                     if worker.state.agents[d.agent_id].guild_id == guild_id]  # other tests' societies may be due too (a slow start)
         assert {d.trigger for d in decisions} == {"reach", "found"}
         outcomes = [await worker._initiative(d) for d in decisions]
         assert outcomes == ["posted", "posted"], outcomes
