@@ -144,7 +144,7 @@ class Plan:
                       f"I couldn't say{about}.", "That's outside what I know.", "You've got me there.", "I really couldn't tell you.",
                       "Beats me, honestly."]
             closers = ["Someone here will know better.", "I'll ask around for you.", "I'll pass on anything I hear.",
-                       "Maybe ask again in here later?", ""]
+                       "Maybe ask again in here later?", "", "Sorry I can't help more.", "Someone else might know."]
             if _ADVICE.search(self.content):  # a problem to solve: the speaker has not had it, and asks
                 bodies.append("Never had that problem myself.")
                 closers += ["Has anyone here dealt with it?", "What have you tried so far?"]
@@ -158,7 +158,8 @@ class Plan:
             asked = sentence(unmention(self.content))
             if asked.endswith("?") and len(asked.split()) <= 12:  # the question echoed, as people do: "Why is the bell cracked? No idea, Sam."
                 replies = [f"No idea, {who}, I'm afraid.", f"You've got me there, {who}.", f"Not sure, {who}, to be honest.",
-                           f"I honestly couldn't say, {who}."]
+                           f"I honestly couldn't say, {who}.", f"Hmm, no idea, {who}.", f"Wish I knew, {who}.",
+                           f"That one's beyond me, {who}.", f"Good question, {who}, but I don't know."]
                 echoes = [" ".join(filter(None, [asked, r, c])) for r in replies for c in closers]
                 rng.shuffle(options)
                 rng.shuffle(echoes)
@@ -185,7 +186,8 @@ def _world_lines(kind: str, subject: str) -> list[str]:
         headline, _, first = subject.removeprefix("the news: ").partition(" (")
         body = sentence(first.rstrip(")") if first else headline)
         leads = ["Did you hear?", "Have you seen this?", "News just in.", "Saw this earlier.", "Heard the news?"]
-        closers = ["What do you make of it?", "Thoughts?", "Anyone else heard?", "Not sure what to think.", ""]
+        closers = ["What do you make of it?", "Thoughts?", "Anyone else heard?", "Not sure what to think.", "", "Who knew?",
+                   "Interesting, isn't it?", "Fancy that.", "Good to know."]
         return [" ".join(filter(None, [lead, body, c])) for lead in leads for c in closers]
     if kind == "upcoming":  # already a question ("is anyone going to the market tomorrow, 08:00 to 13:00?")
         question = sentence(subject)

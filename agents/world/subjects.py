@@ -88,7 +88,7 @@ def candidates(world: World, agent: str, channel: str, t: WorldTime, released: M
         fresh = 1.0 - min(1.0, (t.total - released[item.id]) / DAY_MINUTES)
         out.append((Subject("news", f"the news: {news_subject(item)}", True, item.channel), 0.8 + 2.0 * fresh))
     if here.doing and here.event is None and here.place is not None:
-        where = "" if here.place.name.lower() in here.doing.lower() else f" at {here.place.name}"  # "... at the co-working space" once
+        where = "" if " at " in f" {here.doing} " else f" at {here.place.name}"  # a routine that says where: its place once
         out.append((Subject("routine", _clip(f"{here.doing}{where}"), True, here.place.channel),
                     1.5 if fits(here.place.id) else 1.0))
     return [(s, w * SAID_PENALTY if said and _said(s.content, said) else w) for s, w in out]
