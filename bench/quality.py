@@ -213,15 +213,18 @@ def _world_time(society: Society, persona: Persona, rng: random.Random) -> World
 
 
 def opener_plan(society: Society, persona: Persona, channel: str, subjects: str, rng: random.Random,
-                said: list[str] | None = None) -> tuple[Plan, str]:
-    """The opener's plan (and the speaker's whereabouts for the scene): from the world, or a revival topic."""
+                said: list[str] | None = None, raised: dict[str, int] | None = None) -> tuple[Plan, str]:
+    """The opener's plan (and the speaker's whereabouts for the scene): from the world, or a revival
+    topic. `raised`: what openers brought up in this society already (as the worker keeps it)."""
+    raised = {} if raised is None else raised
     seed = rng.randrange(2**31)
     if subjects == "world" and society.world is not None:
         t = _world_time(society, persona, rng)
         released = {n.id: n.at for n in due_news(society.world, t)}
         follows = (lambda c: not persona.home_channels or c in persona.home_channels)
-        found = pick_subject(society.world, persona.name, channel, t, released, follows, random.Random(seed), said or [])
+        found = pick_subject(society.world, persona.name, channel, t, released, follows, random.Random(seed), said or [], raised)
         if found is not None:
+            raised[found.content] = t.total
             return (plan_opener(persona, found.content, seed=seed, news=found.share, world=found.kind),
                     situation(society.world, persona.name, t) or "")
     topic = rng.choice(society.revival_topics) if society.revival_topics else channel
@@ -232,6 +235,7 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                questions: str = "tuned") -> None:
     rng = random.Random(seed)
     societies = [("village", load_society("village")), ("city", load_society("city"))]
+    raised: dict[str, dict[str, int]] = {}  # society -> subject -> simulated minute an opener brought it up
     kept: dict[tuple[str, str], list[Line]] = {}  # openers only: each channel keeps what was said in it (revived again and again)
     rounds = 0
     while len(bench.run.turns) < turns:
@@ -242,7 +246,8 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                 here = [a for a in society.agents if not a.home_channels or spec.name in a.home_channels] or society.agents
                 history: list[Line] = kept.setdefault((society.guild, spec.name), []) if only == "openers" else []
                 opener = rng.choice(here)
-                plan, where = opener_plan(society, opener, spec.name, subjects, rng, [line.content for line in history[-8:]])
+                plan, where = opener_plan(society, opener, spec.name, subjects, rng, [line.content for line in history[-8:]],
+                                          raised.setdefault(society.guild, {}))
                 await bench.turn(society, opener, plan, spec.name, spec.topic, history, "opener", where)
                 if only == "openers":
                     continue

@@ -200,6 +200,19 @@ def test_what_the_channel_just_talked_about_is_rarely_brought_up_again(village: 
     assert all(after[c] == fresh[c] for c in fresh if c != mill)  # other subjects keep their weight
 
 
+def test_what_an_opener_brought_up_lately_is_not_brought_up_in_another_channel(village: World) -> None:
+    t = hm(0, 12)
+    released = {n.id: n.at for n in due_news(village, t)}
+    fresh = dict((s.content, w) for s, w in candidates(village, "Tobias Reed", "general", t, released, lambda c: True))
+    mill = next(c for c in fresh if "old mill is for sale" in c)
+    lately = dict((s.content, w) for s, w in candidates(village, "Tobias Reed", "general", t, released, lambda c: True, (),
+                                                        {mill: t.total - 30}))
+    assert lately[mill] < 0.2 * fresh[mill] and all(lately[c] == fresh[c] for c in fresh if c != mill)
+    long_ago = dict((s.content, w) for s, w in candidates(village, "Tobias Reed", "general", t, released, lambda c: True, (),
+                                                          {mill: t.total - 600}))
+    assert long_ago[mill] == fresh[mill]  # hours later it may come up again
+
+
 def test_a_share_in_a_reply_is_about_what_the_agent_knows(village: World) -> None:
     t = hm(0, 12)
     lines = world_lines(village, "Ines Alvarez", t, {n.id: n.at for n in due_news(village, t)}, lambda c: True)

@@ -18,6 +18,7 @@ from .model import DAY_MINUTES, NewsItem, World
 
 MAX_CONTENT = 170
 SAID_PENALTY = 0.15  # a subject the channel has just talked about is rarely brought up again (it would be a loop)
+RAISED_MINUTES = 180  # ... nor one an opener brought up anywhere in the society this long ago (simulated)
 _WORD = re.compile(r"[a-z][a-z']{3,}")
 
 
@@ -66,9 +67,11 @@ def known_news(world: World, t: WorldTime, released: Mapping[str, int], follows:
 
 
 def candidates(world: World, agent: str, channel: str, t: WorldTime, released: Mapping[str, int],
-               follows: Callable[[str], bool], said: Sequence[str] = ()) -> list[tuple[Subject, float]]:
+               follows: Callable[[str], bool], said: Sequence[str] = (),
+               raised: Mapping[str, int] | None = None) -> list[tuple[Subject, float]]:
     """Every subject the agent has for this channel now, with a weight (low for what the
-    channel's recent lines, `said`, already talk about)."""
+    channel's recent lines, `said`, already talk about, and for what an opener brought up in
+    the society lately, `raised`: subject -> simulated minute)."""
     out: list[tuple[Subject, float]] = []
     here = whereabouts(world, agent, t)
 
@@ -91,7 +94,12 @@ def candidates(world: World, agent: str, channel: str, t: WorldTime, released: M
         where = "" if " at " in f" {here.doing} " else f" at {here.place.name}"  # a routine that says where: its place once
         out.append((Subject("routine", _clip(f"{here.doing}{where}"), True, here.place.channel),
                     1.5 if fits(here.place.id) else 1.0))
-    return [(s, w * SAID_PENALTY if said and _said(s.content, said) else w) for s, w in out]
+    raised = raised or {}
+
+    def stale(s: Subject) -> bool:
+        return (bool(said) and _said(s.content, said)) or (s.content in raised and t.total - raised[s.content] < RAISED_MINUTES)
+
+    return [(s, w * SAID_PENALTY if stale(s) else w) for s, w in out]
 
 
 def _channel(world: World, place_id: str) -> str | None:
@@ -100,10 +108,11 @@ def _channel(world: World, place_id: str) -> str | None:
 
 
 def pick_subject(world: World, agent: str, channel: str, t: WorldTime, released: Mapping[str, int],
-                 follows: Callable[[str], bool], rng: random.Random, said: Sequence[str] = ()) -> Subject | None:
+                 follows: Callable[[str], bool], rng: random.Random, said: Sequence[str] = (),
+                 raised: Mapping[str, int] | None = None) -> Subject | None:
     """A subject for an opener in `channel` (seeded draw by weight), or None when the world gives
     this agent nothing to say."""
-    options = candidates(world, agent, channel, t, released, follows, said)
+    options = candidates(world, agent, channel, t, released, follows, said, raised)
     if not options:
         return None
     return rng.choices([s for s, _ in options], weights=[w for _, w in options])[0]

@@ -41,6 +41,7 @@ class SocietyWorld:
     world: World
     founded_at: float
     released: dict[str, int] = field(default_factory=dict)  # item id -> its simulated minute
+    raised: dict[str, int] = field(default_factory=dict)  # subject -> the simulated minute an opener last brought it up
     synced: bool = False
 
 
@@ -63,7 +64,8 @@ class WorldRuntime:
             if world is None:
                 self.worlds.pop(guild_id, None)
             elif known is None or known.world is not world:
-                self.worlds[guild_id] = SocietyWorld(world, founded(society), dict(known.released) if known else {})
+                self.worlds[guild_id] = SocietyWorld(world, founded(society), dict(known.released) if known else {},
+                                                     dict(known.raised) if known else {})
         for gone in set(self.worlds) - set(societies):
             del self.worlds[gone]
 
@@ -87,8 +89,12 @@ class WorldRuntime:
         sw = self.worlds.get(agent.guild_id)
         if sw is None:
             return None
-        return pick_subject(sw.world, agent.persona.name, channel.parent or channel.name, self.time(agent.guild_id),  # type: ignore[arg-type]
-                            sw.released, self._follows(agent), rng, said)
+        t = self.time(agent.guild_id)
+        found = pick_subject(sw.world, agent.persona.name, channel.parent or channel.name, t,  # type: ignore[arg-type]
+                             sw.released, self._follows(agent), rng, said, sw.raised)
+        if found is not None and t is not None:
+            sw.raised[found.content] = t.total  # the society has heard it now: another channel is not asked the same
+        return found
 
     def lines(self, agent: AgentInfo) -> list[str]:
         sw = self.worlds.get(agent.guild_id)
