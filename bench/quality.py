@@ -348,7 +348,7 @@ async def main() -> None:
     parser.add_argument("--form", choices=["transcript", "chat"], default="transcript")
     parser.add_argument("--candidates", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--floor", type=float, default=0.12, help="the gate's off-topic floor (embedding cosine)")
+    parser.add_argument("--floor", type=float, default=0.25, help="the gate's off-topic floor (embedding cosine; the product's default)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-knows", action="store_true", help="ignore the personas' `knows` (answers from the model alone)")
     parser.add_argument("--subjects", choices=["topics", "world"], default="topics", help="where openers take their subjects from")

@@ -213,6 +213,20 @@ def test_what_an_opener_brought_up_lately_is_not_brought_up_in_another_channel(v
     assert long_ago[mill] == fresh[mill]  # hours later it may come up again
 
 
+def test_a_subject_is_raised_in_its_own_channel_or_the_open_one(village: World) -> None:
+    t = hm(0, 12)
+    released = {n.id: n.at for n in due_news(village, t)}
+
+    def weights(channel: str) -> dict[str, tuple[str | None, float]]:
+        return {s.content: (s.channel, w) for s, w in candidates(village, "Tobias Reed", channel, t, released, lambda c: True)}
+
+    general, history = weights("general"), weights("history")
+    others = [c for c, (home, _) in history.items() if home not in (None, "history", "general") and c in general]
+    assert others  # the village's market, garden events: not #history's
+    for content in others:  # belongs to another topical channel: rarely raised here
+        assert history[content][1] <= 0.15 * general[content][1] + 1e-9, content
+
+
 def test_a_share_in_a_reply_is_about_what_the_agent_knows(village: World) -> None:
     t = hm(0, 12)
     lines = world_lines(village, "Ines Alvarez", t, {n.id: n.at for n in due_news(village, t)}, lambda c: True)

@@ -53,7 +53,6 @@ class Plan:
     channel: str | None = None  # invite: where to
     others: tuple[str, ...] = ()  # invite: who is invited
     seed: int = 0
-    interest: str | None = None  # the speaker's own main interest (its fallback lines say where it knows more)
     lead: str = ""  # the first words of the line, chosen with the act ("No,", "I agree,"): the model goes on from them
     known: str | None = None  # what the speaker knows that answers the question (its persona's `knows`)
     expert: str | None = None  # a member who would know better, when the speaker knows nothing that fits
@@ -152,11 +151,9 @@ class Plan:
                 expert = self.expert.split()[0]
                 closers = [f"{expert} would know better than me.", f"Ask {expert}, that's more {expert}'s line.",
                            f"{expert} is the one to ask about that.", f"Try {expert}, maybe.", f"{expert} might know."]
-            elif self.interest:
-                closers.append(f"My own corner is {self.interest}, really.")
             options = [" ".join(filter(None, [o, b, c])) for o in openers for b in bodies for c in closers]
             asked = sentence(unmention(self.content))
-            if asked.endswith("?") and len(asked.split()) <= 12:  # the question echoed, as people do: "Why is the bell cracked? No idea, Sam."
+            if asked.endswith("?") and len(asked.split()) <= 12 and not _FIRST_PERSON.search(asked):  # "my basil": not the answerer's  # the question echoed, as people do: "Why is the bell cracked? No idea, Sam."
                 replies = [f"No idea, {who}, I'm afraid.", f"You've got me there, {who}.", f"Not sure, {who}, to be honest.",
                            f"I honestly couldn't say, {who}.", f"Hmm, no idea, {who}.", f"Wish I knew, {who}.",
                            f"That one's beyond me, {who}.", f"Good question, {who}, but I don't know."]
@@ -204,6 +201,7 @@ def _world_lines(kind: str, subject: str) -> list[str]:
     return [f"{start} {closer}".strip() for start in starts for closer in ("What's everyone else up to?", "Anyone else about?", "")]
 
 
+_FIRST_PERSON = re.compile(r"(?i)\b(?:i|i'm|i've|i'd|me|my|mine|we|our|us)\b")
 _ADVICE = re.compile(r"(?i)\b(?:how (?:do|can|should|would) (?:i|we|you)|what should|what (?:do|can) i do|any (?:tips?|ideas?|advice)|"
                      r"advice|should i|tips?|recommend)\b")
 
@@ -365,8 +363,7 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     memory = _memory_hint(memories or [], text)
     news = _world_hint(world or [], text)
     hint = memory or known or _interest_hint(persona, text)
-    base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human,
-                interest=persona.interests[0] if persona.interests else None)
+    base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human)
     if _THANKS.search(text) and heard.to_me:
         return Plan("thank", content=text, lead=lead_for("thank", text, heard.author, rng), **base)  # type: ignore[arg-type]
     if _GREETING.match(text) and len(words(text)) <= 8 and not is_question(text.split(",", 1)[-1] if "," in text else ""):

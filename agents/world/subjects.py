@@ -19,6 +19,8 @@ from .model import DAY_MINUTES, NewsItem, World
 MAX_CONTENT = 170
 SAID_PENALTY = 0.15  # a subject the channel has just talked about is rarely brought up again (it would be a loop)
 RAISED_MINUTES = 180  # ... nor one an opener brought up anywhere in the society this long ago (simulated)
+ELSEWHERE_PENALTY = 0.15  # a subject that belongs to another topical channel (jazz night in #art) is rarely raised here
+OPEN_CHANNELS = frozenset({"general"})  # where anything may come up
 _WORD = re.compile(r"[a-z][a-z']{3,}")
 
 
@@ -99,7 +101,10 @@ def candidates(world: World, agent: str, channel: str, t: WorldTime, released: M
     def stale(s: Subject) -> bool:
         return (bool(said) and _said(s.content, said)) or (s.content in raised and t.total - raised[s.content] < RAISED_MINUTES)
 
-    return [(s, w * SAID_PENALTY if stale(s) else w) for s, w in out]
+    def elsewhere(s: Subject) -> bool:
+        return s.channel is not None and s.channel != channel and channel not in OPEN_CHANNELS
+
+    return [(s, w * (SAID_PENALTY if stale(s) else 1.0) * (ELSEWHERE_PENALTY if elsewhere(s) else 1.0)) for s, w in out]
 
 
 def _channel(world: World, place_id: str) -> str | None:

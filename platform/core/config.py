@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     pace_max_wait_seconds: float = Field(default=30.0, gt=0)  # a turn nobody asked for gives up after waiting this long for the model
     reply_form: Literal["transcript", "chat"] = "transcript"  # the prompt form a plan is realised in (agents/turn/realise.py)
     reply_candidates: int = Field(default=2, ge=1, le=8)  # lines asked of the model per turn; the most relevant that passes the gate is posted
-    gate_relevance_floor: float = Field(default=0.12, ge=0, le=1)  # a line whose embedding cosine to what it answers is below this is off-topic
+    gate_relevance_floor: float = Field(default=0.25, ge=0, le=1)  # a line whose embedding cosine to what it answers is below this is off-topic (shuffled pairs' p90: 0.21-0.35)
     known_relevance_floor: float = Field(default=0.5, ge=0, le=1)  # a persona's `knows` statement answers a question from this cosine on
     agent_llm_concurrency: int = 1  # LLM calls in flight per agent
     agent_tokens_per_minute: int = 6000  # prompt + completion tokens per agent per minute
