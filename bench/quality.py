@@ -53,7 +53,8 @@ from townsquare.agents.brain.routing import BackendSpec, Routes, Routing  # noqa
 from townsquare.agents.mind.clock import SystemClock  # noqa: E402
 from townsquare.agents.society.persona import Persona, Society, load_society  # noqa: E402
 from townsquare.agents.turn.gate import GateContext  # noqa: E402
-from townsquare.agents.turn.plan import Heard, Plan, best_known, expert_for, is_question, plan_opener, plan_reach, plan_reply  # noqa: E402
+from townsquare.agents.turn.knowing import best_known, expert_for  # noqa: E402
+from townsquare.agents.turn.plan import Heard, Plan, is_question, plan_opener, plan_reach, plan_reply  # noqa: E402
 from townsquare.agents.turn.realise import Line, Scene  # noqa: E402
 from townsquare.agents.turn.speak import speak  # noqa: E402
 from townsquare.agents.turn.text import distinct_n  # noqa: E402

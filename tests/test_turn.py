@@ -11,12 +11,9 @@ from townsquare.agents.society.persona import Persona, Traits
 from townsquare.agents.turn.gate import GateContext, judge
 from townsquare.agents.brain.backends import GenOptions
 from townsquare.agents.brain.chain import Thought
+from townsquare.agents.turn.knowing import asks_for_facts, best_known, carries, expert_for
 from townsquare.agents.turn.plan import (
     Heard,
-    asks_for_facts,
-    best_known,
-    carries,
-    expert_for,
     keyphrase,
     object_phrase,
     plan_opener,

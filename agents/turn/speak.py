@@ -14,7 +14,8 @@ from ..brain.backends import GenOptions
 from ..brain.chain import FallbackChain
 from ..society.persona import Persona
 from .gate import GateContext, Verdict, judge
-from .plan import Plan, carries
+from .knowing import carries
+from .plan import Plan
 from .realise import Scene, build_prompt, prompt_texts
 from .text import sentences, words
 

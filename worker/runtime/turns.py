@@ -25,12 +25,10 @@ from ...agents.memory.remember import Recall
 from ...agents.mind.policy import AgentInfo, ChannelState, Decision
 from ...agents.mind.relations import BondsOf, describe
 from ...agents.turn.gate import GateContext
+from ...agents.turn.knowing import asks_for_facts, best_known, expert_for
 from ...agents.turn.plan import (
     Heard,
-    asks_for_facts,
     Plan,
-    best_known,
-    expert_for,
     is_question,
     keyphrase,
     object_phrase,

@@ -1,0 +1,97 @@
+"""What a persona knows, matched to what is asked: the statement of its `knows` that answers a
+question (sentence embeddings for the subject, the question's shape for the kind of answer), the
+member who knows when the speaker does not, whether a line passes a statement on, and which
+questions are about the world (answerable only by who knows) rather than about the one asked."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+
+from ..society.persona import Persona
+from .text import stems, unmention
+
+_ASKS_WHEN = re.compile(r"(?i)\b(?:when|what time|how (?:early|late|often|long|soon)|which day|what day)\b")
+_SAYS_WHEN = re.compile(r"(?i)\d|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekends?|weekdays?|"
+                        r"january|february|march|april|may|june|july|august|september|october|november|december|spring|"
+                        r"summer|autumn|winter|morning|afternoon|evening|night|noon|midnight|dawn|dusk|daily|weekly|monthly|"
+                        r"hours?|days?|weeks?|months?|years?|every|after|before|until|once|twice|early|late|first|last|frost)\b")
+
+
+_ASKS_WHERE = re.compile(r"(?i)\b(?:where|which (?:\w+ )?(?:shop|place|pub|caf[eé]|bar|restaurant|street|park|market|stall|club)|"
+                         r"what(?:'s| is) a good (?:place|spot|shop))\b")
+_SAYS_WHERE = re.compile(r"\b(?:[Aa]t|[Oo]n|[Ii]n|[Bb]y|[Nn]ear|[Ff]rom|[Bb]ehind|[Oo]pposite) (?:the |a )?(?:(?!(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|"
+                         r"April|May|June|July|August|September|October|November|December)\b)[A-Z]\w+|"
+                         r"(?:\w+ )?(?:shop|market|square|harbour|street|road|lane|park|stall|hall|church|mill|river|bridge|pub|"
+                         r"bakery|station|library|museum|green|quay|dock|club|cafe|café|corner|allotments?|orchard|woods?|hill))")
+_WEEKDAY = re.compile(r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b")
+
+
+def best_known(knows: list[str], text: str, relevance: Callable[[str, str], float], floor: float) -> str | None:
+    """Of what a persona knows, the statement that best answers `text`, if it fits well enough.
+    Sentence embeddings match the subject ("bread"), not the kind of answer asked for, so: a
+    question about when is answered only by a statement that says when, one about where only by
+    one that names a place; a statement about another day of the week than the one asked about
+    does not answer it; among statements that fit, the one sharing more of the question's words
+    wins ("what time does the bakery open?": "the bakery opens at seven")."""
+    scored = [(score, k) for score, k in _fitting(knows, text, relevance) if score >= floor]
+    best = max(scored, default=None, key=lambda s: s[0] + _SHARED_WORD_BONUS * min(3, len(stems(s[1]) & stems(text))))
+    return best[1] if best is not None else None
+
+
+_SHARED_WORD_BONUS = 0.03  # per word in common (up to three): a tie-break among statements on the same subject
+
+
+def _fitting(knows: list[str], text: str, relevance: Callable[[str, str], float]) -> list[tuple[float, str]]:
+    """(cosine, statement) for the statements that may answer `text` at all."""
+    text = unmention(text)  # "@Oskar Lind is the bus running?": the name is not what is asked about
+    if _ASKS_WHEN.search(text):
+        knows = [k for k in knows if _SAYS_WHEN.search(k)]
+    if _ASKS_WHERE.search(text):
+        knows = [k for k in knows if _SAYS_WHERE.search(k)]
+    asked_days = set(_WEEKDAY.findall(text.lower()))
+    if asked_days:  # "open on Sunday?" is not answered by what happens on Saturdays
+        knows = [k for k in knows if not (set(_WEEKDAY.findall(k.lower())) - asked_days)]
+    return [(relevance(k, text), k) for k in knows]
+
+
+def carries(line: str, known: str, asked: str) -> bool:
+    """Whether a line passes on what `known` says beyond the question's own words ("basil dies
+    from cold nights and wet roots" asked "my basil keeps dying": it names cold, roots, the
+    windowsill or watering: two words and at least `CARRIED_SHARE` of them), not merely its
+    subject ("I'm going to eat a bowl of basil!")."""
+    new = stems(known) - stems(asked)
+    return len(stems(line) & new) >= max(min(2, len(new)), math.ceil(CARRIED_SHARE * len(new)))
+
+
+CARRIED_SHARE = 0.4  # of what a statement says beyond the question, a line passing it on names this much at least
+
+
+def expert_for(question: str, others: Iterable[Persona], relevance: Callable[[str, str], float], floor: float) -> str | None:
+    """The name of the member, among `others`, who knows something that best answers `question`."""
+    best: tuple[float, str] | None = None
+    question = unmention(question)
+    for other in others:
+        known = best_known(other.knows, question, relevance, floor)
+        if known is not None:
+            score = relevance(known, question)
+            if best is None or score > best[0]:
+                best = (score, other.name)
+    return best[1] if best else None
+
+
+_ABOUT_YOU = re.compile(r"(?i)\b(?:you|your|yours|you're|youre|yourself|u)\b")
+_ASKS_YOUR_VIEW_OF = re.compile(r"(?i)\b(?:do you (?:think|reckon|know)|you think|you reckon|would you say|"
+                                r"(?:can|could) you tell me|any of you|do you happen to know)\b")
+_SOCIAL = re.compile(r"(?i)(?:^\s*(?:@\S+\s+)?(?:anyone|anybody|who(?:'s| is))(?: else)? (?:awake|around|up|here|there|online|about)\b|"
+                     r"\b(?:any (?:news|gossip)|what(?:'s| is) (?:new|up|happening|going on|the news)|how(?:'s| is| are) "
+                     r"(?:it going|things|everything|life|everyone|the day))\b)")
+
+
+def asks_for_facts(question: str) -> bool:
+    """A question about the world (where, when, why, how to...) rather than about the person asked
+    ("how are you?", "what do you like to cook?") or company ("anyone else awake?"): one that
+    only a speaker who knows can answer without making something up."""
+    text = _ASKS_YOUR_VIEW_OF.sub(" ", unmention(question))
+    return not _ABOUT_YOU.search(text) and not _SOCIAL.search(unmention(question))
