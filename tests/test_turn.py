@@ -425,6 +425,10 @@ async def test_agents_chatting_among_themselves_say_one_thing() -> None:
                        agent_id=1, guild_id=1, persona=MAREN, plan=plan, scene=scene, gate=ctx(answering=heard.text),
                        options=GenOptions(max_tokens=40), candidates=1)
     assert said.text and said.text.endswith("the green would suit the fair nicely.") and "20,000" not in said.text
+    # ... to the agent it answers, not to whoever the transcript named last
+    called = await speak(ScriptedChain("Well, Sam, the green would suit the fair nicely."), agent_id=1, guild_id=1, persona=MAREN,
+                         plan=plan, scene=scene, gate=ctx(answering=heard.text), options=GenOptions(max_tokens=40), candidates=1)
+    assert called.text and "Sam" not in called.text and called.text.endswith("Well, the green would suit the fair nicely."), called
     # a person's question gets two sentences, not a ramble
     asked = plan_reply(MAREN, Heard("Sam Carter", "what do you like to bake?", human=True, to_me=True), seed=3)
     full = await speak(ScriptedChain("Rye, mostly. The seeded loaf sells out first. He does what he is best of the time."),

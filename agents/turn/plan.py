@@ -310,7 +310,8 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         "agree": 0.8 + traits.agreeableness + max(0.0, affinity) + max(0.0, sentiment(text)) * 0.5,
         "disagree": 0.15 + (1 - traits.agreeableness) * 0.9 + max(0.0, -affinity) * 1.5 + (0.3 if mood == "irritated" else 0.0),
         "ask": 0.6 + traits.openness * 0.8 + interests_match,
-        "share": (1.2 if memory or news or known else 0.3) + interests_match,
+        # nothing remembered, heard or known to tell: a "share" would be news the model makes up
+        "share": (1.2 if memory or news or known else 0.0) + interests_match,
         "joke": (0.1 + traits.extraversion * traits.openness) * (1.3 if mood in ("excited", "cheerful") else 0.5),
     }
     acts = list(weights)
@@ -354,7 +355,8 @@ def lead_for(act: str, text: str, to: str | None, rng: random.Random) -> str:
         "thank": ["Thank you,", "Thanks,", "Oh, thank you"],
         "ask": [f"{who}, what", f"{who}, how", f"{who}, do you", f"{who}, have you"] if who else ["What", "How", "Has anyone"],
         "joke": ["Ha,", "Well,", "Funny,"],
-        "share": ["By the way,", "Guess what,", "Did you hear,", "So,"],
+        # "Did you hear," announces news: only for news ("Guess what," and it led to made-up news)
+        "share": ["Did you hear,", "By the way,"] if text.startswith("the news:") else ["By the way,", "So,", "Actually,"],
     }.get(act)
     return rng.choice(options) if options else ""
 

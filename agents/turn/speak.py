@@ -7,7 +7,8 @@ the LLM-call records (the chain logs the call with `error = "gate:<reason>"`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ..brain.backends import GenOptions
@@ -30,10 +31,21 @@ class Spoken:
     reached: bool = True  # some backend answered
 
 
-SMALL_TALK = ("agree", "disagree", "joke", "answer", "ask")
+SMALL_TALK = ("agree", "disagree", "joke", "answer", "ask", "share")
 
 
-def small_talk(text: str, plan: Plan) -> str:
+def _vocatives_dropped(text: str, names: Sequence[str]) -> str:
+    """The line without calling on these members by name ("Guess what, Sam, ..." in a reply to
+    Maren: a small model names whoever the transcript named last)."""
+    for name in names:
+        first = re.escape(name.split()[0])
+        text = re.sub(rf",\s*{first}\s*,", ",", text)
+        text = re.sub(rf",\s*{first}\s*(?=[.!?])", "", text)
+        text = re.sub(rf"^{first},\s*", "", text)
+    return text[:1].upper() + text[1:] if text else text
+
+
+def small_talk(text: str, plan: Plan, members: Sequence[str] = ()) -> str:
     """Agents chatting among themselves say one thing: a reply to another agent that carries
     nothing known keeps its first sentence (two when the first is a word or two: "Honestly,
     yes."); a reply to a person, two. A small model's later sentences are where it drifts."""
@@ -44,7 +56,10 @@ def small_talk(text: str, plan: Plan) -> str:
         keep = said[:2]
     else:
         keep = said[:2] if len(said) > 1 and len(words(said[0])) < 3 else said[:1]
-    return " ".join(keep) if keep else text
+    short = " ".join(keep) if keep else text
+    if not plan.heard.human:  # an agent answers the agent it answers, not whoever else was named
+        short = _vocatives_dropped(short, [m for m in members if m.split()[0] != (plan.to_first or "")])
+    return short
 
 
 def anchor(plan: Plan) -> str:
@@ -124,7 +139,7 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
                 return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
     if kept:
         _, text, source = max(kept, key=lambda k: k[0])
-        short = small_talk(text, plan)
+        short = small_talk(text, plan, ctx.members)
         if short != text and judge(short, ctx).ok:  # the cut line passes the gate on its own too
             text = short
         return Spoken(text, source, llm_ms, tuple(rejections), reached=True)
