@@ -138,27 +138,29 @@ class Plan:
         elif self.act == "answer":  # composed, short and varied, so that two agents' lines rarely read alike
             asked = object_phrase(self.content, definite_only=True)  # "the old mill", not "the adult" from "as an adult"
             about = f" about {asked}" if asked else ""
+            # every fixed part is at most four words (with the name): a repeated word 5-gram then needs
+            # the same draw in two slots, so a society's honest answers rarely repeat one another
             openers = [f"Good question, {who}.", f"Hm, {who}.", f"Ah, {who}.", f"Honestly, {who}?", f"Let me think, {who}.",
-                       f"Oh, {who}.", f"Sorry, {who}."]
-            bodies = [f"No idea{about}, I'm afraid.", f"I don't know much{about}.", f"Not sure{about}, to be honest.",
-                      f"I couldn't say{about}.", "That's outside what I know.", "You've got me there.", "I really couldn't tell you.",
-                      "Beats me, honestly."]
-            closers = ["Someone here will know better.", "I'll ask around for you.", "I'll pass on anything I hear.",
-                       "Maybe ask again in here later?", "", "Sorry I can't help more.", "Someone else might know."]
+                       f"Oh, {who}.", f"Sorry, {who}.", f"Well, {who}."]
+            bodies = [f"No idea{about}.", f"Not sure{about}.", f"Couldn't say{about}.", f"Don't know much{about}.",
+                      "Beats me.", "Wish I knew.", "No clue, honestly.", "You've got me there.", "That's beyond me."]
+            closers = ["Someone may know.", "I'll ask around.", "Ask again later?", "Anyone here know?", "", "Sorry!",
+                       "Try asking around.", "Can't help, sorry."]
             if _ADVICE.search(self.content):  # a problem to solve: the speaker has not had it, and asks
-                bodies.append("Never had that problem myself.")
-                closers += ["Has anyone here dealt with it?", "What have you tried so far?"]
+                bodies.append("Never had that problem.")
+                closers += ["Anyone dealt with it?", "What have you tried?"]
             if self.expert:  # an honest "I don't know" that still helps: who would
                 expert = self.expert.split()[0]
-                closers = [f"{expert} would know better than me.", f"Ask {expert}, that's more {expert}'s line.",
-                           f"{expert} is the one to ask about that.", f"Try {expert}, maybe.", f"{expert} might know."]
+                closers = [f"{expert} would know.", f"Ask {expert}.", f"Try {expert}, maybe.", f"{expert} might know.",
+                           f"{expert} knows this stuff.", f"{expert}'s the one to ask."]
             options = [" ".join(filter(None, [o, b, c])) for o in openers for b in bodies for c in closers]
             asked = sentence(unmention(self.content))
-            if asked.endswith("?") and len(asked.split()) <= 12 and not _FIRST_PERSON.search(asked):  # "my basil": not the answerer's  # the question echoed, as people do: "Why is the bell cracked? No idea, Sam."
-                replies = [f"No idea, {who}, I'm afraid.", f"You've got me there, {who}.", f"Not sure, {who}, to be honest.",
-                           f"I honestly couldn't say, {who}.", f"Hmm, no idea, {who}.", f"Wish I knew, {who}.",
-                           f"That one's beyond me, {who}.", f"Good question, {who}, but I don't know."]
-                echoes = [" ".join(filter(None, [asked, r, c])) for r in replies for c in closers]
+            # the question echoed, as people do ("Why is the bell cracked? No idea, Sam."), unless it
+            # is the asker's own ("my basil" is not the answerer's)
+            if asked.endswith("?") and len(asked.split()) <= 12 and not _FIRST_PERSON.search(asked):
+                replies = [f"No idea, {who}.", f"Not sure, {who}.", f"Beats me, {who}.", f"Wish I knew, {who}.",
+                           f"Couldn't say, {who}.", "Hmm, no idea.", f"No clue, {who}.", f"Good question, {who}."]
+                echoes = [" ".join([asked, r, c]) for r in replies for c in closers if c]  # a bare echo would be a parrot
                 rng.shuffle(options)
                 rng.shuffle(echoes)
                 pairs = zip(echoes, options) if rng.random() < 0.5 else zip(options, echoes)  # either kind first, as often
@@ -189,8 +191,13 @@ def _world_lines(kind: str, subject: str) -> list[str]:
         return [" ".join(filter(None, [lead, body, c])) for lead in leads for c in closers]
     if kind == "upcoming":  # already a question ("is anyone going to the market tomorrow, 08:00 to 13:00?")
         question = sentence(subject)
+        going = re.match(r"(?i)is anyone going to (.+)\?$", question)
+        if going:  # said in several ways: the template's own words would repeat across the society
+            event = going.group(1)
+            return [question, f"Anyone going to {event}?", f"Who's going to {event}?", f"Is anyone else off to {event}?",
+                    f"Thinking of going to {event}. Anyone?", f"Anyone fancy {event}?"]
         lowered = question[:1].lower() + question[1:]
-        return [question, f"So, {lowered}", f"Quick one, {lowered}", f"Hey all, {lowered}", f"{question} I might go."]
+        return [question, f"So, {lowered}", f"Hey all, {lowered}"]
     if kind == "event":  # the speaker is there now
         return [f"{opener} {subject}. {closer}".strip() for opener in ("I'm at", "Here at", "Just got to")
                 for closer in ("Anyone else here?", "Come along if you can!", "Lovely atmosphere.", "")]
