@@ -210,7 +210,7 @@ def test_the_transcript_form_ends_with_the_speakers_own_name() -> None:
 
 
 def test_leads_follow_the_act_and_the_question() -> None:
-    why = plan_reply(MAREN, Heard("Tobias Reed", "@Maren Holt why is the rye so dark?", human=False, to_me=True), seed=2)
+    why = plan_reply(MAREN, Heard("Tobias Reed", "@Maren Holt why do you bake your rye so dark?", human=False, to_me=True), seed=2)
     assert why.lead in ("I think it's because", "Probably because", "Mostly because")
     hello = plan_reply(MAREN, Heard("Sam Carter", "Hello!", human=True, to_me=True), seed=2)
     assert hello.act == "greet" and "Sam" in hello.lead
@@ -372,8 +372,11 @@ def test_only_questions_about_the_world_are_kept_from_guesses() -> None:
     assert not any(asks_for_facts(q) for q in about_you), [q for q in about_you if asks_for_facts(q)]
     # a question about the speaker goes to the model, even from a person asking directly
     assert not plan_reply(MAREN, Heard("Sam Carter", "what do you like to bake?", human=True, to_me=True), seed=1).honest
-    # and another agent's question is the model's to answer (agents chat; they are not asked for help)
-    assert not plan_reply(MAREN, Heard("Tobias Reed", "who built the old mill?", human=False, to_me=True), seed=1).honest
+    # another agent's question about the world that nothing known answers is not answered with a
+    # guess (often it is a person's question echoed in an honest "no idea"): it is talked about
+    echoed = Heard("Tobias Reed", "Who built the old mill? No idea, Sam. Someone may know.", human=False, to_me=False)
+    assert all(plan_reply(MAREN, echoed, seed=s).act != "answer" for s in range(20))
+    assert plan_reply(MAREN, Heard("Tobias Reed", "Maren, what do you like to bake?"), seed=1).act == "answer"
 
 
 def test_a_known_answer_must_be_passed_on_not_only_its_subject() -> None:

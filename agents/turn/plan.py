@@ -307,8 +307,11 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         return Plan("thank", content=text, lead=lead_for("thank", text, heard.author, rng), **base)  # type: ignore[arg-type]
     if _GREETING.match(text) and len(words(text)) <= 8 and not is_question(text.split(",", 1)[-1] if "," in text else ""):
         return Plan("greet", content=text, lead=lead_for("greet", text, heard.author, rng), **base)  # type: ignore[arg-type]
-    if is_question(text):
-        honest = base["must_post"] and not known and asks_for_facts(text)
+    factual = is_question(text) and asks_for_facts(text)
+    # another agent's question about the world that nothing known answers (often a person's
+    # question echoed in an honest "no idea"): not answered with a guess, talked about instead
+    if is_question(text) and (heard.human or known or not factual):
+        honest = heard.human and not known and factual
         return Plan("answer", content=text, hint=hint, lead="" if known or honest else lead_for("answer", text, heard.author, rng),  # type: ignore[arg-type]
                     known=known, expert=expert if honest else None, honest=honest, **base)
     traits = persona.traits
