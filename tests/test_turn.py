@@ -98,6 +98,7 @@ def test_a_reply_that_only_turns_the_message_around_is_a_parrot() -> None:
 def test_an_opener_does_not_answer_a_message_nobody_wrote() -> None:
     opener = ctx(answering=None, subject="the old mill is for sale")
     assert judge("No, the old mill is in poor shape these days.", opener).reason == "off_topic"
+    assert judge("Ah, yes. The old mill... he loves the mill.", opener).reason == "off_topic"
     assert judge("The old mill is for sale at last. What should we make of it?", opener).ok
 
 
@@ -360,6 +361,13 @@ async def test_a_question_nobody_here_knows_is_not_guessed_at_but_sent_to_who_kn
     said = await speak(ScriptedChain("The council built it in 1850."), agent_id=1, guild_id=1, persona=MAREN, plan=alone, scene=scene,
                        gate=ctx(answering=mill), options=GenOptions(max_tokens=40), relevance=overlap)
     assert said.source == "plan" and said.text and "1850" not in said.text and "Tobias" not in said.text
+
+
+def test_an_honest_answer_names_a_thing_asked_about_not_a_piece_of_the_question() -> None:
+    for question in ("do the stalls take cards?", "when is the library open?"):
+        lines = plan_reply(MAREN, Heard("Sam Carter", question, human=True, to_me=True), seed=2).fallbacks()
+        assert not any("about the stalls take" in line or "about the library open" in line for line in lines)
+    assert object_phrase("who built the old mill?", definite_only=True) == "the old mill"
 
 
 def test_only_questions_about_the_world_are_kept_from_guesses() -> None:

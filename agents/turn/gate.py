@@ -269,7 +269,8 @@ def _drop_sentences(text: str, bad: Iterable[str]) -> str:
     return " ".join(s for s in sentences(text) if s not in drop).strip()
 
 
-_ANSWERS_NOBODY = re.compile(r"(?i)^(?:yes|no|yeah|nope|not really|i agree|same here|exactly|true|thanks|thank you)(?:[,.!]|\s*$)")
+_ANSWERS_NOBODY = re.compile(r"(?i)^(?:(?:ah|oh|well|hmm),?\s+)?(?:yes|no|yeah|nope|not really|i agree|same here|exactly|true|thanks|"
+                             r"thank you)(?:[,.!]|\s*$)")
 
 
 def _off_topic(text: str, ctx: GateContext) -> bool:

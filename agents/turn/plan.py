@@ -184,7 +184,8 @@ def _world_lines(kind: str, subject: str) -> list[str]:
     speaker is doing."""
     if kind == "news":
         headline, _, first = subject.removeprefix("the news: ").partition(" (")
-        body = sentence(first.rstrip(")") if first else headline)
+        first = first.rstrip(")")
+        body = sentence(first if first and not first.endswith("…") else headline)  # a clipped sentence reads cut off: the headline
         leads = ["Did you hear?", "Have you seen this?", "News just in.", "Saw this earlier.", "Heard the news?"]
         closers = ["What do you make of it?", "Thoughts?", "Anyone else heard?", "Not sure what to think.", "", "Who knew?",
                    "Interesting, isn't it?", "Fancy that.", "Good to know."]
@@ -218,6 +219,10 @@ _OBJECT = re.compile(r"(?i)\b(my|the|your|our|this|that|a|an) ((?:[a-z]+ ){0,2}?
                      r"ate|got|looks|seems|dip|dips)\b|[?.!,]|$)")
 
 
+_NOT_A_NOUN = frozenset({"open", "closed", "close", "shut", "take", "work", "start", "end", "run", "go", "come", "cost", "sell",
+                         "serve", "taste", "look", "get", "good", "best", "busy", "free", "late", "early", "far", "near"})
+
+
 def object_phrase(text: str, *, definite_only: bool = False) -> str | None:
     """The thing a line is about, as the answerer would say it ("my basil keeps dying" -> "your
     basil"), or None when no plain noun phrase is found. `definite_only`: only a thing the line
@@ -225,8 +230,9 @@ def object_phrase(text: str, *, definite_only: bool = False) -> str | None:
     found = _OBJECT.search(unmention(text))
     if not found or found.group(2).split()[-1].lower() in _STOP:
         return None
-    if definite_only and found.group(1).lower() in ("a", "an"):
-        return None
+    if definite_only and (found.group(1).lower() in ("a", "an") or len(found.group(2).split()) > 2
+                          or found.group(2).split()[-1].lower() in _NOT_A_NOUN):
+        return None  # "do the stalls take cards?", "is the library open?": not a thing to name
     phrase = found.group(2).split()  # as written: "Friday", "Dock Street" keep their capitals
     if len(phrase) > 1 and phrase[-1].endswith("ed"):  # "the church bell cracked": the bell, not the state
         phrase = phrase[:-1]

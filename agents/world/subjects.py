@@ -19,8 +19,7 @@ from .model import DAY_MINUTES, NewsItem, World
 MAX_CONTENT = 170
 SAID_PENALTY = 0.15  # a subject the channel has just talked about is rarely brought up again (it would be a loop)
 RAISED_MINUTES = 180  # ... nor one an opener brought up anywhere in the society this long ago (simulated)
-ELSEWHERE_PENALTY = 0.15  # a subject that belongs to another topical channel (jazz night in #art) is rarely raised here
-OPEN_CHANNELS = frozenset({"general"})  # where anything may come up
+OPEN_CHANNELS = frozenset({"general"})  # where anything may come up; a subject of another topical channel (jazz night in #art) never does
 _WORD = re.compile(r"[a-z][a-z']{3,}")
 
 
@@ -71,9 +70,9 @@ def known_news(world: World, t: WorldTime, released: Mapping[str, int], follows:
 def candidates(world: World, agent: str, channel: str, t: WorldTime, released: Mapping[str, int],
                follows: Callable[[str], bool], said: Sequence[str] = (),
                raised: Mapping[str, int] | None = None) -> list[tuple[Subject, float]]:
-    """Every subject the agent has for this channel now, with a weight (low for what the
-    channel's recent lines, `said`, already talk about, and for what an opener brought up in
-    the society lately, `raised`: subject -> simulated minute)."""
+    """Every subject the agent has for this channel now (not those of another topical channel),
+    with a weight (low for what the channel's recent lines, `said`, already talk about, and for
+    what an opener brought up in the society lately, `raised`: subject -> simulated minute)."""
     out: list[tuple[Subject, float]] = []
     here = whereabouts(world, agent, t)
 
@@ -104,7 +103,7 @@ def candidates(world: World, agent: str, channel: str, t: WorldTime, released: M
     def elsewhere(s: Subject) -> bool:
         return s.channel is not None and s.channel != channel and channel not in OPEN_CHANNELS
 
-    return [(s, w * (SAID_PENALTY if stale(s) else 1.0) * (ELSEWHERE_PENALTY if elsewhere(s) else 1.0)) for s, w in out]
+    return [(s, w * SAID_PENALTY if stale(s) else w) for s, w in out if not elsewhere(s)]
 
 
 def _channel(world: World, place_id: str) -> str | None:
