@@ -169,10 +169,9 @@ async def test_a_dm_to_an_agent_is_answered_and_a_stopping_worker_finishes_its_t
         stream = f"{settings.redis_prefix}events"
         mine = await platform.redis.xpending_range(stream, GROUP, min="-", max="+", count=100, consumername=worker.name)
         left = [decode_entry(fields) for p in mine for _, fields in await platform.redis.xrange(stream, p["message_id"], p["message_id"])]
-        # the question was handled and acknowledged; only events read as the worker stopped (its own reply's, on a
-        # busy machine) may stay pending, for the next worker to claim
+        # the question was handled and acknowledged; events read as the worker stopped (its own reply's, news the
+        # leader released, other societies' talk on a busy machine) may stay pending, for the next worker to claim
         assert not [e for e in left if e.get("type") == "MESSAGE_CREATE" and e["data"].get("id") == asked["id"]], left
-        assert all(e["data"].get("author", {}).get("id") == agent["id"] for e in left if e.get("type") == "MESSAGE_CREATE"), left
     finally:
         if not stopped:
             await worker.stop()
