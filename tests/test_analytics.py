@@ -317,13 +317,19 @@ async def test_exports_read_back_by_pandas_and_networkx(platform: Platform, clie
             assert got.nodes[str(a)]["label"] == next(n["name"] for n in stored["nodes"] if n["id"] == str(a))
 
 
-async def test_scorecard_and_export_routes(platform: Platform, client: httpx.AsyncClient) -> None:
+async def twelve_lines(platform: Platform, client: httpx.AsyncClient) -> dict[str, Any]:
+    """A society whose members said twelve filler lines, one a minute from its start (one about goats in the hedge)."""
     s = await society(platform, client)
-    admin: Actor = s["admin"]
     sc: Script = s["script"]
     for i in range(12):
         sc.say(s["ids"][i % 5], 1 + i, FILLER[i % len(FILLER)])
     await sc.commit()
+    return s
+
+
+async def test_scorecard_and_export_routes(platform: Platform, client: httpx.AsyncClient) -> None:
+    s = await twelve_lines(platform, client)
+    admin: Actor = s["admin"]
     base = f"/api/v10/townsquare/societies/{s['guild_id']}"
     since = iso(s["t0"])
     r = await client.get(f"{base}/scorecard", params={"since": since, "fact": ["goats,hedge"]}, headers=admin.headers)
@@ -370,12 +376,8 @@ questions:
 
 
 async def test_a_run_gives_the_window_and_the_facts(platform: Platform, client: httpx.AsyncClient) -> None:
-    s = await society(platform, client)
+    s = await twelve_lines(platform, client)
     admin: Actor = s["admin"]
-    sc: Script = s["script"]
-    for i in range(12):
-        sc.say(s["ids"][i % 5], 1 + i, FILLER[i % len(FILLER)])
-    await sc.commit()
     run_id = id_at(s["t0"]) + 7  # a run started when the society's talk began (its id is its start)
     async with platform.transaction() as tx:
         await tx.conn.execute(insert(Run).values(id=run_id, batch_id=run_id, name="goats", scenario=RUN_SCENARIO, code_version="test",
