@@ -120,31 +120,31 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
     plain = replace(ctx, relevance=None, prompt_texts=())
     if plan.must_post:  # a person asked: the answer may repeat what was said before (asked again, answered again)
         plain = replace(plain, own_recent=(), others_recent=())
+
+    def from_plan() -> Spoken | None:
+        """The first of the plan's own lines that the gate passes, as what is said."""
+        line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
+        return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True) if line is not None else None
+
     if plan.act in ("answer", "share") and plan.known and reached:
         # the model may put what the speaker knows in its own words, not replace it with a guess:
         # its lines that stray from the known answer give way to the answer itself, framed
         if relevance is not None:
             kept = [k for k in kept if relevance(k[1], plan.known) >= known_floor and carries(k[1], plan.known, anchor(plan))]
-        if not kept:
-            line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
-            if line is not None:
-                return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
+        if not kept and (spoken := from_plan()) is not None:
+            return spoken
     if plan.world and reached:
         # an opener about the world passes on its subject (the news, the event); a line that
         # strays from it ("did you hear, the heatwave?") gives way to one made from the subject
         kept = [k for k in kept if carries(k[1], plan.content, "the news")]
-        if not kept:
-            line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
-            if line is not None:
-                return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
+        if not kept and (spoken := from_plan()) is not None:
+            return spoken
     if kept:
         _, text, source = max(kept, key=lambda k: k[0])
         short = small_talk(text, plan, ctx.members)
         if short != text and judge(short, ctx).ok:  # the cut line passes the gate on its own too
             text = short
         return Spoken(text, source, llm_ms, tuple(rejections), reached=True)
-    if plan.must_post and reached:
-        line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
-        if line is not None:
-            return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True)
+    if plan.must_post and reached and (spoken := from_plan()) is not None:
+        return spoken
     return Spoken(None, "none", llm_ms, tuple(rejections), reached=reached)
