@@ -62,7 +62,8 @@ from townsquare.platform.analytics.message import Msg  # noqa: E402
 from townsquare.platform.analytics.textstats import TextQuality  # noqa: E402
 from townsquare.platform.core.config import Settings  # noqa: E402
 from townsquare.agents.world.life import WorldTime, at_minutes, due_news  # noqa: E402
-from townsquare.agents.world.subjects import pick_subject, situation  # noqa: E402
+from townsquare.agents.world.replies import aside_for  # noqa: E402
+from townsquare.agents.world.subjects import pick_subject, situation, world_lines  # noqa: E402
 
 HUMAN = "Sam Carter"  # the person asking questions (a human member of both societies)
 
@@ -164,20 +165,28 @@ def start_model_server(model_arg: str, threads: int) -> tuple[subprocess.Popen[b
 class Bench:
     def __init__(self, chain: FallbackChain, relevance, form: str, candidates: int, floor: float) -> None:  # type: ignore[no-untyped-def]
         self.chain, self.relevance, self.form, self.candidates, self.floor = chain, relevance, form, candidates, floor
-        self.knows, self.known_floor = True, 0.5
+        self.knows, self.known_floor, self.asides = True, 0.5, True
         self.run = Run()
         self.recent_own: dict[str, list[str]] = {}
         self.calls = 0  # model calls so far (the chain's record hook counts them)
 
-    def reply(self, persona: Persona, heard: Heard, seed: int, present: list[Persona]) -> Plan:
+    def reply(self, persona: Persona, heard: Heard, seed: int, present: list[Persona], society: Society | None = None,
+              t: WorldTime | None = None) -> Plan:
         """A reply planned as the worker plans it (worker/runtime/turns.py): what the speaker knows
-        that answers a question, else who present would know."""
-        known = expert = None
+        that answers a question, else who present would know; at world time `t`, what its day says."""
+        known = expert = aside = None
+        world: list[str] = []
         if self.knows:
             known = best_known(persona.knows, heard.text, self.relevance, self.known_floor)
             if known is None and is_question(heard.text) and heard.human and heard.to_me:
                 expert = expert_for(heard.text, [p for p in present if p.name != persona.name], self.relevance, self.known_floor)
-        return plan_reply(persona, heard, seed=seed, memories=[], known=known, expert=expert)
+        if society is not None and society.world is not None and t is not None:
+            released = {n.id: n.at for n in due_news(society.world, t)}
+            follows = (lambda c: not persona.home_channels or c in persona.home_channels)
+            world = world_lines(society.world, persona.name, t, released, follows)
+            if self.asides:
+                aside = aside_for(society.world, persona.name, t, heard.text, released, follows)
+        return plan_reply(persona, heard, seed=seed, memories=[], known=known, expert=expert, world=world, aside=aside)
 
     async def turn(self, society: Society, persona: Persona, plan: Plan, channel: str, topic: str | None, history: list[Line],
                    kind: str, where: str = "") -> str | None:
@@ -214,9 +223,10 @@ def _world_time(society: Society, persona: Persona, rng: random.Random) -> World
 
 
 def opener_plan(society: Society, persona: Persona, channel: str, subjects: str, rng: random.Random,
-                said: list[str] | None = None, raised: dict[str, int] | None = None) -> tuple[Plan, str]:
-    """The opener's plan (and the speaker's whereabouts for the scene): from the world, or a revival
-    topic. `raised`: what openers brought up in this society already (as the worker keeps it)."""
+                said: list[str] | None = None, raised: dict[str, int] | None = None) -> tuple[Plan, str, WorldTime | None]:
+    """The opener's plan, the speaker's whereabouts for the scene and the world time (the replies'
+    too): from the world, or a revival topic. `raised`: what openers brought up in this society
+    already (as the worker keeps it)."""
     raised = {} if raised is None else raised
     seed = rng.randrange(2**31)
     if subjects == "world" and society.world is not None:
@@ -227,9 +237,9 @@ def opener_plan(society: Society, persona: Persona, channel: str, subjects: str,
         if found is not None:
             raised[found.content] = t.total
             return (plan_opener(persona, found.content, seed=seed, news=found.share, world=found.kind),
-                    situation(society.world, persona.name, t) or "")
+                    situation(society.world, persona.name, t) or "", t)
     topic = rng.choice(society.revival_topics) if society.revival_topics else channel
-    return plan_opener(persona, topic, seed=seed), ""
+    return plan_opener(persona, topic, seed=seed), "", None
 
 
 async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", only: str | None = None,
@@ -247,7 +257,7 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                 here = [a for a in society.agents if not a.home_channels or spec.name in a.home_channels] or society.agents
                 history: list[Line] = kept.setdefault((society.guild, spec.name), []) if only == "openers" else []
                 opener = rng.choice(here)
-                plan, where = opener_plan(society, opener, spec.name, subjects, rng, [line.content for line in history[-8:]],
+                plan, where, t = opener_plan(society, opener, spec.name, subjects, rng, [line.content for line in history[-8:]],
                                           raised.setdefault(society.guild, {}))
                 await bench.turn(society, opener, plan, spec.name, spec.topic, history, "opener", where)
                 if only == "openers":
@@ -258,17 +268,24 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                     last = history[-1]
                     speaker = rng.choice([a for a in here if a.name != last.author] or society.agents)
                     plan = bench.reply(speaker, Heard(last.author, last.content, human=False, to_me=rng.random() < 0.3),
-                                       rng.randrange(2**31), here)
+                                       rng.randrange(2**31), here, society, t)
                     await bench.turn(society, speaker, plan, spec.name, spec.topic, history, "reply_agent")
                 asked = rng.choice(here)
                 asked_set = HELDOUT if questions == "heldout" else QUESTIONS
                 question = rng.choice(asked_set.get(spec.name, asked_set["general"]))
                 history.append(Line(HUMAN, f"@{asked.name} {question}"))
-                plan = bench.reply(asked, Heard(HUMAN, f"@{asked.name} {question}", human=True, to_me=True), rng.randrange(2**31), here)
+                plan = bench.reply(asked, Heard(HUMAN, f"@{asked.name} {question}", human=True, to_me=True), rng.randrange(2**31), here,
+                                   society, t)
                 answer = await bench.turn(society, asked, plan, spec.name, spec.topic, history, "reply_human")
-                if answer:
+                expert = next((a for a in society.agents if a.name == plan.expert), None)
+                if answer and expert is not None and best_known(expert.knows, question, bench.relevance, bench.known_floor):
+                    # the honest answer mentions who would know (the worker's `_handing_off`): they answer the person
+                    plan = bench.reply(expert, Heard(HUMAN, question, human=True, to_me=True), rng.randrange(2**31), here, society, t)
+                    await bench.turn(society, expert, plan, spec.name, spec.topic, history, "reply_human")
+                elif answer:
                     other = rng.choice([a for a in here if a.name != asked.name] or society.agents)
-                    plan = bench.reply(other, Heard(asked.name, answer, human=False, to_me=False), rng.randrange(2**31), here)
+                    plan = bench.reply(other, Heard(asked.name, answer, human=False, to_me=False), rng.randrange(2**31), here,
+                                       society, t)
                     await bench.turn(society, other, plan, spec.name, spec.topic, history, "reply_agent")
             if only == "openers":
                 continue
@@ -310,6 +327,7 @@ def figures(run: Run, relevance, model: str) -> dict[str, object]:  # type: igno
     openers = [t for t in run.turns if t.kind == "opener"]
     return {
         "turns": len(run.turns), "posted": len(posted), "posted_from_plan": sum(1 for t in posted if t.source == "plan"),
+        "reacted": sum(1 for t in run.turns if t.source == "react"),
         "human_questions": len(human), "human_answered": sum(1 for t in human if t.text),
         "wrong_voice": q["posted_wrong_voice"], "self_address": q["posted_self_naming"], "assistant_speak": q["posted_assistant_speak"],
         "recital": recital, "near_duplicate_rate": round(q["near_rate"] or 0.0, 3),
@@ -352,6 +370,7 @@ async def main() -> None:
     parser.add_argument("--floor", type=float, default=0.25, help="the gate's off-topic floor (embedding cosine; the product's default)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-knows", action="store_true", help="ignore the personas' `knows` (answers from the model alone)")
+    parser.add_argument("--no-asides", action="store_true", help="replies ignore what the speaker's own day says (going, doing, news seen)")
     parser.add_argument("--subjects", choices=["topics", "world"], default="topics", help="where openers take their subjects from")
     parser.add_argument("--only", choices=["openers"], default=None, help="play only openers")
     parser.add_argument("--questions", choices=["tuned", "heldout"], default="tuned",
@@ -368,12 +387,12 @@ async def main() -> None:
         chain = FallbackChain(routing, SystemClock(), record=lambda call: setattr(counter[0], "calls", counter[0].calls + 1))
         bench = Bench(chain, relevance, args.form, args.candidates, args.floor)
         counter.append(bench)
-        bench.knows, bench.known_floor = not args.no_knows, Settings().known_relevance_floor
+        bench.knows, bench.known_floor, bench.asides = not args.no_knows, Settings().known_relevance_floor, not args.no_asides
         started = time.perf_counter()
         await play(bench, args.turns, args.seed, args.subjects, args.only, args.questions)
         await chain.close()
         result = figures(bench.run, relevance, model)
-        result |= {"knows": not args.no_knows, "subjects": args.subjects, "only": args.only, "questions": args.questions, "form": args.form, "candidates": args.candidates, "threads": args.threads, "floor": args.floor,
+        result |= {"knows": not args.no_knows, "asides": not args.no_asides, "subjects": args.subjects, "only": args.only, "questions": args.questions, "form": args.form, "candidates": args.candidates, "threads": args.threads, "floor": args.floor,
                    "wall_s": round(time.perf_counter() - started, 1), "load_1min": round(os.getloadavg()[0], 2)}
         args.sample.parent.mkdir(parents=True, exist_ok=True)
         write_sample(bench.run, args.sample)

@@ -1,6 +1,6 @@
 """What a persona knows, through the worker: a person's question to an agent is answered from the
 statement that fits (a model line that strays from it gives way to it), and a question the agent
-cannot answer is sent, honestly, to a member of the channel who knows. Real sentence embeddings
+cannot answer is sent, honestly, to a member of the channel who knows, who then answers it. Real sentence embeddings
 (the bundled MiniLM); the model's content is a stand-in that never says the right thing."""
 
 from __future__ import annotations
@@ -40,8 +40,12 @@ async def test_a_question_is_answered_from_what_the_agent_knows_or_sent_to_who_k
         asked = (await client.post(f"/api/v10/channels/{general}/messages",
                                    json={"content": f"<@{maren['id']}> why is the church bell cracked?"}, headers=human.headers)).json()
         answer = (await wait_for(lambda: replies_to(client, human, general, asked["id"], maren["id"]), timeout=30))[0]["content"]
-        # the baker does not know; Tobias, who follows #general and knows the bells' history, does
-        assert "Tobias" in answer and "sunny day" not in answer, answer
+        # the baker does not know; Tobias, who follows #general and knows the bells' history, does,
+        # and he is asked: the hand-off mentions him, and he answers the person from what he knows
+        tobias = by_first(cast, "Tobias")
+        assert f"<@{tobias['id']}>" in answer and "sunny day" not in answer, answer
+        handed = (await wait_for(lambda: replies_to(client, human, general, None, tobias["id"]), timeout=30))[0]["content"]
+        assert "frost" in handed and "sunny day" not in handed, handed
     finally:
         await worker.stop()
         llm.stop()

@@ -75,9 +75,11 @@ async def agent_where(platform: Platform, admin: Actor, agent_id: str, **expecte
     return obj if all(obj[k] == v for k, v in expected.items()) else None
 
 
-async def replies_to(client: httpx.AsyncClient, human: Actor, channel_id: int, message_id: str, author: str) -> list[dict[str, Any]]:
+async def replies_to(client: httpx.AsyncClient, human: Actor, channel_id: int, message_id: str | None, author: str) -> list[dict[str, Any]]:
+    """`author`'s replies to that message (to any message, when `message_id` is None)."""
     history = (await client.get(f"/api/v10/channels/{channel_id}/messages?limit=50", headers=human.headers)).json()
-    return [m for m in history if m["author"]["id"] == author and (m.get("message_reference") or {}).get("message_id") == message_id]
+    return [m for m in history if m["author"]["id"] == author and (m.get("message_reference") or {}).get("message_id")
+            and message_id in (None, m["message_reference"]["message_id"])]
 
 
 async def test_a_human_mention_is_answered_through_the_platform(platform: Platform, settings: Settings, server: RunningServer,

@@ -35,7 +35,7 @@ from .clock import SimClock
 from .homophily import STRANGER, interest_overlap, pull
 from .mood import Mood, Stimulus
 from .relations import Relations, emoji_tone
-from .sentiment import sentiment
+from .sentiment import emoji_for, sentiment
 
 
 @dataclass(frozen=True)
@@ -503,22 +503,10 @@ class TurnPolicy:
             p *= 1.5 if abs(tone) > 0.3 or agent.id in msg.mentions else 1.0
             rng = self.rng("react", msg.id, agent.id)
             if rng.random() < p:
-                out.append(Reaction(agent.id, msg.channel_id, msg.id, self._emoji(tone, affinity, msg.content, rng)))
+                out.append(Reaction(agent.id, msg.channel_id, msg.id, emoji_for(tone, affinity, msg.content, rng)))
                 if len(out) >= 2:
                     break
         return out
-
-    @staticmethod
-    def _emoji(tone: float, affinity: float, content: str, rng: random.Random) -> str:
-        if affinity < -0.35:
-            return "🙄"
-        if tone > 0.2:
-            return rng.choice(["👍", "❤️", "😄", "🎉", "👏"])
-        if tone < -0.2:
-            return rng.choice(["😢", "😮"])
-        if content.rstrip().endswith("?"):
-            return "🤔"
-        return rng.choice(["👍", "🙂"])
 
     @staticmethod
     def pull_toward(state: SocietyState, agent: AgentInfo, author_id: int) -> float:
@@ -616,7 +604,7 @@ class TurnPolicy:
             rng = self.rng("reach", guild, slot)
             agent, target, _ = rng.choices(pairs, weights=[max(w, 1e-3) for _, _, w in pairs])[0]
             shared = [i for i in agent.persona.interests if target in state.agents and i in state.agents[target].persona.interests]
-            subject = rng.choice(shared) if shared else rng.choice(agent.persona.interests or ["how they are doing"])
+            subject = rng.choice(shared or agent.persona.interests) if shared or agent.persona.interests else None  # None: how they are
             out.append(Decision(agent.id, 0, "reach", nonce("dm", agent.id, target, slot), subject=subject, invitees=(target,)))
         return out
 

@@ -3,6 +3,7 @@ enough to move moods and relationships in the right direction (no model needed).
 
 from __future__ import annotations
 
+import random
 import re
 
 _POSITIVE = frozenset("""
@@ -34,3 +35,16 @@ def sentiment(text: str) -> float:
     if "!" in text and hits:
         score *= 1.2
     return max(-1.0, min(1.0, score / max(1.0, hits ** 0.5 * 1.5))) if hits else 0.0
+
+
+def emoji_for(tone: float, affinity: float, content: str, rng: random.Random) -> str:
+    """The emoji a reader answers a line with: its tone, the reader's feeling for the author."""
+    if affinity < -0.35:
+        return "🙄"
+    if tone > 0.2:
+        return rng.choice(["👍", "❤️", "😄", "🎉", "👏"])
+    if tone < -0.2:
+        return rng.choice(["😢", "😮"])
+    if content.rstrip().endswith("?"):
+        return "🤔"
+    return rng.choice(["👍", "🙂"])

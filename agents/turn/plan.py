@@ -20,8 +20,10 @@ import re
 from dataclasses import dataclass
 
 from ..mind.relations import Bond
-from ..mind.sentiment import sentiment
+from ..mind.sentiment import emoji_for, sentiment
 from ..society.persona import Persona
+from ..world.replies import Aside
+from .asides import aside_lines, first_person
 from .knowing import asks_for_facts
 from .text import STOP_WORDS as _STOP, unmention, words
 
@@ -59,6 +61,13 @@ class Plan:
     expert: str | None = None  # a member who would know better, when the speaker knows nothing that fits
     honest: bool = False  # a person asked something the speaker knows nothing about: the line says so, no guess
     world: str | None = None  # an opener's subject from the world (event | upcoming | news | routine): the line must carry it
+    aside: Aside | None = None  # what the speaker's own day says about what it heard: the line is made from it, no model
+
+    @property
+    def composed(self) -> bool:
+        """The line is made from the plan alone (an honest "I don't know", an aside, a private
+        note to a friend): no model call."""
+        return self.honest or self.aside is not None or self.act == "reach"
 
     @property
     def first(self) -> str:
@@ -120,7 +129,12 @@ class Plan:
         who = self.to_first or "everyone"
         thing = object_phrase(self.content)
         about = f" about {thing}" if thing else ""
-        if self.act == "answer" and self.known:  # what the speaker knows, framed in its own words
+        if self.aside is not None:
+            options = aside_lines(self.aside, self.to_first, asked=self.heard is not None and is_question(self.heard.text),
+                                  known=sentence(self.known) if self.known else None, own=self.first)
+        elif self.act == "reach":
+            options = _reach_lines(who, self.content)
+        elif self.act == "answer" and self.known:  # what the speaker knows, framed in its own words
             openers = [f"Good question, {who}.", f"Ah, {who}.", f"From what I know, {who}:", f"{who}, here's what I know.", ""]
             if _ADVICE.search(self.content):  # advice asked for: the closer speaks of trying it
                 closers = ["Worked for me.", "Hope that helps.", "That's what I'd do, anyway.", "Let me know how it goes.", ""]
@@ -134,7 +148,7 @@ class Plan:
             options = [f"By the way, {after_comma}", f"That reminds me. {known}", f"Speaking of which, {after_comma}",
                        f"For what it's worth, {after_comma}", known]
         elif self.heard is None and self.world:
-            options = _world_lines(self.world, self.content)
+            options = _world_lines(self.world, self.content, self.first)
         elif self.act == "answer":  # composed, short and varied, so that two agents' lines rarely read alike
             asked = object_phrase(self.content, definite_only=True)  # "the old mill", not "the adult" from "as an adult"
             about = f" about {asked}" if asked else ""
@@ -154,16 +168,16 @@ class Plan:
                 closers = [f"{expert} would know.", f"Ask {expert}.", f"Try {expert}, maybe.", f"{expert} might know.",
                            f"{expert} knows this stuff.", f"{expert}'s the one to ask."]
             options = [" ".join(filter(None, [o, b, c])) for o in openers for b in bodies for c in closers]
-            asked = sentence(unmention(self.content))
-            # the question echoed, as people do ("Why is the bell cracked? No idea, Sam."), unless it
-            # is the asker's own ("my basil" is not the answerer's)
-            if asked.endswith("?") and len(asked.split()) <= 12 and not _FIRST_PERSON.search(asked):
+            asked = as_heard(sentence(unmention(self.content)))
+            # the question echoed, as people do ("Why is the bell cracked? No idea, Sam."; "my basil" said
+            # back as "your basil"): what is not known is named, not only "no idea"
+            if asked.endswith("?") and len(asked.split()) <= 12 and _QUESTION_START.match(asked):  # not "your basil ..., why?"
                 replies = [f"No idea, {who}.", f"Not sure, {who}.", f"Beats me, {who}.", f"Wish I knew, {who}.",
-                           f"Couldn't say, {who}.", "Hmm, no idea.", f"No clue, {who}.", f"Good question, {who}."]
+                           f"Couldn't say, {who}.", f"Hmm, no idea, {who}.", f"No clue, {who}.", f"Good question, {who}."]
                 echoes = [" ".join([asked, r, c]) for r in replies for c in closers if c]  # a bare echo would be a parrot
                 rng.shuffle(options)
                 rng.shuffle(echoes)
-                pairs = zip(echoes, options) if rng.random() < 0.5 else zip(options, echoes)  # either kind first, as often
+                pairs = zip(echoes, options) if rng.random() < 0.8 else zip(options, echoes)  # mostly the echo first
                 return [line for pair in pairs for line in pair]
         else:
             options = {
@@ -178,7 +192,18 @@ class Plan:
         return options
 
 
-def _world_lines(kind: str, subject: str) -> list[str]:
+def _reach_lines(friend: str, interest: str) -> list[str]:
+    """A private note to a friend about something both care about (a small model asked for one
+    wrote "Amara, how do you work?")."""
+    if interest == HOW_THEY_ARE:
+        return [f"Hi {friend}, how are you doing?", f"Hey {friend}! How have you been?", f"{friend}, all well with you?",
+                f"Hi {friend}. Been a while, how are things?"]
+    return [f"Hey {friend}, been thinking about {interest}. Anything new on that front?", f"Hi {friend}! Any news on {interest}?",
+            f"Hi {friend}, fancy a chat about {interest} sometime?", f"Hey {friend}, how are you? Still into {interest}?",
+            f"{friend}! Anything new with {interest} lately?"]
+
+
+def _world_lines(kind: str, subject: str, own: str = "") -> list[str]:
     """An opener made from a world subject itself (agents/world/subjects.py gives its shape):
     the news told, the event the speaker is at, the question about one coming up, what the
     speaker is doing."""
@@ -202,12 +227,45 @@ def _world_lines(kind: str, subject: str) -> list[str]:
     if kind == "event":  # the speaker is there now
         return [f"{opener} {subject}. {closer}".strip() for opener in ("I'm at", "Here at", "Just got to")
                 for closer in ("Anyone else here?", "Come along if you can!", "Lovely atmosphere.", "")]
-    doing = re.sub(r"\b(?:his|her|their)\b", "my", subject[:1].lower() + subject[1:])  # the routine is written about the persona
+    doing = first_person(subject, own)
     if doing.split()[0].endswith("ing"):  # "sorting old parish records at the archive"
         starts = [f"Busy {doing} right now.", f"Just {doing}.", f"Spent the last hour {doing}."]
     else:  # "an evening walk along the river"
         starts = [f"Out for {doing}.", f"Enjoying {doing}.", f"Off for {doing}."]
     return [f"{start} {closer}".strip() for start in starts for closer in ("What's everyone else up to?", "Anyone else about?", "")]
+
+
+REACT_WEIGHT = 3.0  # against agree ~1.5-2.5, ask ~1-1.5, disagree ~0.2-0.6: about half of the ungrounded replies
+
+_VOCATIVE = re.compile(r"^\s*([A-Z][a-z]+),\s|,\s([A-Z][a-z]+)[.!?,]")
+_NOT_A_NAME = frozenset({"well", "yes", "no", "oh", "hm", "hmm", "ah", "sorry", "honestly", "okay", "ok", "so", "right", "true",
+                         "exactly", "funny", "really", "actually", "anyway", "hey", "hi", "hello", "morning", "evening", "thanks",
+                         "good", "great", "sure", "wow", "look", "listen", "guess", "also", "now", "then", "still", "maybe",
+                         "perhaps", "indeed", "same", "agreed", "folks", "everyone", "all", "friends", "say", "wait", "alright"})
+
+
+def _for_someone_else(text: str, speaker: str) -> bool:
+    """The line calls on someone by name ("Samir, have you ...?", "Hm, Sam. No idea."), not the speaker."""
+    for found in _VOCATIVE.finditer(unmention(text)):
+        name = found.group(1) or found.group(2)
+        if name.lower() not in _NOT_A_NAME:
+            return name != speaker.split()[0]
+    return False
+
+_SAID_BACK = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "i'm": "you're", "i've": "you've",
+              "i'd": "you'd", "i'll": "you'll"}
+
+
+def as_heard(question: str) -> str:
+    """A question said back by the one it was put to ("how do I fix my bike?" -> "how do you fix
+    your bike?")."""
+    question = re.sub(r"\b([Aa])m I\b", r"\1re you", re.sub(r"\bI am\b", "you are", question))
+
+    def swap(found: re.Match[str]) -> str:
+        word = _SAID_BACK[found.group(0).lower()]
+        return word.capitalize() if found.start() == 0 else word
+
+    return re.sub(r"(?i)\b(?:i'm|i've|i'd|i'll|myself|mine|my|me|i)\b", swap, question)
 
 
 _FIRST_PERSON = re.compile(r"(?i)\b(?:i|i'm|i've|i'd|me|my|mine|we|our|us)\b")
@@ -298,11 +356,13 @@ def _world_hint(world: list[str], text: str) -> str | None:
 
 def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm", bond: Bond | None = None,
                memories: list[str] | None = None, interests_match: float = 0.0, known: str | None = None,
-               expert: str | None = None, world: list[str] | None = None) -> Plan:
+               expert: str | None = None, world: list[str] | None = None, aside: Aside | None = None) -> Plan:
     """The act and content of a turn that answers `heard`. `known` is what the speaker knows that
     fits it (`best_known`); `expert`, a member who would know when the speaker does not; `world`,
     what the agent knows of its world now (agents/world/subjects.world_lines): a share about
-    something said there is about it."""
+    something said there is about it; `aside`, what its own day says about the message
+    (agents/world/replies.py): asked about an event, what it is doing, a piece of news, the line
+    is made from that."""
     rng = random.Random(seed)
     text = " ".join(heard.text.split())
     memory = _memory_hint(memories or [], text)
@@ -313,6 +373,13 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         return Plan("thank", content=text, lead=lead_for("thank", text, heard.author, rng), **base)  # type: ignore[arg-type]
     if _GREETING.match(text) and len(words(text)) <= 8 and not is_question(text.split(",", 1)[-1] if "," in text else ""):
         return Plan("greet", content=text, lead=lead_for("greet", text, heard.author, rng), **base)  # type: ignore[arg-type]
+    if aside is not None:  # its day answers it: going or not, what it is doing, the news seen or not
+        return Plan("answer" if is_question(text) else "share", content=aside.what, aside=aside,  # type: ignore[arg-type]
+                    known=known if aside.kind.startswith("news") else None, **base)
+    if _for_someone_else(text, persona.name) and not (memory or news or known) and not (heard.human and heard.to_me):
+        # "Samir, have you had a night?" or "Hm, Sam. No idea." read by Sofia, who has nothing of her
+        # own to add: not hers to answer (a small model joins in with "Same here, Samir.")
+        return Plan("react", content=emoji_for(sentiment(text), 0.0, text, rng), **base)  # type: ignore[arg-type]
     factual = is_question(text) and asks_for_facts(text)
     # another agent's question about the world that nothing known answers (often a person's
     # question echoed in an honest "no idea"): not answered with a guess, talked about instead
@@ -329,9 +396,15 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         # nothing remembered, heard or known to tell: a "share" would be news the model makes up
         "share": (1.2 if memory or news or known else 0.0) + interests_match,
         "joke": (0.1 + traits.extraversion * traits.openness) * (1.3 if mood in ("excited", "cheerful") else 0.5),
+        # another agent's line it has nothing of its own to add to: an emoji says "I read you" better
+        # than a small model's "Same here, no, no." (a person's line always gets words)
+        "react": 0.0 if heard.human or memory or news or known else REACT_WEIGHT,
     }
     acts = list(weights)
     act = rng.choices(acts, weights=[weights[a] for a in acts])[0]
+    if act == "react":
+        tone = sentiment(text)
+        return Plan("react", content=emoji_for(tone, affinity, text, rng), **base)  # type: ignore[arg-type]
     content = text if act in ("agree", "disagree") else (keyphrase(text, 4) or text)
     if act == "share" and news:  # news or an event it knows of, not a made-up one
         content = news
@@ -391,7 +464,10 @@ def plan_invite(persona: Persona, subject: str, channel: str, invitees: list[str
     return Plan("invite", speaker=persona.name, content=subject, channel=channel, others=tuple(invitees), seed=seed)
 
 
-def plan_reach(persona: Persona, friend: str, subject: str, *, seed: int) -> Plan:
-    """A private message to a friend: ask them about something both care about."""
-    return Plan("ask", speaker=persona.name, content=subject, to=friend, seed=seed,
-                lead=lead_for("ask", subject, friend, random.Random(seed)))
+HOW_THEY_ARE = "how they are doing"  # a reach with no interest to name
+
+
+def plan_reach(persona: Persona, friend: str, subject: str | None, *, seed: int) -> Plan:
+    """A private message to a friend, made from the plan: something both care about (`subject`),
+    else how they are."""
+    return Plan("reach", speaker=persona.name, content=subject or HOW_THEY_ARE, to=friend, seed=seed)

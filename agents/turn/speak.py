@@ -71,7 +71,9 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
                 gate: GateContext, options: GenOptions, form: str = "transcript", candidates: int = 2,
                 relevance: Callable[[str, str], float] | None = None, cache_key: str | None = None,
                 task: str = "reply", known_floor: float = 0.5) -> Spoken:
-    if plan.honest:  # nothing the speaker knows answers a person's question: no guess from the model
+    if plan.act == "react":  # an emoji on the message (the caller adds it), no words
+        return Spoken(None, "react", 0, (), reached=True)
+    if plan.composed:  # an honest "I don't know" (no guess from the model), what the speaker's own day says
         line = next((line for line in plan.fallbacks() if judge(line, replace(gate, relevance=None, prompt_texts=())).ok), None)
         return Spoken(line, "plan" if line else "none", 0, (), reached=True)
     prompt = build_prompt(form, persona, plan, scene)

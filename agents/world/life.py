@@ -9,6 +9,7 @@ rhythms), and its weekday is `world.first_day`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -132,11 +133,21 @@ def due_news(world: World, t: WorldTime) -> list[NewsItem]:
     return sorted((n for n in world.news if n.at <= t.total), key=lambda n: (n.at, n.id))
 
 
+def with_place(doing: str, place: str | None) -> str:
+    """The doing with its place, named once ("sorting old parish records at the archive"); a
+    doing that names its place already ("watering the rooftop garden", place "the rooftop garden
+    on Block C"; "serving at the bakery counter") stands alone."""
+    if not place or " at " in f" {doing} ":
+        return doing
+    core = re.split(r" (?:on|by|in|at|near|of|behind) ", place.lower().removeprefix("the "))[0]
+    return doing if core in doing.lower() else f"{doing} at {place}"
+
+
 def describe_occurrence(world: World, occ: Occurrence, t: WorldTime) -> str:
     """"the Saturday market on the square (08:00 to 13:00)", with "today"/"tomorrow"/the weekday
     when it is not on now."""
     place = world.place(occ.event.place)
-    where = f" at {place.name}" if place else ""
+    where = with_place(occ.event.title, place.name if place else None)[len(occ.event.title):]  # "... walk from the old mill": once
     hours = f"{clock(occ.event.start)} to {clock(occ.event.end % DAY_MINUTES)}"
     if occ.on_at(t):
         return f"{occ.event.title}{where}, on now until {clock(occ.event.end % DAY_MINUTES)}"

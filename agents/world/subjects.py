@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .life import WorldTime, current, describe_occurrence, upcoming, whereabouts
+from .life import WorldTime, current, describe_occurrence, upcoming, whereabouts, with_place
 from .model import DAY_MINUTES, NewsItem, World
 
 MAX_CONTENT = 170
@@ -92,8 +92,7 @@ def candidates(world: World, agent: str, channel: str, t: WorldTime, released: M
         fresh = 1.0 - min(1.0, (t.total - released[item.id]) / DAY_MINUTES)
         out.append((Subject("news", f"the news: {news_subject(item)}", True, item.channel), 0.8 + 2.0 * fresh))
     if here.doing and here.event is None and here.place is not None:
-        where = "" if " at " in f" {here.doing} " else f" at {here.place.name}"  # a routine that says where: its place once
-        out.append((Subject("routine", _clip(f"{here.doing}{where}"), True, here.place.channel),
+        out.append((Subject("routine", _clip(with_place(here.doing, here.place.name)), True, here.place.channel),
                     1.5 if fits(here.place.id) else 1.0))
     raised = raised or {}
 

@@ -155,7 +155,7 @@ class TurnTaking:
                     await registry.do_set_state(self.platform, None, agent.id, "paused", reason)
                 except Exception:  # noqa: BLE001
                     log.exception("could not pause agent %s", agent.id)
-        elif outcome in ("posted", "duplicate", "silent", "rejected", "deferred"):
+        elif outcome in ("posted", "reacted", "duplicate", "silent", "rejected", "deferred"):
             self._failures[agent.id] = 0
 
     def _priority(self: AgentWorker, decision: Decision, heard: Heard | None) -> int:
@@ -170,7 +170,7 @@ class TurnTaking:
         if decision.trigger == "found":
             return plan_invite(persona, decision.subject or channel.topic or channel.name, channel.name, invited, seed=seed)
         if decision.trigger == "reach":
-            return plan_reach(persona, invited[0], decision.subject or "how they are doing", seed=seed)
+            return plan_reach(persona, invited[0], decision.subject, seed=seed)
         if heard is None:
             subject = decision.subject or channel.topic or "what is new today"
             news = world.share if world is not None else (decision.subject is not None and decision.subject not in
@@ -184,7 +184,8 @@ class TurnTaking:
         if known is None and is_question(heard.text) and heard.human and heard.to_me and asks_for_facts(heard.text):
             expert = self._expert(agent, channel, heard.text)
         return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=recall.lines,
-                          interests_match=match, known=known, expert=expert, world=self.world.lines(agent))
+                          interests_match=match, known=known, expert=expert, world=self.world.lines(agent),
+                          aside=self.world.aside(agent, heard.text))
 
     def _expert(self: AgentWorker, agent: AgentInfo, channel: ChannelState, question: str) -> str | None:
         """Who in this channel's crowd would know (bounded: a thousand-agent society is not scanned per question)."""
@@ -207,6 +208,8 @@ class TurnTaking:
                 return "skipped", None, 0, "the message to answer is gone or has no text"
             author = answered.get("author") or {}
             heard = Heard(display_name(answered), plain(answered), human=not author.get("bot"), to_me=decision.direct)
+            if decision.direct and author.get("bot"):
+                heard = self._handed(agent, answered) or heard
         world: Subject | None = None
         if decision.trigger == "revive":  # what is on its mind, else what the world gives it, else a topic of the society's
             subject = as_subject(await self._on_mind(agent, decision))
@@ -241,11 +244,17 @@ class TurnTaking:
                       mood=self.state.mood(agent.id).tone(),
                       ties=tuple(describe(self.state.relations.get(agent.id, pid), pname) for pid, pname in list(people.items())[:2]),
                       memories=tuple(recall.lines), situation=self.world.situation(agent) or "")
+        if plan.act == "react" and decision.reply_to_message is not None:  # an emoji, not words: no model
+            try:
+                await self.api.react(token, channel.id, decision.reply_to_message, plan.content)
+            except PlatformRefused as exc:  # the message went meanwhile: nothing to react to
+                return "skipped", None, 0, f"the reaction was refused: {exc}"[:300]
+            return "reacted", None, 0, None
         options = GenOptions(max_tokens=self.settings.reply_max_tokens, temperature=0.7, seed=seed)
         max_wait = None if decision.direct else self.settings.pace_max_wait_seconds
         try:
-            # a line composed without the model (plan.honest) takes no place in front of it
-            async with contextlib.nullcontext() if plan.honest else self.pace.turn(self._priority(decision, heard), max_wait):
+            # a line composed without the model (plan.composed) takes no place in front of it
+            async with contextlib.nullcontext() if plan.composed else self.pace.turn(self._priority(decision, heard), max_wait):
                 if plan.must_post:  # a reply is certainly coming: say so
                     await self.api.typing(token, channel.id)
                 await live.signal_activity(self.redis, self.prefix, agent.id, "thinking", self.settings.turn_timeout_seconds,
@@ -266,7 +275,8 @@ class TurnTaking:
             return "unreachable", None, spoken.llm_ms, "no LLM backend answered"
         if spoken.text is None:
             return "rejected", None, spoken.llm_ms, rejected_words(spoken)
-        message_id = await self._post(agent, channel, decision, history, lines, spoken.text, token)
+        text, handed_to = self._handing_off(agent, plan, spoken)
+        message_id = await self._post(agent, channel, decision, history, lines, text, token, handed_to)
         if recall.used:
             try:
                 await self.memories.reinforce_useful(recall.used, spoken.text)
@@ -274,11 +284,37 @@ class TurnTaking:
                 log.warning("memory feedback failed: %s", exc)
         return "posted", message_id, spoken.llm_ms, None
 
+    def _handing_off(self: AgentWorker, agent: AgentInfo, plan: Plan, spoken: Spoken) -> tuple[str, int | None]:
+        """An honest answer that names who would know mentions them, so that they are asked
+        ("Ask @Sofia Lindqvist."): the expert's turn then answers the person (`_handed`)."""
+        expert_id = self.member_ids[agent.guild_id].get(plan.expert) if plan.expert and spoken.source == "plan" else None
+        if expert_id is None or spoken.text is None:
+            return spoken.text or "", None
+        text, named = re.subn(rf"\b{re.escape(plan.expert.split()[0])}\b", f"<@{expert_id}>", spoken.text, count=1)  # type: ignore[union-attr]
+        return (text, expert_id) if named else (spoken.text, None)
+
+    def _handed(self: AgentWorker, agent: AgentInfo, answered: dict[str, Any]) -> Heard | None:
+        """A person's question another agent handed to this one (its honest answer mentions this
+        agent and replies to the question), when this agent knows the answer: the turn answers
+        the person, not the agent who handed it on."""
+        asked = answered.get("referenced_message") or {}
+        author = asked.get("author") or {}
+        mentions = {str(u.get("id")) for u in answered.get("mentions") or []}
+        if not asked.get("content") or author.get("bot") or str(agent.id) not in mentions:
+            return None
+        question = plain(asked)
+        if not is_question(question) or best_known(agent.persona.knows, question, self.text_relevance,
+                                                   self.settings.known_relevance_floor) is None:
+            return None
+        return Heard(display_name(asked), question, human=True, to_me=True)
+
     async def _post(self: AgentWorker, agent: AgentInfo, channel: ChannelState, decision: Decision, history: list[dict[str, Any]],
-                    lines: tuple[Line, ...], text: str, token: str) -> int:
+                    lines: tuple[Line, ...], text: str, token: str, handed_to: int | None = None) -> int:
         target_channel = channel.id
         mention: tuple[int, ...] = tuple(decision.invitees) if decision.trigger == "found" else ()
         prefix = " ".join(f"<@{i}>" for i in mention) + " " if mention else ""
+        if handed_to is not None:  # named in the text itself, not as a prefix
+            mention = (*mention, handed_to)
         # answers are Discord replies (DMs need none): who answers whom is explicit, for people and for bonds
         reply_to = decision.reply_to_message if decision.trigger in ("mention", "reply", "roll") else None
         if decision.in_thread and reply_to is not None:
@@ -288,7 +324,7 @@ class TurnTaking:
             target_channel, reply_to = int(thread["id"]), None
             author = self._author_of(history, decision.reply_to_message)
             if author is not None:
-                mention, prefix = (author,), f"<@{author}> "
+                mention, prefix = (author, *((handed_to,) if handed_to is not None else ())), f"<@{author}> "
         await live.signal_activity(self.redis, self.prefix, agent.id, "speaking", live.SPEAKING_SECONDS, target_channel)
         sent = await self.api.send(token, target_channel, prefix + text, nonce=decision.nonce, reply_to=reply_to, mention=mention)
         self._recent_own[agent.id].append(text)

@@ -24,6 +24,7 @@ from ...agents.mind.policy import AgentInfo, ChannelState
 from ...agents.world.files import society_world
 from ...agents.world.life import WorldTime, current, due_news, presence, whereabouts, world_time
 from ...agents.world.model import World
+from ...agents.world.replies import Aside, aside_for
 from ...agents.world.subjects import Subject, pick_subject, situation, world_lines
 from ...platform.actions import news
 from ...platform.actions.context import Platform
@@ -101,6 +102,13 @@ class WorldRuntime:
         if sw is None:
             return []
         return world_lines(sw.world, agent.persona.name, self.time(agent.guild_id), sw.released, self._follows(agent))  # type: ignore[arg-type]
+
+    def aside(self, agent: AgentInfo, heard: str) -> Aside | None:
+        """What the agent's own day says about a line it heard (replies.py)."""
+        sw = self.worlds.get(agent.guild_id)
+        if sw is None:
+            return None
+        return aside_for(sw.world, agent.persona.name, self.time(agent.guild_id), heard, sw.released, self._follows(agent))  # type: ignore[arg-type]
 
     def situation(self, agent: AgentInfo) -> str | None:
         sw = self.worlds.get(agent.guild_id)

@@ -1,0 +1,101 @@
+"""Lines made from what an agent's own day says about a line it hears (agents/world/replies.py):
+"Just baking the day's bread at the bakery. You?", "Can't, I'll be working at the pharmacy
+counter then.", "Yes, I saw that. Sad news." They need no model: the world holds their content,
+so they are true to it, and every fixed part is short, so two agents' lines rarely read alike.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..mind.sentiment import sentiment
+from ..world.replies import Aside
+from ..world.life import with_place
+
+
+def first_person(doing: str, own: str = "") -> str:
+    """A routine, written about the persona, as the persona says it ("selling bread at her
+    market stall" -> "selling bread at my market stall"; Oskar's "at Oskar's workshop" -> "at my
+    workshop")."""
+    doing = re.sub(rf"\b{re.escape(own)}'s\b", "my", doing) if own else doing
+    return re.sub(r"\b(?:his|her|their)\b", "my", doing[:1].lower() + doing[1:])
+
+
+def being(doing: str) -> str:
+    """What one "is" while doing it: "baking bread", "at the pub quiz", "out on an evening walk"."""
+    first = doing.split()[0] if doing.split() else ""
+    return doing if first.endswith("ing") or first == "at" else f"out on {doing}"
+
+
+def _reaction(title: str, seen: bool) -> list[str]:
+    mood = sentiment(title)
+    if mood > 0.2:
+        return ["Good news.", "Lovely to hear.", "About time, too.", "That's cheering."]
+    if mood < -0.2:
+        return ["What a shame.", "Sad news.", "Not good at all.", "That's a worry."]
+    told = [] if seen else ["Thanks for passing it on.", "Who'd have thought?", "Well, well."]
+    return ["We'll see what comes of it.", "Interesting.", "Time will tell.", "Makes you think.", "", *told]
+
+
+def _after_name(text: str) -> str:
+    """A line's first word after a vocative ("Maren, count me in."), "I" kept a capital."""
+    return text if re.match(r"I\b", text) else text[:1].lower() + text[1:]
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = None, own: str = "") -> list[str]:
+    """Every line for `aside` (the caller shuffles them and takes the first the gate passes).
+    `who`: the first name of whoever spoke; `asked`: they asked (a line may ask back); `known`:
+    a sentence the speaker knows that bears on it (said after news instead of a reaction);
+    `own`: the speaker's first name (an event named after it is its own)."""
+    name = [f"{who}, "] if who else []
+    instead = first_person(being(aside.instead), own) if aside.instead else None
+    title = re.sub(rf"\b{re.escape(own)}'s\b", "my", aside.what) if own else aside.what  # "Tobias's history walk" said by Tobias
+    if aside.kind == "doing":
+        doing = first_person(with_place(aside.what, aside.place), own)
+        is_ing = being(doing) == doing
+        bodies = ([f"Just {doing}.", f"{_capital(doing)} right now.", f"Busy {doing}.", f"Me? {_capital(doing)}."] if is_ing
+                  else [f"I'm {being(doing)}.", f"Me? {_capital(being(doing))}."])
+        closers = ["You?", "How about you?", "", "Quiet day otherwise."] if asked else ["", "Quiet day otherwise."]
+        return [f"{b} {c}".strip() for b in bodies for c in closers]
+    if aside.kind == "going":
+        if title != aside.what:  # its own event
+            return [f"{b} {c}".strip() for b in ["Of course, I'm leading it!", "I'll be there, of course.", "Of course, it's mine!"]
+                    for c in ["Come along!", "All welcome.", ""]]
+        bodies = [f"Yes, I'll be at {title}.", f"I'm going to {title}!", f"Wouldn't miss {title}.", f"Count me in for {title}.",
+                  "Yes, I'll be there.", "Count me in."]
+        extra = [f"I'll be {instead}." for _ in [0] if instead and not instead.startswith("at ")] + [""]
+        closers = ["See you there!", "Should be fun.", ""]
+        return [" ".join(filter(None, [n + _after_name(b) if n else b, e, c]))
+                for n in ["", *name] for b in bodies for e in extra for c in closers]
+    if aside.kind == "not_going":
+        if instead:
+            bodies = [f"Can't make {title}, I'll be {instead} then.", f"Not this time, I'll be {instead}.",
+                      f"Wish I could, but I'll be {instead}.", f"I'll miss {title}, I'll be {instead}."]
+        else:
+            bodies = [f"Not {title} this time, sadly.", "I'll give it a miss.", f"Can't make {title}, I'm afraid.",
+                      f"I'll miss {title} this time."]
+        closers = ["Have fun!", "Enjoy it!", ""]
+        return [f"{b} {c}".strip() for b in bodies for c in closers]
+    if aside.kind == "there":
+        bodies = ["I'm here too!", "Here as well.", "Yes, I'm here.", f"Yes, I'm at {title} too."]
+        extra = [f"{_capital(instead)} right now." for _ in [0] if instead and not instead.startswith("at ")] + [""]
+        closers = ["Come and say hello.", "Lovely day for it.", ""]
+        return [" ".join(filter(None, [b, e, c])) for b in bodies for e in extra for c in closers]
+    if aside.kind == "not_there":
+        bodies = [f"Not today, I'm {instead}." if instead else "Not today, sadly.",
+                  f"Can't, I'm {instead} right now." if instead else "Can't get away, I'm afraid.",
+                  f"Wish I were. I'm {instead}." if instead else "Wish I were there."]
+        closers = ["Have fun!", "Enjoy it!", ""]
+        return [f"{b} {c}".strip() for b in bodies for c in closers]
+    seen = aside.kind == "news_seen"
+    plain = (["Yes, I saw that.", "Saw that earlier.", "I read that too.", "Caught that this morning.", "Yes, it's all over town."]
+             if seen else ["Hadn't heard that!", "News to me.", "Really? I missed that.", "First I've heard of it.",
+                           "Oh, I hadn't seen that."])
+    if len(aside.what.split()) <= 8:  # a headline, said back as people do ("Frost tonight? News to me."): what was seen, named
+        headline = _capital(aside.what.rstrip(".!?"))
+        plain = [f"{headline}? {b}" for b in plain]
+    return [f"{b} {r}".strip() for b in plain for r in ([known] if known else _reaction(aside.what, seen))]

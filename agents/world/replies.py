@@ -1,0 +1,88 @@
+"""What an agent's own day says about a line it hears: asked what everyone is up to, it says
+what it is doing; asked about an event, whether its routine takes it there (or what keeps it
+away); told a piece of news, whether it had seen it. These are facts of the world, so a reply
+made from them is true to it, where a small model asked to "answer Maren" invents plans.
+
+The turn planner turns an `Aside` into words (agents/turn/asides.py); nothing here writes text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .life import Occurrence, WorldTime, at_minutes, current, upcoming, whereabouts
+from .model import DAY_MINUTES, World
+from .subjects import known_news, news_text
+
+_ASKS_DOING = re.compile(
+    r"(?i)\b(?:what(?:'s| is| are)\s+(?:every(?:one|body)|you(?:\s+all)?|people|y'all)(?:\s+else)?\s+(?:up\s+to|doing)|"
+    r"what\s+are\s+you\s+up\s+to|anyone\s+else\s+(?:about|around|up)|how(?:'s| is)\s+(?:every(?:one|body)|your\s+day)|"
+    r"what\s+have\s+you\s+been\s+up\s+to|busy\s+today\?)")
+_AT_EVENT = re.compile(r"(?i)\b(?:i'm at|here at|just got to|anyone (?:else )?here|who is at|who's at|come along)\b")
+_ABOUT_GOING = re.compile(r"(?i)\b(?:going|go|off to|fancy|coming|come|make it|be there|attend|join)\b")
+_CONTENT = re.compile(r"[a-z][a-z']{2,}")
+_NOT_DISTINCT = frozenset({"the", "and", "for", "with", "from", "about", "our", "new", "old", "day", "night", "did", "you", "hear",
+                           "heard", "news", "anyone", "else", "what", "that", "this", "have", "has", "just", "seen", "fancy",
+                           "thoughts", "make", "know", "who", "knew", "isn't", "interesting", "good", "think", "saw", "earlier",
+                           "not", "sure", "are", "was", "were", "will", "its", "it's", "there", "here", "been", "all", "any"})
+NEWS_WORDS = 3  # words a line must share with a news item to be telling it ...
+NEWS_SHARE = 0.4  # ... and this share of its own words (not a line that merely names the market)
+
+
+@dataclass(frozen=True)
+class Aside:
+    kind: str  # doing | going | not_going | there | not_there | news_seen | news_unseen
+    what: str  # what it does now (doing, not_there), the event's title, the news headline
+    place: str | None = None  # where it does it ("the bakery")
+    instead: str | None = None  # not_going / not_there: what it will be doing then, if anything
+
+
+def _content(text: str) -> set[str]:
+    return set(_CONTENT.findall(text.lower())) - _NOT_DISTINCT
+
+
+def _names(occ: Occurrence, heard: set[str]) -> bool:
+    """The line names this event: every distinctive word of its title ("Saturday market",
+    "pub quiz"), at least one of them four letters or more."""
+    title = _content(occ.event.title)
+    return bool(title) and title <= heard and any(len(w) >= 4 for w in title)
+
+
+def _doing_at(world: World, agent: str, t: WorldTime) -> tuple[str | None, str | None, Occurrence | None]:
+    here = whereabouts(world, agent, t)
+    return here.doing, (here.place.name if here.place else None), here.event
+
+
+def aside_for(world: World, agent: str, t: WorldTime, heard: str, released: Mapping[str, int],
+              follows: Callable[[str], bool]) -> Aside | None:
+    """What `agent`'s world at `t` lets it say about `heard` (a line someone else wrote), or None."""
+    words = _content(heard)
+    for occ in [*current(world, t), *upcoming(world, t)]:
+        if not _names(occ, words):
+            continue
+        live = occ.start <= t.total < occ.end
+        if live and not _AT_EVENT.search(heard) and not _ABOUT_GOING.search(heard):
+            continue
+        if not live and not _ABOUT_GOING.search(heard):
+            continue
+        when = t if live else at_minutes(occ.start, world.first_day)
+        doing, place, event = _doing_at(world, agent, when)
+        there = event is not None and event.key == occ.key
+        if live:
+            return Aside("there", occ.event.title, place, None) if there else Aside("not_there", occ.event.title, place, doing)
+        return Aside("going", occ.event.title, place, doing) if there else Aside("not_going", occ.event.title, place, doing)
+    for item in world.news:
+        if item.id not in released or t.total - released[item.id] > 2 * DAY_MINUTES:
+            continue
+        shared = words & _content(news_text(item))
+        if len(shared) >= NEWS_WORDS and len(shared) >= NEWS_SHARE * len(words):
+            seen = follows(item.channel) and t.total - released[item.id] <= DAY_MINUTES and item in known_news(
+                world, t, released, follows)
+            return Aside("news_seen" if seen else "news_unseen", item.title or news_text(item))
+    if _ASKS_DOING.search(heard):
+        doing, place, _ = _doing_at(world, agent, t)
+        if doing:
+            return Aside("doing", doing, place)
+    return None

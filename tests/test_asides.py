@@ -1,0 +1,133 @@
+"""What an agent's own day says about a line it hears, on the bundled village's world: asked about
+an event, whether its routine takes it there; asked what everyone is doing, what it does; told
+the news, whether it had seen it. The line is made from that, without the model; and another
+agent's line it has nothing of its own to add to may get an emoji instead of words."""
+
+from __future__ import annotations
+
+import re
+
+from townsquare.agents.brain.backends import GenOptions
+from townsquare.agents.society.persona import Persona, load_society
+from townsquare.agents.turn.gate import GateContext, judge
+from townsquare.agents.turn.plan import Heard, plan_reach, plan_reply
+from townsquare.agents.turn.realise import Line, Scene
+from townsquare.agents.turn.speak import speak
+from townsquare.agents.world.life import WorldTime, at_minutes, due_news
+from townsquare.agents.world.replies import aside_for
+from townsquare.agents.world.life import with_place
+
+from .test_turn import ScriptedChain
+
+VILLAGE = load_society("village")
+WORLD = VILLAGE.world
+assert WORLD is not None
+FRIDAY_NINE = at_minutes(9 * 60, WORLD.first_day)  # day 0 is a Friday: the Saturday market is tomorrow
+
+
+def agent(first: str) -> Persona:
+    return next(a for a in VILLAGE.agents if a.name.split()[0] == first)
+
+
+def aside(first: str, heard: str, t: WorldTime = FRIDAY_NINE):  # type: ignore[no-untyped-def]
+    persona = agent(first)
+    released = {n.id: n.at for n in due_news(WORLD, t)}  # type: ignore[arg-type]
+    return aside_for(WORLD, persona.name, t, heard, released,  # type: ignore[arg-type]
+                     lambda c: not persona.home_channels or c in persona.home_channels)
+
+
+def lines_for(first: str, heard: str, author: str = "Priya Nair", t: WorldTime = FRIDAY_NINE) -> list[str]:
+    found = aside(first, heard, t)
+    assert found is not None, (first, heard)
+    plan = plan_reply(agent(first), Heard(author, heard), seed=5, aside=found)
+    assert plan.composed and plan.aside == found
+    return plan.fallbacks()
+
+
+def test_asked_about_an_event_its_routine_says_whether_it_goes_and_what_keeps_it_away() -> None:
+    market = "Anyone going to the Saturday market tomorrow?"
+    assert aside("Maren", market).kind == "going"  # type: ignore[union-attr]  # her Saturday stall
+    assert aside("Ines", market).kind == "going"  # type: ignore[union-attr]
+    tobias = aside("Tobias", market)
+    assert tobias is not None and tobias.kind == "not_going" and tobias.instead == "reading the paper over breakfast"
+    assert any("I'll be selling bread at my market stall." in line for line in lines_for("Maren", market))
+    away = lines_for("Tobias", market)
+    assert all("reading the paper over breakfast" in line for line in away if "I'll be" in line)
+    # the event on now: who is there says so
+    saturday = at_minutes(24 * 60 + 10 * 60, WORLD.first_day)
+    assert aside("Ines", "I'm at the Saturday market on the square. Anyone else here?", saturday).kind == "there"  # type: ignore[union-attr]
+    assert aside("Tobias", "I'm at the Saturday market on the square. Anyone else here?", saturday).kind == "not_there"  # type: ignore[union-attr]
+
+
+def test_asked_what_everyone_is_doing_it_says_what_it_does_in_the_first_person() -> None:
+    line = "Busy sorting old parish records. What's everyone else up to?"
+    found = aside("Ines", line)
+    assert found is not None and found.kind == "doing" and "tomatoes" in found.what
+    said = lines_for("Ines", line)
+    assert all("my plots" in s and not re.search(r"\bher\b", s) for s in said), said[:3]
+    assert aside("Maren", "The bakery smells lovely today.") is None  # nothing asked, nothing told
+
+
+def test_told_the_news_it_says_whether_it_had_seen_it() -> None:
+    later = at_minutes(2 * 24 * 60 + 12 * 60, WORLD.first_day)
+    news = "Did you hear? The church bells will be silent next week while the cracked bell is inspected. Thoughts?"
+    seen, unseen = aside("Tobias", news, later), aside("Ines", news, later)  # #history's follower and a gardener who is not
+    assert seen is not None and seen.kind == "news_seen" and unseen is not None and unseen.kind == "news_unseen"
+    said = lines_for("Ines", news, t=later)
+    assert all(s.startswith("The bells fall silent? ") for s in said), said[:3]  # the headline said back
+    assert all(any(b in s for b in ("Hadn't heard", "News to me", "Really? I missed", "First I've heard", "Oh, I hadn't"))
+               for s in said)
+
+
+def test_a_place_is_named_once() -> None:
+    assert with_place("watering the rooftop garden", "the rooftop garden on Block C") == "watering the rooftop garden"
+    assert with_place("serving at the bakery counter", "the bakery") == "serving at the bakery counter"
+    assert with_place("sorting old parish records", "the archive") == "sorting old parish records at the archive"
+
+
+async def test_an_aside_is_posted_without_the_model_and_passes_the_gate() -> None:
+    market = "Anyone going to the Saturday market tomorrow?"
+    plan = plan_reply(agent("Oskar"), Heard("Priya Nair", market), seed=2, aside=aside("Oskar", market))
+    chain = ScriptedChain("I love the market, my wife sells cakes there.")
+    gate = GateContext(own_name="Oskar Lind", members=["Priya Nair"], answering=market)
+    spoken = await speak(chain, agent_id=1, guild_id=1, persona=agent("Oskar"), plan=plan,  # type: ignore[arg-type]
+                         scene=Scene("Ashford Green", "market", None, (Line("Priya Nair", market),)), gate=gate,
+                         options=GenOptions(max_tokens=40))
+    assert chain.calls == 0 and spoken.source == "plan" and spoken.text and "wife" not in spoken.text
+    assert all(judge(line, gate).ok for line in plan.fallbacks()[:10])
+
+
+async def test_a_line_with_nothing_to_add_may_get_an_emoji_and_a_person_always_gets_words() -> None:
+    said = "The weather has been strange this week."
+    acts = [plan_reply(agent("Maren"), Heard("Tobias Reed", said), seed=s) for s in range(60)]
+    reacts = [p for p in acts if p.act == "react"]
+    assert 5 < len(reacts) < 55 and all(p.content in "👍🙂❤️😄🎉👏😢😮🤔🙄" for p in reacts)
+    spoken = await speak(ScriptedChain("never asked"), agent_id=1, guild_id=1, persona=agent("Maren"), plan=reacts[0],
+                         scene=Scene("Ashford Green", "general", None, ()), gate=GateContext(own_name="Maren Holt"),
+                         options=GenOptions(max_tokens=40))
+    assert spoken.text is None and spoken.source == "react"
+    assert not any(plan_reply(agent("Maren"), Heard("Sam Carter", said, human=True), seed=s).act == "react" for s in range(60))
+    # something of its own to add (what it knows about it): words, not an emoji
+    known = agent("Maren").knows[0]
+    assert not any(plan_reply(agent("Maren"), Heard("Tobias Reed", said), seed=s, known=known).act == "react" for s in range(60))
+
+
+def test_a_question_put_to_someone_else_is_not_answered_by_whoever_read_it() -> None:
+    asked = Heard("Dev Malhotra", "Samir, have you been to the new club yet?")
+    assert all(plan_reply(agent("Maren"), asked, seed=s).act == "react" for s in range(20))
+    mine = Heard("Dev Malhotra", "Maren, have you been to the new club yet?", to_me=True)
+    assert not any(plan_reply(agent("Maren"), mine, seed=s).act == "react" for s in range(20))
+    # an interjection is not a name: a question to everyone stays open
+    assert not all(plan_reply(agent("Maren"), Heard("Dev Malhotra", "Honestly, is it that late already?"), seed=s).act == "react"
+                   for s in range(20))
+
+
+async def test_a_private_note_to_a_friend_is_made_from_the_plan() -> None:
+    plan = plan_reach(agent("Priya"), "Ines Alvarez", "gardening", seed=3)
+    chain = ScriptedChain("Ines, how do you work?")
+    spoken = await speak(chain, agent_id=1, guild_id=1, persona=agent("Priya"), plan=plan,  # type: ignore[arg-type]
+                         scene=Scene("Ashford Green", "dm", None, ()), gate=GateContext(own_name="Priya Nair", members=["Ines Alvarez"]),
+                         options=GenOptions(max_tokens=40))
+    assert chain.calls == 0 and spoken.text and "Ines" in spoken.text and "gardening" in spoken.text
+    assert all("how are" in line or "How have" in line or "all well" in line
+               for line in plan_reach(agent("Priya"), "Ines Alvarez", None, seed=3).fallbacks())
