@@ -131,3 +131,21 @@ async def test_a_private_note_to_a_friend_is_made_from_the_plan() -> None:
     assert chain.calls == 0 and spoken.text and "Ines" in spoken.text and "gardening" in spoken.text
     assert all("how are" in line or "How have" in line or "all well" in line
                for line in plan_reach(agent("Priya"), "Ines Alvarez", None, seed=3).fallbacks())
+
+
+def test_a_person_thanked_asked_for_a_minute_or_greeted_gets_a_fitting_line_without_the_model() -> None:
+    maren = agent("Maren")
+
+    def plan(text: str):  # type: ignore[no-untyped-def]
+        return plan_reply(maren, Heard("Sam Carter", text, human=True, to_me=True), seed=4,
+                          aside=aside("Maren", text))
+
+    thanked = plan("thanks for the tip yesterday, it really helped!")
+    assert thanked.act == "thank" and thanked.composed and all("Sam" in line for line in thanked.fallbacks())
+    assert not any(line.lower().startswith(("thank you", "thanks")) for line in thanked.fallbacks())  # welcomed, not thanked back
+    assert plan("thanks! and where is the post office?").act == "answer"  # a question after the thanks is what is answered
+    minute = plan("hi, do you have a minute? I wanted to ask you something.")
+    assert minute.act == "listen" and minute.composed
+    greeted = plan("good morning! how are you today?")
+    assert greeted.act == "greet" and greeted.composed
+    assert all("serving at the bakery counter" in line.lower() for line in greeted.fallbacks())

@@ -31,6 +31,7 @@ _QUESTION_START = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:what|why|how|when|where|wh
                              r"should|would|will|have|has|any(?:one|body)|shall|may)\b")
 _GREETING = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:hi|hello|hey|hiya|howdy|morning|good (?:morning|afternoon|evening|night)|evening|"
                        r"welcome|greetings)\b")
+_ASKS_TIME = re.compile(r"(?i)\b(?:have|got)\s+(?:you\s+got\s+)?(?:a\s+)?(?:minute|moment|sec|second)\b|\bcan i ask you\b")
 _THANKS = re.compile(r"(?i)\b(?:thanks|thank you|thx|cheers|much appreciated|appreciate it|you're a star|lifesaver)\b")
 
 
@@ -66,8 +67,8 @@ class Plan:
     @property
     def composed(self) -> bool:
         """The line is made from the plan alone (an honest "I don't know", an aside, a private
-        note to a friend): no model call."""
-        return self.honest or self.aside is not None or self.act == "reach"
+        note to a friend, "you're welcome", "go ahead"): no model call."""
+        return self.honest or self.aside is not None or self.act in ("reach", "thank", "listen")
 
     @property
     def first(self) -> str:
@@ -92,7 +93,7 @@ class Plan:
             "disagree": f"Politely disagree with {who} about \"{content}\" and say briefly why.{hint}",
             "joke": f"Make a light, friendly joke about {content}.",
             "greet": f"Greet {who} back warmly and ask how their day is going.",
-            "thank": f"Thank {who} warmly for what they said.",
+            "thank": f"Tell {who} they are welcome.",
             "invite": f"Welcome {', '.join(o.split()[0] for o in self.others) or 'everyone'} to #{self.channel or 'here'}, "
                       f"the new channel you just opened about {content}, and ask what they think.",
             "open": f"Start a conversation about this: {content}. Ask the others what they think.{hint}",
@@ -117,7 +118,7 @@ class Plan:
             "disagree": f"{self.first} politely disagrees with {who} and says why in a few words.",
             "joke": f"{self.first} jokes about {content}.",
             "greet": f"{self.first} greets {who} back.",
-            "thank": f"{self.first} thanks {who}.",
+            "thank": f"{self.first} tells {who} they are welcome.",
             "invite": f"{self.first} welcomes everyone to #{self.channel or 'the new channel'} to talk about {content}.",
             "open": f"{self.first} asks everyone: {content}",
         }.get(self.act, f"{self.first} speaks.")
@@ -132,6 +133,9 @@ class Plan:
         if self.aside is not None:
             options = aside_lines(self.aside, self.to_first, asked=self.heard is not None and is_question(self.heard.text),
                                   known=sentence(self.known) if self.known else None, own=self.first)
+            if self.act == "greet":  # "morning! how are you?": greeted back, and what it is doing
+                options = [f"{g} {line}" for g in (f"Hi {who}!", f"Hello {who}!", f"Morning, {who}! Good, thanks.", "Good, thanks!")
+                           for line in options]
         elif self.act == "reach":
             options = _reach_lines(who, self.content)
         elif self.act == "answer" and self.known:  # what the speaker knows, framed in its own words
@@ -183,8 +187,11 @@ class Plan:
             options = {
                 "greet": [f"Hello {who}! Good to see you. How's your day going?", f"Hi {who}, nice to hear from you. How are things?",
                           f"Morning, {who}! What are you up to today?", f"Hey {who}, good to see you here."],
-                "thank": [f"Thank you, {who}, that's kind of you.", f"That's good of you, {who}. Thank you!",
-                          f"Oh, thanks {who}, that made my day."],
+                "thank": [f"{w} {c}".strip() for w in (f"You're welcome, {who}!", f"Glad it helped, {who}.", f"Any time, {who}!",
+                                                       f"Happy to help, {who}.", f"My pleasure, {who}.")
+                          for c in ("", "Let me know how it goes.", "Good luck with it!")],
+                "listen": [f"Of course, {who}. What's up?", f"Sure, {who}, go ahead.", f"Yes, of course. What is it, {who}?",
+                           f"Always, {who}. Ask away.", f"Go on, {who}, I'm listening."],
                 "invite": [f"Welcome, everyone! This is the place{about}. What got you into it?"],
             }.get(self.act, [f"I hear you, {who}. Tell me more?", f"Interesting, {who}. What makes you say that?",
                              f"Go on, {who}, I'm listening.", f"Is that so, {who}? How did that come about?"])
@@ -369,10 +376,14 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     news = _world_hint(world or [], text)
     hint = memory or known or _interest_hint(persona, text)
     base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human)
-    if _THANKS.search(text) and heard.to_me:
+    if _THANKS.search(text) and heard.to_me and not is_question(text):
         return Plan("thank", content=text, lead=lead_for("thank", text, heard.author, rng), **base)  # type: ignore[arg-type]
+    if _GREETING.match(text) and len(words(text)) <= 8 and (aside is not None and aside.kind == "doing"):
+        return Plan("greet", content=text, aside=aside, **base)  # type: ignore[arg-type]
     if _GREETING.match(text) and len(words(text)) <= 8 and not is_question(text.split(",", 1)[-1] if "," in text else ""):
         return Plan("greet", content=text, lead=lead_for("greet", text, heard.author, rng), **base)  # type: ignore[arg-type]
+    if heard.to_me and _ASKS_TIME.search(text):  # "do you have a minute?": yes, go ahead (the question comes next)
+        return Plan("listen", content=text, **base)  # type: ignore[arg-type]
     if aside is not None:  # its day answers it: going or not, what it is doing, the news seen or not
         return Plan("answer" if is_question(text) else "share", content=aside.what, aside=aside,  # type: ignore[arg-type]
                     known=known if aside.kind.startswith("news") else None, **base)
