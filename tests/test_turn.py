@@ -412,14 +412,12 @@ async def test_an_opener_about_the_world_passes_on_its_subject() -> None:
     plan = plan_opener(MAREN, news, seed=3, news=True, world="news")
     scene = Scene("Ashford Green", "general", None, ())
 
-    async def say(text: str):  # type: ignore[no-untyped-def]
-        return await speak(ScriptedChain(text, text), agent_id=1, guild_id=1, persona=MAREN, plan=plan, scene=scene,
-                           gate=ctx(answering=None, subject=news), options=GenOptions(max_tokens=40), candidates=1, relevance=overlap)
-
-    stray = await say("Did you hear, did you hear, the heatwave?")
-    assert stray.source == "plan" and "hottest week of the year from Monday" in (stray.text or ""), stray
-    own = await say("Guess what, the hottest week of the year starts on Monday. I'll bake at dawn.")
-    assert own.source == "llm" and "dawn" in (own.text or "")
+    # the subject is already a line: made from it, the model not asked (it garbled them:
+    # "Did you hear, did you hear, the heatwave?", "I'm not going to the Friday market tomorrow")
+    chain = ScriptedChain("Did you hear, did you hear, the heatwave?")
+    said = await speak(chain, agent_id=1, guild_id=1, persona=MAREN, plan=plan, scene=scene,  # type: ignore[arg-type]
+                       gate=ctx(answering=None, subject=news), options=GenOptions(max_tokens=40), candidates=1, relevance=overlap)
+    assert chain.calls == 0 and said.source == "plan" and "hottest week of the year from Monday" in (said.text or ""), said
     # each kind of world subject makes a well-formed line of its own
     for kind, subject in (("upcoming", "is anyone going to the Saturday market at the stalls on the square tomorrow, 08:00 to 13:00?"),
                           ("event", "the football match against Hartwell at the village green, on now until 17:00"),

@@ -67,8 +67,13 @@ class Plan:
     @property
     def composed(self) -> bool:
         """The line is made from the plan alone (an honest "I don't know", an aside, a private
-        note to a friend, "you're welcome", "go ahead"): no model call."""
-        return self.honest or self.aside is not None or self.act in ("reach", "thank", "listen")
+        note to a friend, "you're welcome", "go ahead", an opener whose subject is already a line:
+        the world's, or a question of the society's): no model call. A small model asked to say them
+        garbled them ("I'm not going to the Friday market tomorrow" for "anyone going to the
+        Saturday market tomorrow?")."""
+        return (self.honest or self.aside is not None or self.act in ("reach", "thank", "listen")
+                or (self.heard is None and self.world is not None)  # the world's own news, event, outing, routine
+                or (self.act == "open" and self.content.rstrip().endswith("?")))  # the society's own question
 
     @property
     def first(self) -> str:
@@ -193,6 +198,9 @@ class Plan:
                 "listen": [f"Of course, {who}. What's up?", f"Sure, {who}, go ahead.", f"Yes, of course. What is it, {who}?",
                            f"Always, {who}. Ask away.", f"Go on, {who}, I'm listening."],
                 "invite": [f"Welcome, everyone! This is the place{about}. What got you into it?"],
+                "open": [lead + (asked[:1].lower() + asked[1:] if lead.endswith((": ", ", ")) else asked)
+                         for asked in [sentence(self.content)]
+                         for lead in ("", "Question for everyone: ", "Been wondering: ", "So, ", "Quiet in here. ")],
             }.get(self.act, [f"I hear you, {who}. Tell me more?", f"Interesting, {who}. What makes you say that?",
                              f"Go on, {who}, I'm listening.", f"Is that so, {who}? How did that come about?"])
         rng.shuffle(options)

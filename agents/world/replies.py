@@ -36,7 +36,7 @@ class Aside:
     kind: str  # doing | going | not_going | there | not_there | news_seen | news_unseen
     what: str  # what it does now (doing, not_there), the event's title, the news headline
     place: str | None = None  # where it does it ("the bakery")
-    instead: str | None = None  # not_going / not_there: what it will be doing then, if anything
+    instead: str | None = None  # what it does then: there (at the event), not_going / not_there (instead)
 
 
 def _content(text: str) -> set[str]:
@@ -71,16 +71,19 @@ def aside_for(world: World, agent: str, t: WorldTime, heard: str, released: Mapp
         doing, place, event = _doing_at(world, agent, when)
         there = event is not None and event.key == occ.key
         if live:
-            return Aside("there", occ.event.title, place, None) if there else Aside("not_there", occ.event.title, place, doing)
+            return Aside("there" if there else "not_there", occ.event.title, place, doing)
         return Aside("going", occ.event.title, place, doing) if there else Aside("not_going", occ.event.title, place, doing)
+    told = []  # the news items the line tells, the one it shares most words with first
     for item in world.news:
         if item.id not in released or t.total - released[item.id] > 2 * DAY_MINUTES:
             continue
         shared = words & _content(news_text(item))
         if len(shared) >= NEWS_WORDS and len(shared) >= NEWS_SHARE * len(words):
-            seen = follows(item.channel) and t.total - released[item.id] <= DAY_MINUTES and item in known_news(
-                world, t, released, follows)
-            return Aside("news_seen" if seen else "news_unseen", item.title or news_text(item))
+            told.append((len(shared), item))
+    if told:
+        item = max(told, key=lambda pair: pair[0])[1]
+        seen = follows(item.channel) and item in known_news(world, t, released, follows)
+        return Aside("news_seen" if seen else "news_unseen", item.title or news_text(item))
     if _ASKS_DOING.search(heard):
         doing, place, _ = _doing_at(world, agent, t)
         if doing:
