@@ -185,7 +185,7 @@ class Bench:
             follows = (lambda c: not persona.home_channels or c in persona.home_channels)
             world = world_lines(society.world, persona.name, t, released, follows)
             if self.asides:
-                aside = aside_for(society.world, persona.name, t, heard.text, released, follows)
+                aside = aside_for(society.world, persona.name, t, heard.text, released, follows, self.recent_own.get(persona.name, [])[-6:])
         return plan_reply(persona, heard, seed=seed, memories=[], known=known, expert=expert, world=world, aside=aside)
 
     async def turn(self, society: Society, persona: Persona, plan: Plan, channel: str, topic: str | None, history: list[Line],

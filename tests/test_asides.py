@@ -73,6 +73,9 @@ def test_told_the_news_it_says_whether_it_had_seen_it() -> None:
     news = "Did you hear? The church bells will be silent next week while the cracked bell is inspected. Thoughts?"
     seen, unseen = aside("Tobias", news, later), aside("Ines", news, later)  # #history's follower and a gardener who is not
     assert seen is not None and seen.kind == "news_seen" and unseen is not None and unseen.kind == "news_unseen"
+    persona = agent("Tobias")  # who told the news itself does not say it saw it
+    assert aside_for(WORLD, persona.name, later, news, {n.id: n.at for n in due_news(WORLD, later)},  # type: ignore[arg-type]
+                     lambda c: True, own_recent=["Heard the news? The church bells will be silent next week."]) is None
     said = lines_for("Ines", news, t=later)
     assert all(s.startswith("The bells fall silent? ") for s in said), said[:3]  # the headline said back
     assert all(any(b in s for b in ("Hadn't heard", "News to me", "Really? I missed", "First I've heard", "Oh, I hadn't"))

@@ -250,7 +250,10 @@ def _world_lines(kind: str, subject: str, own: str = "") -> list[str]:
     return [f"{start} {closer}".strip() for start in starts for closer in ("What's everyone else up to?", "Anyone else about?", "")]
 
 
-REACT_WEIGHT = 3.0  # against agree ~1.5-2.5, ask ~1-1.5, disagree ~0.2-0.6: about half of the ungrounded replies
+# against agree ~1.5-2.5, ask ~1-1.5, disagree ~0.2-0.6: about three in four replies with nothing
+# to add; a small model's free lines between agents rated 0.4 of 2 blind ("She's an egg, for God's
+# sake!"), an emoji says "I read you" without the nonsense
+REACT_WEIGHT = 8.0
 
 _VOCATIVE = re.compile(r"^\s*([A-Z][a-z]+),\s|,\s([A-Z][a-z]+)[.!?,]")
 _NOT_A_NAME = frozenset({"well", "yes", "no", "oh", "hm", "hmm", "ah", "sorry", "honestly", "okay", "ok", "so", "right", "true",

@@ -9,7 +9,7 @@ The turn planner turns an `Aside` into words (agents/turn/asides.py); nothing he
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .life import Occurrence, WorldTime, at_minutes, current, upcoming, whereabouts
@@ -56,8 +56,9 @@ def _doing_at(world: World, agent: str, t: WorldTime) -> tuple[str | None, str |
 
 
 def aside_for(world: World, agent: str, t: WorldTime, heard: str, released: Mapping[str, int],
-              follows: Callable[[str], bool]) -> Aside | None:
-    """What `agent`'s world at `t` lets it say about `heard` (a line someone else wrote), or None."""
+              follows: Callable[[str], bool], own_recent: Sequence[str] = ()) -> Aside | None:
+    """What `agent`'s world at `t` lets it say about `heard` (a line someone else wrote), or None.
+    `own_recent`: what the agent said lately (news it told itself is not news it "saw")."""
     words = _content(heard)
     for occ in [*current(world, t), *upcoming(world, t)]:
         if not _names(occ, words):
@@ -82,6 +83,8 @@ def aside_for(world: World, agent: str, t: WorldTime, heard: str, released: Mapp
             told.append((len(shared), item))
     if told:
         item = max(told, key=lambda pair: pair[0])[1]
+        if any(len(_content(line) & _content(news_text(item))) >= NEWS_WORDS for line in own_recent):
+            return None  # it told the others itself
         seen = follows(item.channel) and item in known_news(world, t, released, follows)
         return Aside("news_seen" if seen else "news_unseen", item.title or news_text(item))
     if _ASKS_DOING.search(heard):

@@ -103,12 +103,13 @@ class WorldRuntime:
             return []
         return world_lines(sw.world, agent.persona.name, self.time(agent.guild_id), sw.released, self._follows(agent))  # type: ignore[arg-type]
 
-    def aside(self, agent: AgentInfo, heard: str) -> Aside | None:
+    def aside(self, agent: AgentInfo, heard: str, own_recent: Sequence[str] = ()) -> Aside | None:
         """What the agent's own day says about a line it heard (replies.py)."""
         sw = self.worlds.get(agent.guild_id)
         if sw is None:
             return None
-        return aside_for(sw.world, agent.persona.name, self.time(agent.guild_id), heard, sw.released, self._follows(agent))  # type: ignore[arg-type]
+        return aside_for(sw.world, agent.persona.name, self.time(agent.guild_id), heard, sw.released,  # type: ignore[arg-type]
+                         self._follows(agent), own_recent)
 
     def situation(self, agent: AgentInfo) -> str | None:
         sw = self.worlds.get(agent.guild_id)
