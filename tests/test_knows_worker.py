@@ -44,7 +44,7 @@ async def test_a_question_is_answered_from_what_the_agent_knows_or_sent_to_who_k
         # and he is asked: the hand-off mentions him, and he answers the person from what he knows
         tobias = by_first(cast, "Tobias")
         assert f"<@{tobias['id']}>" in answer and "sunny day" not in answer, answer
-        handed = (await wait_for(lambda: replies_to(client, human, general, None, tobias["id"]), timeout=30))[0]["content"]
+        handed = (await wait_for(lambda: replies_to(client, human, general, None, tobias["id"]), timeout=60))[0]["content"]
         assert "frost" in handed and "sunny day" not in handed, handed
     finally:
         await worker.stop()

@@ -125,6 +125,18 @@ def test_bots_addressing_agents_stop_at_the_cap() -> None:
     assert not sim.pending
 
 
+def test_an_agent_handing_a_persons_question_on_reaches_who_it_names_even_at_the_cap() -> None:
+    sim = Sim("village", CONFIG)
+    channel = sim.channels[0]
+    first, expert = list(sim.state.agents.values())[:2]
+    for _ in range(CONFIG.chain_cap):
+        sim.post(channel.id, 999, True, "bot talk")
+    sim.pending.clear()
+    # "Not sure, Sam. Ask @Tobias.": an agent's reply to a person (1), mentioning the one who knows
+    sim.post(channel.id, first.id, True, "not sure, ask him", mentions=frozenset({expert.id}), reply_to=1)
+    assert [d.agent_id for _, d in sim.pending if d.direct] == [expert.id]
+
+
 def test_paused_society_and_sleeping_agents_stay_silent() -> None:
     sim = Sim("village", CONFIG)
     sim.state.paused_guilds.add(sim.guild)

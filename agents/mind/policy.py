@@ -442,8 +442,12 @@ class TurnPolicy:
                 trigger = "reply"
             if trigger is None:
                 continue
-            if msg.author_bot and (not chain_open or budget <= len(decisions) or self._cooling(state, agent.id, now, 0.5)):
-                continue  # bots talking to bots stop at the chain cap and the budget
+            # bots talking to bots stop at the chain cap and the budget; an agent's answer to a person
+            # that mentions who would know (a hand-off) is the person's question still: it goes through
+            handing_on = trigger == "mention" and msg.reply_to is not None and msg.reply_to not in state.agents
+            if msg.author_bot and not handing_on and (not chain_open or budget <= len(decisions)
+                                                       or self._cooling(state, agent.id, now, 0.5)):
+                continue
             decisions.append(Decision(agent.id, msg.channel_id, trigger, f"ev{msg.id}", reply_to_message=msg.id,
                                       addressed_by=msg.author_name, in_thread=self._to_thread(channel, agent.id, msg)))
         if decisions or (msg.author_bot and not chain_open) or budget <= 0 or now - msg.at > cfg.stale_seconds:
