@@ -73,6 +73,7 @@ def test_told_the_news_it_says_whether_it_had_seen_it() -> None:
     news = "Did you hear? The church bells will be silent next week while the cracked bell is inspected. Thoughts?"
     seen, unseen = aside("Tobias", news, later), aside("Ines", news, later)  # #history's follower and a gardener who is not
     assert seen is not None and seen.kind == "news_seen" and unseen is not None and unseen.kind == "news_unseen"
+    assert aside("Maren", "The bells fall silent? News to me. Time will tell.", later) is None  # an echo is not the news told
     persona = agent("Tobias")  # who told the news itself does not say it saw it
     assert aside_for(WORLD, persona.name, later, news, {n.id: n.at for n in due_news(WORLD, later)},  # type: ignore[arg-type]
                      lambda c: True, own_recent=["Heard the news? The church bells will be silent next week."]) is None

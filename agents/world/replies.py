@@ -79,7 +79,9 @@ def aside_for(world: World, agent: str, t: WorldTime, heard: str, released: Mapp
         if item.id not in released or t.total - released[item.id] > 2 * DAY_MINUTES:
             continue
         shared = words & _content(news_text(item))
-        if len(shared) >= NEWS_WORDS and len(shared) >= NEWS_SHARE * len(words):
+        # the news told (words of the story itself), not an agent's "Tech Row offline? News to me."
+        # (its headline only): a second agent would echo the echo
+        if len(shared) >= NEWS_WORDS and len(shared) >= NEWS_SHARE * len(words) and len(shared - _content(item.title)) >= 2:
             told.append((len(shared), item))
     if told:
         item = max(told, key=lambda pair: pair[0])[1]
