@@ -153,7 +153,7 @@ def test_the_planner_answers_questions_and_greets_and_thanks() -> None:
     assert plan_reply(MAREN, Heard("Sam Carter", "Good morning!", human=True, to_me=True), seed=1).act == "greet"
     assert plan_reply(MAREN, Heard("Sam Carter", "thanks for the loaf, Maren", human=True, to_me=True), seed=1).act == "thank"
     overheard = plan_reply(MAREN, Heard("Tobias Reed", "The fair should move to the green this year.", human=False), seed=3)
-    assert overheard.act in ("agree", "disagree", "ask", "share", "joke") and not overheard.must_post
+    assert overheard.act in ("agree", "disagree", "ask", "share", "joke", "react") and not overheard.must_post
 
 
 def test_the_planner_is_seeded_and_follows_traits_and_bonds() -> None:
@@ -428,7 +428,7 @@ async def test_an_opener_about_the_world_passes_on_its_subject() -> None:
 
 async def test_agents_chatting_among_themselves_say_one_thing() -> None:
     heard = Heard("Tobias Reed", "The fair should move to the green this year.")
-    plan = plan_reply(MAREN, heard, seed=3)
+    plan = next(p for p in (plan_reply(MAREN, heard, seed=s) for s in range(100)) if p.act != "react")  # words, not an emoji
     scene = Scene("Ashford Green", "general", None, (Line("Tobias Reed", heard.text),))
     said = await speak(ScriptedChain("Well, the green would suit the fair nicely. You are going to change the lives of 20,000 people!"),
                        agent_id=1, guild_id=1, persona=MAREN, plan=plan, scene=scene, gate=ctx(answering=heard.text),
@@ -477,3 +477,21 @@ async def test_what_a_persona_knows_about_what_was_said_is_shared_instead_of_sma
                          persona=INES, plan=plan, scene=scene, gate=gate, options=GenOptions(max_tokens=40), relevance=overlap,
                          known_floor=0.3)
     assert babble.source == "plan" and "beer traps" in (babble.text or "").lower()
+
+
+async def test_a_line_between_agents_shaped_by_a_memory_says_something_of_it_or_nothing() -> None:
+    heard = Heard("Tobias Reed", "The mill by the river looks sad these days.")
+    memory = "Tobias said in #history: the old mill was built in 1794 by the Ashford family"
+    plan = next(p for p in (plan_reply(MAREN, heard, seed=s, memories=[memory]) for s in range(50))
+                if p.act in ("agree", "disagree", "share") and p.recalled)
+    scene = Scene("Ashford Green", "history", None, (Line("Tobias Reed", heard.text),))
+
+    async def say(text: str):  # type: ignore[no-untyped-def]
+        return await speak(ScriptedChain(text), agent_id=1, guild_id=1, persona=MAREN, plan=plan, scene=scene,
+                           gate=ctx(answering=heard.text, members=["Tobias Reed"]), options=GenOptions(max_tokens=40),
+                           candidates=1, relevance=overlap)
+
+    stray = await say("Well, it's a big mill, twenty stories high by the river.")
+    assert stray.text is None and "strayed" in stray.rejections
+    carried = await say("It was the Ashford family who built that mill by the river, back in 1794.")
+    assert carried.text and "Ashford" in carried.text

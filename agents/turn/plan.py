@@ -53,6 +53,7 @@ class Plan:
     to: str | None = None  # who the line is for
     heard: Heard | None = None
     hint: str | None = None  # a remembered thing or an interest that may shape the line
+    recalled: bool = False  # the hint is a memory: a line between agents must say something of it
     must_post: bool = False  # a person asked this agent directly: the turn posts something
     channel: str | None = None  # invite: where to
     others: tuple[str, ...] = ()  # invite: who is invited
@@ -250,10 +251,10 @@ def _world_lines(kind: str, subject: str, own: str = "") -> list[str]:
     return [f"{start} {closer}".strip() for start in starts for closer in ("What's everyone else up to?", "Anyone else about?", "")]
 
 
-# against agree ~1.5-2.5, ask ~1-1.5, disagree ~0.2-0.6: about three in four replies with nothing
+# against agree ~1.5-2.5, ask ~1-1.5, disagree ~0.2-0.6: about nine in ten replies with nothing
 # to add; a small model's free lines between agents rated 0.4 of 2 blind ("She's an egg, for God's
 # sake!"), an emoji says "I read you" without the nonsense
-REACT_WEIGHT = 8.0
+REACT_WEIGHT = 20.0
 
 _VOCATIVE = re.compile(r"^\s*([A-Z][a-z]+),\s|,\s([A-Z][a-z]+)[.!?,]")
 _NOT_A_NAME = frozenset({"well", "yes", "no", "oh", "hm", "hmm", "ah", "sorry", "honestly", "okay", "ok", "so", "right", "true",
@@ -420,7 +421,7 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         "joke": (0.1 + traits.extraversion * traits.openness) * (1.3 if mood in ("excited", "cheerful") else 0.5),
         # another agent's line it has nothing of its own to add to: an emoji says "I read you" better
         # than a small model's "Same here, no, no." (a person's line always gets words)
-        "react": 0.0 if heard.human or memory or news or known else REACT_WEIGHT,
+        "react": 0.0 if heard.human or memory or news or known else REACT_WEIGHT,  # (memory: its line must carry it, speak.py)
     }
     acts = list(weights)
     act = rng.choices(acts, weights=[weights[a] for a in acts])[0]
@@ -432,7 +433,8 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         content = news
     elif act == "share" and known:  # something it knows that bears on what was said: real content, not small talk
         return Plan("share", content=known, hint=None, known=known, lead="", **base)  # type: ignore[arg-type]
-    return Plan(act, content=content, hint=hint if act in ("agree", "disagree", "share") else None,  # type: ignore[arg-type]
+    shaped = act in ("agree", "disagree", "share")
+    return Plan(act, content=content, hint=hint if shaped else None, recalled=shaped and hint is not None and hint == memory,  # type: ignore[arg-type]
                 lead=lead_for(act, text, heard.author, rng), **base)
 
 

@@ -18,7 +18,7 @@ from .gate import GateContext, Verdict, judge
 from .knowing import carries
 from .plan import Plan
 from .realise import Scene, build_prompt, prompt_texts
-from .text import sentences, words
+from .text import sentences, stems, words
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,13 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
             kept = [k for k in kept if relevance(k[1], plan.known) >= known_floor and carries(k[1], plan.known, anchor(plan))]
         if not kept and (spoken := from_plan()) is not None:
             return spoken
+    if plan.recalled and plan.heard is not None and not plan.heard.human and reached:
+        # agents chatting: a line shaped by a memory says something of it, or nothing is said (the
+        # model, handed "the mill was built in 1794", wrote "it's a big mill, 20 stories high")
+        recalled = stems(plan.hint or "") - stems(anchor(plan))
+        strays = [k for k in kept if len(stems(k[1]) & recalled) < 2]
+        rejections += ["strayed"] * len(strays)
+        kept = [k for k in kept if k not in strays]
     if plan.world and reached:
         # an opener about the world passes on its subject (the news, the event); a line that
         # strays from it ("did you hear, the heatwave?") gives way to one made from the subject
