@@ -32,11 +32,14 @@ def llm() -> Any:
     fake.stop()
 
 
-async def found(platform: Platform, admin: Actor, society: str = "village", *, size: int | None = None) -> tuple[int, list[dict[str, Any]]]:
-    """A fresh copy of a bundled society (unique names; its first `size` agents), and its agents."""
+async def found(platform: Platform, admin: Actor, society: str = "village", *, size: int | None = None,
+                topics: list[str] | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """A fresh copy of a bundled society (unique names; its first `size` agents; `topics`, its
+    revival topics instead of the file's), and its agents."""
     spec = load_society(society)
     spec = spec.model_copy(update={"agents": [a.model_copy(update={"name": f"{a.name.split()[0]} {name('')[:6]}"})
-                                              for a in spec.agents[:size]]})
+                                              for a in spec.agents[:size]],
+                                   **({"revival_topics": topics} if topics is not None else {})})
     guild_id = await agents.do_found_society(platform, admin.id, spec, name("society"))
     me = await _auth(platform, admin)
     return guild_id, await agents.list_agents(platform, me, guild_id)
@@ -261,9 +264,11 @@ async def bundled_model_for(platform: Platform, admin: Actor, guild_id: int) -> 
 async def test_the_real_bundled_model_opens_a_quiet_channel(platform: Platform, settings: Settings, server: RunningServer,
                                                             client: httpx.AsyncClient) -> None:
     """The revival path end to end with the real model: `townsquare model serve`, the official
-    ollama client, the planner, the transcript prompt and the gate, a message posted through the platform."""
+    ollama client, the planner, the transcript prompt and the gate, a message posted through the platform.
+    (The society's topics are subjects, not questions: a question of the society's is asked as
+    it is, without the model.)"""
     admin = await person(platform, is_admin=True)
-    guild_id, cast = await found(platform, admin)
+    guild_id, cast = await found(platform, admin, topics=["the first thing worth planting this spring", "bread at the Saturday market"])
     worker = None
     async with bundled_model_for(platform, admin, guild_id) as model_url:
         try:
