@@ -153,3 +153,8 @@ def test_a_person_thanked_asked_for_a_minute_or_greeted_gets_a_fitting_line_with
     greeted = plan("good morning! how are you today?")
     assert greeted.act == "greet" and greeted.composed
     assert all("serving at the bakery counter" in line.lower() for line in greeted.fallbacks())
+
+
+def test_a_place_a_doing_already_names_is_not_named_again() -> None:
+    assert with_place("chasing a story for the Harbour Gazette", "the Harbour Gazette newsroom") == "chasing a story for the Harbour Gazette"
+    assert with_place("delivering parcels across the city by bike", "the city streets") == "delivering parcels across the city by bike"

@@ -61,6 +61,7 @@ def ctx(**kw: object) -> GateContext:
     ("I apologize, but I do not have any personal information.", "assistant_speak"),
     ("You are a baker who runs the bakery on the corner of the square.", "recital"),
     ("Speaks in short, warm sentences; practical and generous.", "recital"),
+    ("Actually, Sam said in #fitness: where is a good place to cycle on Sunday?", "recital"),
     ("Love you so much, Maren Holt.", "self_address"),
     ("Thanks @Maren for asking, it is open.", "self_address"),
     ("Maren thinks the bakery is open on Sunday mornings.", "self_reference"),

@@ -179,8 +179,11 @@ def _own_name_use(text: str, own_name: str, members: Sequence[str]) -> str | Non
     return "self_reference"
 
 
+_MEMORY_FORM = re.compile(r"(?i)\bsaid in #[\w-]+\s*:")  # how memories are written in the prompt ("Sam said in #fitness: ...")
+
+
 def _recites(text: str, ctx: GateContext) -> bool:
-    if _RECITAL_START.search(text) or _INSTRUCTION_WORDS.search(text):
+    if _RECITAL_START.search(text) or _INSTRUCTION_WORDS.search(text) or _MEMORY_FORM.search(text):
         return True
     grams = five_grams(text, n=4)
     if not grams:

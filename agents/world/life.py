@@ -135,12 +135,14 @@ def due_news(world: World, t: WorldTime) -> list[NewsItem]:
 
 def with_place(doing: str, place: str | None) -> str:
     """The doing with its place, named once ("sorting old parish records at the archive"); a
-    doing that names its place already ("watering the rooftop garden", place "the rooftop garden
-    on Block C"; "serving at the bakery counter") stands alone."""
+    doing that names its place already (a word of it: "watering the rooftop garden", place "the
+    rooftop garden on Block C"; "delivering parcels across the city", "the city streets"; or says
+    where: "serving at the bakery counter") stands alone."""
     if not place or " at " in f" {doing} ":
         return doing
     core = re.split(r" (?:on|by|in|at|near|of|behind) ", place.lower().removeprefix("the "))[0]
-    return doing if core in doing.lower() else f"{doing} at {place}"
+    named = {w for w in re.findall(r"[a-z]{4,}", core)} & set(re.findall(r"[a-z]{4,}", doing.lower()))
+    return doing if named else f"{doing} at {place}"  # "chasing a story for the Harbour Gazette" needs no "at the Harbour Gazette newsroom"
 
 
 def describe_occurrence(world: World, occ: Occurrence, t: WorldTime) -> str:
