@@ -53,7 +53,7 @@ class Plan:
     to: str | None = None  # who the line is for
     heard: Heard | None = None
     hint: str | None = None  # a remembered thing or an interest that may shape the line
-    recalled: bool = False  # the hint is a memory: a line between agents must say something of it
+    recalled: bool = False  # the hint is a memory or the news: a line between agents must say something of it
     must_post: bool = False  # a person asked this agent directly: the turn posts something
     channel: str | None = None  # invite: where to
     others: tuple[str, ...] = ()  # invite: who is invited
@@ -421,7 +421,8 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         "joke": (0.1 + traits.extraversion * traits.openness) * (1.3 if mood in ("excited", "cheerful") else 0.5),
         # another agent's line it has nothing of its own to add to: an emoji says "I read you" better
         # than a small model's "Same here, no, no." (a person's line always gets words)
-        "react": 0.0 if heard.human or memory or news or known else REACT_WEIGHT,  # (memory: its line must carry it, speak.py)
+        # (a memory or the news: its line must carry it, speak.py; a known statement is posted as it is)
+        "react": 0.0 if heard.human or memory or known else REACT_WEIGHT * (0.25 if news else 1.0),
     }
     acts = list(weights)
     act = rng.choices(acts, weights=[weights[a] for a in acts])[0]
@@ -429,9 +430,9 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         tone = sentiment(text)
         return Plan("react", content=emoji_for(tone, affinity, text, rng), **base)  # type: ignore[arg-type]
     content = text if act in ("agree", "disagree") else (keyphrase(text, 4) or text)
-    if act == "share" and news:  # news or an event it knows of, not a made-up one
-        content = news
-    elif act == "share" and known:  # something it knows that bears on what was said: real content, not small talk
+    if act == "share" and news:  # news or an event it knows of, not a made-up one: the line must say something of it
+        return Plan("share", content=news, hint=news, recalled=True, lead=lead_for("share", news, heard.author, rng), **base)  # type: ignore[arg-type]
+    if act == "share" and known:  # something it knows that bears on what was said: real content, not small talk
         return Plan("share", content=known, hint=None, known=known, lead="", **base)  # type: ignore[arg-type]
     shaped = act in ("agree", "disagree", "share")
     return Plan(act, content=content, hint=hint if shaped else None, recalled=shaped and hint is not None and hint == memory,  # type: ignore[arg-type]
