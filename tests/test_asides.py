@@ -158,3 +158,11 @@ def test_a_person_thanked_asked_for_a_minute_or_greeted_gets_a_fitting_line_with
 def test_a_place_a_doing_already_names_is_not_named_again() -> None:
     assert with_place("chasing a story for the Harbour Gazette", "the Harbour Gazette newsroom") == "chasing a story for the Harbour Gazette"
     assert with_place("delivering parcels across the city by bike", "the city streets") == "delivering parcels across the city by bike"
+
+
+def test_a_question_another_agent_could_not_answer_is_answered_to_the_person_by_one_who_knows() -> None:
+    said = Heard("Maren Holt", "Why is the church bell cracked? Hmm, no idea, Sam. Sorry!")
+    tobias = agent("Tobias")
+    plan = plan_reply(tobias, said, seed=1, known=tobias.knows[0])
+    assert plan.act == "answer" and plan.to_first == "Sam" and all("Sam" in line for line in plan.fallbacks()[:5])
+    assert plan_reply(agent("Priya"), said, seed=1).act == "react"  # nothing of her own to add

@@ -256,20 +256,23 @@ def _world_lines(kind: str, subject: str, own: str = "") -> list[str]:
 # sake!"), an emoji says "I read you" without the nonsense
 REACT_WEIGHT = 20.0
 
-_VOCATIVE = re.compile(r"^\s*([A-Z][a-z]+),\s|,\s([A-Z][a-z]+)[.!?,]")
+_VOCATIVE = re.compile(r"^\s*([A-Z][a-z]+)(?=,\s)|(?<=,\s)([A-Z][a-z]+)(?=[.!?,])")
 _NOT_A_NAME = frozenset({"well", "yes", "no", "oh", "hm", "hmm", "ah", "sorry", "honestly", "okay", "ok", "so", "right", "true",
                          "exactly", "funny", "really", "actually", "anyway", "hey", "hi", "hello", "morning", "evening", "thanks",
                          "good", "great", "sure", "wow", "look", "listen", "guess", "also", "now", "then", "still", "maybe",
                          "perhaps", "indeed", "same", "agreed", "folks", "everyone", "all", "friends", "say", "wait", "alright"})
 
 
-def _for_someone_else(text: str, speaker: str) -> bool:
-    """The line calls on someone by name ("Samir, have you ...?", "Hm, Sam. No idea."), not the speaker."""
+_VOCATIVE_FIRST = re.compile(r"^\s*(?!(?:" + "|".join(sorted(_NOT_A_NAME)) + r")\b)[A-Z][a-z]+,\s", re.IGNORECASE)
+
+
+def _addressee(text: str, speaker: str) -> str | None:
+    """Whom the line calls on by name ("Samir, have you ...?", "Hm, Sam. No idea."), when not the speaker."""
     for found in _VOCATIVE.finditer(unmention(text)):
         name = found.group(1) or found.group(2)
         if name.lower() not in _NOT_A_NAME:
-            return name != speaker.split()[0]
-    return False
+            return name if name != speaker.split()[0] else None
+    return None
 
 _SAID_BACK = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "i'm": "you're", "i've": "you've",
               "i'd": "you'd", "i'll": "you'll"}
@@ -399,10 +402,15 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     if aside is not None:  # its day answers it: going or not, what it is doing, the news seen or not
         return Plan("answer" if is_question(text) else "share", content=aside.what, aside=aside,  # type: ignore[arg-type]
                     known=known if aside.kind.startswith("news") else None, **base)
-    if _for_someone_else(text, persona.name) and not (memory or news or known) and not (heard.human and heard.to_me):
-        # "Samir, have you had a night?" or "Hm, Sam. No idea." read by Sofia, who has nothing of her
-        # own to add: not hers to answer (a small model joins in with "Same here, Samir.")
-        return Plan("react", content=emoji_for(sentiment(text), 0.0, text, rng), **base)  # type: ignore[arg-type]
+    addressee = _addressee(text, persona.name)
+    if addressee and not (heard.human and heard.to_me):
+        # "Samir, have you had a night?" read by Sofia: not hers to answer; "Hm, Sam. No idea." read by
+        # one who knows: Sam is answered; by one with nothing of her own to add: an emoji (a small
+        # model joins in with "Same here, Samir.")
+        if known and not _VOCATIVE_FIRST.match(text):
+            return Plan("answer", content=text, hint=known, known=known, **{**base, "to": addressee})  # type: ignore[arg-type]
+        if _VOCATIVE_FIRST.match(text) or not (memory or news):
+            return Plan("react", content=emoji_for(sentiment(text), 0.0, text, rng), **base)  # type: ignore[arg-type]
     factual = is_question(text) and asks_for_facts(text)
     # another agent's question about the world that nothing known answers (often a person's
     # question echoed in an honest "no idea"): not answered with a guess, talked about instead
