@@ -168,3 +168,9 @@ def test_a_question_another_agent_could_not_answer_is_answered_to_the_person_by_
     assert plan.act == "answer" and plan.to_first == "Sam" and plan.fallbacks()[0].count(bell.rstrip(".")) == 1
     assert not any("Maren" in line for line in plan.fallbacks())
     assert plan_reply(agent("Priya"), said, seed=1).act == "react"  # nothing of her own to add
+
+
+def test_news_told_by_its_headline_is_matched_to_its_own_item() -> None:
+    later = at_minutes(3 * 24 * 60 + 12 * 60, WORLD.first_day)
+    told = aside("Ines", "Did you hear? A draw on the green. Not sure what to think.", later)
+    assert told is not None and told.what == "A draw on the green"

@@ -74,14 +74,16 @@ def aside_for(world: World, agent: str, t: WorldTime, heard: str, released: Mapp
         if live:
             return Aside("there" if there else "not_there", occ.event.title, place, doing)
         return Aside("going", occ.event.title, place, doing) if there else Aside("not_going", occ.event.title, place, doing)
+    out = [n for n in world.news if n.id in released and t.total - released[n.id] <= 2 * DAY_MINUTES]
+    # an agent's "Tech Row offline? News to me." (a headline said back) is not the news told: a
+    # second agent would echo the echo
+    echo = any(n.title and heard.lower().startswith(n.title.lower().rstrip(".!?") + "?") for n in out)
     told = []  # the news items the line tells, the one it shares most words with first
-    for item in world.news:
-        if item.id not in released or t.total - released[item.id] > 2 * DAY_MINUTES:
-            continue
+    for item in [] if echo else out:
         shared = words & _content(news_text(item))
-        # the news told (words of the story itself), not an agent's "Tech Row offline? News to me."
-        # (its headline only): a second agent would echo the echo
-        if len(shared) >= NEWS_WORDS and len(shared) >= NEWS_SHARE * len(words) and len(shared - _content(item.title)) >= 2:
+        if item.title and item.title.lower().rstrip(".!?") in heard.lower():  # told by its headline ("A draw on the green")
+            told.append((len(shared) + 100, item))
+        elif len(shared) >= NEWS_WORDS and len(shared) >= NEWS_SHARE * len(words):
             told.append((len(shared), item))
     if told:
         item = max(told, key=lambda pair: pair[0])[1]
