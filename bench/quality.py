@@ -247,7 +247,7 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
     rng = random.Random(seed)
     societies = [("village", load_society("village")), ("city", load_society("city"))]
     raised: dict[str, dict[str, int]] = {}  # society -> subject -> simulated minute an opener brought it up
-    kept: dict[tuple[str, str], list[Line]] = {}  # openers only: each channel keeps what was said in it (revived again and again)
+    kept: dict[tuple[str, str], list[Line]] = {}  # each channel keeps what was said in it (revived again and again)
     rounds = 0
     while len(bench.run.turns) < turns:
         for _, society in societies:
@@ -255,7 +255,9 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                 if len(bench.run.turns) >= turns:
                     return
                 here = [a for a in society.agents if not a.home_channels or spec.name in a.home_channels] or society.agents
-                history: list[Line] = kept.setdefault((society.guild, spec.name), []) if only == "openers" else []
+                # each channel keeps what was said in it, round after round, as a real channel does: its
+                # subjects are not raised again at once and the gate's loop check sees its history
+                history: list[Line] = kept.setdefault((society.guild, spec.name), [])
                 opener = rng.choice(here)
                 plan, where, t = opener_plan(society, opener, spec.name, subjects, rng, [line.content for line in history[-8:]],
                                           raised.setdefault(society.guild, {}))
