@@ -65,6 +65,7 @@ def ctx(**kw: object) -> GateContext:
     ("Love you so much, Maren Holt.", "self_address"),
     ("Thanks @Maren for asking, it is open.", "self_address"),
     ("Maren thinks the bakery is open on Sunday mornings.", "self_reference"),
+    ("Beatriz, how many days of Maren's bakery sale are left?", "self_reference"),
     ("Is the bakery open on Sunday?", "parrot"),
     ("I am a Korean engineer, so I would not know.", "invented_fact"),
     ("My husband runs it on Sundays.", "invented_fact"),

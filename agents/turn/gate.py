@@ -165,8 +165,9 @@ def _own_name_use(text: str, own_name: str, members: Sequence[str]) -> str | Non
     first = _first(own_name)
     if not first or any(_first(m).lower() == first.lower() for m in members if m.lower() != own_name.lower()):
         return None
-    # case-sensitive: "I will bring it" is not Will, "a rose" is not Rose
-    pattern = rf"(?<![\w'])@?(?:{re.escape(own_name)}|{re.escape(first)})(?![\w'])"
+    # case-sensitive: "I will bring it" is not Will, "a rose" is not Rose; "Theo's jazz night" said
+    # by Theo is about himself too
+    pattern = rf"(?<![\w'])@?(?:{re.escape(own_name)}|{re.escape(first)})(?![\w]|'(?!s\b))"
     found = list(re.finditer(pattern, text))
     if not found:
         return None

@@ -222,7 +222,8 @@ def _reach_lines(friend: str, interest: str) -> list[str]:
 def _world_lines(kind: str, subject: str, own: str = "") -> list[str]:
     """An opener made from a world subject itself (agents/world/subjects.py gives its shape):
     the news told, the event the speaker is at, the question about one coming up, what the
-    speaker is doing."""
+    speaker is doing. `own`: the speaker's first name ("Theo's jazz night" is "my jazz night")."""
+    subject = re.sub(rf"\b{re.escape(own)}'s\b", "my", subject) if own else subject
     if kind == "news":
         headline, _, first = subject.removeprefix("the news: ").partition(" (")
         first = first.rstrip(")")
