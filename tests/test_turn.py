@@ -497,3 +497,17 @@ async def test_a_line_between_agents_shaped_by_a_memory_says_something_of_it_or_
     assert stray.text is None and "strayed" in stray.rejections
     carried = await say("It was the Ashford family who built that mill by the river, back in 1794.")
     assert carried.text and "Ashford" in carried.text
+
+
+async def test_what_is_on_an_agents_mind_is_passed_on_or_nothing_is_said() -> None:
+    plan = plan_opener(MAREN, "the gallery on Quay Road reopens on Friday with a show of harbour photographs", seed=2, news=True)
+    scene = Scene("Ashford Green", "general", None, ())
+
+    async def say(text: str):  # type: ignore[no-untyped-def]
+        return await speak(ScriptedChain(text), agent_id=1, guild_id=1, persona=MAREN, plan=plan, scene=scene,
+                           gate=ctx(answering=None, subject=plan.content), options=GenOptions(max_tokens=40), candidates=1)
+
+    stray = await say("Actually, Sam will make the sourdough this week, he says.")
+    assert stray.text is None and "strayed" in stray.rejections
+    told = await say("By the way, the Quay Road gallery opens again Friday, with photos of the harbour on show.")
+    assert told.text and "gallery" in told.text

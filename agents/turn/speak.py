@@ -142,6 +142,12 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
         strays = [k for k in kept if len(stems(k[1]) & recalled) < 2]
         rejections += ["strayed"] * len(strays)
         kept = [k for k in kept if k not in strays]
+    if plan.heard is None and plan.world is None and plan.act == "share" and reached:
+        # what is on its mind (a memory of what someone said, an event it went to) is passed on, or
+        # nothing is said: "Actually, Sam will make the sourdough." passes on nothing but a name
+        strays = [k for k in kept if not carries(k[1], plan.content, "")]
+        rejections += ["strayed"] * len(strays)
+        kept = [k for k in kept if k not in strays]
     if plan.world and reached:
         # an opener about the world passes on its subject (the news, the event); a line that
         # strays from it ("did you hear, the heatwave?") gives way to one made from the subject
