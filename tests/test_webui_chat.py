@@ -397,8 +397,12 @@ async def test_a_real_agent_worker_answers_live(web: Web, platform: Platform, se
         row = page.get_by_role("complementary", name="Members").locator(f".member.online[data-user='{agent['id']}']")
         await row.locator(".tag-bot").wait_for()
         await row.locator(".member-status").wait_for()
-        label = worker.state.mood(int(agent["id"])).label()
-        assert (await row.locator(".member-status").text_content()) == f"{MOOD_EMOJI[label]}{label}"
+        async def shows_its_mood() -> bool | None:
+            # the mood moves (what the agent reads, relaxing over time): the status follows it
+            label = worker.state.mood(int(agent["id"])).label()
+            return (await row.locator(".member-status").text_content()) == f"{MOOD_EMOJI[label]}{label}" or None
+
+        await wait_for(shows_its_mood, timeout=30, interval=0.5)
         composer = page.get_by_role("combobox", name="Message #general")
         await composer.type(f"@{agent['user']['username'][:5]}")
         await page.get_by_role("option").first.wait_for()
