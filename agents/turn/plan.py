@@ -275,6 +275,7 @@ def _addressee(text: str, speaker: str) -> str | None:
             return name if name != speaker.split()[0] else None
     return None
 
+
 _SAID_BACK = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "i'm": "you're", "i've": "you've",
               "i'd": "you'd", "i'll": "you'll"}
 

@@ -135,25 +135,21 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
             kept = [k for k in kept if relevance(k[1], plan.known) >= known_floor and carries(k[1], plan.known, anchor(plan))]
         if not kept and (spoken := from_plan()) is not None:
             return spoken
+    def passing_on(says: Callable[[str], bool]) -> list[tuple[float, str, str]]:
+        """The kept lines that say what they must; the others are counted as `strayed`."""
+        rejections.extend("strayed" for k in kept if not says(k[1]))
+        return [k for k in kept if says(k[1])]
+
     if plan.recalled and plan.heard is not None and not plan.heard.human and reached:
         # agents chatting: a line shaped by a memory says something of it, or nothing is said (the
         # model, handed "the mill was built in 1794", wrote "it's a big mill, 20 stories high")
         recalled = stems(plan.hint or "") - stems(anchor(plan))
-        strays = [k for k in kept if len(stems(k[1]) & recalled) < 2]
-        rejections += ["strayed"] * len(strays)
-        kept = [k for k in kept if k not in strays]
-    if plan.heard is None and plan.world is None and plan.act == "share" and reached:
+        kept = passing_on(lambda line: len(stems(line) & recalled) >= 2)
+    if plan.heard is None and plan.act == "share" and reached:
         # what is on its mind (a memory of what someone said, an event it went to) is passed on, or
         # nothing is said: "Actually, Sam will make the sourdough." passes on nothing but a name
-        strays = [k for k in kept if not carries(k[1], plan.content, "")]
-        rejections += ["strayed"] * len(strays)
-        kept = [k for k in kept if k not in strays]
-    if plan.world and reached:
-        # an opener about the world passes on its subject (the news, the event); a line that
-        # strays from it ("did you hear, the heatwave?") gives way to one made from the subject
-        kept = [k for k in kept if carries(k[1], plan.content, "the news")]
-        if not kept and (spoken := from_plan()) is not None:
-            return spoken
+        # (an opener about the world is made from its subject, `Plan.composed`, and never gets here)
+        kept = passing_on(lambda line: carries(line, plan.content, ""))
     if kept:
         _, text, source = max(kept, key=lambda k: k[0])
         short = small_talk(text, plan, ctx.members)
