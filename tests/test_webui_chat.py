@@ -5,6 +5,7 @@ a refused resume) without a message missing or doubled; a phone screen in French
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import zlib
 from typing import Any
@@ -333,10 +334,28 @@ async def test_unread_and_mention_badges_typing_presence_and_direct_messages(web
         return any(e["id"] == dm_id and e["unread_count"] == 0 for e in states)
 
     await wait_for(dm_read)  # seen while open: acknowledged
+    # A DM that arrives while the page is still loading: the read states it fetched were counted
+    # before the message (their answer is held back here until the message has arrived live) and
+    # must not erase its badge when they land.
+    fetched, arrived = asyncio.Event(), asyncio.Event()
+
+    async def hold_read_states(route: Any) -> None:
+        response = await route.fetch()
+        fetched.set()
+        await arrived.wait()
+        await route.fulfill(response=response)
+
+    await page.route("**/api/v10/users/@me/read-states", hold_read_states)
     await page.goto(f"/app/{world.guild_id}/{world.general_id}")
+    await asyncio.wait_for(fetched.wait(), 30)
     await connected(web)
     await post(world, world.alice, "one more thing", int(dm_id))
-    await page.locator("a.guild[data-guild='@me'] .badge.mention", has_text="1").wait_for()
+    home_badge = page.locator("a.guild[data-guild='@me'] .badge.mention", has_text="1")
+    await home_badge.wait_for()
+    arrived.set()
+    await page.get_by_role("combobox", name="Message #general").wait_for()  # the page finished loading, the read states are in
+    await home_badge.wait_for()
+    await page.unroute("**/api/v10/users/@me/read-states")
 
 
 async def test_a_phone_in_french(browser: object, server: RunningServer, world: World) -> None:

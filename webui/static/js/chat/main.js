@@ -87,12 +87,35 @@ async function loadGuild(guildId) {
   for (const m of members) rememberMember(guildId, m);
 }
 
+// Messages the gateway delivered while a read-state fetch was in flight, per fetch: its snapshot
+// can predate them, and must not erase their badges.
+const fetchesInFlight = new Set(); // of Map(channel id -> [{id, mention}])
+
+function countedDuringFetches(channelId, id, mention) {
+  for (const counted of fetchesInFlight) {
+    if (!counted.has(channelId)) counted.set(channelId, []);
+    counted.get(channelId).push({ id, mention });
+  }
+}
+
 async function refreshReadStates() {
-  const rs = await api("GET", "/users/@me/read-states");
+  const counted = new Map();
+  fetchesInFlight.add(counted);
+  let rs;
+  try {
+    rs = await api("GET", "/users/@me/read-states");
+  } finally {
+    fetchesInFlight.delete(counted);
+  }
   for (const e of rs.entries) {
-    state.readStates.set(e.id, e);
+    const snapshotEnd = e.last_channel_message_id || "0";
+    const later = (counted.get(e.id) || []).filter((m) => cmpId(m.id, snapshotEnd) > 0 && cmpId(m.id, e.last_message_id) > 0);
+    state.readStates.set(e.id, { ...e, unread_count: e.unread_count + later.length,
+      mention_count: e.mention_count + later.filter((m) => m.mention).length });
     const channel = state.channels.get(e.id);
-    if (channel && e.last_channel_message_id) channel.last_message_id = e.last_channel_message_id;
+    if (channel && e.last_channel_message_id && cmpId(channel.last_message_id || "0", e.last_channel_message_id) < 0) {
+      channel.last_message_id = e.last_channel_message_id;
+    }
   }
 }
 
@@ -318,8 +341,9 @@ function onMessageCreate(m) {
     else if (m.author.id === state.me.id) state.readStates.set(m.channel_id, { id: m.channel_id, last_message_id: m.id, unread_count: 0, mention_count: 0 });
   } else {
     const rs = state.readStates.get(m.channel_id) || { id: m.channel_id, last_message_id: "0", unread_count: 0, mention_count: 0 };
-    state.readStates.set(m.channel_id, { ...rs, unread_count: rs.unread_count + 1,
-      mention_count: rs.mention_count + (mentionsMe(m) || !m.guild_id ? 1 : 0) });
+    const mention = Boolean(mentionsMe(m) || !m.guild_id);
+    state.readStates.set(m.channel_id, { ...rs, unread_count: rs.unread_count + 1, mention_count: rs.mention_count + (mention ? 1 : 0) });
+    countedDuringFetches(m.channel_id, m.id, mention);
   }
   drawSidebar();
 }
