@@ -54,6 +54,9 @@ from townsquare.agents.mind.clock import SystemClock  # noqa: E402
 from townsquare.agents.society.persona import Persona, Society, load_society  # noqa: E402
 from townsquare.agents.turn.gate import GateContext  # noqa: E402
 from townsquare.agents.turn.knowing import best_known, expert_for  # noqa: E402
+from townsquare.agents.turn.passing import pass_on_lines  # noqa: E402
+from townsquare.agents.memory.importance import heuristic_importance  # noqa: E402
+from townsquare.agents.memory.news import NOTABLE  # noqa: E402
 from townsquare.agents.turn.plan import Heard, Plan, is_question, plan_opener, plan_reach, plan_reply  # noqa: E402
 from townsquare.agents.turn.realise import Line, Scene  # noqa: E402
 from townsquare.agents.turn.speak import speak  # noqa: E402
@@ -202,7 +205,7 @@ class Bench:
         started, calls = time.perf_counter(), self.calls
         spoken = await speak(self.chain, agent_id=None, guild_id=None, persona=persona, plan=plan, scene=scene, gate=gate,
                              options=GenOptions(max_tokens=60, temperature=0.7, seed=plan.seed), form=self.form,
-                             candidates=self.candidates, relevance=self.relevance, known_floor=self.known_floor)
+                             candidates=self.candidates, relevance=self.relevance)
         seconds = time.perf_counter() - started
         self.run.turns.append(Turn(society.guild, channel, kind, persona.name, plan.act, heard.text if heard else None,
                                    [f"{line.author}: {line.content}" for line in history[-4:]], spoken.text, spoken.source,
@@ -222,13 +225,27 @@ def _world_time(society: Society, persona: Persona, rng: random.Random) -> World
             return t
 
 
+MIND_SHARE = 0.4 * 0.5  # the worker looks at what is on an agent's mind in 4 revivals of 10; about half find something notable
+
+
 def opener_plan(society: Society, persona: Persona, channel: str, subjects: str, rng: random.Random,
-                said: list[str] | None = None, raised: dict[str, int] | None = None) -> tuple[Plan, str, WorldTime | None]:
+                said: list[str] | None = None, raised: dict[str, int] | None = None,
+                heard_elsewhere: list[str] | None = None) -> tuple[Plan, str, WorldTime | None]:
     """The opener's plan, the speaker's whereabouts for the scene and the world time (the replies'
     too): from the world, or a revival topic. `raised`: what openers brought up in this society
     already (as the worker keeps it)."""
     raised = {} if raised is None else raised
     seed = rng.randrange(2**31)
+    if heard_elsewhere and rng.random() < MIND_SHARE:
+        # what is on its mind: a notable line said in another channel (the worker's on-mind revival),
+        # passed on as it was said
+        notable = [m for m in heard_elsewhere if m.split(": ", 1)[0].split(" said in ")[0] != persona.name
+                   and heuristic_importance(m.split(": ", 1)[1]) >= NOTABLE and f" in #{channel}: " not in m
+                   and pass_on_lines(m, persona.name.split()[0]) and m not in raised]
+        if notable:
+            memory = rng.choice(notable[-6:])
+            raised[memory] = 0
+            return plan_opener(persona, memory, seed=seed, news=True, world="mind"), "", None
     if subjects == "world" and society.world is not None:
         t = _world_time(society, persona, rng)
         released = {n.id: n.at for n in due_news(society.world, t)}
@@ -259,8 +276,10 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                 # subjects are not raised again at once and the gate's loop check sees its history
                 history: list[Line] = kept.setdefault((society.guild, spec.name), [])
                 opener = rng.choice(here)
+                elsewhere = [f"{line.author} said in #{name}: {line.content}" for (guild, name), lines in kept.items()
+                             if guild == society.guild and name != spec.name for line in lines[-6:] if line.author != HUMAN]
                 plan, where, t = opener_plan(society, opener, spec.name, subjects, rng, [line.content for line in history[-8:]],
-                                          raised.setdefault(society.guild, {}))
+                                          raised.setdefault(society.guild, {}), elsewhere)
                 await bench.turn(society, opener, plan, spec.name, spec.topic, history, "opener", where)
                 if only == "openers":
                     continue

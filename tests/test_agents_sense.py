@@ -36,7 +36,8 @@ async def test_a_persons_question_is_answered_by_that_agent_in_its_own_voice(pla
             worker = AgentWorker(s, platform, name=name("w"), text_relevance=embedding_text_relevance())
             await worker.start()
             agent = cast[0]  # the village's baker
-            question = "is the bakery open on Sunday morning?"
+            # a question about herself (what she knows of the world is said as it is, without the model)
+            question = "what do you like to bake most?"
             asked = (await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> {question}"},
                                        headers=human.headers)).json()
             found = await wait_for(lambda: replies_to(client, human, general, asked["id"], agent["id"]), timeout=240, interval=0.5)

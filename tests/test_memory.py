@@ -98,7 +98,7 @@ async def test_news_on_the_mind_is_read_from_the_last_simulated_day(memories: Me
     recent = await memories.recent(agent_id, 400, since=now - window)
     assert stale.id not in {m.id for m in recent} and plan.id in {m.id for m in recent}
     assert [m.created_at for m in recent] == sorted((m.created_at for m in recent), reverse=True)
-    assert on_mind(recent, now=now, sim_speed=96.0) == "a party at the harbour cafe on Saturday"
+    assert on_mind(recent, now=now, sim_speed=96.0).text == "My plan: a party at the harbour cafe on Saturday"  # type: ignore[union-attr]
 
 
 def test_search_filters_by_kind_and_person(memories: Memories, agent_id: int) -> None:

@@ -5,11 +5,13 @@ posted replies, and relationships are kept in PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from townsquare.agents.memory.model import Kind, Memory, memory_id
 from townsquare.agents.memory.remember import open_memories
 from townsquare.platform.actions import agents, relationships
 from townsquare.platform.actions.context import Platform
@@ -160,3 +162,36 @@ async def test_the_llm_rates_new_memories_when_it_is_free(platform: Platform, se
     finally:
         await worker.stop()
         llm.stop()
+
+
+async def test_what_is_on_an_agents_mind_is_passed_on_as_it_was_said(platform: Platform, settings: Settings, server: RunningServer,
+                                                                      client: httpx.AsyncClient, llm: FakeLLM) -> None:
+    """A notable thing one agent heard in #garden is what it opens a quiet channel with, quoted
+    and named, without the model: how news travels from one conversation to the next."""
+    admin, guild_id, cast, human, general = await society_with_human(platform, client, size=1)
+    agent = cast[0]
+    s = worker_settings(settings, server, llm.url, revive_idle_seconds=1.0, mind_share=1.0)
+    now = time.time()
+    heard = "Sam Carter said in #garden: The allotment gate code changes to 4512 on Monday, pass it on."
+    await open_memories(s).add(Memory(id=memory_id(int(agent["id"]), "test", now), agent_id=int(agent["id"]), kind=Kind.OBSERVATION,
+                                      text=heard, importance=9.0, created_at=now, last_access=now, source="test"))
+    worker = AgentWorker(s, platform, name=name("w"))
+    await worker.start()
+    try:
+        async def passed_on() -> Any:
+            turns = await agents.list_turns(platform, await _auth(platform, admin), agent_id=None, guild_id=guild_id, before=None, limit=50)
+            for t in turns:
+                if t["trigger"] == "revive" and t["outcome"] == "posted":
+                    m = (await client.get(f"/api/v10/channels/{t['channel_id']}/messages/{t['message_id']}", headers=admin.headers)).json()
+                    if "4512" in m["content"]:
+                        return m
+            return None
+
+        message = await wait_for(passed_on, timeout=60)
+        assert "Sam" in message["content"] and "#garden" in message["content"]
+        assert '"The allotment gate code changes to 4512 on Monday, pass it on."' in message["content"]
+        channels = (await client.get(f"/api/v10/guilds/{guild_id}/channels", headers=admin.headers)).json()
+        assert next(c["name"] for c in channels if c["id"] == message["channel_id"]) != "garden"  # #garden heard it already
+        assert not any("4512" in c["messages"][0]["content"] for c in llm.calls)  # no model: the words are Sam's
+    finally:
+        await worker.stop()

@@ -160,10 +160,12 @@ def test_the_planner_answers_questions_and_greets_and_thanks() -> None:
 
 def test_the_planner_is_seeded_and_follows_traits_and_bonds() -> None:
     heard = Heard("Tobias Reed", "I think the mill should become a museum.")
-    assert [plan_reply(MAREN, heard, seed=s).act for s in range(20)] == [plan_reply(MAREN, heard, seed=s).act for s in range(20)]
+    mill = ["Ines said in #history: the mill museum idea came up at the council in spring"]  # something of its own to say
+    assert [plan_reply(MAREN, heard, seed=s, memories=mill).act for s in range(20)] == \
+        [plan_reply(MAREN, heard, seed=s, memories=mill).act for s in range(20)]
     blunt = MAREN.model_copy(update={"traits": Traits(agreeableness=0.05)})
-    disagree_blunt = sum(plan_reply(blunt, heard, seed=s, bond=Bond(affinity=-0.6)).act == "disagree" for s in range(200))
-    disagree_kind = sum(plan_reply(MAREN, heard, seed=s, bond=Bond(affinity=0.6)).act == "disagree" for s in range(200))
+    disagree_blunt = sum(plan_reply(blunt, heard, seed=s, bond=Bond(affinity=-0.6), memories=mill).act == "disagree" for s in range(200))
+    disagree_kind = sum(plan_reply(MAREN, heard, seed=s, bond=Bond(affinity=0.6), memories=mill).act == "disagree" for s in range(200))
     assert disagree_blunt > 2 * disagree_kind
 
 
@@ -213,7 +215,8 @@ def test_the_transcript_form_ends_with_the_speakers_own_name() -> None:
 
 
 def test_leads_follow_the_act_and_the_question() -> None:
-    why = plan_reply(MAREN, Heard("Tobias Reed", "@Maren Holt why do you bake your rye so dark?", human=False, to_me=True), seed=2)
+    why = plan_reply(MAREN, Heard("Tobias Reed", "@Maren Holt why do you bake your rye so dark?", human=False, to_me=True), seed=2,
+                     memories=["Ines said in #market: the dark rye sells out first"])
     assert why.lead in ("I think it's because", "Probably because", "Mostly because")
     hello = plan_reply(MAREN, Heard("Sam Carter", "Hello!", human=True, to_me=True), seed=2)
     assert hello.act == "greet" and "Sam" in hello.lead
@@ -334,12 +337,16 @@ async def test_a_known_answer_beats_a_guess_but_not_an_answer_as_close() -> None
 
     async def say(*texts: str):  # type: ignore[no-untyped-def]
         return await speak(ScriptedChain(*texts), agent_id=1, guild_id=1, persona=INES, plan=plan, scene=scene, gate=gate,
-                           options=GenOptions(max_tokens=40), candidates=2, relevance=overlap, known_floor=0.3)
+                           options=GenOptions(max_tokens=40), candidates=2, relevance=overlap)
 
     guess = await say("I think the rain will come on Sunday, so what should we bake.")
-    assert guess.source == "plan" and "Beer traps" in (guess.text or "")
-    own = await say("Put beer traps out tonight and a ring of grit round the lettuces; slugs hate it.")
-    assert own.source == "llm" and own.text and own.text.startswith("Put beer traps")
+    assert guess.source == "plan" and "Beer traps" in (guess.text or "") and guess.llm_ms == 0
+    # even a faithful paraphrase is not asked for: the model's paraphrases garbled the details
+    # ("I'd go to the local jazz club tomorrow, 23:00 to 15:00.")
+    chain = ScriptedChain("Put beer traps out tonight and a ring of grit round the lettuces; slugs hate it.")
+    own = await speak(chain, agent_id=1, guild_id=1, persona=INES, plan=plan, scene=scene, gate=gate, options=GenOptions(max_tokens=40),
+                      candidates=2, relevance=overlap)
+    assert own.source == "plan" and chain.calls == 0 and INES.knows[0] in (own.text or "")
 
 
 def test_a_turn_asks_one_line_while_others_wait_unless_a_person_asked() -> None:
@@ -386,7 +393,9 @@ def test_only_questions_about_the_world_are_kept_from_guesses() -> None:
     # guess (often it is a person's question echoed in an honest "no idea"): it is talked about
     echoed = Heard("Tobias Reed", "Who built the old mill? No idea, Sam. Someone may know.", human=False, to_me=False)
     assert all(plan_reply(MAREN, echoed, seed=s).act != "answer" for s in range(20))
-    assert plan_reply(MAREN, Heard("Tobias Reed", "Maren, what do you like to bake?"), seed=1).act == "answer"
+    baked = ["Ines said in #market: Maren bakes a dark rye every Saturday"]  # a question about herself, with something to go on
+    assert plan_reply(MAREN, Heard("Tobias Reed", "Maren, what do you like to bake?"), seed=1, memories=baked).act == "answer"
+    assert plan_reply(MAREN, Heard("Tobias Reed", "Maren, what do you like to bake?"), seed=1).act == "react"  # nothing: no made-up answer
 
 
 def test_a_known_answer_must_be_passed_on_not_only_its_subject() -> None:
@@ -430,16 +439,17 @@ async def test_an_opener_about_the_world_passes_on_its_subject() -> None:
 
 async def test_agents_chatting_among_themselves_say_one_thing() -> None:
     heard = Heard("Tobias Reed", "The fair should move to the green this year.")
-    plan = next(p for p in (plan_reply(MAREN, heard, seed=s) for s in range(100)) if p.act != "react")  # words, not an emoji
+    fair = ["Ines said in #general: the fair on the green drew a record crowd"]  # something of its own to say: words, not an emoji
+    plan = next(p for p in (plan_reply(MAREN, heard, seed=s, memories=fair) for s in range(100)) if p.act in ("agree", "disagree"))
     scene = Scene("Ashford Green", "general", None, (Line("Tobias Reed", heard.text),))
-    said = await speak(ScriptedChain("Well, the green would suit the fair nicely. You are going to change the lives of 20,000 people!"),
+    said = await speak(ScriptedChain("Well, the green drew a record crowd. You are going to change the lives of 20,000 people!"),
                        agent_id=1, guild_id=1, persona=MAREN, plan=plan, scene=scene, gate=ctx(answering=heard.text),
                        options=GenOptions(max_tokens=40), candidates=1)
-    assert said.text and said.text.endswith("the green would suit the fair nicely.") and "20,000" not in said.text
+    assert said.text and said.text.endswith("the green drew a record crowd.") and "20,000" not in said.text
     # ... to the agent it answers, not to whoever the transcript named last
-    called = await speak(ScriptedChain("Well, Sam, the green would suit the fair nicely."), agent_id=1, guild_id=1, persona=MAREN,
+    called = await speak(ScriptedChain("Well, Sam, the green drew a record crowd."), agent_id=1, guild_id=1, persona=MAREN,
                          plan=plan, scene=scene, gate=ctx(answering=heard.text), options=GenOptions(max_tokens=40), candidates=1)
-    assert called.text and "Sam" not in called.text and called.text.endswith("Well, the green would suit the fair nicely."), called
+    assert called.text and "Sam" not in called.text and called.text.endswith("Well, the green drew a record crowd."), called
     # a person's question gets two sentences, not a ramble
     asked = plan_reply(MAREN, Heard("Sam Carter", "what do you like to bake?", human=True, to_me=True), seed=3)
     full = await speak(ScriptedChain("Rye, mostly. The seeded loaf sells out first. He does what he is best of the time."),
@@ -476,8 +486,7 @@ async def test_what_a_persona_knows_about_what_was_said_is_shared_instead_of_sma
     scene = Scene("Ashford Green", "garden", None, (Line("Tobias Reed", said),))
     gate = ctx(own_name=INES.name, bio=INES.bio, prompt_texts=(INES.bio,), answering=said, members=["Tobias Reed"])
     babble = await speak(ScriptedChain("True, I will buy her a little thing for the market."), agent_id=1, guild_id=1,
-                         persona=INES, plan=plan, scene=scene, gate=gate, options=GenOptions(max_tokens=40), relevance=overlap,
-                         known_floor=0.3)
+                         persona=INES, plan=plan, scene=scene, gate=gate, options=GenOptions(max_tokens=40), relevance=overlap)
     assert babble.source == "plan" and "beer traps" in (babble.text or "").lower()
 
 

@@ -16,7 +16,6 @@ from .model import Kind, Memory
 
 NOTABLE = 6.0  # importance from which a memory is worth bringing up
 SIM_DAY = 86_400.0
-MAX_SUBJECT = 160
 
 
 def on_mind_window(sim_speed: float) -> float:
@@ -24,13 +23,11 @@ def on_mind_window(sim_speed: float) -> float:
     return SIM_DAY / max(sim_speed, 1e-6)
 
 
-def on_mind(memories: Iterable[Memory], *, now: float, sim_speed: float) -> str | None:
-    """The subject an agent would open with, or None when nothing notable happened lately."""
+def on_mind(memories: Iterable[Memory], *, now: float, sim_speed: float) -> Memory | None:
+    """The memory an agent would open with, or None when nothing notable happened lately."""
     window = on_mind_window(sim_speed)
     notable = [m for m in memories if m.importance >= NOTABLE and m.kind in (Kind.OBSERVATION, Kind.REFLECTION)
                and now - m.created_at <= window]
     if not notable:
         return None
-    best = max(notable, key=lambda m: (m.importance - (now - m.created_at) / window, m.created_at, m.id))
-    text = best.text.split(": ", 1)[1] if ": " in best.text[:80] else best.text  # past "Ana said in #x:", "My plan:"
-    return " ".join(text.split())[:MAX_SUBJECT] or None
+    return max(notable, key=lambda m: (m.importance - (now - m.created_at) / window, m.created_at, m.id))

@@ -29,12 +29,14 @@ def being(doing: str) -> str:
 
 def _reaction(title: str, seen: bool) -> list[str]:
     mood = sentiment(title)
+    # every fixed part at most four words: a word 5-gram shared by two agents' lines then needs the
+    # same draw in two slots (the quality benchmark counts them across a whole run)
     if mood > 0.2:
-        return ["Good news.", "Lovely to hear.", "About time, too.", "That's cheering."]
+        return ["Good news.", "Lovely to hear.", "About time, too.", "That's cheering.", "Nice one.", "Glad to hear it.", ""]
     if mood < -0.2:
-        return ["What a shame.", "Sad news.", "Not good at all.", "That's a worry."]
-    told = [] if seen else ["Thanks for passing it on.", "Who'd have thought?", "Well, well."]
-    return ["We'll see what comes of it.", "Interesting.", "Time will tell.", "Makes you think.", "", *told]
+        return ["What a shame.", "Sad news.", "Not good at all.", "That's a worry.", "Oh dear.", "Poor things.", ""]
+    told = [] if seen else ["Thanks for that.", "Who'd have thought?", "Well, well.", "Good to know."]
+    return ["We'll see.", "Interesting.", "Time will tell.", "Makes you think.", "Curious.", "Hm.", "", *told]
 
 
 def _after_name(text: str) -> str:
@@ -66,9 +68,9 @@ def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = 
             return [f"{b} {c}".strip() for b in ["Of course, I'm leading it!", "I'll be there, of course.", "Of course, it's mine!"]
                     for c in ["Come along!", "All welcome.", ""]]
         bodies = [f"Yes, I'll be at {title}.", f"I'm going to {title}!", f"Wouldn't miss {title}.", f"Count me in for {title}.",
-                  "Yes, I'll be there.", "Count me in."]
+                  "I'll be there.", "Count me in.", "I'm in!", "Planning to, yes.", "Wouldn't miss it.", "Yes, going."]
         extra = [f"I'll be {instead}." for _ in [0] if instead and not instead.startswith("at ")] + [""]
-        closers = ["See you there!", "Should be fun.", ""]
+        closers = ["See you there!", "Should be fun.", "", "Save me a seat.", "Can't wait.", "Looking forward to it."]
         return [" ".join(filter(None, [n + _after_name(b) if n else b, e, c]))
                 for n in ["", *name] for b in bodies for e in extra for c in closers]
     if aside.kind == "not_going":
@@ -81,9 +83,9 @@ def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = 
         closers = ["Have fun!", "Enjoy it!", ""]
         return [f"{b} {c}".strip() for b in bodies for c in closers]
     if aside.kind == "there":
-        bodies = ["I'm here too!", "Here as well.", "Yes, I'm here.", f"Yes, I'm at {title} too."]
+        bodies = ["I'm here too!", "Here as well.", "Yes, I'm here.", f"Yes, I'm at {title} too.", "Me too!", "Same here!"]
         extra = [f"{_capital(instead)} right now." for _ in [0] if instead and not instead.startswith("at ")] + [""]
-        closers = ["Come and say hello.", "Lovely day for it.", ""]
+        closers = ["Come say hello.", "Lovely day for it.", "", "Find me!", "Good turnout."]
         return [" ".join(filter(None, [b, e, c])) for b in bodies for e in extra for c in closers]
     if aside.kind == "not_there":
         bodies = [f"Not today, I'm {instead}." if instead else "Not today, sadly.",
@@ -92,10 +94,12 @@ def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = 
         closers = ["Have fun!", "Enjoy it!", ""]
         return [f"{b} {c}".strip() for b in bodies for c in closers]
     seen = aside.kind == "news_seen"
-    plain = (["Yes, I saw that.", "Saw that earlier.", "I read that too.", "Caught that this morning.", "Yes, it's all over town."]
-             if seen else ["Hadn't heard that!", "News to me.", "Really? I missed that.", "First I've heard of it.",
-                           "Oh, I hadn't seen that."])
+    plain = (["Yes, I saw that.", "Saw that earlier.", "I read that too.", "Caught that this morning.", "It's all over town.",
+              "I know, I saw.", "Yes, I'd heard.", "So I read.", "Saw it, yes.", "Old news here.", "Yep, heard."]
+             if seen else ["Hadn't heard that!", "News to me.", "Really? I missed that.", "First I've heard.",
+                           "Oh, hadn't seen that.", "Is that so?", "Well, I never.", "You don't say.", "Missed that one.", "Really?"])
     if len(aside.what.split()) <= 8:  # a headline, said back as people do ("Frost tonight? News to me."): what was seen, named
         headline = _capital(aside.what.rstrip(".!?"))
-        plain = [f"{headline}? {b}" for b in plain]
+        # in one line of two, not all: the same "X? I read that too." from every agent read as a template
+        plain += [f"{headline}? {b}" for b in plain if not b.endswith("?")]
     return [f"{b} {r}".strip() for b in plain for r in ([known] if known else _reaction(aside.what, seen))]

@@ -25,6 +25,7 @@ from ..society.persona import Persona
 from ..world.replies import Aside
 from .asides import aside_lines, first_person
 from .knowing import asks_for_facts
+from .passing import pass_on_lines
 from .text import STOP_WORDS as _STOP, unmention, words
 
 _QUESTION_START = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:what|why|how|when|where|who|which|whose|is|are|was|were|do|does|did|can|could|"
@@ -69,10 +70,12 @@ class Plan:
     def composed(self) -> bool:
         """The line is made from the plan alone (an honest "I don't know", an aside, a private
         note to a friend, "you're welcome", "go ahead", an opener whose subject is already a line:
-        the world's, or a question of the society's): no model call. A small model asked to say them
-        garbled them ("I'm not going to the Friday market tomorrow" for "anyone going to the
-        Saturday market tomorrow?")."""
+        the world's, or a question of the society's, what the speaker knows that answers or bears
+        on what it heard): no model call. A small model asked to say them garbled them ("I'm not
+        going to the Friday market tomorrow" for "anyone going to the Saturday market tomorrow?";
+        "I'd go to the local jazz club tomorrow, 23:00 to 15:00." for a jazz night at 21:00)."""
         return (self.honest or self.aside is not None or self.act in ("reach", "thank", "listen")
+                or (self.act in ("answer", "share") and self.known is not None)  # what it knows, framed: see below
                 or (self.heard is None and self.world is not None)  # the world's own news, event, outing, routine
                 or (self.act == "open" and self.content.rstrip().endswith("?")))  # the society's own question
 
@@ -145,18 +148,19 @@ class Plan:
         elif self.act == "reach":
             options = _reach_lines(who, self.content)
         elif self.act == "answer" and self.known:  # what the speaker knows, framed in its own words
-            openers = [f"Good question, {who}.", f"Ah, {who}.", f"From what I know, {who}:", f"{who}, here's what I know.", ""]
+            # every fixed part at most four words (see the honest answers below)
+            openers = [f"Good question, {who}.", f"Ah, {who}.", f"{who}:", "I know this one.", f"Right, {who}.", f"Oh, {who}!", ""]
             if _ADVICE.search(self.content):  # advice asked for: the closer speaks of trying it
-                closers = ["Worked for me.", "Hope that helps.", "That's what I'd do, anyway.", "Let me know how it goes.", ""]
+                closers = ["Worked for me.", "Hope that helps.", "That's what I'd do.", "Let me know!", "Good luck!", ""]
             else:
-                closers = ["Hope that helps.", "Glad you asked.", "Anything else you'd like to know?", ""]
+                closers = ["Hope that helps.", "Glad you asked.", "Anything else?", "", "Happy to help."]
             known = sentence(self.known)
             options = [" ".join(filter(None, [o, known, c])) for o in openers for c in closers]
         elif self.act == "share" and self.known:
             known = sentence(self.known)
             after_comma = known[:1].lower() + known[1:]  # "By the way, tomatoes..." (not a name: statements start plainly)
             options = [f"By the way, {after_comma}", f"That reminds me. {known}", f"Speaking of which, {after_comma}",
-                       f"For what it's worth, {after_comma}", known]
+                       f"For what it's worth, {after_comma}", known, f"Fun fact: {after_comma}", f"Oh, and {after_comma}"]
         elif self.heard is None and self.world:
             options = _world_lines(self.world, self.content, self.first)
         elif self.act == "answer":  # composed, short and varied, so that two agents' lines rarely read alike
@@ -165,11 +169,13 @@ class Plan:
             # every fixed part is at most four words (with the name): a repeated word 5-gram then needs
             # the same draw in two slots, so a society's honest answers rarely repeat one another
             openers = [f"Good question, {who}.", f"Hm, {who}.", f"Ah, {who}.", f"Honestly, {who}?", f"Let me think, {who}.",
-                       f"Oh, {who}.", f"Sorry, {who}.", f"Well, {who}."]
+                       f"Oh, {who}.", f"Sorry, {who}.", f"Well, {who}.", f"Hmm, {who}.", f"Oh dear, {who}."]
             bodies = [f"No idea{about}.", f"Not sure{about}.", f"Couldn't say{about}.", f"Don't know much{about}.",
-                      "Beats me.", "Wish I knew.", "No clue, honestly.", "You've got me there.", "That's beyond me."]
+                      "Beats me.", "Wish I knew.", "No clue, honestly.", "You've got me there.", "That's beyond me.",
+                      "Not my area.", "No idea, sorry.", "Haven't a clue."]
             closers = ["Someone may know.", "I'll ask around.", "Ask again later?", "Anyone here know?", "", "Sorry!",
-                       "Try asking around.", "Can't help, sorry."]
+                       "Try asking around.", "Can't help, sorry.", "Maybe ask the library?", "Anyone?", "Others might know.",
+                       "Worth asking around."]
             if _ADVICE.search(self.content):  # a problem to solve: the speaker has not had it, and asks
                 bodies.append("Never had that problem.")
                 closers += ["Anyone dealt with it?", "What have you tried?"]
@@ -183,7 +189,9 @@ class Plan:
             # back as "your basil"): what is not known is named, not only "no idea"
             if asked.endswith("?") and len(asked.split()) <= 12 and _QUESTION_START.match(asked):  # not "your basil ..., why?"
                 replies = [f"No idea, {who}.", f"Not sure, {who}.", f"Beats me, {who}.", f"Wish I knew, {who}.",
-                           f"Couldn't say, {who}.", f"Hmm, no idea, {who}.", f"No clue, {who}.", f"Good question, {who}."]
+                           f"Couldn't say, {who}.", f"Hmm, no idea, {who}.", f"No clue, {who}.", f"Good question, {who}.",
+                           f"Sorry, {who}, no idea.", f"Don't know, {who}.", f"Not a clue, {who}.", f"Can't say, {who}.",
+                           f"Hmm, not sure, {who}."]
                 echoes = [" ".join([asked, r, c]) for r in replies for c in closers if c]  # a bare echo would be a parrot
                 rng.shuffle(options)
                 rng.shuffle(echoes)
@@ -222,15 +230,19 @@ def _reach_lines(friend: str, interest: str) -> list[str]:
 def _world_lines(kind: str, subject: str, own: str = "") -> list[str]:
     """An opener made from a world subject itself (agents/world/subjects.py gives its shape):
     the news told, the event the speaker is at, the question about one coming up, what the
-    speaker is doing. `own`: the speaker's first name ("Theo's jazz night" is "my jazz night")."""
+    speaker is doing. `own`: the speaker's first name ("Theo's jazz night" is "my jazz night").
+    A memory on the speaker's mind (kind "mind") is passed on as it was said (passing.py)."""
+    if kind == "mind":  # quoted words stay as they were said: no "my" for the speaker's name in them
+        return pass_on_lines(subject, own)
     subject = re.sub(rf"\b{re.escape(own)}'s\b", "my", subject) if own else subject
     if kind == "news":
         headline, _, first = subject.removeprefix("the news: ").partition(" (")
         first = first.rstrip(")")
         body = sentence(first if first and not first.endswith("…") else headline)  # a clipped sentence reads cut off: the headline
-        leads = ["Did you hear?", "Have you seen this?", "News just in.", "Saw this earlier.", "Heard the news?"]
-        closers = ["What do you make of it?", "Thoughts?", "Anyone else heard?", "Not sure what to think.", "", "Who knew?",
-                   "Interesting, isn't it?", "Fancy that.", "Good to know."]
+        leads = ["Did you hear?", "Seen this?", "News just in.", "Saw this earlier.", "Heard the news?", "", "Just read:", "Heads up:",
+                 "In the news:"]
+        closers = ["What do you think?", "Thoughts?", "Anyone else heard?", "Not sure what to think.", "", "Who knew?",
+                   "Interesting, isn't it?", "Fancy that.", "Good to know.", "Odd, no?", "Well then."]
         return [" ".join(filter(None, [lead, body, c])) for lead in leads for c in closers]
     if kind == "upcoming":  # already a question ("is anyone going to the market tomorrow, 08:00 to 13:00?")
         question = sentence(subject)
@@ -246,15 +258,16 @@ def _world_lines(kind: str, subject: str, own: str = "") -> list[str]:
                 for closer in ("Anyone else here?", "Come along if you can!", "Lovely atmosphere.", "")]
     doing = first_person(subject, own)
     if doing.split()[0].endswith("ing"):  # "sorting old parish records at the archive"
-        starts = [f"Busy {doing} right now.", f"Just {doing}.", f"Spent the last hour {doing}."]
+        starts = [f"Busy {doing} right now.", f"Just {doing}.", f"Spent a while {doing}.", f"Currently {doing}.", f"Been {doing}."]
     else:  # "an evening walk along the river"
         starts = [f"Out for {doing}.", f"Enjoying {doing}.", f"Off for {doing}."]
-    return [f"{start} {closer}".strip() for start in starts for closer in ("What's everyone else up to?", "Anyone else about?", "")]
+    return [f"{start} {closer}".strip() for start in starts
+            for closer in ("What's everyone up to?", "Anyone else about?", "", "You lot?", "How's everyone?")]
 
 
-# against agree ~1.5-2.5, ask ~1-1.5, disagree ~0.2-0.6: about nine in ten replies with nothing
-# to add; a small model's free lines between agents rated 0.4 of 2 blind ("She's an egg, for God's
-# sake!"), an emoji says "I read you" without the nonsense
+# against agree ~1.5-2.5, ask ~1-1.5, disagree ~0.2-0.6, share 1.2: a reply whose only ground is
+# the news (its line must carry it) is still mostly an emoji; a small model's lines about the news
+# between agents rated 0.4 of 2 blind
 REACT_WEIGHT = 20.0
 
 _VOCATIVE = re.compile(r"^\s*([A-Z][a-z]+)(?=,\s)|(?<=,\s)([A-Z][a-z]+)(?=[.!?,])")
@@ -414,25 +427,41 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         if _VOCATIVE_FIRST.match(text) or not (memory or news):
             return Plan("react", content=emoji_for(sentiment(text), 0.0, text, rng), **base)  # type: ignore[arg-type]
     factual = is_question(text) and asks_for_facts(text)
+    grounded = bool(memory or news or known)
+    called = heard.to_me or bool(re.match(rf"\s*{re.escape(persona.name.split()[0])},\s", text))
+    if not heard.human and not grounded:
+        # another agent's line the speaker has nothing of its own to add to (no memory, news or
+        # knowledge): a small model's free lines between agents rated 0 to 0.5 of 2 blind ("Same
+        # here, I want to tell you about a building.", "I think I know a way to create apps."):
+        # a question about the world put to it gets an honest "not sure", anything else an emoji
+        # (asked about itself with nothing remembered to go on, the model made up "a way to create apps")
+        if called and factual:
+            return Plan("answer", content=text, honest=True, **base)  # type: ignore[arg-type]
+        return Plan("react", content=emoji_for(sentiment(text), bond.affinity if bond else 0.0, text, rng), **base)  # type: ignore[arg-type]
     # another agent's question about the world that nothing known answers (often a person's
     # question echoed in an honest "no idea"): not answered with a guess, talked about instead
-    if is_question(text) and (heard.human or known or not factual):
+    # (another agent's open question with only the news to go on: the news is told, or an emoji, below)
+    if is_question(text) and (heard.human or known or (not factual and memory)):
         honest = heard.human and not known and factual
+        # an agent's question answered from a memory must say something of it (speak.py), or nothing is said
         return Plan("answer", content=text, hint=hint, lead="" if known or honest else lead_for("answer", text, heard.author, rng),  # type: ignore[arg-type]
-                    known=known, expert=expert if honest else None, honest=honest, **base)
+                    known=known, expert=expert if honest else None, honest=honest,
+                    recalled=not heard.human and not known and hint is not None and hint == memory, **base)
     traits = persona.traits
     affinity = bond.affinity if bond else 0.0
+    # talk shaped by a memory or a known statement: any act; by the news alone: tell it, or an emoji
+    # (a small model's "Same here, I want to tell you about a building." had nothing of the news in it)
+    talk = 1.0 if heard.human or memory or known else 0.0
     weights = {
-        "agree": 0.8 + traits.agreeableness + max(0.0, affinity) + max(0.0, sentiment(text)) * 0.5,
-        "disagree": 0.15 + (1 - traits.agreeableness) * 0.9 + max(0.0, -affinity) * 1.5 + (0.3 if mood == "irritated" else 0.0),
-        "ask": 0.6 + traits.openness * 0.8 + interests_match,
+        "agree": (0.8 + traits.agreeableness + max(0.0, affinity) + max(0.0, sentiment(text)) * 0.5) * talk,
+        "disagree": (0.15 + (1 - traits.agreeableness) * 0.9 + max(0.0, -affinity) * 1.5 + (0.3 if mood == "irritated" else 0.0)) * talk,
+        "ask": (0.6 + traits.openness * 0.8 + interests_match) * talk,
         # nothing remembered, heard or known to tell: a "share" would be news the model makes up
         "share": (1.2 if memory or news or known else 0.0) + interests_match,
-        "joke": (0.1 + traits.extraversion * traits.openness) * (1.3 if mood in ("excited", "cheerful") else 0.5),
-        # another agent's line it has nothing of its own to add to: an emoji says "I read you" better
-        # than a small model's "Same here, no, no." (a person's line always gets words)
-        # (a memory or the news: its line must carry it, speak.py; a known statement is posted as it is)
-        "react": 0.0 if heard.human or memory or known else REACT_WEIGHT * (0.25 if news else 1.0),
+        "joke": (0.1 + traits.extraversion * traits.openness) * (1.3 if mood in ("excited", "cheerful") else 0.5) * talk,
+        # news it read that touches the line: mostly an emoji still (its line must carry the news,
+        # speak.py); a memory or a known statement: words (a person's line always gets words)
+        "react": 0.0 if heard.human or memory or known else REACT_WEIGHT * 0.25,
     }
     acts = list(weights)
     act = rng.choices(acts, weights=[weights[a] for a in acts])[0]

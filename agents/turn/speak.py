@@ -70,11 +70,14 @@ def anchor(plan: Plan) -> str:
 async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | None, persona: Persona, plan: Plan, scene: Scene,
                 gate: GateContext, options: GenOptions, form: str = "transcript", candidates: int = 2,
                 relevance: Callable[[str, str], float] | None = None, cache_key: str | None = None,
-                task: str = "reply", known_floor: float = 0.5) -> Spoken:
+                task: str = "reply") -> Spoken:
     if plan.act == "react":  # an emoji on the message (the caller adds it), no words
         return Spoken(None, "react", 0, (), reached=True)
-    if plan.composed:  # an honest "I don't know" (no guess from the model), what the speaker's own day says
-        line = next((line for line in plan.fallbacks() if judge(line, replace(gate, relevance=None, prompt_texts=())).ok), None)
+    if plan.composed:  # an honest "I don't know" (no guess from the model), what the speaker knows or its own day says
+        composed = replace(gate, relevance=None, prompt_texts=())
+        if plan.must_post:  # a person asked: asked again, answered again (not a loop)
+            composed = replace(composed, own_recent=(), others_recent=())
+        line = next((line for line in plan.fallbacks() if judge(line, composed).ok), None)
         return Spoken(line, "plan" if line else "none", 0, (), reached=True)
     prompt = build_prompt(form, persona, plan, scene)
     ctx = replace(gate, prompt_texts=(*gate.prompt_texts, *prompt_texts(persona, prompt)), lead=prompt.lead)
@@ -128,13 +131,6 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
         line = next((line for line in plan.fallbacks() if judge(line, plain).ok), None)
         return Spoken(line, "plan", llm_ms, tuple(rejections), reached=True) if line is not None else None
 
-    if plan.act in ("answer", "share") and plan.known and reached:
-        # the model may put what the speaker knows in its own words, not replace it with a guess:
-        # its lines that stray from the known answer give way to the answer itself, framed
-        if relevance is not None:
-            kept = [k for k in kept if relevance(k[1], plan.known) >= known_floor and carries(k[1], plan.known, anchor(plan))]
-        if not kept and (spoken := from_plan()) is not None:
-            return spoken
     def passing_on(says: Callable[[str], bool]) -> list[tuple[float, str, str]]:
         """The kept lines that say what they must; the others are counted as `strayed`."""
         rejections.extend("strayed" for k in kept if not says(k[1]))

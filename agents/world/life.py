@@ -142,7 +142,10 @@ def with_place(doing: str, place: str | None) -> str:
         return doing
     core = re.split(r" (?:on|by|in|at|near|of|behind) ", place.lower().removeprefix("the "))[0]
     named = {w for w in re.findall(r"[a-z]{4,}", core)} & set(re.findall(r"[a-z]{4,}", doing.lower()))
-    return doing if named else f"{doing} at {place}"  # "chasing a story for the Harbour Gazette" needs no "at the Harbour Gazette newsroom"
+    if named:  # "chasing a story for the Harbour Gazette" needs no "at the Harbour Gazette newsroom"
+        return doing
+    # streets are not a point: "driving the night taxi on the city streets", not "at the city streets"
+    return f"{doing} {'on' if re.search(r'(?:streets|roads|road|street)$', place.lower()) else 'at'} {place}"
 
 
 def describe_occurrence(world: World, occ: Occurrence, t: WorldTime) -> str:

@@ -19,7 +19,7 @@ from .subjects import known_news, news_text
 _ASKS_DOING = re.compile(
     r"(?i)\b(?:what(?:'s| is| are)\s+(?:every(?:one|body)|you(?:\s+all)?|people|y'all)(?:\s+else)?\s+(?:up\s+to|doing)|"
     r"what\s+are\s+you\s+up\s+to|how\s+are\s+you(?:\s+doing)?(?:\s+today)?\?|anyone\s+else\s+(?:about|around|up)|how(?:'s| is)\s+(?:every(?:one|body)|your\s+day)|"
-    r"what\s+have\s+you\s+been\s+up\s+to|busy\s+today\?)")
+    r"what\s+have\s+you\s+been\s+up\s+to|busy\s+today\?|(?:^|[.!]\s+)(?:and\s+|how\s+about\s+|what\s+about\s+)?you\?\s*$)")
 _AT_EVENT = re.compile(r"(?i)\b(?:i'm at|here at|just got to|anyone (?:else )?here|who is at|who's at|come along)\b")
 _ABOUT_GOING = re.compile(r"(?i)\b(?:going|go|off to|fancy|coming|come|make it|be there|attend|join)\b")
 _CONTENT = re.compile(r"[a-z][a-z']{2,}")

@@ -17,15 +17,14 @@ from .life import WorldTime, current, describe_occurrence, upcoming, whereabouts
 from .model import DAY_MINUTES, NewsItem, World
 
 MAX_CONTENT = 170
-SAID_PENALTY = 0.15  # a subject the channel has just talked about is rarely brought up again (it would be a loop)
-RAISED_MINUTES = 180  # ... nor one an opener brought up anywhere in the society this long ago (simulated)
+RAISED_MINUTES = 180  # a subject an opener brought up anywhere in the society is not raised again for this long (simulated)
 OPEN_CHANNELS = frozenset({"general"})  # where anything may come up; a subject of another topical channel (jazz night in #art) never does
 _WORD = re.compile(r"[a-z][a-z']{3,}")
 
 
 @dataclass(frozen=True)
 class Subject:
-    kind: str  # event (on now, the agent is there) | upcoming | news | routine
+    kind: str  # event (on now, the agent is there) | upcoming | news | routine | mind (a memory passed on: agents/turn/passing.py)
     content: str  # what the line is about, as the plan's content
     share: bool  # tell the others (share) rather than ask them (open)
     channel: str | None = None  # the channel the subject belongs to, if any
@@ -71,8 +70,8 @@ def candidates(world: World, agent: str, channel: str, t: WorldTime, released: M
                follows: Callable[[str], bool], said: Sequence[str] = (),
                raised: Mapping[str, int] | None = None) -> list[tuple[Subject, float]]:
     """Every subject the agent has for this channel now (not those of another topical channel),
-    with a weight (low for what the channel's recent lines, `said`, already talk about, and for
-    what an opener brought up in the society lately, `raised`: subject -> simulated minute)."""
+    with a weight; not what the channel's recent lines, `said`, already talk about, nor what an
+    opener brought up in the society lately (`raised`: subject -> simulated minute)."""
     out: list[tuple[Subject, float]] = []
     here = whereabouts(world, agent, t)
 
@@ -102,7 +101,10 @@ def candidates(world: World, agent: str, channel: str, t: WorldTime, released: M
     def elsewhere(s: Subject) -> bool:
         return s.channel is not None and s.channel != channel and channel not in OPEN_CHANNELS
 
-    return [(s, w * SAID_PENALTY if stale(s) else w) for s, w in out if not elsewhere(s)]
+    # what was just said here or raised in the society lately is left out, not only made rarer: the
+    # same news told again and again read as a loop (a revival with nothing left asks the
+    # society's own question instead)
+    return [(s, w) for s, w in out if not elsewhere(s) and not stale(s)]
 
 
 def _channel(world: World, place_id: str) -> str | None:
@@ -128,15 +130,6 @@ def world_lines(world: World, agent: str, t: WorldTime, released: Mapping[str, i
     lines += [describe_occurrence(world, o, t) for o in upcoming(world, t)[:4]]
     lines += [news_text(n) for n in known_news(world, t, released, follows)[:4]]
     return lines
-
-
-def as_subject(memory: str | None) -> str | None:
-    """A remembered event as something to bring up: "I was at the pub quiz at the Plough (...)"
-    (how the worker writes attendance) -> "going to the pub quiz at the Plough (...)", which reads
-    in a plan's "tells the others about ..."."""
-    if memory and memory.startswith("I was at "):
-        return "going to " + memory.removeprefix("I was at ")
-    return memory
 
 
 def situation(world: World, agent: str, t: WorldTime) -> str | None:

@@ -20,11 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ...agents.brain.backends import GenOptions
+from ...agents.memory.model import Kind, Memory
 from ...agents.memory.remember import Recall
 from ...agents.mind.policy import AgentInfo, ChannelState, Decision
 from ...agents.mind.relations import BondsOf, describe
 from ...agents.turn.gate import GateContext
 from ...agents.turn.knowing import asks_for_facts, best_known, expert_for
+from ...agents.turn.passing import pass_on_lines
 from ...agents.turn.plan import (
     Heard,
     Plan,
@@ -39,7 +41,7 @@ from ...agents.turn.plan import (
 from ...agents.turn.realise import Line, Scene
 from ...agents.turn.roster import Roster
 from ...agents.turn.speak import Spoken, speak
-from ...agents.world.subjects import Subject, as_subject
+from ...agents.world.subjects import Subject
 from ...platform.actions import agents as registry
 from ...platform.actions import dashboard as live
 from .api import PlatformRefused
@@ -93,6 +95,20 @@ def _author_id(message: dict[str, Any]) -> int | None:
 def rejected_words(spoken: Spoken) -> str:
     """Why a turn whose every candidate the gate turned down posted nothing, for the dashboard."""
     return f"the quality gate rejected every candidate ({', '.join(sorted(set(spoken.rejections))) or 'nothing usable'})"
+
+
+def on_mind_subject(memory: Memory, here: str | None, speaker: str, news_source: str | None = None) -> Subject | None:
+    """A memory on the agent's mind to pass on as it was said, or None for what is not repeated
+    that way (its own words, a private message, a reflection, what was said in this very channel,
+    the society's news feed: the world brings its news up as news, "Did you hear? ...")."""
+    text = memory.text
+    if memory.kind is not Kind.OBSERVATION or text.startswith("I said") or " wrote to me privately: " in text[:100]:
+        return None
+    if news_source and text.startswith(f"{news_source} said in #"):
+        return None
+    if here and f" in #{here}: " in text[:100]:  # the channel heard it already
+        return None
+    return Subject("mind", text, share=True) if pass_on_lines(text, speaker.split()[0]) else None
 
 
 class TurnTaking:
@@ -211,8 +227,12 @@ class TurnTaking:
             if decision.direct and author.get("bot"):
                 heard = self._handed(agent, answered) or heard
         world: Subject | None = None
+        topic_subject = decision.subject  # the society's own topic the policy chose (a revival's last resort)
         if decision.trigger == "revive":  # what is on its mind, else what the world gives it, else a topic of the society's
-            subject = as_subject(await self._on_mind(agent, decision))
+            # (passed on as it was said, agents/turn/passing.py: a small model handed a memory garbled it)
+            mind = await self._on_mind(agent, decision)
+            world = on_mind_subject(mind, channel.name, persona.name, self.world.news_source(agent.guild_id)) if mind else None
+            subject = world.content if world is not None else None
             if subject is None and self.policy.rng("world", decision.nonce, agent.id, decision.attempt).random() < WORLD_SHARE:
                 world = self.world.subject(agent, channel, self.policy.rng("subject", decision.nonce, agent.id, decision.attempt),
                                            [line.content for line in lines])
@@ -264,8 +284,7 @@ class TurnTaking:
                                      candidates=candidates_for(self.settings.reply_candidates, self.pace.waiting, plan.must_post),
                                      relevance=self.text_relevance,
                                      cache_key=heard.text if heard is not None and decision.direct else None,
-                                     task="reply" if heard is not None else "revive",
-                                     known_floor=self.settings.known_relevance_floor)
+                                     task="reply" if heard is not None else "revive")
         except Deferred as exc:
             return "deferred", None, 0, f"the model was busy: {exc}"
         if spoken.unavailable:
@@ -273,6 +292,14 @@ class TurnTaking:
             return "resting", None, spoken.llm_ms, "every LLM backend is switched off by its breaker (they failed)"
         if not spoken.reached:
             return "unreachable", None, spoken.llm_ms, "no LLM backend answered"
+        if spoken.text is None and decision.trigger == "revive" and plan.composed and topic_subject and topic_subject != plan.content:
+            # what the world or its mind gave it was said here lately (the gate's loop check): the
+            # society's own question instead, when that is a line already (no model), not silence
+            retry = plan_opener(persona, topic_subject, seed=seed)
+            if retry.composed:
+                plan = retry
+                spoken = await speak(self.chain, agent_id=agent.id, guild_id=agent.guild_id, persona=persona, plan=plan, scene=scene,
+                                     gate=replace(gate, subject=plan.content), options=options, task="revive")
         if spoken.text is None:
             return "rejected", None, spoken.llm_ms, rejected_words(spoken)
         text, handed_to = self._handing_off(agent, plan, spoken)

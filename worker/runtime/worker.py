@@ -33,6 +33,7 @@ from ...agents.brain.backends import GenOptions
 from ...agents.brain.chain import FallbackChain, ReplyCache
 from ...agents.brain.routing import load_routing
 from ...agents.memory.importance import parse_rating, rating_messages
+from ...agents.memory.model import Memory
 from ...agents.memory.news import on_mind, on_mind_window
 from ...agents.memory.remember import Memories, Recall, Seen, open_memories
 from ...agents.mind.clock import Clock, SimClock, SystemClock
@@ -468,11 +469,11 @@ class AgentWorker(TurnTaking):
             await self.redis.hincrbyfloat(key, str(agent_id), -total)
             await asyncio.to_thread(self.enqueue, "townsquare.worker.jobs.memory.reflect", agent_id=agent_id)
 
-    async def _on_mind(self, agent: AgentInfo, decision: Decision) -> str | None:
+    async def _on_mind(self, agent: AgentInfo, decision: Decision) -> Memory | None:
         """Sometimes an agent opens with what is on its mind (news.py: its most notable memory
         of the last simulated day) instead of the society's list of topics: that is how news
         travels from one conversation to the next."""
-        if self.policy.rng("mind", decision.nonce, agent.id, decision.attempt).random() >= 0.4:
+        if self.policy.rng("mind", decision.nonce, agent.id, decision.attempt).random() >= self.settings.mind_share:
             return None
         now = self.clock.now()
         try:

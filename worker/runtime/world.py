@@ -111,6 +111,11 @@ class WorldRuntime:
         return aside_for(sw.world, agent.persona.name, self.time(agent.guild_id), heard, sw.released,  # type: ignore[arg-type]
                          self._follows(agent), own_recent)
 
+    def news_source(self, guild_id: int) -> str | None:
+        """The display name the society's news is posted under ("Town Crier"), if it has a world."""
+        sw = self.worlds.get(guild_id)
+        return sw.world.news_source if sw is not None else None
+
     def situation(self, agent: AgentInfo) -> str | None:
         sw = self.worlds.get(agent.guild_id)
         return situation(sw.world, agent.persona.name, self.time(agent.guild_id)) if sw else None  # type: ignore[arg-type]

@@ -1,0 +1,101 @@
+"""What is on an agent's mind, passed on without the model: the words of whoever said it,
+quoted and named ("Ana was saying in #market: "The bakery closes on Monday.""), its own plan
+("Planning to throw a party at the harbour cafe on Saturday. Who's in?"), an event it went to,
+a fact it was told.
+
+A small model handed a memory to pass on garbled it ("Actually, Sam will make the sourdough.
+He can't find it, however."), and the turn then posted nothing, so news stopped travelling
+from one conversation to the next. A quote is true to its source and carries the words the
+next listener will remember; a quote of a quote keeps its first author (gossip that does not
+drift).
+"""
+
+from __future__ import annotations
+
+import re
+
+from .text import sentences, words
+
+QUOTE_MAX = 150  # characters of what is quoted: a sentence or two, not a speech
+MIN_WORDS = 5  # "Morning all!" is not worth passing on
+
+# the frames agents/memory/remember.py writes
+_SAID = re.compile(r"^(?P<who>[^:#]{1,60}?) (?:said|replied to me|spoke to me) in #(?P<channel>[\w-]+): (?P<said>.+)$", re.S)
+_QUOTED = re.compile(r"\b(?P<who>[A-Z][\w'-]+(?: [A-Z][\w'-]+)?) (?:was saying|said|says) in #(?P<channel>[\w-]+)\W*\"(?P<said>[^\"]+)\"")
+_PLAN = re.compile(r"^My plan: (?P<plan>.+)$", re.S)
+_WENT = re.compile(r"^I was at (?P<event>.+)$", re.S)
+_FIRST_PERSON_START = re.compile(r"^(?:I|I'm|I've|I'll|I'd|My|We|We're|Our)\b")
+_BASE_VERB_START = re.compile(r"^(?:throw|host|hold|have|give|run|open|organise|organize|start|bring|make|cook|bake|build|"
+                              r"plant|take|lead|play|show|sell|launch|set up|put on)\b", re.I)
+
+
+# where the speaker was or what it was doing then ("Here at the Saturday market, on now until
+# 14:00."): true when it was said, not news to pass on later
+_WHEREABOUTS = re.compile(r"(?i)^(?:here at|i'm at|i am at|just got to|busy|just|out for|enjoying|off for|spent the last hour|me\?)\b"
+                          r"|\b(?:right now|on now)\b")
+
+
+def _quotable(text: str) -> str | None:
+    """The first sentence or two of what was said, if that is worth repeating."""
+    if _WHEREABOUTS.search(text):
+        return None
+    said = sentences(" ".join(text.split()))
+    while said and len(words(said[0])) < 4:  # "Good question, Sam." frames an answer: what was said is after it
+        said = said[1:]
+    kept = ""
+    for s in said:
+        if len(kept) + len(s) + 1 > QUOTE_MAX:
+            break
+        kept = f"{kept} {s}".strip()
+    if not kept or len(words(kept)) < MIN_WORDS or kept.endswith("?"):  # a question is asked again, not passed on
+        return None
+    return kept
+
+
+def _lower_first(text: str) -> str:
+    return text if _FIRST_PERSON_START.match(text) else text[:1].lower() + text[1:]
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(text.split()).rstrip()
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
+def pass_on_lines(memory: str, own: str) -> list[str]:
+    """Every line that passes `memory` (its text with its frame: "Ana said in #market: ...",
+    "My plan: ...", "I was at ...", or a fact told as it is) on to a channel, or [] when it is
+    not something to repeat. `own`: the speaker's first name (it does not quote itself)."""
+    memory = " ".join(memory.split())
+    if (said := _SAID.match(memory)) is not None:
+        who, channel, text = said.group("who"), said.group("channel"), said.group("said")
+        if (inner := _QUOTED.search(text)) is not None:  # a pass-on passed on: its first author, not the messenger
+            who, channel, text = inner.group("who"), inner.group("channel"), inner.group("said")
+        first = who.split()[0]
+        quote = _quotable(text)
+        if quote is None or first == own:
+            return []
+        leads = [f"{first} was saying in #{channel}: \"{quote}\"", f"From #{channel}, {first} says: \"{quote}\"",
+                 f"Did you see what {first} said in #{channel}? \"{quote}\"", f"Passing this on from {first} in #{channel}: \"{quote}\""]
+        closers = ["", "Thoughts?", "Anyone know more?", "Worth knowing."]
+        return [f"{lead} {c}".strip() for lead in leads for c in closers]
+    if (plan := _PLAN.match(memory)) is not None:
+        text = _sentence(plan.group("plan"))
+        if _BASE_VERB_START.match(text):  # "throw a party ..." -> "I'm planning to throw a party ..."
+            body = [f"I'm planning to {_lower_first(text)}", f"Planning to {_lower_first(text)}", f"Heads up: I'm going to {_lower_first(text)}"]
+        elif _FIRST_PERSON_START.match(text):  # "I am throwing a party ..." is already said as the speaker says it
+            body = [text, f"Heads up: {text}", f"News from me: {text}"]
+        else:
+            body = [f"My plan: {_lower_first(text)}", f"Heads up, my plan: {_lower_first(text)}"]
+        closers = ["", "Who's in?", "Spread the word!", "Hope to see you there."]
+        return [f"{b} {c}".strip() for b in body for c in closers]
+    if (went := _WENT.match(memory)) is not None:
+        event = went.group("event").split(" (")[0].rstrip(".")
+        return [f"{b} {c}".strip() for b in (f"Went to {event} earlier.", f"I was at {event} earlier.", f"Been to {event} today.")
+                for c in ("", "Anyone else go?", "Did anyone else make it?")]
+    if len(words(memory)) < MIN_WORDS or memory.endswith("?"):
+        return []
+    fact = _sentence(memory)
+    if _FIRST_PERSON_START.match(fact):  # told about itself ("I won the raffle"): its own news
+        return [f"{fact} {c}".strip() for c in ("", "Just so you know.", "Thought I'd share.")]
+    leads = [f"Heard something: {fact}", f"Did you know? {fact}", f"Word is, {_lower_first(fact)}", f"Someone told me {_lower_first(fact)}"]
+    return [f"{lead} {c}".strip() for lead in leads for c in ("", "Anyone heard more?", "Pass it on.")]
