@@ -190,3 +190,20 @@ def test_asked_back_after_someone_said_what_they_do_it_says_what_it_does() -> No
     found = aside("Ines", "Busy baking the day's bread at the bakery. You?")
     assert found is not None and found.kind == "doing"
     assert aside("Ines", "Did you?") is None  # a bare "did you?" asks nothing about her day
+
+
+def test_asked_whether_it_is_coming_to_an_event_it_answers_from_its_week_or_asks_which() -> None:
+    # named in part ("the market" for "the Saturday market", "the meeting" for the council's), days ahead (the pub quiz)
+    assert aside("Ines", "are you going to the market tomorrow?").kind == "going"  # type: ignore[union-attr]
+    quiz = aside("Oskar", "@Oskar Lind are you coming to the pub quiz?")
+    assert quiz is not None and quiz.kind in ("going", "not_going") and quiz.what == "the pub quiz"
+    meeting = aside("Ines", "are you coming to the meeting on Thursday?")
+    assert meeting is not None and "council meeting" in meeting.what
+    # nothing like it on the calendar: which one? (the model said "Yes, I am. Greetings, Sam.")
+    concert = aside("Priya", "will you be going to a concert tonight?")
+    assert concert is not None and concert.kind == "unknown_event"
+    said = lines_for("Priya", "will you be going to a concert tonight?")
+    assert said and all("concert" in s.lower() and "?" in s for s in said) and not any("I'll be there" in s for s in said)
+    plan = plan_reply(agent("Priya"), Heard("Sam Carter", "will you be going to a concert tonight?", human=True, to_me=True), seed=1,
+                      aside=concert)
+    assert plan.composed and "concert" in plan.fallbacks()[0].lower()

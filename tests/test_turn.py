@@ -520,3 +520,11 @@ async def test_what_is_on_an_agents_mind_is_passed_on_or_nothing_is_said() -> No
     assert stray.text is None and "strayed" in stray.rejections
     told = await say("By the way, the Quay Road gallery opens again Friday, with photos of the harbour on show.")
     assert told.text and "gallery" in told.text
+
+
+def test_a_societys_topic_that_is_a_sentence_already_is_said_as_it_is() -> None:
+    story = plan_opener(MAREN, "Tell me a story your grandparents told about this place.", seed=2)
+    assert story.composed and all(line.lower().endswith("tell me a story your grandparents told about this place.")
+                                  for line in story.fallbacks())
+    assert plan_opener(MAREN, "Should the pub quiz move to Thursdays?", seed=2).composed
+    assert not plan_opener(MAREN, "the first thing worth planting this spring", seed=2).composed  # a subject: the model words it

@@ -93,6 +93,13 @@ def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = 
                   f"Wish I were. I'm {instead}." if instead else "Wish I were there."]
         closers = ["Have fun!", "Enjoy it!", ""]
         return [f"{b} {c}".strip() for b in bodies for c in closers]
+    if aside.kind == "unknown_event":  # "the meeting": which one? nothing on the calendar says there is one
+        noun = aside.what.split()[-1]
+        named = _capital(re.sub(r"^(?:a|an)\b", "the", aside.what))
+        bodies = [f"Which {noun} is that{', ' + who if who else ''}?", f"{named}? Which one?", f"What {noun} is that?",
+                  f"{named}? Not that I know of."]
+        closers = ["Haven't heard of one.", "First I've heard of it.", "Nothing in my diary.", "Tell me more.", ""]
+        return [f"{b} {c}".strip() for b in bodies for c in closers if not (b.endswith("of.") and c.startswith("First"))]
     seen = aside.kind == "news_seen"
     plain = (["Yes, I saw that.", "Saw that earlier.", "I read that too.", "Caught that this morning.", "It's all over town.",
               "I know, I saw.", "Yes, I'd heard.", "So I read.", "Saw it, yes.", "Old news here.", "Yep, heard."]

@@ -74,10 +74,12 @@ class Plan:
         on what it heard): no model call. A small model asked to say them garbled them ("I'm not
         going to the Friday market tomorrow" for "anyone going to the Saturday market tomorrow?";
         "I'd go to the local jazz club tomorrow, 23:00 to 15:00." for a jazz night at 21:00)."""
-        return (self.honest or self.aside is not None or self.act in ("reach", "thank", "listen")
+        return (self.honest or self.aside is not None or self.act in ("reach", "thank", "listen", "greet")
                 or (self.act in ("answer", "share") and self.known is not None)  # what it knows, framed: see below
                 or (self.heard is None and self.world is not None)  # the world's own news, event, outing, routine
-                or (self.act == "open" and self.content.rstrip().endswith("?")))  # the society's own question
+                # the society's own question or prompt, a sentence already ("Tell me a story your grandparents
+                # told about this place."; the model made one up: "She's a big fan of jam, ...")
+                or (self.act == "open" and self.content.rstrip().endswith(("?", ".", "!"))))
 
     @property
     def first(self) -> str:
@@ -199,8 +201,7 @@ class Plan:
                 return [line for pair in pairs for line in pair]
         else:
             options = {
-                "greet": [f"Hello {who}! Good to see you. How's your day going?", f"Hi {who}, nice to hear from you. How are things?",
-                          f"Morning, {who}! What are you up to today?", f"Hey {who}, good to see you here."],
+                "greet": _greet_lines(who, self.heard.text if self.heard else ""),
                 "thank": [f"{w} {c}".strip() for w in (f"You're welcome, {who}!", f"Glad it helped, {who}.", f"Any time, {who}!",
                                                        f"Happy to help, {who}.", f"My pleasure, {who}.")
                           for c in ("", "Let me know how it goes.", "Good luck with it!")],
@@ -209,11 +210,28 @@ class Plan:
                 "invite": [f"Welcome, everyone! This is the place{about}. What got you into it?"],
                 "open": [lead + (asked[:1].lower() + asked[1:] if lead.endswith((": ", ", ")) else asked)
                          for asked in [sentence(self.content)]
-                         for lead in ("", "Question for everyone: ", "Been wondering: ", "So, ", "Quiet in here. ")],
+                         for lead in (("", "Question for everyone: ", "Been wondering: ", "So, ", "Quiet in here. ")
+                                      if asked.endswith("?") else ("", "Quiet in here. ", "Hey all. ", "Go on, "))],
             }.get(self.act, [f"I hear you, {who}. Tell me more?", f"Interesting, {who}. What makes you say that?",
                              f"Go on, {who}, I'm listening.", f"Is that so, {who}? How did that come about?"])
         rng.shuffle(options)
         return options
+
+
+_TIME_OF_DAY = re.compile(r"(?i)\b(?:good\s+)?(morning|afternoon|evening)\b")
+_HOW_ARE_YOU = re.compile(r"(?i)\bhow(?:'s| is| are)\s+(?:you|things|it going|your day|life)\b|\bhow do you do\b")
+
+
+def _greet_lines(who: str, heard: str) -> list[str]:
+    """A greeting back, as it was given ("Morning" for "good morning"), with "good, thanks" for a
+    "how are you?" (a small model continuing "Morning Sam!" wrote "How's that morning? Sam!")."""
+    hello = [f"{part.capitalize()}, {who}!" for part in [_TIME_OF_DAY.search(heard).group(1)]] if _TIME_OF_DAY.search(heard) else []
+    hello += [f"Hello {who}!", f"Hi {who}!", f"Hey {who}!"]
+    if _HOW_ARE_YOU.search(heard):
+        bodies = ["Good, thanks. You?", "Not bad at all, thanks. And you?", "All well here, thanks. You?", "Fine, thanks! How about you?"]
+    else:
+        bodies = ["Good to see you.", "Nice to hear from you.", "How's your day going?", "How are things?", "What are you up to today?"]
+    return [f"{h} {b}" for h in hello for b in bodies]
 
 
 def _reach_lines(friend: str, interest: str) -> list[str]:

@@ -27,13 +27,16 @@ _NOT_DISTINCT = frozenset({"the", "and", "for", "with", "from", "about", "our", 
                            "heard", "news", "anyone", "else", "what", "that", "this", "have", "has", "just", "seen", "fancy",
                            "thoughts", "make", "know", "who", "knew", "isn't", "interesting", "good", "think", "saw", "earlier",
                            "not", "sure", "are", "was", "were", "will", "its", "it's", "there", "here", "been", "all", "any"})
+# "are you coming to the meeting on Thursday?": asked about an event by name
+_COMING_TO = re.compile(r"(?i)\b(?:are|will|were)\s+you\s+(?:be\s+)?(?:coming|going|off|heading)\s+to\s+(?P<what>(?:the|a|an)\s+[a-z][\w'-]*(?:\s+[a-z][\w'-]*){0,3}?)"
+                        r"(?=\s+(?:on|at|this|next|tomorrow|tonight|today|later|in)\b|\s*[?.!,]|\s*$)")
 NEWS_WORDS = 3  # words a line must share with a news item to be telling it ...
 NEWS_SHARE = 0.4  # ... and this share of its own words (not a line that merely names the market)
 
 
 @dataclass(frozen=True)
 class Aside:
-    kind: str  # doing | going | not_going | there | not_there | news_seen | news_unseen
+    kind: str  # doing | going | not_going | there | not_there | news_seen | news_unseen | unknown_event
     what: str  # what it does now (doing, not_there), the event's title, the news headline
     place: str | None = None  # where it does it ("the bakery")
     instead: str | None = None  # what it does then: there (at the event), not_going / not_there (instead)
@@ -60,8 +63,18 @@ def aside_for(world: World, agent: str, t: WorldTime, heard: str, released: Mapp
     """What `agent`'s world at `t` lets it say about `heard` (a line someone else wrote), or None.
     `own_recent`: what the agent said lately (news it told itself is not news it "saw")."""
     words = _content(heard)
-    for occ in [*current(world, t), *upcoming(world, t)]:
-        if not _names(occ, words):
+    pool = [*current(world, t), *upcoming(world, t)]
+    asked, named_event = _COMING_TO.search(heard), None
+    if asked is not None:  # "are you coming to the meeting?": the next one on the calendar this week, named or not
+        named = {w for w in _content(asked.group("what")) if len(w) >= 4}
+        named_event = next((o for o in [*current(world, t), *upcoming(world, t, 7 * DAY_MINUTES)]
+                            if named and named <= _content(o.event.title)), None)
+        if named_event is not None:
+            pool.insert(0, named_event)
+        elif named and not any(named & _content(e.title) for e in world.calendar):
+            return Aside("unknown_event", asked.group("what"))  # which one? (not a made-up "yes, I'll be there")
+    for occ in pool:
+        if not (_names(occ, words) or occ is named_event):
             continue
         live = occ.start <= t.total < occ.end
         if live and not _AT_EVENT.search(heard) and not _ABOUT_GOING.search(heard):
