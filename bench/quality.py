@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,6 +225,7 @@ def _world_time(society: Society, persona: Persona, rng: random.Random) -> World
             return t
 
 
+TOPICS_RAISED: dict[str, deque[str]] = {}  # society -> the revival topics asked lately
 MIND_SHARE = 0.4 * 0.5  # the worker looks at what is on an agent's mind in 4 revivals of 10; about half find something notable
 
 
@@ -255,7 +256,11 @@ def opener_plan(society: Society, persona: Persona, channel: str, subjects: str,
             raised[found.content] = t.total
             return (plan_opener(persona, found.content, seed=seed, news=found.share, world=found.kind),
                     situation(society.world, persona.name, t) or "", t)
-    topic = rng.choice(society.revival_topics) if society.revival_topics else channel
+    topic = channel
+    if society.revival_topics:  # a topic asked lately is not asked again soon (the worker's policy: `_subject`)
+        lately = TOPICS_RAISED.setdefault(society.guild, deque(maxlen=max(1, len(society.revival_topics) // 2)))
+        topic = rng.choice([t for t in society.revival_topics if t not in lately] or society.revival_topics)
+        lately.append(topic)
     return plan_opener(persona, topic, seed=seed), "", None
 
 

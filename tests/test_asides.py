@@ -78,8 +78,8 @@ def test_told_the_news_it_says_whether_it_had_seen_it() -> None:
     assert aside_for(WORLD, persona.name, later, news, {n.id: n.at for n in due_news(WORLD, later)},  # type: ignore[arg-type]
                      lambda c: True, own_recent=["Heard the news? The church bells will be silent next week."]) is None
     said = lines_for("Ines", news, t=later)
-    echoed = [s for s in said if s.startswith("The bells fall silent? ")]  # the headline said back, in some lines, not all
-    assert 0.3 < len(echoed) / len(said) < 0.7, said[:6]
+    echoed = [s for s in said if s.startswith("The bells fall silent? ")]  # the headline said back, in most lines, not all
+    assert 0.5 < len(echoed) / len(said) < 0.8, said[:6]
     unseen_words = ("Hadn't heard", "News to me", "Really?", "First I've heard", "Oh, hadn't", "Is that so?", "Well, I never",
                     "You don't say", "Missed that")
     assert all(any(b in s for b in unseen_words) for s in said)

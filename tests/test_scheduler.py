@@ -167,6 +167,22 @@ def test_a_revival_that_came_to_nothing_is_retried_differently() -> None:
     assert len({(a, s) for a, s, _ in draws}) > 1  # ... with another speaker or subject
 
 
+def test_a_revival_topic_is_not_asked_again_until_half_the_list_had_its_turn() -> None:
+    sim = Sim("village", CONFIG)
+    sim.clock.advance(CONFIG.revive_idle_seconds * 2)
+    channel = sim.channels[0]
+    topics = sim.state.topics[sim.guild]
+    subjects = []
+    for _ in range(len(topics)):
+        decision = next((d for d in sim.policy.revivals(sim.state) if d.channel_id == channel.id), None)
+        sim.clock.advance(CONFIG.revive_idle_seconds)
+        if decision is not None:
+            subjects.append(decision.subject)
+    window = len(topics) // 2
+    assert len(subjects) > window
+    assert all(s not in subjects[max(0, i - window):i] for i, s in enumerate(subjects)), subjects
+
+
 def test_a_channel_whose_regulars_all_sleep_is_revived_by_someone_awake() -> None:
     sim = Sim("village", CONFIG)
     sim.clock.advance(CONFIG.revive_idle_seconds * 2)

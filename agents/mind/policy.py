@@ -277,6 +277,7 @@ class SocietyState:
         self.channels: dict[int, ChannelState] = {}
         self.paused_guilds: set[int] = set()
         self.topics: dict[int, list[str]] = {}  # guild -> revival topics
+        self.topics_raised: dict[int, deque[str]] = {}  # guild -> the revival topics chosen lately (not chosen again soon)
         self.guild_names: dict[int, str] = {}
         self.last_spoke: dict[int, float] = {}
         self.moods: dict[int, tuple[Mood, float]] = {}  # agent -> (mood, at)
@@ -655,8 +656,13 @@ class TurnPolicy:
         topics = state.topics.get(channel.guild_id) or []
         if not topics:
             return channel.topic or f"what is new in #{channel.name}"
-        scored = sorted(topics, key=lambda t: -(self.relevance(agent, f"{t} {channel.name}") + 0.3 * rng.random()))
-        return scored[0]
+        # a topic asked lately is not asked again until half the list has had its turn ("Which book
+        # should the reading circle pick next?" twice in one channel read as a loop)
+        raised = state.topics_raised.setdefault(channel.guild_id, deque(maxlen=max(1, len(topics) // 2)))
+        fresh = [t for t in topics if t not in raised] or topics
+        chosen = max(fresh, key=lambda t: self.relevance(agent, f"{t} {channel.name}") + 0.3 * rng.random())
+        raised.append(chosen)
+        return chosen
 
 
 def channel_slug(text: str) -> str:

@@ -36,7 +36,7 @@ def _reaction(title: str, seen: bool) -> list[str]:
     if mood < -0.2:
         return ["What a shame.", "Sad news.", "Not good at all.", "That's a worry.", "Oh dear.", "Poor things.", ""]
     told = [] if seen else ["Thanks for that.", "Who'd have thought?", "Well, well.", "Good to know."]
-    return ["We'll see.", "Interesting.", "Time will tell.", "Makes you think.", "Curious.", "Hm.", "", *told]
+    return ["We'll see.", "Interesting.", "Time will tell.", "Makes you think.", "Curious, that.", "", *told]
 
 
 def _after_name(text: str) -> str:
@@ -102,11 +102,12 @@ def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = 
         return [f"{b} {c}".strip() for b in bodies for c in closers if not (b.endswith("of.") and c.startswith("First"))]
     seen = aside.kind == "news_seen"
     plain = (["Yes, I saw that.", "Saw that earlier.", "I read that too.", "Caught that this morning.", "It's all over town.",
-              "I know, I saw.", "Yes, I'd heard.", "So I read.", "Saw it, yes.", "Old news here.", "Yep, heard."]
+              "I know, I saw.", "Yes, I'd heard.", "So I read.", "Saw it, yes.", "Yep, heard that."]
              if seen else ["Hadn't heard that!", "News to me.", "Really? I missed that.", "First I've heard.",
                            "Oh, hadn't seen that.", "Is that so?", "Well, I never.", "You don't say.", "Missed that one.", "Really?"])
     if len(aside.what.split()) <= 8:  # a headline, said back as people do ("Frost tonight? News to me."): what was seen, named
         headline = _capital(aside.what.rstrip(".!?"))
-        # in one line of two, not all: the same "X? I read that too." from every agent read as a template
-        plain += [f"{headline}? {b}" for b in plain if not b.endswith("?")]
+        # in two lines of three, not all: the same "X? I read that too." from every agent read as a
+        # template; none, and the line says nothing of what it answers
+        plain += [f"{headline}? {b}" for b in plain if not b.endswith("?")] * 2
     return [f"{b} {r}".strip() for b in plain for r in ([known] if known else _reaction(aside.what, seen))]
