@@ -260,7 +260,7 @@ def _world_lines(kind: str, subject: str, own: str = "") -> list[str]:
         leads = ["Did you hear?", "Seen this?", "News just in.", "Saw this earlier.", "Heard the news?", "", "Just read:", "Heads up:",
                  "In the news:"]
         closers = ["What do you think?", "Thoughts?", "Anyone else heard?", "Not sure what to think.", "", "Who knew?",
-                   "Interesting, isn't it?", "Fancy that.", "Good to know.", "Odd, no?", "Well then."]
+                   "Interesting, isn't it?", "Fancy that.", "Good to know.", "Worth knowing."]
         return [" ".join(filter(None, [lead, body, c])) for lead in leads for c in closers]
     if kind == "upcoming":  # already a question ("is anyone going to the market tomorrow, 08:00 to 13:00?")
         question = sentence(subject)
@@ -470,13 +470,16 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     # talk shaped by a memory or a known statement: any act; by the news alone: tell it, or an emoji
     # (a small model's "Same here, I want to tell you about a building." had nothing of the news in it)
     talk = 1.0 if heard.human or memory or known else 0.0
+    # a question or a joke between agents carries no memory: the model's were made up ("Well, I did
+    # the same thing, and I'm here now. I've got a great place up my bedside.")
+    free = 1.0 if heard.human else 0.0
     weights = {
         "agree": (0.8 + traits.agreeableness + max(0.0, affinity) + max(0.0, sentiment(text)) * 0.5) * talk,
         "disagree": (0.15 + (1 - traits.agreeableness) * 0.9 + max(0.0, -affinity) * 1.5 + (0.3 if mood == "irritated" else 0.0)) * talk,
-        "ask": (0.6 + traits.openness * 0.8 + interests_match) * talk,
+        "ask": (0.6 + traits.openness * 0.8 + interests_match) * talk * free,
         # nothing remembered, heard or known to tell: a "share" would be news the model makes up
         "share": (1.2 if memory or news or known else 0.0) + interests_match,
-        "joke": (0.1 + traits.extraversion * traits.openness) * (1.3 if mood in ("excited", "cheerful") else 0.5) * talk,
+        "joke": (0.1 + traits.extraversion * traits.openness) * (1.3 if mood in ("excited", "cheerful") else 0.5) * talk * free,
         # news it read that touches the line: mostly an emoji still (its line must carry the news,
         # speak.py); a memory or a known statement: words (a person's line always gets words)
         "react": 0.0 if heard.human or memory or known else REACT_WEIGHT * 0.25,
