@@ -207,3 +207,13 @@ def test_asked_whether_it_is_coming_to_an_event_it_answers_from_its_week_or_asks
     plan = plan_reply(agent("Priya"), Heard("Sam Carter", "will you be going to a concert tonight?", human=True, to_me=True), seed=1,
                       aside=concert)
     assert plan.composed and "concert" in plan.fallbacks()[0].lower()
+
+
+def test_told_the_news_it_does_not_say_the_news_back_as_what_it_knows() -> None:
+    later = at_minutes(2 * 24 * 60 + 12 * 60, WORLD.first_day)
+    news = "Did you hear? The church bells will be silent next week while the cracked bell is inspected."
+    found = aside("Tobias", news, later)
+    same = "The church bells will be silent next week while the cracked bell is inspected by the diocese."
+    assert plan_reply(agent("Tobias"), Heard("Maren Holt", news), seed=1, aside=found, known=same).known is None
+    more = "The tenor bell was recast in 1921 after it cracked in a hard frost."
+    assert plan_reply(agent("Tobias"), Heard("Maren Holt", news), seed=1, aside=found, known=more).known == more

@@ -26,7 +26,7 @@ from ..world.replies import Aside
 from .asides import aside_lines, first_person
 from .knowing import asks_for_facts
 from .passing import pass_on_lines
-from .text import STOP_WORDS as _STOP, unmention, words
+from .text import STOP_WORDS as _STOP, stems, unmention, words
 
 _QUESTION_START = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:what|why|how|when|where|who|which|whose|is|are|was|were|do|does|did|can|could|"
                              r"should|would|will|have|has|any(?:one|body)|shall|may)\b")
@@ -151,11 +151,11 @@ class Plan:
             options = _reach_lines(who, self.content)
         elif self.act == "answer" and self.known:  # what the speaker knows, framed in its own words
             # every fixed part at most four words (see the honest answers below)
-            openers = [f"Good question, {who}.", f"Ah, {who}.", f"{who}:", "I know this one.", f"Right, {who}.", f"Oh, {who}!", ""]
+            openers = [f"Good question, {who}.", f"Ah, {who}.", f"{who}:", f"Right, {who}.", f"Oh, {who}!", ""]
             if _ADVICE.search(self.content):  # advice asked for: the closer speaks of trying it
                 closers = ["Worked for me.", "Hope that helps.", "That's what I'd do.", "Let me know!", "Good luck!", ""]
             else:
-                closers = ["Hope that helps.", "Glad you asked.", "Anything else?", "", "Happy to help."]
+                closers = ["Hope that helps.", "", "Worth knowing.", "That's what I know, anyway."]
             known = sentence(self.known)
             options = [" ".join(filter(None, [o, known, c])) for o in openers for c in closers]
         elif self.act == "share" and self.known:
@@ -210,8 +210,8 @@ class Plan:
                 "invite": [f"Welcome, everyone! This is the place{about}. What got you into it?"],
                 "open": [lead + (asked[:1].lower() + asked[1:] if lead.endswith((": ", ", ")) else asked)
                          for asked in [sentence(self.content)]
-                         for lead in (("", "Question for everyone: ", "Been wondering: ", "So, ", "Quiet in here. ")
-                                      if asked.endswith("?") else ("", "Quiet in here. ", "Hey all. ", "Go on, "))],
+                         for lead in (("", "Question for everyone: ", "Been wondering: ", "So, ", "Hey all, ")
+                                      if asked.endswith("?") else ("", "Hey all. ", "Go on, "))],
             }.get(self.act, [f"I hear you, {who}. Tell me more?", f"Interesting, {who}. What makes you say that?",
                              f"Go on, {who}, I'm listening.", f"Is that so, {who}? How did that come about?"])
         rng.shuffle(options)
@@ -433,8 +433,11 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     if heard.to_me and _ASKS_TIME.search(text):  # "do you have a minute?": yes, go ahead (the question comes next)
         return Plan("listen", content=text, **base)  # type: ignore[arg-type]
     if aside is not None:  # its day answers it: going or not, what it is doing, the news seen or not
+        # what it knows about the news, unless that is the news itself said back ("I read that too.
+        # From next week the library stays open until nine." to the library's news)
+        adds = known is not None and len(stems(known) - stems(text)) >= max(2, len(stems(known)) // 2)
         return Plan("answer" if is_question(text) else "share", content=aside.what, aside=aside,  # type: ignore[arg-type]
-                    known=known if aside.kind.startswith("news") else None, **base)
+                    known=known if aside.kind.startswith("news") and adds else None, **base)
     addressee = _addressee(text, persona.name)
     if addressee and not (heard.human and heard.to_me):
         # "Samir, have you had a night?" read by Sofia: not hers to answer; "Hm, Sam. No idea." read by
@@ -490,8 +493,10 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         tone = sentiment(text)
         return Plan("react", content=emoji_for(tone, affinity, text, rng), **base)  # type: ignore[arg-type]
     content = text if act in ("agree", "disagree") else (keyphrase(text, 4) or text)
-    if act == "share" and news:  # news or an event it knows of, not a made-up one: the line must say something of it
-        return Plan("share", content=news, hint=news, recalled=True, lead=lead_for("share", news, heard.author, rng), **base)  # type: ignore[arg-type]
+    if act == "share" and news:  # news or an event it knows of, not a made-up one: said as it is (the model garbled it:
+        # "By the way, the cable was left without fibre internet!")
+        told = news.split(": ", 1)[1] if ": " in news[:90] else news
+        return Plan("share", content=news, known=told, lead="", **base)  # type: ignore[arg-type]
     if act == "share" and known:  # something it knows that bears on what was said: real content, not small talk
         return Plan("share", content=known, hint=None, known=known, lead="", **base)  # type: ignore[arg-type]
     shaped = act in ("agree", "disagree", "share")

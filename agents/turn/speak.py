@@ -75,9 +75,10 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
         return Spoken(None, "react", 0, (), reached=True)
     if plan.composed:  # an honest "I don't know" (no guess from the model), what the speaker knows or its own day says
         composed = replace(gate, relevance=None, prompt_texts=())
-        if plan.must_post:  # a person asked: asked again, answered again (not a loop)
-            composed = replace(composed, own_recent=(), others_recent=())
         line = next((line for line in plan.fallbacks() if judge(line, composed).ok), None)
+        if line is None and plan.must_post:  # a person asked again: answered again (a repeat, not silence)
+            again = replace(composed, own_recent=(), others_recent=())
+            line = next((line for line in plan.fallbacks() if judge(line, again).ok), None)
         return Spoken(line, "plan" if line else "none", 0, (), reached=True)
     prompt = build_prompt(form, persona, plan, scene)
     ctx = replace(gate, prompt_texts=(*gate.prompt_texts, *prompt_texts(persona, prompt)), lead=prompt.lead)
