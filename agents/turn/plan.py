@@ -175,7 +175,7 @@ class Plan:
             bodies = [f"No idea{about}.", f"Not sure{about}.", f"Couldn't say{about}.", f"Don't know much{about}.",
                       "Beats me.", "Wish I knew.", "No clue, honestly.", "You've got me there.", "That's beyond me.",
                       "Not my area.", "No idea, sorry.", "Haven't a clue."]
-            closers = ["Someone may know.", "I'll ask around.", "Ask again later?", "Anyone here know?", "", "Sorry!",
+            closers = ["Someone may know.", "I'll ask around.", "Anyone here know?", "", "Sorry!",
                        "Try asking around.", "Can't help, sorry.", "Maybe ask the library?", "Anyone?", "Others might know.",
                        "Worth asking around."]
             if _ADVICE.search(self.content):  # a problem to solve: the speaker has not had it, and asks
@@ -197,7 +197,8 @@ class Plan:
                 echoes = [" ".join([asked, r, c]) for r in replies for c in closers if c]  # a bare echo would be a parrot
                 rng.shuffle(options)
                 rng.shuffle(echoes)
-                pairs = zip(echoes, options) if rng.random() < 0.8 else zip(options, echoes)  # mostly the echo first
+                # the echo first in one answer of two: always, and "X? No idea, Sam." read as a dodge template
+                pairs = zip(echoes, options) if rng.random() < 0.5 else zip(options, echoes)
                 return [line for pair in pairs for line in pair]
         else:
             options = {
