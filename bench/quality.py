@@ -226,6 +226,7 @@ def _world_time(society: Society, persona: Persona, rng: random.Random) -> World
 
 
 TOPICS_RAISED: dict[str, deque[str]] = {}  # society -> the revival topics asked lately
+RELEVANCE: list = []  # the text relevance (set in main): how well a topic fits a channel
 MIND_SHARE = 0.4 * 0.5  # the worker looks at what is on an agent's mind in 4 revivals of 10; about half find something notable
 
 
@@ -259,7 +260,12 @@ def opener_plan(society: Society, persona: Persona, channel: str, subjects: str,
     topic = channel
     if society.revival_topics:  # a topic asked lately is not asked again soon (the worker's policy: `_subject`)
         lately = TOPICS_RAISED.setdefault(society.guild, deque(maxlen=max(1, len(society.revival_topics) // 2)))
-        topic = rng.choice([t for t in society.revival_topics if t not in lately] or society.revival_topics)
+        fresh = [t for t in society.revival_topics if t not in lately] or society.revival_topics
+        where = f"{channel} {next((c.topic or '' for c in society.channels if c.name == channel), '')}"
+        if RELEVANCE and channel != "general":  # a topic of the channel's own (the worker's `_subject`)
+            fit = {t: RELEVANCE[0](t, where) for t in fresh}
+            fresh = [t for t in fresh if fit[t] >= 0.6 * max(fit.values())] if max(fit.values()) > 0 else fresh
+        topic = rng.choice(fresh)
         lately.append(topic)
     return plan_opener(persona, topic, seed=seed), "", None
 
@@ -406,6 +412,7 @@ async def main() -> None:
     from townsquare.worker.runtime.relevance import embedding_text_relevance
 
     relevance = embedding_text_relevance()
+    RELEVANCE.append(relevance)
     proc, url, model, logs = start_model_server(args.model, args.threads)
     try:
         routing = Routing(backends={"local": BackendSpec(host=url, model=model)}, routes=Routes(default=["local"]))

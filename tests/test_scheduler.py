@@ -183,6 +183,23 @@ def test_a_revival_topic_is_not_asked_again_until_half_the_list_had_its_turn() -
     assert all(s not in subjects[max(0, i - window):i] for i, s in enumerate(subjects)), subjects
 
 
+def test_a_topical_channel_is_revived_with_a_topic_of_its_own() -> None:
+    from townsquare.worker.runtime.relevance import keyword_text_relevance
+
+    sim = Sim("village", CONFIG)
+    sim.policy.fits = keyword_text_relevance
+    sim.clock.advance(CONFIG.revive_idle_seconds * 2)
+    garden = next(c for c in sim.channels if c.name == "garden")
+    garden.topic = "gardening, planting, slugs, tomatoes and window boxes"
+    subjects = []
+    for _ in range(6):
+        decision = next((d for _ in sim.channels for d in sim.policy.revivals(sim.state) if d.channel_id == garden.id), None)
+        sim.clock.advance(CONFIG.revive_idle_seconds)
+        if decision is not None:
+            subjects.append(decision.subject)
+    assert subjects and all(keyword_text_relevance(s, garden.topic) > 0 for s in subjects[:3]), subjects
+
+
 def test_a_channel_whose_regulars_all_sleep_is_revived_by_someone_awake() -> None:
     sim = Sim("village", CONFIG)
     sim.clock.advance(CONFIG.revive_idle_seconds * 2)

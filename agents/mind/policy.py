@@ -404,9 +404,11 @@ class SocietyState:
 
 
 class TurnPolicy:
-    def __init__(self, config: PolicyConfig, relevance: Relevance = keyword_relevance) -> None:
+    def __init__(self, config: PolicyConfig, relevance: Relevance = keyword_relevance,
+                 fits: Callable[[str, str], float] | None = None) -> None:
         self.config = config
         self.relevance = relevance
+        self.fits = fits  # (text, text) -> 0..1: how well a revival topic suits a channel (None: not weighed)
 
     def rng(self, *parts: object) -> random.Random:
         """The draw for one decision: the same parts (and the same run seed) draw the same way."""
@@ -660,6 +662,12 @@ class TurnPolicy:
         # should the reading circle pick next?" twice in one channel read as a loop)
         raised = state.topics_raised.setdefault(channel.guild_id, deque(maxlen=max(1, len(topics) // 2)))
         fresh = [t for t in topics if t not in raised] or topics
+        # a topical channel gets a topic of its own ("open source project you wish more people knew
+        # about?" was asked in #music); the agent's interests and a draw choose among those that fit
+        if self.fits is not None and channel.name not in ("general", None):
+            fit = {t: self.fits(t, f"{channel.name} {channel.topic or ''}") for t in fresh}
+            best = max(fit.values())
+            fresh = [t for t in fresh if fit[t] >= 0.6 * best] if best > 0 else fresh
         chosen = max(fresh, key=lambda t: self.relevance(agent, f"{t} {channel.name}") + 0.3 * rng.random())
         raised.append(chosen)
         return chosen

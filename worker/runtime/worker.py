@@ -121,8 +121,8 @@ class AgentWorker(TurnTaking):
                                    founder_cooldown_seconds=settings.founding_cooldown_seconds, seed=settings.seed)
         self.state = SocietyState(SimClock(self.clock, epoch=self.clock.now(), speed=settings.sim_speed,
                                            start_hour=settings.sim_start_hour), chain_rest_seconds=self.config.chain_rest_seconds)
-        self.policy = TurnPolicy(self.config, relevance or keyword_relevance)
         self.text_relevance = text_relevance or keyword_text_relevance  # (line, what it answers) -> 0..1, for the gate
+        self.policy = TurnPolicy(self.config, relevance or keyword_relevance, fits=self.text_relevance)
         self.pace = ModelPace(settings.model_slots)  # turns wait for the model here, a person's question first
         self._handling: set[bytes] = set()  # stream entries being acted on (kept from being claimed as abandoned)
         ollama_host = settings.ollama_host or f"http://127.0.0.1:{settings.model_port}"
