@@ -174,7 +174,7 @@ class Bench:
         self.calls = 0  # model calls so far (the chain's record hook counts them)
 
     def reply(self, persona: Persona, heard: Heard, seed: int, present: list[Persona], society: Society | None = None,
-              t: WorldTime | None = None) -> Plan:
+              t: WorldTime | None = None, memories: list[str] | None = None) -> Plan:
         """A reply planned as the worker plans it (worker/runtime/turns.py): what the speaker knows
         that answers a question, else who present would know; at world time `t`, what its day says."""
         known = expert = aside = None
@@ -189,7 +189,9 @@ class Bench:
             world = world_lines(society.world, persona.name, t, released, follows)
             if self.asides:
                 aside = aside_for(society.world, persona.name, t, heard.text, released, follows, self.recent_own.get(persona.name, [])[-6:])
-        return plan_reply(persona, heard, seed=seed, memories=[], known=known, expert=expert, world=world, aside=aside)
+        # what it remembers: lines said in the society's other channels (the worker recalls them from memory)
+        return plan_reply(persona, heard, seed=seed, memories=[m for m in memories or [] if not m.startswith(persona.name)],
+                          known=known, expert=expert, world=world, aside=aside)
 
     async def turn(self, society: Society, persona: Persona, plan: Plan, channel: str, topic: str | None, history: list[Line],
                    kind: str, where: str = "") -> str | None:
@@ -300,7 +302,7 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                     last = history[-1]
                     speaker = rng.choice([a for a in here if a.name != last.author] or society.agents)
                     plan = bench.reply(speaker, Heard(last.author, last.content, human=False, to_me=rng.random() < 0.3),
-                                       rng.randrange(2**31), here, society, t)
+                                       rng.randrange(2**31), here, society, t, elsewhere)
                     await bench.turn(society, speaker, plan, spec.name, spec.topic, history, "reply_agent")
                 asked = rng.choice(here)
                 asked_set = HELDOUT if questions == "heldout" else QUESTIONS
@@ -317,7 +319,7 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                 elif answer:
                     other = rng.choice([a for a in here if a.name != asked.name] or society.agents)
                     plan = bench.reply(other, Heard(asked.name, answer, human=False, to_me=False), rng.randrange(2**31), here,
-                                       society, t)
+                                       society, t, elsewhere)
                     await bench.turn(society, other, plan, spec.name, spec.topic, history, "reply_agent")
             if only == "openers":
                 continue

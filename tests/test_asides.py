@@ -129,10 +129,11 @@ def test_a_question_put_to_someone_else_is_not_answered_by_whoever_read_it() -> 
     assert all(plan_reply(agent("Maren"), asked, seed=s).act == "react" for s in range(20))
     mine = Heard("Dev Malhotra", "Maren, have you been to the new club yet?", to_me=True)
     club = ["Dev Malhotra said in #general: the new club on Dock Street opened last week"]  # something of her own to go on
-    assert not any(plan_reply(agent("Maren"), mine, seed=s, memories=club).act == "react" for s in range(20))
+    assert not any(plan_reply(agent("Maren"), mine, seed=s, memories=club, model_talk=True).act == "react" for s in range(20))
     # an interjection is not a name: a question to everyone stays open
     late = ["Tobias Reed said in #general: the bakery stays open late on Fridays now"]  # something of her own to add
-    assert not all(plan_reply(agent("Maren"), Heard("Dev Malhotra", "Honestly, is it that late already?"), seed=s, memories=late).act
+    assert not all(plan_reply(agent("Maren"), Heard("Dev Malhotra", "Honestly, is it that late already?"), seed=s, memories=late,
+                              model_talk=True).act
                    == "react" for s in range(20))
 
 

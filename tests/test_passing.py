@@ -81,3 +81,35 @@ async def test_a_memory_is_passed_on_without_the_model_and_passes_the_gate() -> 
     assert chain.calls == 0 and spoken.source == "plan" and spoken.text
     assert "The bakery will close on Monday for repairs." in spoken.text and "Maren" in spoken.text
     assert judge(spoken.text, gate).ok
+
+
+async def test_another_agents_line_gets_a_memory_as_it_was_said_what_it_knows_the_news_or_an_emoji() -> None:
+    """Between agents, no model (the bundled model's lines were nonsense, some offensive): a memory
+    that bears on the line, passed on as it was said; what the agent knows; the news; an emoji."""
+    from townsquare.agents.turn.plan import Heard, plan_reply
+
+    oskar = agent("Oskar")
+    heard = Heard("Tobias Reed", "What will the parish council decide about the old mill?")
+    memory = "Maren Holt said in #general: The parish council will discuss the old mill on Tuesday evening in the village hall."
+    plans = [plan_reply(oskar, heard, seed=s, memories=[memory]) for s in range(40)]
+    passed = [p for p in plans if p.act == "share"]
+    assert passed and all(p.composed and p.world == "mind" for p in passed) and {p.act for p in plans} <= {"share", "react"}
+    line = passed[0].fallbacks()[0]
+    assert "Maren" in line and '"The parish council will discuss the old mill on Tuesday evening in the village hall."' in line
+    chain = ScriptedChain("By the way, you know, the old mill was built by strangers.")
+    spoken = await speak(chain, agent_id=1, guild_id=1, persona=oskar, plan=passed[0],  # type: ignore[arg-type]
+                         scene=Scene("Ashford Green", "history", None, ()), gate=GateContext(own_name=oskar.name, answering=heard.text),
+                         options=GenOptions(max_tokens=40))
+    assert chain.calls == 0 and spoken.text and "Maren" in spoken.text
+    # the memory of the very line it answers is not "something it remembers"
+    itself = "Tobias Reed said in #history: What will the parish council decide about the old mill?"
+    assert all(p.act == "react" for p in (plan_reply(oskar, heard, seed=s, memories=[itself]) for s in range(20)))
+    # what it knows: said as it is
+    knows = "The old mill ground flour until 1962 and was later used as a grain store."
+    told = plan_reply(oskar, heard, seed=1, known=knows)
+    assert told.composed and told.known == knows and any(knows in line for line in told.fallbacks())
+    # a memory that only touches it (one word in common), or small talk: not passed on
+    chat = "Maren Holt said in #general: The mill looks pretty in the snow."
+    assert all(p.act == "react" for p in (plan_reply(oskar, heard, seed=s, memories=[chat]) for s in range(20)))
+    # nothing of its own: an emoji, never the model
+    assert all(plan_reply(oskar, heard, seed=s).act == "react" for s in range(20))

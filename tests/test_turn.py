@@ -161,17 +161,20 @@ def test_the_planner_answers_questions_and_greets_and_thanks() -> None:
 def test_the_planner_is_seeded_and_follows_traits_and_bonds() -> None:
     heard = Heard("Tobias Reed", "I think the mill should become a museum.")
     mill = ["Ines said in #history: the mill museum idea came up at the council in spring"]  # something of its own to say
-    assert [plan_reply(MAREN, heard, seed=s, memories=mill).act for s in range(20)] == \
-        [plan_reply(MAREN, heard, seed=s, memories=mill).act for s in range(20)]
+    assert [plan_reply(MAREN, heard, seed=s, memories=mill, model_talk=True).act for s in range(20)] == \
+        [plan_reply(MAREN, heard, seed=s, memories=mill, model_talk=True).act for s in range(20)]
     blunt = MAREN.model_copy(update={"traits": Traits(agreeableness=0.05)})
-    disagree_blunt = sum(plan_reply(blunt, heard, seed=s, bond=Bond(affinity=-0.6), memories=mill).act == "disagree" for s in range(200))
-    disagree_kind = sum(plan_reply(MAREN, heard, seed=s, bond=Bond(affinity=0.6), memories=mill).act == "disagree" for s in range(200))
+    def disagreeing(persona: Persona, affinity: float) -> int:
+        return sum(plan_reply(persona, heard, seed=s, bond=Bond(affinity=affinity), memories=mill, model_talk=True).act == "disagree"
+                   for s in range(200))
+
+    disagree_blunt, disagree_kind = disagreeing(blunt, -0.6), disagreeing(MAREN, 0.6)
     assert disagree_blunt > 2 * disagree_kind
 
 
 def test_memory_shapes_the_plan() -> None:
     heard = Heard("Tobias Reed", "The old mill is for sale, did you hear?")
-    plan = plan_reply(MAREN, heard, seed=5, memories=["Ines said in #market: the mill roof collapsed in the storm"])
+    plan = plan_reply(MAREN, heard, seed=5, memories=["Ines said in #market: the mill roof collapsed in the storm"], model_talk=True)
     assert plan.act == "answer" and plan.hint and "mill roof" in plan.hint
     opener = plan_opener(MAREN, "the new oven", seed=1, news=True)
     assert opener.act == "share" and "new oven" in opener.instruction()
@@ -216,12 +219,12 @@ def test_the_transcript_form_ends_with_the_speakers_own_name() -> None:
 
 def test_leads_follow_the_act_and_the_question() -> None:
     why = plan_reply(MAREN, Heard("Tobias Reed", "@Maren Holt why do you bake your rye so dark?", human=False, to_me=True), seed=2,
-                     memories=["Ines said in #market: the dark rye sells out first"])
+                     memories=["Ines said in #market: the dark rye sells out first"], model_talk=True)
     assert why.lead in ("I think it's because", "Probably because", "Mostly because")
     hello = plan_reply(MAREN, Heard("Sam Carter", "Hello!", human=True, to_me=True), seed=2)
     assert hello.act == "greet" and "Sam" in hello.lead
-    assert all(len(plan_reply(MAREN, Heard("Tobias Reed", "The fair should move to the green.", human=False), seed=s).lead.split()) <= 4
-               for s in range(30))
+    fair = Heard("Tobias Reed", "The fair should move to the green.", human=False)
+    assert all(len(plan_reply(MAREN, fair, seed=s, model_talk=True).lead.split()) <= 4 for s in range(30))
 
 
 def test_text_measures() -> None:
@@ -383,7 +386,7 @@ def test_only_questions_about_the_world_are_kept_from_guesses() -> None:
     facts = ["is it going to rain tomorrow, do you think?", "where can I get good eggs on Saturday?", "any tips for a first sourdough?",
              "@Maren Holt why do the cobbles dip?", "do you know when the bus comes?", "can you tell me where the church is?"]
     about_you = ["how are you today?", "what do you like to bake?", "have you ever been to the mill?", "anyone else awake? can't sleep.",
-                 "are you coming to the fair?", "what's your favourite bread?",
+                 "Busy at the bakery. What's everyone up to?", "are you coming to the fair?", "what's your favourite bread?",
                  "good morning, any news?", "how's it going?"]
     assert all(asks_for_facts(q) for q in facts), [q for q in facts if not asks_for_facts(q)]
     assert not any(asks_for_facts(q) for q in about_you), [q for q in about_you if asks_for_facts(q)]
@@ -392,10 +395,11 @@ def test_only_questions_about_the_world_are_kept_from_guesses() -> None:
     # another agent's question about the world that nothing known answers is not answered with a
     # guess (often it is a person's question echoed in an honest "no idea"): it is talked about
     echoed = Heard("Tobias Reed", "Who built the old mill? No idea, Sam. Someone may know.", human=False, to_me=False)
-    assert all(plan_reply(MAREN, echoed, seed=s).act != "answer" for s in range(20))
+    assert all(plan_reply(MAREN, echoed, seed=s, model_talk=True).act != "answer" for s in range(20))
     baked = ["Ines said in #market: Maren bakes a dark rye every Saturday"]  # a question about herself, with something to go on
-    assert plan_reply(MAREN, Heard("Tobias Reed", "Maren, what do you like to bake?"), seed=1, memories=baked).act == "answer"
-    assert plan_reply(MAREN, Heard("Tobias Reed", "Maren, what do you like to bake?"), seed=1).act == "react"  # nothing: no made-up answer
+    bake = Heard("Tobias Reed", "Maren, what do you like to bake?")
+    assert plan_reply(MAREN, bake, seed=1, memories=baked, model_talk=True).act == "answer"
+    assert plan_reply(MAREN, bake, seed=1, model_talk=True).act == "react"  # nothing to go on: no made-up answer
 
 
 def test_a_known_answer_must_be_passed_on_not_only_its_subject() -> None:
@@ -440,7 +444,8 @@ async def test_an_opener_about_the_world_passes_on_its_subject() -> None:
 async def test_agents_chatting_among_themselves_say_one_thing() -> None:
     heard = Heard("Tobias Reed", "The fair should move to the green this year.")
     fair = ["Ines said in #general: the fair on the green drew a record crowd"]  # something of its own to say: words, not an emoji
-    plan = next(p for p in (plan_reply(MAREN, heard, seed=s, memories=fair) for s in range(100)) if p.act in ("agree", "disagree"))
+    plan = next(p for p in (plan_reply(MAREN, heard, seed=s, memories=fair, model_talk=True) for s in range(100))
+                if p.act in ("agree", "disagree"))
     scene = Scene("Ashford Green", "general", None, (Line("Tobias Reed", heard.text),))
     said = await speak(ScriptedChain("Well, the green drew a record crowd. You are going to change the lives of 20,000 people!"),
                        agent_id=1, guild_id=1, persona=MAREN, plan=plan, scene=scene, gate=ctx(answering=heard.text),
@@ -493,7 +498,7 @@ async def test_what_a_persona_knows_about_what_was_said_is_shared_instead_of_sma
 async def test_a_line_between_agents_shaped_by_a_memory_says_something_of_it_or_nothing() -> None:
     heard = Heard("Tobias Reed", "The mill by the river looks sad these days.")
     memory = "Tobias said in #history: the old mill was built in 1794 by the Ashford family"
-    plan = next(p for p in (plan_reply(MAREN, heard, seed=s, memories=[memory]) for s in range(50))
+    plan = next(p for p in (plan_reply(MAREN, heard, seed=s, memories=[memory], model_talk=True) for s in range(50))
                 if p.act in ("agree", "disagree", "share") and p.recalled)
     scene = Scene("Ashford Green", "history", None, (Line("Tobias Reed", heard.text),))
 

@@ -86,7 +86,8 @@ _ASKS_YOUR_VIEW_OF = re.compile(r"(?i)\b(?:do you (?:think|reckon|know)|you thin
                                 r"(?:can|could) you tell me|any of you|do you happen to know)\b")
 _SOCIAL = re.compile(r"(?i)(?:^\s*(?:@\S+\s+)?(?:anyone|anybody|who(?:'s| is))(?: else)? (?:awake|around|up|here|there|online|about)\b|"
                      r"\b(?:any (?:news|gossip)|what(?:'s| is) (?:new|up|happening|going on|the news)|how(?:'s| is| are) "
-                     r"(?:it going|things|everything|life|everyone|the day))\b)")
+                     r"(?:it going|things|everything|life|everyone|the day)|what(?:'s| is| are) (?:every(?:one|body)|people|you all)"
+                     r"(?: else)? (?:up to|doing))\b)")
 
 
 def asks_for_facts(question: str) -> bool:

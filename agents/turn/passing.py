@@ -72,7 +72,7 @@ def pass_on_lines(memory: str, own: str) -> list[str]:
             who, channel, text = inner.group("who"), inner.group("channel"), inner.group("said")
         first = who.split()[0]
         quote = _quotable(text)
-        if quote is None or first == own:
+        if quote is None or first in (own, "I"):  # its own words ("I said in #x: ...") are not quoted
             return []
         leads = [f"{first} was saying in #{channel}: \"{quote}\"", f"From #{channel}, {first} says: \"{quote}\"",
                  f"Did you see what {first} said in #{channel}? \"{quote}\"", f"Passing this on from {first} in #{channel}: \"{quote}\""]
@@ -92,7 +92,7 @@ def pass_on_lines(memory: str, own: str) -> list[str]:
         event = went.group("event").split(" (")[0].rstrip(".")
         return [f"{b} {c}".strip() for b in (f"Went to {event} earlier.", f"I was at {event} earlier.", f"Been to {event} today.")
                 for c in ("", "Anyone else go?", "Did anyone else make it?")]
-    if len(words(memory)) < MIN_WORDS or memory.endswith("?"):
+    if len(words(memory)) < MIN_WORDS or memory.endswith("?") or ": " in memory[:80]:  # another frame ("I said in #x to Ana:")
         return []
     fact = _sentence(memory)
     if _FIRST_PERSON_START.match(fact):  # told about itself ("I won the raffle"): its own news

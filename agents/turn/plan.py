@@ -26,7 +26,7 @@ from ..world.replies import Aside
 from .asides import aside_lines, first_person
 from .knowing import asks_for_facts
 from .passing import pass_on_lines
-from .text import STOP_WORDS as _STOP, stems, unmention, words
+from .text import STOP_WORDS as _STOP, similarity, stems, unmention, words
 
 _QUESTION_START = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:what|why|how|when|where|who|which|whose|is|are|was|were|do|does|did|can|could|"
                              r"should|would|will|have|has|any(?:one|body)|shall|may)\b")
@@ -77,6 +77,7 @@ class Plan:
         return (self.honest or self.aside is not None or self.act in ("reach", "thank", "listen", "greet")
                 or (self.act in ("answer", "share") and self.known is not None)  # what it knows, framed: see below
                 or (self.heard is None and self.world is not None)  # the world's own news, event, outing, routine
+                or self.world == "mind"  # a memory passed on as it was said (passing.py)
                 # the society's own question or prompt, a sentence already ("Tell me a story your grandparents
                 # told about this place."; the model made one up: "She's a big fan of jam, ...")
                 or (self.act == "open" and self.content.rstrip().endswith(("?", ".", "!"))))
@@ -163,6 +164,8 @@ class Plan:
             after_comma = known[:1].lower() + known[1:]  # "By the way, tomatoes..." (not a name: statements start plainly)
             options = [f"By the way, {after_comma}", f"That reminds me. {known}", f"Speaking of which, {after_comma}",
                        f"For what it's worth, {after_comma}", known, f"Fun fact: {after_comma}", f"Oh, and {after_comma}"]
+        elif self.world == "mind":  # "Tobias was saying in #history: "..."" (also in a reply: it bears on the line)
+            options = pass_on_lines(self.content, self.first)
         elif self.heard is None and self.world:
             options = _world_lines(self.world, self.content, self.first)
         elif self.act == "answer":  # composed, short and varied, so that two agents' lines rarely read alike
@@ -176,7 +179,7 @@ class Plan:
                       "Beats me.", "Wish I knew.", "No clue, honestly.", "You've got me there.", "That's beyond me.",
                       "Not my area.", "No idea, sorry.", "Haven't a clue."]
             closers = ["Someone may know.", "I'll ask around.", "Anyone here know?", "", "Sorry!",
-                       "Try asking around.", "Can't help, sorry.", "Maybe ask the library?", "Anyone?", "Others might know.",
+                       "Try asking around.", "Can't help, sorry.", "Anyone?", "Others might know.",
                        "Worth asking around."]
             if _ADVICE.search(self.content):  # a problem to solve: the speaker has not had it, and asks
                 bodies.append("Never had that problem.")
@@ -197,8 +200,9 @@ class Plan:
                 echoes = [" ".join([asked, r, c]) for r in replies for c in closers if c]  # a bare echo would be a parrot
                 rng.shuffle(options)
                 rng.shuffle(echoes)
-                # the echo first in one answer of two: always, and "X? No idea, Sam." read as a dodge template
-                pairs = zip(echoes, options) if rng.random() < 0.5 else zip(options, echoes)
+                # the echo first in most answers, not all: it says what is not known (relevance), but every
+                # "X? No idea, Sam." read as a dodge template
+                pairs = zip(echoes, options) if rng.random() < 0.7 else zip(options, echoes)
                 return [line for pair in pairs for line in pair]
         else:
             options = {
@@ -288,6 +292,8 @@ def _world_lines(kind: str, subject: str, own: str = "") -> list[str]:
 # the news (its line must carry it) is still mostly an emoji; a small model's lines about the news
 # between agents rated 0.4 of 2 blind
 REACT_WEIGHT = 20.0
+MEMORY_SHARE = 0.5  # another agent's line that a memory bears on: passed on as it was said, else an emoji
+NEWS_SHARE = 0.2  # ... that the news bears on: the news told, else an emoji
 
 _VOCATIVE = re.compile(r"^\s*([A-Z][a-z]+)(?=,\s)|(?<=,\s)([A-Z][a-z]+)(?=[.!?,])")
 _NOT_A_NAME = frozenset({"well", "yes", "no", "oh", "hm", "hmm", "ah", "sorry", "honestly", "okay", "ok", "so", "right", "true",
@@ -394,14 +400,26 @@ def _interest_hint(persona: Persona, text: str) -> str | None:
     return None
 
 
-def _memory_hint(memories: list[str], text: str) -> str | None:
-    """A recalled memory that shares content words with the line (the best recalled first)."""
+def _recalled(memories: list[str], text: str) -> str | None:
+    """A recalled memory (with its frame: "Ana said in #market: ...") that shares content words
+    with the line and is not that line itself (the best recalled first)."""
     heard = {w for w in words(text) if w not in _STOP and len(w) > 3}
     for memory in memories:
-        body = memory.split(": ", 1)[1] if ": " in memory[:80] else memory
-        if heard & {w for w in words(body) if w not in _STOP and len(w) > 3}:
-            return body
+        body = _body(memory)
+        if heard & {w for w in words(body) if w not in _STOP and len(w) > 3} and similarity(body, text) < 0.8:
+            return memory
     return None
+
+
+def _body(memory: str) -> str:
+    """A memory's words past its frame ("Ana said in #market:", "My plan:")."""
+    return memory.split(": ", 1)[1] if ": " in memory[:80] else memory
+
+
+def _memory_hint(memories: list[str], text: str) -> str | None:
+    """The words of a recalled memory that shares content words with the line."""
+    found = _recalled(memories, text)
+    return _body(found) if found is not None else None
 
 
 def _world_hint(world: list[str], text: str) -> str | None:
@@ -412,16 +430,21 @@ def _world_hint(world: list[str], text: str) -> str | None:
 
 def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm", bond: Bond | None = None,
                memories: list[str] | None = None, interests_match: float = 0.0, known: str | None = None,
-               expert: str | None = None, world: list[str] | None = None, aside: Aside | None = None) -> Plan:
+               expert: str | None = None, world: list[str] | None = None, aside: Aside | None = None,
+               model_talk: bool = False) -> Plan:
     """The act and content of a turn that answers `heard`. `known` is what the speaker knows that
     fits it (`best_known`); `expert`, a member who would know when the speaker does not; `world`,
     what the agent knows of its world now (agents/world/subjects.world_lines): a share about
     something said there is about it; `aside`, what its own day says about the message
     (agents/world/replies.py): asked about an event, what it is doing, a piece of news, the line
-    is made from that."""
+    is made from that. `model_talk`: the model may word lines between agents (agree, disagree,
+    ask, joke, share a memory); off by default: the bundled model's were nonsense, some offensive
+    ("the old mill was built by the Jews"), so another agent's line gets what the agent knows, a
+    memory passed on as it was said, the news, or an emoji."""
     rng = random.Random(seed)
     text = " ".join(heard.text.split())
-    memory = _memory_hint(memories or [], text)
+    framed = _recalled(memories or [], text)
+    memory = _body(framed) if framed is not None else None
     news = _world_hint(world or [], text)
     hint = memory or known or _interest_hint(persona, text)
     base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human)
@@ -451,6 +474,19 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     factual = is_question(text) and asks_for_facts(text)
     grounded = bool(memory or news or known)
     called = heard.to_me or bool(re.match(rf"\s*{re.escape(persona.name.split()[0])},\s", text))
+    if not heard.human and not model_talk and grounded:
+        if called and factual and not known:
+            return Plan("answer", content=text, honest=True, **base)  # type: ignore[arg-type]
+        if known:  # what it knows that bears on it, said as it is
+            return Plan("answer" if is_question(text) else "share", content=known, known=known, lead="", **base)  # type: ignore[arg-type]
+        # a memory that bears on it (two content words in common, not one: "Wish I were there." quoted
+        # to a question about lunch), passed on as it was said
+        if (framed is not None and len(stems(_body(framed)) & stems(text)) >= 2
+                and pass_on_lines(framed, persona.name.split()[0]) and rng.random() < MEMORY_SHARE):
+            return Plan("share", content=framed, world="mind", **base)  # type: ignore[arg-type]  # "Tobias was saying in #history: ..."
+        if news and rng.random() < NEWS_SHARE:
+            return Plan("share", content=news, known=news.split(": ", 1)[1] if ": " in news[:90] else news, lead="", **base)  # type: ignore[arg-type]
+        return Plan("react", content=emoji_for(sentiment(text), bond.affinity if bond else 0.0, text, rng), **base)  # type: ignore[arg-type]
     if not heard.human and not grounded:
         # another agent's line the speaker has nothing of its own to add to (no memory, news or
         # knowledge): a small model's free lines between agents rated 0 to 0.5 of 2 blind ("Same

@@ -156,6 +156,7 @@ class Settings(BaseSettings):
     agent_cooldown_seconds: float = 8.0  # least time between two unprompted messages of one agent
     revive_idle_seconds: float = 120.0  # an idle channel is revived with a new topic after this long
     mind_share: float = Field(default=0.4, ge=0, le=1)  # share of revivals that open with what is on the agent's mind (news travels)
+    model_between_agents: bool = False  # the model words agents' lines to each other (agree, disagree, ask, joke): for a larger model
     interview_relevance_floor: float = Field(default=0.35, ge=0, le=1)  # a memory whose cosine similarity to an interview question is below this does not count as knowing about it
     interview_max_tokens: int = Field(default=60, ge=8, le=512)  # length of an interview answer (cut to its first sentences, see agents/interview/answer.py)
     interview_concurrency: int = Field(default=2, ge=1, le=32)  # agents a society-wide interview questions at once (their model calls queue at the model)

@@ -201,7 +201,8 @@ class TurnTaking:
             expert = self._expert(agent, channel, heard.text)
         return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=recall.lines,
                           interests_match=match, known=known, expert=expert, world=self.world.lines(agent),
-                          aside=self.world.aside(agent, heard.text, self._recent_own[agent.id]))
+                          aside=self.world.aside(agent, heard.text, self._recent_own[agent.id]),
+                          model_talk=self.settings.model_between_agents)
 
     def _expert(self: AgentWorker, agent: AgentInfo, channel: ChannelState, question: str) -> str | None:
         """Who in this channel's crowd would know (bounded: a thousand-agent society is not scanned per question)."""
