@@ -113,3 +113,16 @@ async def test_another_agents_line_gets_a_memory_as_it_was_said_what_it_knows_th
     assert all(p.act == "react" for p in (plan_reply(oskar, heard, seed=s, memories=[chat]) for s in range(20)))
     # nothing of its own: an emoji, never the model
     assert all(plan_reply(oskar, heard, seed=s).act == "react" for s in range(20))
+
+
+def test_every_way_a_line_was_passed_on_keeps_its_first_author_and_non_answers_are_not_passed_on() -> None:
+    said = "The Cellar holds a vinyl fair next Sunday afternoon."
+    for relayed in (f'Beatriz was saying in #music: "{said}"', f'From #music, Beatriz says: "{said}" Thoughts?',
+                    f'Did you see what Beatriz said in #music? "{said}"', f'Passing this on from Beatriz in #music: "{said}" Worth knowing.'):
+        lines = pass_on_lines(f"Marcus Bell said in #books: {relayed}", "Kwame")
+        assert lines and all("Beatriz" in line and "#music" in line and f'"{said}"' in line and "Marcus" not in line
+                             for line in lines), relayed
+    for answer in ("Who sells the best cheese? Not sure, Sam. Others might know.", "What's a good first laptop? Don't know, Sam.",
+                   "Good question, Sam. Wish I knew. I'll ask around."):
+        assert pass_on_lines(f"Maren Holt said in #market: {answer}", "Oskar") == []
+    assert pass_on_lines('Maren Holt said in #market: She said "call me" and left the stall early today.', "Oskar") == []

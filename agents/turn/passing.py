@@ -21,7 +21,13 @@ MIN_WORDS = 5  # "Morning all!" is not worth passing on
 
 # the frames agents/memory/remember.py writes
 _SAID = re.compile(r"^(?P<who>[^:#]{1,60}?) (?:said|replied to me|spoke to me) in #(?P<channel>[\w-]+): (?P<said>.+)$", re.S)
-_QUOTED = re.compile(r"\b(?P<who>[A-Z][\w'-]+(?: [A-Z][\w'-]+)?) (?:was saying|said|says) in #(?P<channel>[\w-]+)\W*\"(?P<said>[^\"]+)\"")
+# the four ways `pass_on_lines` quotes (a pass-on passed on keeps its first author)
+_QUOTED = re.compile(r"(?:\b(?P<w1>[A-Z][\w'-]+) was saying in #(?P<c1>[\w-]+): |\bFrom #(?P<c2>[\w-]+), (?P<w2>[A-Z][\w'-]+) says: |"
+                     r"\bDid you see what (?P<w3>[A-Z][\w'-]+) said in #(?P<c3>[\w-]+)\? |"
+                     r"\bPassing this on from (?P<w4>[A-Z][\w'-]+) in #(?P<c4>[\w-]+): )\"(?P<said>[^\"]+)\"")
+# an answer that says it does not know is not news to pass on
+_NOT_KNOWN = re.compile(r"(?i)\b(?:no idea|not sure|don't know|couldn't say|can't say|wish i knew|beats me|no clue|haven't a clue|"
+                        r"not my area|got me there|beyond me)\b")
 _PLAN = re.compile(r"^My plan: (?P<plan>.+)$", re.S)
 _WENT = re.compile(r"^I was at (?P<event>.+)$", re.S)
 _FIRST_PERSON_START = re.compile(r"^(?:I|I'm|I've|I'll|I'd|My|We|We're|Our)\b")
@@ -37,11 +43,10 @@ _WHEREABOUTS = re.compile(r"(?i)^(?:here at|i'm at|i am at|just got to|busy|just
 
 def _quotable(text: str) -> str | None:
     """The first sentence or two of what was said, if that is worth repeating."""
-    if _WHEREABOUTS.search(text):
+    if _WHEREABOUTS.search(text) or _NOT_KNOWN.search(text):
         return None
-    said = sentences(" ".join(text.split()))
-    while said and len(words(said[0])) < 4:  # "Good question, Sam." frames an answer: what was said is after it
-        said = said[1:]
+    # what was said, without its questions and its short frames ("Good question, Sam.", "Hope that helps.")
+    said = [s for s in sentences(" ".join(text.split())) if not s.endswith("?") and len(words(s)) >= 4]
     kept = ""
     for s in said:
         if len(kept) + len(s) + 1 > QUOTE_MAX:
@@ -69,7 +74,10 @@ def pass_on_lines(memory: str, own: str) -> list[str]:
     if (said := _SAID.match(memory)) is not None:
         who, channel, text = said.group("who"), said.group("channel"), said.group("said")
         if (inner := _QUOTED.search(text)) is not None:  # a pass-on passed on: its first author, not the messenger
-            who, channel, text = inner.group("who"), inner.group("channel"), inner.group("said")
+            n = next(i for i in range(1, 5) if inner.group(f"w{i}"))
+            who, channel, text = inner.group(f"w{n}"), inner.group(f"c{n}"), inner.group("said")
+        elif '"' in text:  # some other quote: not ours to pass on
+            return []
         first = who.split()[0]
         quote = _quotable(text)
         if quote is None or first in (own, "I"):  # its own words ("I said in #x: ...") are not quoted

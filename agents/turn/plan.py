@@ -484,7 +484,7 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         if (framed is not None and len(stems(_body(framed)) & stems(text)) >= 2
                 and pass_on_lines(framed, persona.name.split()[0]) and rng.random() < MEMORY_SHARE):
             return Plan("share", content=framed, world="mind", **base)  # type: ignore[arg-type]  # "Tobias was saying in #history: ..."
-        if news and rng.random() < NEWS_SHARE:
+        if news and len(stems(news) & stems(text)) >= 2 and rng.random() < NEWS_SHARE:
             return Plan("share", content=news, known=news.split(": ", 1)[1] if ": " in news[:90] else news, lead="", **base)  # type: ignore[arg-type]
         return Plan("react", content=emoji_for(sentiment(text), bond.affinity if bond else 0.0, text, rng), **base)  # type: ignore[arg-type]
     if not heard.human and not grounded:
