@@ -108,6 +108,10 @@ async def test_another_agents_line_gets_a_memory_as_it_was_said_what_it_knows_th
     knows = "The old mill ground flour until 1962 and was later used as a grain store."
     told = plan_reply(oskar, heard, seed=1, known=knows)
     assert told.composed and told.known == knows and any(knows in line for line in told.fallbacks())
+    # a line that quotes the memory already does not get it quoted back
+    quoting = Heard("Tobias Reed", 'Did you see what Maren said in #general? "The parish council will discuss the old mill on Tuesday '
+                                   'evening in the village hall." Thoughts?')
+    assert all(p.act == "react" for p in (plan_reply(oskar, quoting, seed=s, memories=[memory]) for s in range(20)))
     # a memory that only touches it (one word in common), or small talk: not passed on
     chat = "Maren Holt said in #general: The mill looks pretty in the snow."
     assert all(p.act == "react" for p in (plan_reply(oskar, heard, seed=s, memories=[chat]) for s in range(20)))

@@ -406,7 +406,8 @@ def _recalled(memories: list[str], text: str) -> str | None:
     heard = {w for w in words(text) if w not in _STOP and len(w) > 3}
     for memory in memories:
         body = _body(memory)
-        if heard & {w for w in words(body) if w not in _STOP and len(w) > 3} and similarity(body, text) < 0.8:
+        said_already = len(stems(body) - stems(text)) <= len(stems(body)) // 3  # the line says it already (a quote of it)
+        if heard & {w for w in words(body) if w not in _STOP and len(w) > 3} and similarity(body, text) < 0.8 and not said_already:
             return memory
     return None
 
