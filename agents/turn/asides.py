@@ -68,7 +68,7 @@ def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = 
             return [f"{b} {c}".strip() for b in ["Of course, I'm leading it!", "I'll be there, of course.", "Of course, it's mine!"]
                     for c in ["Come along!", "All welcome.", ""]]
         bodies = [f"Yes, I'll be at {title}.", f"I'm going to {title}!", f"Wouldn't miss {title}.", f"Count me in for {title}.",
-                  "I'll be there.", "Count me in.", "I'm in!", "Planning to, yes.", "Wouldn't miss it.", "Yes, going."]
+                  f"{_capital(title)}? I'm in!", f"{_capital(title)}? Planning to, yes.", "Count me in."]
         extra = [f"I'll be {instead}." for _ in [0] if instead and not instead.startswith("at ")] + [""]
         closers = ["See you there!", "Should be fun.", "", "Save me a seat.", "Can't wait.", "Looking forward to it."]
         return [" ".join(filter(None, [n + _after_name(b) if n else b, e, c]))
@@ -109,5 +109,7 @@ def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = 
         headline = _capital(aside.what.rstrip(".!?"))
         # in two lines of three, not all: the same "X? I read that too." from every agent read as a
         # template; none, and the line says nothing of what it answers
-        plain += [f"{headline}? {b}" for b in plain if not b.endswith("?")] * 2
+        # the headline said back first (two lines of three) or after ("Yes, I saw that. Frost tonight, eh?"):
+        # a bare "Yes, I saw that." says nothing of what it answers
+        plain = [f"{headline}? {b}" for b in plain if not b.endswith("?")] * 2 + [f"{b} {headline}, eh?" for b in plain]
     return [f"{b} {r}".strip() for b in plain for r in ([known] if known else _reaction(aside.what, seen))]
