@@ -58,6 +58,7 @@ def test_a_plan_a_visit_and_a_told_fact_are_said_as_the_speaker_says_them() -> N
 def test_what_is_not_worth_repeating_is_not_passed_on() -> None:
     assert pass_on_lines("Maren Holt said in #market: Morning all!", "Theo") == []  # small talk
     assert pass_on_lines("Beatriz Rocha said in #food: Here at the Saturday market, on now until 14:00. Lovely atmosphere.", "Omar") == []
+    assert pass_on_lines("Lucia Ferraro said in #music: Can't make the Saturday club night, I'm afraid.", "Omar") == []
     assert pass_on_lines("Maren Holt said in #market: Is anyone going to the market tomorrow morning?", "Theo") == []
     assert on_mind_subject(memory("Maren Holt wrote to me privately: my sister is moving to Leeds next month"), "general", "Theo Park") is None
     assert on_mind_subject(memory("I said in #market: the bakery will close on Monday for repairs"), "general", "Theo Park") is None

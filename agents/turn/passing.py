@@ -37,8 +37,11 @@ _BASE_VERB_START = re.compile(r"^(?:throw|host|hold|have|give|run|open|organise|
 
 # where the speaker was or what it was doing then ("Here at the Saturday market, on now until
 # 14:00."): true when it was said, not news to pass on later
-_WHEREABOUTS = re.compile(r"(?i)^(?:here at|i'm at|i am at|just got to|busy|just|out for|enjoying|off for|spent the last hour|me\?)\b"
-                          r"|\b(?:right now|on now)\b")
+_WHEREABOUTS = re.compile(r"(?i)^(?:here at|i'm at|i am at|just got to|busy|just|out for|enjoying|off for|spent|been|currently|me\?)\b"
+                          r"|\b(?:right now|on now)\b"
+                          # ... nor whether it goes to an event ("Can't make the club night, I'm afraid.")
+                          r"|^(?:can't make|not .{0,60} this time|i'll give it a miss|wish i could|count me in|yes, i'll be|"
+                          r"i'm going to|wouldn't miss|i'll miss|i'll be there|i'm in)\b")
 
 
 def _quotable(text: str) -> str | None:
