@@ -131,3 +131,11 @@ def test_every_way_a_line_was_passed_on_keeps_its_first_author_and_non_answers_a
                    "Good question, Sam. Wish I knew. I'll ask around."):
         assert pass_on_lines(f"Maren Holt said in #market: {answer}", "Oskar") == []
     assert pass_on_lines('Maren Holt said in #market: She said "call me" and left the stall early today.', "Oskar") == []
+
+
+def test_what_it_knows_is_not_said_again_right_after_someone_said_it() -> None:
+    from townsquare.agents.turn.plan import Heard, plan_reply
+
+    knows = "After a run longer than ninety minutes, eat carbohydrate and some protein within the hour to recover."
+    answered = Heard("Mia Chen", f"Right, Sam. {knows} Hope that helps.")
+    assert all(plan_reply(agent("Oskar"), answered, seed=s, known=knows).act == "react" for s in range(20))

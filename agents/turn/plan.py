@@ -406,10 +406,15 @@ def _recalled(memories: list[str], text: str) -> str | None:
     heard = {w for w in words(text) if w not in _STOP and len(w) > 3}
     for memory in memories:
         body = _body(memory)
-        said_already = len(stems(body) - stems(text)) <= len(stems(body)) // 3  # the line says it already (a quote of it)
-        if heard & {w for w in words(body) if w not in _STOP and len(w) > 3} and similarity(body, text) < 0.8 and not said_already:
+        if heard & {w for w in words(body) if w not in _STOP and len(w) > 3} and similarity(body, text) < 0.8 and not _says(text, body):
             return memory
     return None
+
+
+def _says(line: str, statement: str) -> bool:
+    """The line says the statement already (most of its content words): a quote of it, an answer with it."""
+    own = stems(statement)
+    return len(own - stems(line)) <= len(own) // 3
 
 
 def _body(memory: str) -> str:
@@ -463,6 +468,8 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         adds = known is not None and len(stems(known) - stems(text)) >= max(2, len(stems(known)) // 2)
         return Plan("answer" if is_question(text) else "share", content=aside.what, aside=aside,  # type: ignore[arg-type]
                     known=known if aside.kind.startswith("news") and adds else None, **base)
+    if not heard.human and known is not None and _says(text, known):
+        known = None  # what it knows is what it just heard (an answer to Sam, heard by a neighbour): not said again
     addressee = _addressee(text, persona.name)
     if addressee and not (heard.human and heard.to_me):
         # "Samir, have you had a night?" read by Sofia: not hers to answer; "Hm, Sam. No idea." read by
