@@ -139,3 +139,14 @@ def test_what_it_knows_is_not_said_again_right_after_someone_said_it() -> None:
     knows = "After a run longer than ninety minutes, eat carbohydrate and some protein within the hour to recover."
     answered = Heard("Mia Chen", f"Right, Sam. {knows} Hope that helps.")
     assert all(plan_reply(agent("Oskar"), answered, seed=s, known=knows).act == "react" for s in range(20))
+
+
+def test_a_sentence_after_a_comma_keeps_a_names_capital_and_a_statement_is_not_answered_as_a_question() -> None:
+    from townsquare.agents.turn.plan import Heard, plan_reply
+    from townsquare.agents.turn.text import lower_first
+
+    assert lower_first("The bakery closes at one.") == "the bakery closes at one."
+    assert lower_first("Harbour Ward win the derby.") == "Harbour Ward win the derby."
+    # "Frost tonight? So I read." ends with a statement: not a question to answer with "no idea"
+    echo = Heard("Tobias Reed", "Frost tonight? So I read. Time will tell.", to_me=True)
+    assert all(plan_reply(agent("Oskar"), echo, seed=s).act == "react" for s in range(20))

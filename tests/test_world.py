@@ -503,3 +503,14 @@ async def test_the_world_as_the_dashboard_reads_it(platform: Platform, client: h
     human = await person(platform)
     assert_discord_error(await client.get(f"/api/v10/townsquare/societies/{guild_id}/world", headers=human.headers), 403)
     assert_discord_error(await client.get("/api/v10/townsquare/societies/777/world", headers=admin.headers), 404, 10004)
+
+
+def test_what_an_agent_is_doing_comes_up_in_its_places_channel_or_the_open_one(village: World) -> None:
+    t = hm(0, 12)
+    released = {n.id: n.at for n in due_news(village, t)}
+    for channel in ("general", "market", "garden", "history"):
+        for agent in ("Maren Holt", "Tobias Reed", "Ines Alvarez", "Oskar Lind", "Priya Nair"):
+            here = whereabouts(village, agent, t)
+            routine = [s for s, _ in candidates(village, agent, channel, t, released, lambda c: True) if s.kind == "routine"]
+            home = village.place(here.place.id).channel if here.place is not None else None
+            assert not routine or channel == "general" or channel == home, (agent, channel, routine)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from .text import sentences, words
+from .text import lower_first, sentences, words
 
 QUOTE_MAX = 150  # characters of what is quoted: a sentence or two, not a speech
 MIN_WORDS = 5  # "Morning all!" is not worth passing on
@@ -61,7 +61,7 @@ def _quotable(text: str) -> str | None:
 
 
 def _lower_first(text: str) -> str:
-    return text if _FIRST_PERSON_START.match(text) else text[:1].lower() + text[1:]
+    return text if _FIRST_PERSON_START.match(text) else lower_first(text)
 
 
 def _sentence(text: str) -> str:

@@ -26,7 +26,7 @@ from ..world.replies import Aside
 from .asides import aside_lines, first_person
 from .knowing import asks_for_facts
 from .passing import pass_on_lines
-from .text import STOP_WORDS as _STOP, similarity, stems, unmention, words
+from .text import STOP_WORDS as _STOP, lower_first, similarity, stems, unmention, words
 
 _QUESTION_START = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:what|why|how|when|where|who|which|whose|is|are|was|were|do|does|did|can|could|"
                              r"should|would|will|have|has|any(?:one|body)|shall|may)\b")
@@ -161,7 +161,7 @@ class Plan:
             options = [" ".join(filter(None, [o, known, c])) for o in openers for c in closers]
         elif self.act == "share" and self.known:
             known = sentence(self.known)
-            after_comma = known[:1].lower() + known[1:]  # "By the way, tomatoes..." (not a name: statements start plainly)
+            after_comma = lower_first(known)  # "By the way, the bakery..." ("Harbour Ward" keeps its capital)
             options = [f"By the way, {after_comma}", f"That reminds me. {known}", f"Speaking of which, {after_comma}",
                        f"For what it's worth, {after_comma}", known, f"Fun fact: {after_comma}", f"Oh, and {after_comma}"]
         elif self.world == "mind":  # "Tobias was saying in #history: "..."" (also in a reply: it bears on the line)
@@ -188,7 +188,8 @@ class Plan:
                 expert = self.expert.split()[0]
                 closers = [f"{expert} would know.", f"Ask {expert}.", f"Try {expert}, maybe.", f"{expert} might know.",
                            f"{expert} knows this stuff.", f"{expert}'s the one to ask."]
-            options = [" ".join(filter(None, [o, b, c])) for o in openers for b in bodies for c in closers]
+            options = [" ".join(filter(None, [o, b, c])) for o in openers for b in bodies for c in closers
+                       if not ("orry" in o and "orry" in c)]  # not "Sorry, Kwame. Beats me. Sorry!"
             asked = as_heard(sentence(unmention(self.content)))
             # the question echoed, as people do ("Why is the bell cracked? No idea, Sam."; "my basil" said
             # back as "your basil"): what is not known is named, not only "no idea"
@@ -245,7 +246,7 @@ def _reach_lines(friend: str, interest: str) -> list[str]:
     if interest == HOW_THEY_ARE:
         return [f"Hi {friend}, how are you doing?", f"Hey {friend}! How have you been?", f"{friend}, all well with you?",
                 f"Hi {friend}. Been a while, how are things?"]
-    return [f"Hey {friend}, been thinking about {interest}. Anything new on that front?", f"Hi {friend}! Any news on {interest}?",
+    return [f"Hey {friend}, been thinking about {interest}. Anything new on that front?",
             f"Hi {friend}, fancy a chat about {interest} sometime?", f"Hey {friend}, how are you? Still into {interest}?",
             f"{friend}! Anything new with {interest} lately?"]
 
@@ -483,7 +484,7 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     grounded = bool(memory or news or known)
     called = heard.to_me or bool(re.match(rf"\s*{re.escape(persona.name.split()[0])},\s", text))
     if not heard.human and not model_talk and grounded:
-        if called and factual and not known:
+        if called and factual and not known and text.rstrip().endswith("?"):
             return Plan("answer", content=text, honest=True, **base)  # type: ignore[arg-type]
         if known:  # what it knows that bears on it, said as it is
             return Plan("answer" if is_question(text) else "share", content=known, known=known, lead="", **base)  # type: ignore[arg-type]
@@ -501,7 +502,7 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         # here, I want to tell you about a building.", "I think I know a way to create apps."):
         # a question about the world put to it gets an honest "not sure", anything else an emoji
         # (asked about itself with nothing remembered to go on, the model made up "a way to create apps")
-        if called and factual:
+        if called and factual and text.rstrip().endswith("?"):  # a question put to it (not "Frost tonight? So I read.")
             return Plan("answer", content=text, honest=True, **base)  # type: ignore[arg-type]
         return Plan("react", content=emoji_for(sentiment(text), bond.affinity if bond else 0.0, text, rng), **base)  # type: ignore[arg-type]
     # another agent's question about the world that nothing known answers (often a person's

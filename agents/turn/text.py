@@ -68,3 +68,10 @@ def distinct_n(texts: Iterable[str], n: int = 2) -> float:
         total += len(grams)
         seen.update(grams)
     return len(seen) / total if total else 0.0
+
+
+def lower_first(text: str) -> str:
+    """A sentence put after a comma or a colon: its first word in lower case when it is a common
+    word ("The bakery..." -> "the bakery..."), kept when it is a name ("Harbour Ward win...")."""
+    first = text.split(" ", 1)[0]
+    return text[:1].lower() + text[1:] if first.lower() in STOP_WORDS else text

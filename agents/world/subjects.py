@@ -90,7 +90,8 @@ def candidates(world: World, agent: str, channel: str, t: WorldTime, released: M
     for item in known_news(world, t, released, follows)[:3]:
         fresh = 1.0 - min(1.0, (t.total - released[item.id]) / DAY_MINUTES)
         out.append((Subject("news", f"the news: {news_subject(item)}", True, item.channel), 0.8 + 2.0 * fresh))
-    if here.doing and here.event is None and here.place is not None:
+    # what it is doing, in its place's channel or an open one ("Busy having a nap at home" was posted in #market)
+    if here.doing and here.event is None and here.place is not None and (fits(here.place.id) or channel in OPEN_CHANNELS):
         out.append((Subject("routine", _clip(with_place(here.doing, here.place.name)), True, here.place.channel),
                     1.5 if fits(here.place.id) else 1.0))
     raised = raised or {}
