@@ -150,3 +150,9 @@ def test_a_sentence_after_a_comma_keeps_a_names_capital_and_a_statement_is_not_a
     # "Frost tonight? So I read." ends with a statement: not a question to answer with "no idea"
     echo = Heard("Tobias Reed", "Frost tonight? So I read. Time will tell.", to_me=True)
     assert all(plan_reply(agent("Oskar"), echo, seed=s).act == "react" for s in range(20))
+
+
+def test_a_memory_clipped_mid_sentence_is_not_quoted_as_if_whole() -> None:
+    lines = pass_on_lines("Zara Ahmed said in #general: The ward council hears residents on Tuesday. Bike lanes on Quay Road will take out", "Omar")
+    assert lines and all('"The ward council hears residents on Tuesday."' in line for line in lines)
+    assert pass_on_lines("Zara Ahmed said in #general: Derby tomorrow — Harbour Ward FC play Northgate tomorrow at 3 pm at the ward", "Omar") == []

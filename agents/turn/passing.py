@@ -49,7 +49,8 @@ def _quotable(text: str) -> str | None:
     if _WHEREABOUTS.search(text) or _NOT_KNOWN.search(text):
         return None
     # what was said, without its questions and its short frames ("Good question, Sam.", "Hope that helps.")
-    said = [s for s in sentences(" ".join(text.split())) if not s.endswith("?") and len(words(s)) >= 4]
+    # (a memory clipped for a prompt ends mid-sentence: the fragment is not quoted)
+    said = [s for s in sentences(" ".join(text.split())) if s.endswith((".", "!")) and len(words(s)) >= 4]
     kept = ""
     for s in said:
         if len(kept) + len(s) + 1 > QUOTE_MAX:

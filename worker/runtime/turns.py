@@ -199,7 +199,12 @@ class TurnTaking:
         expert = None
         if known is None and is_question(heard.text) and heard.human and heard.to_me and asks_for_facts(heard.text):
             expert = self._expert(agent, channel, heard.text)
-        return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=recall.lines,
+        # what it remembers that may be passed on: not the news feed's posts (the world tells its news) nor what
+        # this channel heard already
+        source = self.world.news_source(agent.guild_id)
+        memories = [m for m in recall.lines
+                    if not (source and m.startswith(f"{source} said in #")) and f" in #{channel.name}: " not in m[:100]]
+        return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=memories,
                           interests_match=match, known=known, expert=expert, world=self.world.lines(agent),
                           aside=self.world.aside(agent, heard.text, self._recent_own[agent.id]),
                           model_talk=self.settings.model_between_agents)
