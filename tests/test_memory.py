@@ -181,6 +181,8 @@ def test_importance_heuristic_and_rating_parser() -> None:
     small = heuristic_importance("the weather is fine")
     news = heuristic_importance("Isabella is throwing a party on Friday, you are invited!")
     assert news > small
+    # several news cues (a party, a day, an invitation) make it notable enough to bring up (news.py: NOTABLE)
+    assert news >= 6.0 > heuristic_importance("The bakery closes early tomorrow")
     assert heuristic_importance("the weather is fine", addressed=True) > small
     assert parse_rating("I would say 7.") == 7.0
     assert parse_rating("10") == 10.0

@@ -16,7 +16,7 @@ from .model import clamp_importance
 
 _NEWS = re.compile(r"(?i)\b(?:party|wedding|married|engaged|pregnant|baby|born|died|funeral|moved|moving|new job|fired|hired|"
                    r"quit|opening|opens|closed|closing|festival|invite|invited|invitation|announce|announcement|tomorrow|"
-                   r"tonight|next week|saturday|sunday|birthday|election|vote|accident|fire|flood|secret|news|won|lost)\b")
+                   r"tonight|next week|monday|tuesday|wednesday|thursday|friday|saturday|sunday|birthday|election|vote|accident|fire|flood|secret|news|won|lost)\b")
 _SELF = re.compile(r"(?i)\b(?:i am|i'm|i love|i hate|i live|i work|my (?:wife|husband|partner|son|daughter|mother|father|"
                    r"sister|brother|friend|job|dog|cat))\b")
 _SMALL_TALK = re.compile(r"(?i)^\s*(?:hi|hello|hey|lol|haha|ok|okay|yes|no|thanks|thank you|same|agreed|good (?:morning|night))\W*$")
@@ -31,8 +31,9 @@ def heuristic_importance(text: str, *, addressed: bool = False, own: bool = Fals
     if own:
         score += 0.5
     score += 2.5 * abs(sentiment(text))
-    if _NEWS.search(text):
-        score += 2.5
+    cues = {m.lower() for m in _NEWS.findall(text)}
+    if cues:  # news; several cues (a party, on Saturday, everyone invited) make it more so
+        score += 2.5 + min(2.0, len(cues) - 1)
     if _SELF.search(text):
         score += 1.0
     if len(text) > 160:
