@@ -227,7 +227,7 @@ def _world_time(society: Society, persona: Persona, rng: random.Random) -> World
             return t
 
 
-TOPICS_RAISED: dict[str, deque[str]] = {}  # society -> the revival topics asked lately
+TOPICS_RAISED: dict[str, deque[str]] = {}  # society#channel -> the revival topics asked there lately
 RELEVANCE: list = []  # the text relevance (set in main): how well a topic fits a channel
 MIND_SHARE = 0.4 * 0.5  # the worker looks at what is on an agent's mind in 4 revivals of 10; about half find something notable
 
@@ -261,7 +261,7 @@ def opener_plan(society: Society, persona: Persona, channel: str, subjects: str,
                     situation(society.world, persona.name, t) or "", t)
     topic = channel
     if society.revival_topics:  # a topic asked lately is not asked again soon (the worker's policy: `_subject`)
-        lately = TOPICS_RAISED.setdefault(society.guild, deque(maxlen=max(1, len(society.revival_topics) // 2)))
+        lately = TOPICS_RAISED.setdefault(f"{society.guild}#{channel}", deque(maxlen=max(1, len(society.revival_topics) // 2)))
         fresh = [t for t in society.revival_topics if t not in lately] or society.revival_topics
         where = f"{channel} {next((c.topic or '' for c in society.channels if c.name == channel), '')}"
         if RELEVANCE and channel != "general":  # a topic of the channel's own (the worker's `_subject`)

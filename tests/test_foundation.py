@@ -358,8 +358,9 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
         assert len(cast) == 5
         society = cast[0]["guild_id"]
         general = next(c for c in httpx.get(f"{base}/api/v10/guilds/{society}/channels", headers=h).json() if c["name"] == "general")
+        # a question about the agent itself: the model's to answer (a greeting, or what it knows, is said without it)
         asked = httpx.post(f"{base}/api/v10/channels/{general['id']}/messages", headers=h,
-                           json={"content": f"<@{cast[0]['id']}> good morning! how is the bakery today?"}).json()
+                           json={"content": f"<@{cast[0]['id']}> what do you like most about baking?"}).json()
         deadline, answer = time.monotonic() + 120, None
         while answer is None and time.monotonic() < deadline:
             time.sleep(1)
@@ -376,11 +377,11 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
         assert any(c["outcome"] in ("ok", "rejected") and c["backend"] == "local" and c["completion_tokens"] > 0 for c in calls), calls
         assert all(c["error"].startswith("gate:") for c in calls if c["outcome"] == "rejected"), calls
         # the agent remembers being asked (its memory: the Chroma server `up` runs on the data folder)
-        memories = f"{base}/api/v10/townsquare/agents/{cast[0]['id']}/memories?query=bakery"
+        memories = f"{base}/api/v10/townsquare/agents/{cast[0]['id']}/memories?query=baking"
         deadline, recalled = time.monotonic() + 15, []
         while not recalled and time.monotonic() < deadline:
             time.sleep(0.5)
-            recalled = [m["text"] for m in httpx.get(memories, headers=h, timeout=60).json()["memories"] if "bakery" in m["text"]]
+            recalled = [m["text"] for m in httpx.get(memories, headers=h, timeout=60).json()["memories"] if "baking" in m["text"]]
         assert recalled, "the agent did not remember the question"
         watch.sample()
         # the stack's own connections were seen (the server's to PostgreSQL, the worker's to the model) ...
@@ -406,7 +407,7 @@ def test_up_on_embedded_defaults_survives_restart(tmp_path: Path) -> None:
         assert [m["content"] for m in history] == ["still here?"]
         again = httpx.get(f"{base}/api/v10/townsquare/agents", headers=h).json()
         assert [a["id"] for a in again] == [a["id"] for a in cast]  # the same society continues, not a second one
-        after = httpx.get(f"{base}/api/v10/townsquare/agents/{cast[0]['id']}/memories?query=bakery", headers=h, timeout=60).json()
+        after = httpx.get(f"{base}/api/v10/townsquare/agents/{cast[0]['id']}/memories?query=baking", headers=h, timeout=60).json()
         assert any(m["text"] in recalled for m in after["memories"])  # and its agents still remember
     finally:
         proc.send_signal(signal.SIGINT)

@@ -392,7 +392,7 @@ async def test_a_real_worker_turn_shows_in_metrics(platform: Platform, settings:
     await worker.start()
     try:
         agent = cast[0]
-        sent = (await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> hello there"},
+        sent = (await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> what do you like most about your work?"},
                                   headers=human.headers)).json()
         await wait_for(lambda: replies_to(client, human, general, sent["id"], agent["id"]), timeout=20)
 

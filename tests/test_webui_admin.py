@@ -82,7 +82,7 @@ async def test_admin_pauses_an_agent_and_it_stops_speaking(platform: Platform, s
         await web.shot("admin-overview")
 
         # the agent speaks when mentioned
-        first = await mention(client, soc, a["id"], text="good morning!")
+        first = await mention(client, soc, a["id"], text="what do you like most about your work?")
         await wait_for(lambda: replies(client, soc["human"], soc["general"], first["id"], a["id"]), timeout=20)
 
         # paused from the Agents page
@@ -105,7 +105,7 @@ async def test_admin_pauses_an_agent_and_it_stops_speaking(platform: Platform, s
         await page.get_by_role("button", name=f"Resume {a['name']}").click()  # type: ignore[attr-defined]
         await page.get_by_role("button", name=f"Pause {a['name']}").wait_for()  # type: ignore[attr-defined]
         await wait_for(lambda: _async(worker.state.agents[int(a["id"])].state == "active"), timeout=10)
-        again = await mention(client, soc, a["id"], text="welcome back!")
+        again = await mention(client, soc, a["id"], text="what did you do this morning?")
         await wait_for(lambda: replies(client, soc["human"], soc["general"], again["id"], a["id"]), timeout=20)
 
         # the agent page: the persona editor saves; the LLM call log shows the calls

@@ -309,7 +309,7 @@ async def test_every_backend_down_means_resting_not_garbage(platform: Platform, 
     try:
         agent = cast[0]
         for i in range(3):  # a failed call per turn: the third opens the breaker (3 failures) and the agent rests
-            await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> hello {i}?"},
+            await client.post(f"/api/v10/channels/{general}/messages", json={"content": f"<@{agent['id']}> what do you like most about your work, {i}?"},
                               headers=human.headers)
         obj = await wait_for(lambda: agent_where(platform, admin, agent["id"], status="resting"), timeout=15)
         assert obj["state"] == "active" and obj["resting_until"]

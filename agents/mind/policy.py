@@ -277,7 +277,7 @@ class SocietyState:
         self.channels: dict[int, ChannelState] = {}
         self.paused_guilds: set[int] = set()
         self.topics: dict[int, list[str]] = {}  # guild -> revival topics
-        self.topics_raised: dict[int, deque[str]] = {}  # guild -> the revival topics chosen lately (not chosen again soon)
+        self.topics_raised: dict[int, deque[str]] = {}  # channel -> the revival topics chosen there lately (not chosen again soon)
         self.guild_names: dict[int, str] = {}
         self.last_spoke: dict[int, float] = {}
         self.moods: dict[int, tuple[Mood, float]] = {}  # agent -> (mood, at)
@@ -658,9 +658,9 @@ class TurnPolicy:
         topics = state.topics.get(channel.guild_id) or []
         if not topics:
             return channel.topic or f"what is new in #{channel.name}"
-        # a topic asked lately is not asked again until half the list has had its turn ("Which book
-        # should the reading circle pick next?" twice in one channel read as a loop)
-        raised = state.topics_raised.setdefault(channel.guild_id, deque(maxlen=max(1, len(topics) // 2)))
+        # a topic asked in this channel lately is not asked here again until half the list has had its
+        # turn ("Which book should the reading circle pick next?" twice in one channel read as a loop)
+        raised = state.topics_raised.setdefault(channel.id, deque(maxlen=max(1, len(topics) // 2)))
         fresh = [t for t in topics if t not in raised] or topics
         # a topical channel gets a topic of its own ("open source project you wish more people knew
         # about?" was asked in #music); the agent's interests and a draw choose among those that fit
