@@ -473,7 +473,8 @@ class AgentWorker(TurnTaking):
         """Sometimes an agent opens with what is on its mind (news.py: its most notable memory
         of the last simulated day) instead of the society's list of topics: that is how news
         travels from one conversation to the next."""
-        if self.policy.rng("mind", decision.nonce, agent.id, decision.attempt).random() >= self.settings.mind_share:
+        draw = self.policy.rng("mind", decision.nonce, agent.id, decision.attempt).random()
+        if draw >= min(1.0, 2 * self.settings.mind_share):
             return None
         now = self.clock.now()
         try:
@@ -482,7 +483,11 @@ class AgentWorker(TurnTaking):
         except Exception as exc:  # noqa: BLE001
             log.warning("on-mind lookup failed: %s", exc)
             return None
-        return on_mind(recent, now=now, sim_speed=self.settings.sim_speed)
+        found = on_mind(recent, now=now, sim_speed=self.settings.sim_speed)
+        # its own plan comes up twice as often as what it heard: Generative Agents' party spread because
+        # the host kept bringing it up (a host with one revival in a quarter of an hour often never did)
+        own_plan = found is not None and found.text.startswith("My plan:")
+        return found if draw < (2 if own_plan else 1) * self.settings.mind_share else None
 
     async def _recall(self, agent: AgentInfo, topic: str, people: dict[int, str]) -> Recall:
         if self.settings.memory_recall <= 0:
