@@ -298,14 +298,21 @@ class TurnTaking:
             return "resting", None, spoken.llm_ms, "every LLM backend is switched off by its breaker (they failed)"
         if not spoken.reached:
             return "unreachable", None, spoken.llm_ms, "no LLM backend answered"
-        if spoken.text is None and decision.trigger == "revive" and plan.composed and topic_subject and topic_subject != plan.content:
-            # what the world or its mind gave it was said here lately (the gate's loop check): the
-            # society's own question instead, when that is a line already (no model), not silence
-            retry = plan_opener(persona, topic_subject, seed=seed)
-            if retry.composed:
+        if spoken.text is None and decision.trigger == "revive" and plan.composed:
+            # what the world or its mind gave it was said lately (the gate's loop check: here, or by the
+            # agent elsewhere): the society's own questions instead, when they are lines already (no
+            # model), the policy's choice first, then two others, not silence
+            others = [t for t in self.state.topics.get(agent.guild_id, []) if t not in (topic_subject, plan.content)]
+            rng = self.policy.rng("retry", decision.nonce, agent.id, decision.attempt)
+            for topic in [t for t in (topic_subject,) if t and t != plan.content] + rng.sample(others, min(2, len(others))):
+                retry = plan_opener(persona, topic, seed=seed)
+                if not retry.composed:
+                    continue
                 plan = retry
                 spoken = await speak(self.chain, agent_id=agent.id, guild_id=agent.guild_id, persona=persona, plan=plan, scene=scene,
                                      gate=replace(gate, subject=plan.content), options=options, task="revive")
+                if spoken.text is not None:
+                    break
         if spoken.text is None:
             return "rejected", None, spoken.llm_ms, rejected_words(spoken)
         text, handed_to = self._handing_off(agent, plan, spoken)
