@@ -66,9 +66,15 @@ export class Gateway extends EventTarget {
     this._setState("closed");
   }
 
-  /** Drop the connection as a network failure would (the session stays resumable). */
+  /** Drop the connection as a network failure would (the session stays resumable). The socket
+   * is given up at once: its close event can wait for a closing handshake a dead network never
+   * completes, and the page would show "connected" meanwhile. */
   drop() {
-    if (this.ws) this.ws.close(CLIENT_CLOSE, "dropped");
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = null; // its late events are no longer ours (the handlers check this.ws === ws)
+    ws.close(CLIENT_CLOSE, "dropped");
+    this._closed(CLIENT_CLOSE);
   }
 
   send(op, d) {
