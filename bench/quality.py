@@ -53,7 +53,7 @@ from townsquare.agents.brain.routing import BackendSpec, Routes, Routing  # noqa
 from townsquare.agents.mind.clock import SystemClock  # noqa: E402
 from townsquare.agents.society.persona import Persona, Society, load_society  # noqa: E402
 from townsquare.agents.turn.gate import GateContext  # noqa: E402
-from townsquare.agents.turn.knowing import best_known, expert_for  # noqa: E402
+from townsquare.agents.turn.knowing import best_known, expert_for, known_or_view  # noqa: E402
 from townsquare.agents.turn.passing import pass_on_lines  # noqa: E402
 from townsquare.agents.memory.importance import heuristic_importance  # noqa: E402
 from townsquare.agents.memory.news import NOTABLE  # noqa: E402
@@ -178,9 +178,10 @@ class Bench:
         """A reply planned as the worker plans it (worker/runtime/turns.py): what the speaker knows
         that answers a question, else who present would know; at world time `t`, what its day says."""
         known = expert = aside = None
+        opinion = False
         world: list[str] = []
         if self.knows:
-            known = best_known(persona.knows, heard.text, self.relevance, self.known_floor)
+            known, opinion = known_or_view(persona, heard.text, self.relevance, self.known_floor)
             if known is None and is_question(heard.text) and heard.human and heard.to_me:
                 expert = expert_for(heard.text, [p for p in present if p.name != persona.name], self.relevance, self.known_floor)
         if society is not None and society.world is not None and t is not None:
@@ -191,7 +192,7 @@ class Bench:
                 aside = aside_for(society.world, persona.name, t, heard.text, released, follows, self.recent_own.get(persona.name, [])[-6:])
         # what it remembers: lines said in the society's other channels (the worker recalls them from memory)
         return plan_reply(persona, heard, seed=seed, memories=[m for m in memories or [] if not m.startswith(persona.name)],
-                          known=known, expert=expert, world=world, aside=aside)
+                          known=known, expert=expert, world=world, aside=aside, opinion=opinion)
 
     async def turn(self, society: Society, persona: Persona, plan: Plan, channel: str, topic: str | None, history: list[Line],
                    kind: str, where: str = "") -> str | None:

@@ -11,7 +11,7 @@ from townsquare.agents.society.persona import Persona, Traits
 from townsquare.agents.turn.gate import GateContext, judge
 from townsquare.agents.brain.backends import GenOptions
 from townsquare.agents.brain.chain import Thought
-from townsquare.agents.turn.knowing import asks_for_facts, best_known, carries, expert_for
+from townsquare.agents.turn.knowing import asks_for_facts, best_known, carries, expert_for, known_or_view
 from townsquare.agents.turn.plan import (
     Heard,
     keyphrase,
@@ -533,3 +533,57 @@ def test_a_societys_topic_that_is_a_sentence_already_is_said_as_it_is() -> None:
                                   for line in story.fallbacks())
     assert plan_opener(MAREN, "Should the pub quiz move to Thursdays?", seed=2).composed
     assert not plan_opener(MAREN, "the first thing worth planting this spring", seed=2).composed  # a subject: the model words it
+
+
+PRIYA = Persona(name="Priya Nair", bio="Runs the village post office; keeps bees at the bottom of her garden.",
+                interests=["bees", "honey", "the post office"],
+                knows=["The post office opens at nine and shuts at half past five, and at noon on Saturdays."],
+                views=["The old mill should become a museum with a tea room; the village keeps its history in shoeboxes.",
+                       "Slugs, no contest. Snails at least have the decency to carry their houses about."])
+
+
+def test_a_question_of_opinion_is_answered_from_the_speakers_views_and_a_fact_from_what_it_knows() -> None:
+    mill = "The old mill by the river is for sale. What should become of it?"
+    assert known_or_view(PRIYA, mill, overlap, 0.1) == (PRIYA.views[0], True)
+    # a question of fact is answered from what the persona knows, never from a view that resembles it
+    hours = "When does the post office open, and does the mill have a museum?"
+    assert known_or_view(PRIYA, hours, overlap, 0.05) == (PRIYA.knows[0], False)
+    assert known_or_view(PRIYA, "who won the pub quiz?", overlap, 0.1) == (None, False)
+    # another agent's question with the view: said as it is, no model, no "hope that helps"
+    plan = plan_reply(PRIYA, Heard("Tobias Reed", mill), seed=3, known=PRIYA.views[0], opinion=True)
+    assert plan.act == "answer" and plan.composed and plan.opinion
+    lines = plan.fallbacks()
+    assert all("museum with a tea room" in line for line in lines)
+    assert not any(c in line for line in lines for c in ("Hope that helps", "That's what I know", "Worth knowing", "Good question"))
+    assert PRIYA.views[0] in lines  # the view alone is one of the ways it is said
+    # a statement a view bears on gets the view as a word on it (no question back to a statement)
+    said = "The slugs have eaten half my lettuces this week."
+    shares = [p for p in (plan_reply(PRIYA, Heard("Ines Alvarez", said), seed=s, known=PRIYA.views[1], opinion=True)
+                          for s in range(40)) if p.act == "share"]
+    assert shares and all(p.opinion and "decency" in line and "You?" not in line for p in shares for line in p.fallbacks())
+    # a person asking gets the view too, framed as an opinion
+    asked = plan_reply(PRIYA, Heard("Sam Carter", f"@Priya Nair {mill}", human=True, to_me=True), seed=5,
+                       known=PRIYA.views[0], opinion=True)
+    assert asked.must_post and asked.composed and all("museum" in line for line in asked.fallbacks())
+
+
+def test_a_revival_answers_the_question_the_channel_went_quiet_on_when_the_agent_has_something_to_say() -> None:
+    from types import SimpleNamespace
+
+    from townsquare.agents.mind.policy import AgentInfo
+    from townsquare.worker.runtime.worker import AgentWorker
+
+    worker = SimpleNamespace(text_relevance=overlap, settings=SimpleNamespace(known_relevance_floor=0.1))
+    priya = AgentInfo(id=7, guild_id=1, persona=PRIYA)
+
+    def msg(author: int, content: str, bot: bool = True) -> dict[str, object]:
+        return {"id": str(100 + author), "author": {"id": str(author), "username": "x", "bot": bot}, "content": content}
+
+    asked = msg(3, "The old mill by the river is for sale. What should become of it?")
+    assert AgentWorker._open_question(worker, priya, [msg(2, "Morning all."), asked]) is asked  # type: ignore[arg-type]
+    # answered already (the question is not the last word), her own question, no question, nothing of hers to say
+    assert AgentWorker._open_question(worker, priya, [asked, msg(2, "A hotel, surely.")]) is None  # type: ignore[arg-type]
+    assert AgentWorker._open_question(worker, priya, [msg(7, asked["content"])]) is None  # type: ignore[arg-type]
+    assert AgentWorker._open_question(worker, priya, [msg(3, "The old mill by the river is for sale.")]) is None  # type: ignore[arg-type]
+    assert AgentWorker._open_question(worker, priya, [msg(3, "Who won the pub quiz last night?")]) is None  # type: ignore[arg-type]
+    assert AgentWorker._open_question(worker, priya, []) is None  # type: ignore[arg-type]

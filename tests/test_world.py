@@ -177,7 +177,12 @@ def test_subjects_come_from_the_world(village: World) -> None:
     kinds = {s.kind for s, _ in options}
     assert {"event", "news"} <= kinds
     everything = candidates(village, "Maren Holt", "general", t, released, lambda c: True)  # #general takes any subject
-    assert {"event", "upcoming", "news"} <= {s.kind for s, _ in everything}
+    assert {"event", "news"} <= {s.kind for s, _ in everything}
+    # who's going to an event is asked by one who goes (the football match is Tobias's, not Maren's)
+    assert "upcoming" not in {s.kind for s, _ in everything}
+    everything = candidates(village, "Tobias Reed", "general", t, released, lambda c: True)
+    assert [s.content for s, _ in everything if s.kind == "upcoming"] == [
+        "is anyone going to the football match against Hartwell at the village green today, 15:00 to 17:00?"]
     event = next(s for s, _ in options if s.kind == "event")
     assert event.share and "Saturday market" in event.content and "until 13:00" in event.content
     routine = candidates(village, "Priya Nair", "general", hm(0, 12), {}, lambda c: True)

@@ -75,6 +75,11 @@ class Persona(BaseModel):
     # lettuces."): the planner answers questions from it instead of letting a small model invent.
     knows: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=240)]],
                      Field(max_length=60)] = []
+    # What this person thinks, one first-person opinion each ("The old mill should be a museum; the
+    # village keeps its history in shoeboxes."): the planner answers a question of opinion from it,
+    # as it answers a question of fact from `knows` (a small model's own opinions were made up)
+    views: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=240)]],
+                     Field(max_length=60)] = []
     # where it stands on topics: -1 (against) .. 1 (for); set by society files and scenario interventions
     stances: Annotated[dict[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)],
                             Annotated[float, Field(ge=-1.0, le=1.0)]], Field(max_length=20)] = {}

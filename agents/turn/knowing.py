@@ -40,6 +40,18 @@ def best_known(knows: list[str], text: str, relevance: Callable[[str, str], floa
     return best[1] if best is not None else None
 
 
+def known_or_view(persona: Persona, text: str, relevance: Callable[[str, str], float], floor: float) -> tuple[str | None, bool]:
+    """What the persona has to say to `text`: a statement it knows that answers it, else a view of
+    its own that bears on it (its `views`: "Broad beans, always first." to "what are you planting
+    first?"), and whether it is a view. A fact wins: a view is an opinion, not an answer to a
+    question of fact it happens to resemble."""
+    known = best_known(persona.knows, text, relevance, floor)
+    if known is not None or not persona.views:
+        return known, False
+    view = best_known(persona.views, text, relevance, floor)
+    return view, view is not None
+
+
 _SHARED_WORD_BONUS = 0.03  # per word in common (up to three): a tie-break among statements on the same subject
 
 

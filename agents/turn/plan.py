@@ -61,6 +61,7 @@ class Plan:
     seed: int = 0
     lead: str = ""  # the first words of the line, chosen with the act ("No,", "I agree,"): the model goes on from them
     known: str | None = None  # what the speaker knows that answers the question (its persona's `knows`)
+    opinion: bool = False  # `known` is a view of the speaker's own (its persona's `views`), not a fact
     expert: str | None = None  # a member who would know better, when the speaker knows nothing that fits
     honest: bool = False  # a person asked something the speaker knows nothing about: the line says so, no guess
     world: str | None = None  # an opener's subject from the world (event | upcoming | news | routine): the line must carry it
@@ -96,7 +97,7 @@ class Plan:
         content = _clip(self.content, 140)
         hint = f" You could mention: {_clip(self.hint, 110)}." if self.hint else ""
         if self.known:
-            hint = f" What you know: {_clip(self.known, 200)}."
+            hint = f" What you {'think' if self.opinion else 'know'}: {_clip(self.known, 200)}."
         return {
             "answer": f"Answer {who}'s question directly: \"{content}\". Give one concrete, practical answer from your own experience.{hint}",
             "ask": f"Ask {who} one short, friendly question about {content}.",
@@ -150,15 +151,18 @@ class Plan:
                            for line in options]
         elif self.act == "reach":
             options = _reach_lines(who, self.content)
+        elif self.known and self.opinion:  # a view of its own, as a person gives one
+            options = _view_lines(who if self.to_first else None, sentence(self.known), asked=self.act == "answer")
         elif self.act == "answer" and self.known:  # what the speaker knows, framed in its own words
             # every fixed part at most four words (see the honest answers below)
-            openers = [f"Good question, {who}.", f"Ah, {who}.", f"{who}:", f"Right, {who}.", f"Oh, {who}!", ""]
+            # mostly the statement alone: raters read the frames on every answer as a template
+            openers = ["", "", "", f"Good question, {who}.", f"Ah, {who}.", f"{who}:", f"Right, {who}.", f"Oh, {who}!"]
             if _ADVICE.search(self.content):  # advice asked for: the closer speaks of trying it
-                closers = ["Worked for me.", "Hope that helps.", "That's what I'd do.", "Let me know!", "Good luck!", ""]
+                closers = ["", "", "Worked for me.", "Hope that helps.", "That's what I'd do.", "Let me know!", "Good luck!"]
             else:
-                closers = ["Hope that helps.", "", "Worth knowing.", "That's what I know, anyway."]
+                closers = ["", "", "", "Hope that helps.", "Worth knowing."]
             known = sentence(self.known)
-            options = [" ".join(filter(None, [o, known, c])) for o in openers for c in closers]
+            options = [" ".join(filter(None, [o, known, c])) for o in openers for c in closers]  # repeats weigh the bare line
         elif self.act == "share" and self.known:
             known = sentence(self.known)
             after_comma = lower_first(known)  # "By the way, the bakery..." ("Harbour Ward" keeps its capital)
@@ -238,6 +242,20 @@ def _greet_lines(who: str, heard: str) -> list[str]:
     else:
         bodies = ["Good to see you.", "Nice to hear from you.", "How's your day going?", "How are things?", "What are you up to today?"]
     return [f"{h} {b}" for h in hello for b in bodies]
+
+
+def _view_lines(who: str | None, view: str, *, asked: bool) -> list[str]:
+    """A view said as an answer to a question of opinion, or as a word on what was said: mostly
+    the view alone (a frame on every line read as a template), sometimes a short frame or a
+    question back (a conversation goes on from it)."""
+    name = f", {who}" if who else ""
+    if asked:
+        openers = ["", "", "", f"Hm{name}.", f"Oh, easy{name}.", f"Ha, good one{name}.", f"Well{name}.", "For me?"]
+        closers = ["", "", "", "You?", "And you?", "What about you?", f"How about you{name}?"]
+    else:
+        openers = ["", "", "", "Funny you say that.", "My two cents:", "Hm.", "Oh, that."]
+        closers = ["", "", "", "Just saying.", "Anyone agree?"]
+    return [" ".join(filter(None, [o, view, c])) for o in openers for c in closers]  # repeats weigh the bare view
 
 
 def _reach_lines(friend: str, interest: str) -> list[str]:
@@ -438,13 +456,13 @@ def _world_hint(world: list[str], text: str) -> str | None:
 def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm", bond: Bond | None = None,
                memories: list[str] | None = None, interests_match: float = 0.0, known: str | None = None,
                expert: str | None = None, world: list[str] | None = None, aside: Aside | None = None,
-               model_talk: bool = False) -> Plan:
+               model_talk: bool = False, opinion: bool = False) -> Plan:
     """The act and content of a turn that answers `heard`. `known` is what the speaker knows that
     fits it (`best_known`); `expert`, a member who would know when the speaker does not; `world`,
     what the agent knows of its world now (agents/world/subjects.world_lines): a share about
     something said there is about it; `aside`, what its own day says about the message
     (agents/world/replies.py): asked about an event, what it is doing, a piece of news, the line
-    is made from that. `model_talk`: the model may word lines between agents (agree, disagree,
+    is made from that. `opinion`: `known` is a view of the speaker's own (`known_or_view`). `model_talk`: the model may word lines between agents (agree, disagree,
     ask, joke, share a memory); off by default: the bundled model's were nonsense, some offensive
     ("the old mill was built by the Jews"), so another agent's line gets what the agent knows, a
     memory passed on as it was said, the news, or an emoji."""
@@ -454,7 +472,8 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     memory = _body(framed) if framed is not None else None
     news = _world_hint(world or [], text)
     hint = memory or known or _interest_hint(persona, text)
-    base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human)
+    base = dict(speaker=persona.name, to=heard.author, heard=heard, seed=seed, must_post=heard.to_me and heard.human,
+                opinion=opinion and known is not None)
     if _THANKS.search(text) and heard.to_me and not is_question(text):
         return Plan("thank", content=text, lead=lead_for("thank", text, heard.author, rng), **base)  # type: ignore[arg-type]
     if _GREETING.match(text) and len(words(text)) <= 8 and (aside is not None and aside.kind == "doing"):

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .life import WorldTime, current, describe_occurrence, upcoming, whereabouts, with_place
+from .life import WorldTime, at_minutes, current, describe_occurrence, upcoming, whereabouts, with_place
 from .model import DAY_MINUTES, NewsItem, World
 
 MAX_CONTENT = 170
@@ -85,6 +85,9 @@ def candidates(world: World, agent: str, channel: str, t: WorldTime, released: M
         elif fits(occ.event.place):
             out.append((Subject("upcoming", f"who is at {describe_occurrence(world, occ, t)}?", False, channel), 1.5))
     for occ in upcoming(world, t)[:4]:
+        going = whereabouts(world, agent, at_minutes(occ.start, world.first_day)).event
+        if going is None or going.key != occ.key:
+            continue  # "who's going to the market?" from one who then says it will miss it read as nonsense
         out.append((Subject("upcoming", f"is anyone going to {describe_occurrence(world, occ, t)}?", False,
                             _channel(world, occ.event.place)), 2.0 if fits(occ.event.place) else 0.7))
     for item in known_news(world, t, released, follows)[:3]:

@@ -25,7 +25,7 @@ from ...agents.memory.remember import Recall
 from ...agents.mind.policy import AgentInfo, ChannelState, Decision
 from ...agents.mind.relations import BondsOf, describe
 from ...agents.turn.gate import GateContext
-from ...agents.turn.knowing import asks_for_facts, best_known, expert_for
+from ...agents.turn.knowing import asks_for_facts, best_known, expert_for, known_or_view
 from ...agents.turn.passing import pass_on_lines
 from ...agents.turn.plan import (
     Heard,
@@ -54,6 +54,9 @@ log = logging.getLogger("townsquare.worker")
 
 FAILED = ("timeout", "error", "unreachable")
 EXPERTS_CONSIDERED = 20  # members whose knowledge a question nobody here can answer is matched against
+# a line like one of the channel's last LOOP_WINDOW messages is a loop (the scorecard reads
+# near-duplicates over the same window, platform/analytics/textstats.py)
+LOOP_WINDOW = 20
 WORLD_SHARE = 0.75  # of revivals with nothing on the agent's mind: a subject from the world (the rest: the society's topics)
 
 
@@ -194,8 +197,9 @@ class TurnTaking:
             return plan_opener(persona, subject, seed=seed, news=news, memories=recall.lines, world=world.kind if world else None)
         bond = self.state.relations.get(agent.id, self.member_ids[agent.guild_id].get(heard.author, 0))
         match = self.policy.relevance(agent, heard.text) if self.policy.relevance else 0.0
-        # what it knows that bears on the message: the answer to a question, else something to add
-        known = best_known(persona.knows, heard.text, self.text_relevance, self.settings.known_relevance_floor)
+        # what it knows that bears on the message: the answer to a question, else something to add; else a
+        # view of its own on it
+        known, opinion = known_or_view(persona, heard.text, self.text_relevance, self.settings.known_relevance_floor)
         expert = None
         if known is None and is_question(heard.text) and heard.human and heard.to_me and asks_for_facts(heard.text):
             expert = self._expert(agent, channel, heard.text)
@@ -207,7 +211,16 @@ class TurnTaking:
         return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=memories,
                           interests_match=match, known=known, expert=expert, world=self.world.lines(agent),
                           aside=self.world.aside(agent, heard.text, self._recent_own[agent.id]),
-                          model_talk=self.settings.model_between_agents)
+                          model_talk=self.settings.model_between_agents, opinion=opinion)
+
+    def _open_question(self: AgentWorker, agent: AgentInfo, history: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The channel's last message when it is another member's question that the agent knows the
+        answer to or has a view on (its `knows`, its `views`)."""
+        last = history[-1] if history else None
+        if last is None or _author_id(last) in (None, agent.id) or not is_question(plain(last)):
+            return None
+        said, _ = known_or_view(agent.persona, plain(last), self.text_relevance, self.settings.known_relevance_floor)
+        return last if said is not None else None
 
     def _expert(self: AgentWorker, agent: AgentInfo, channel: ChannelState, question: str) -> str | None:
         """Who in this channel's crowd would know (bounded: a thousand-agent society is not scanned per question)."""
@@ -219,9 +232,16 @@ class TurnTaking:
                     decision: Decision) -> tuple[str, int | None, int, str | None]:
         token = self.tokens[agent.id]
         persona = agent.persona
-        history = await self.api.history(token, channel.id, self.settings.context_messages)
+        # the channel's last LOOP_WINDOW messages for the loop check and the subjects said lately; the
+        # prompt and the people around read the last `context_messages`
+        said = await self.api.history(token, channel.id, max(LOOP_WINDOW, self.settings.context_messages))
+        history = said[-self.settings.context_messages:]
         lines = tuple(Line(display_name(m), readable(m)) for m in history if m.get("content"))
         heard = None
+        if decision.trigger == "revive" and (asked := self._open_question(agent, history)) is not None:
+            # the channel went quiet on a question nobody answered: one who has something to say to it
+            # answers it (asking another question over it left channels of unanswered questions)
+            decision = replace(decision, trigger="roll", reply_to_message=int(asked["id"]))
         if decision.reply_to_message:
             answered = next((m for m in history if m.get("id") == str(decision.reply_to_message)), None)
             if answered is None:  # more was said while the turn waited: read the message itself
@@ -241,7 +261,7 @@ class TurnTaking:
             subject = world.content if world is not None else None
             if subject is None and self.policy.rng("world", decision.nonce, agent.id, decision.attempt).random() < WORLD_SHARE:
                 world = self.world.subject(agent, channel, self.policy.rng("subject", decision.nonce, agent.id, decision.attempt),
-                                           [line.content for line in lines])
+                                           [readable(m) for m in said if m.get("content")])
                 subject = world.content if world is not None else None
             decision = replace(decision, subject=subject or decision.subject)
         people: dict[int, str] = {}
@@ -261,8 +281,8 @@ class TurnTaking:
             # the society's members as an index and views, not copies: a turn costs the same in a society of 10 or 10,000
             own_name=persona.name, members=list(people.values()), roster=self._roster(agent.guild_id), bio=persona.bio,
             answering=heard.text if heard is not None else None, subject=plan.content if heard is None else None,
-            own_recent=(*self._recent_own[agent.id], *(readable(m) for m in history if _author_id(m) == agent.id)),
-            others_recent=tuple(readable(m) for m in history if m.get("content") and _author_id(m) != agent.id
+            own_recent=(*self._recent_own[agent.id], *(readable(m) for m in said if _author_id(m) == agent.id)),
+            others_recent=tuple(readable(m) for m in said if m.get("content") and _author_id(m) != agent.id
                                 and m.get("id") != str(decision.reply_to_message)),
             names_to_ids=self.member_ids[agent.guild_id], bonds=BondsOf(self.state.relations, agent.id),
             knowledge=recall.knowledge, relevance=self.text_relevance, relevance_floor=self.settings.gate_relevance_floor)
