@@ -270,7 +270,8 @@ def opener_plan(society: Society, persona: Persona, channel: str, subjects: str,
             fresh = [t for t in fresh if fit[t] >= 0.6 * max(fit.values())] if max(fit.values()) > 0 else fresh
         topic = rng.choice(fresh)
         lately.append(topic)
-    return plan_opener(persona, topic, seed=seed), "", None
+    view = best_known(persona.views, topic, RELEVANCE[0], Settings().known_relevance_floor) if RELEVANCE and persona.views else None
+    return plan_opener(persona, topic, seed=seed, view=view), "", None
 
 
 async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", only: str | None = None,

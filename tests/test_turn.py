@@ -565,6 +565,13 @@ def test_a_question_of_opinion_is_answered_from_the_speakers_views_and_a_fact_fr
     asked = plan_reply(PRIYA, Heard("Sam Carter", f"@Priya Nair {mill}", human=True, to_me=True), seed=5,
                        known=PRIYA.views[0], opinion=True)
     assert asked.must_post and asked.composed and all("museum" in line for line in asked.fallbacks())
+    # a question it puts to a quiet channel carries its own answer, after the question
+    opener = plan_opener(PRIYA, "Slugs or snails, which is the bigger menace in your garden?", seed=2, view=PRIYA.views[1])
+    assert opener.composed and all(line.endswith("carry their houses about.") and "garden? Slugs, no contest." in line
+                                   for line in opener.fallbacks())
+    # not after a statement, news or the world's subjects
+    assert plan_opener(PRIYA, "The old mill is for sale.", seed=2, view=PRIYA.views[0]).known is None
+    assert plan_opener(PRIYA, "is anyone going to the fair?", seed=2, world="upcoming", view=PRIYA.views[0]).known is None
 
 
 def test_a_revival_answers_the_question_the_channel_went_quiet_on_when_the_agent_has_something_to_say() -> None:

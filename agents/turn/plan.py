@@ -151,7 +151,7 @@ class Plan:
                            for line in options]
         elif self.act == "reach":
             options = _reach_lines(who, self.content)
-        elif self.known and self.opinion:  # a view of its own, as a person gives one
+        elif self.known and self.opinion and self.act != "open":  # a view of its own, as a person gives one
             options = _view_lines(who if self.to_first else None, sentence(self.known), asked=self.act == "answer")
         elif self.act == "answer" and self.known:  # what the speaker knows, framed in its own words
             # every fixed part at most four words (see the honest answers below)
@@ -218,8 +218,10 @@ class Plan:
                 "listen": [f"Of course, {who}. What's up?", f"Sure, {who}, go ahead.", f"Yes, of course. What is it, {who}?",
                            f"Always, {who}. Ask away.", f"Go on, {who}, I'm listening."],
                 "invite": [f"Welcome, everyone! This is the place{about}. What got you into it?"],
-                "open": [lead + (asked[:1].lower() + asked[1:] if lead.endswith((": ", ", ")) else asked)
+                "open": [lead + (asked[:1].lower() + asked[1:] if lead.endswith((": ", ", ")) else asked) + own
                          for asked in [sentence(self.content)]
+                         # its own answer after the question, when it has one ("Best bread for a Sunday? Rye, toasted.")
+                         for own in [f" {sentence(self.known)}" if self.known and self.opinion and asked.endswith("?") else ""]
                          for lead in (("", "Question for everyone: ", "Been wondering: ", "So, ", "Hey all, ")
                                       if asked.endswith("?") else ("", "Hey all. ", "Go on, "))],
             }.get(self.act, [f"I hear you, {who}. Tell me more?", f"Interesting, {who}. What makes you say that?",
@@ -606,13 +608,15 @@ def lead_for(act: str, text: str, to: str | None, rng: random.Random) -> str:
 
 
 def plan_opener(persona: Persona, subject: str, *, seed: int, news: bool = False, memories: list[str] | None = None,
-                world: str | None = None) -> Plan:
+                world: str | None = None, view: str | None = None) -> Plan:
     """A turn that starts a conversation in a quiet channel: news on the agent's mind is shared,
-    a topic is asked about. `world`: the kind of subject, when it comes from the world."""
+    a topic is asked about. `world`: the kind of subject, when it comes from the world; `view`:
+    the speaker's own answer to the question it asks (one of its `views`), said after it."""
     memory = _memory_hint(memories or [], subject)
     rng = random.Random(seed)
+    own = view if view is not None and not news and world is None and subject.rstrip().endswith("?") else None
     return Plan("share" if news else "open", speaker=persona.name, content=subject, hint=memory, seed=seed,
-                lead=lead_for("share", subject, None, rng) if news else "", world=world)
+                lead=lead_for("share", subject, None, rng) if news else "", world=world, known=own, opinion=own is not None)
 
 
 def plan_invite(persona: Persona, subject: str, channel: str, invitees: list[str], *, seed: int) -> Plan:

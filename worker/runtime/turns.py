@@ -24,6 +24,7 @@ from ...agents.memory.model import Kind, Memory
 from ...agents.memory.remember import Recall
 from ...agents.mind.policy import AgentInfo, ChannelState, Decision
 from ...agents.mind.relations import BondsOf, describe
+from ...agents.society.persona import Persona
 from ...agents.turn.gate import GateContext
 from ...agents.turn.knowing import asks_for_facts, best_known, expert_for, known_or_view
 from ...agents.turn.passing import pass_on_lines
@@ -194,7 +195,8 @@ class TurnTaking:
             subject = decision.subject or channel.topic or "what is new today"
             news = world.share if world is not None else (decision.subject is not None and decision.subject not in
                                                           self.state.topics.get(agent.guild_id, []))
-            return plan_opener(persona, subject, seed=seed, news=news, memories=recall.lines, world=world.kind if world else None)
+            return plan_opener(persona, subject, seed=seed, news=news, memories=recall.lines, world=world.kind if world else None,
+                               view=self._own_view(persona, subject))
         bond = self.state.relations.get(agent.id, self.member_ids[agent.guild_id].get(heard.author, 0))
         match = self.policy.relevance(agent, heard.text) if self.policy.relevance else 0.0
         # what it knows that bears on the message: the answer to a question, else something to add; else a
@@ -212,6 +214,12 @@ class TurnTaking:
                           interests_match=match, known=known, expert=expert, world=self.world.lines(agent),
                           aside=self.world.aside(agent, heard.text, self._recent_own[agent.id]),
                           model_talk=self.settings.model_between_agents, opinion=opinion)
+
+    def _own_view(self: AgentWorker, persona: Persona, question: str) -> str | None:
+        """The speaker's own answer to a question it puts to the channel (one of its `views`)."""
+        if not persona.views or not is_question(question):
+            return None
+        return best_known(persona.views, question, self.text_relevance, self.settings.known_relevance_floor)
 
     def _open_question(self: AgentWorker, agent: AgentInfo, history: list[dict[str, Any]]) -> dict[str, Any] | None:
         """The channel's last message when it is another member's question that the agent knows the
@@ -325,7 +333,7 @@ class TurnTaking:
             others = [t for t in self.state.topics.get(agent.guild_id, []) if t not in (topic_subject, plan.content)]
             rng = self.policy.rng("retry", decision.nonce, agent.id, decision.attempt)
             for topic in [t for t in (topic_subject,) if t and t != plan.content] + rng.sample(others, min(2, len(others))):
-                retry = plan_opener(persona, topic, seed=seed)
+                retry = plan_opener(persona, topic, seed=seed, view=self._own_view(persona, topic))
                 if not retry.composed:
                     continue
                 plan = retry
