@@ -108,11 +108,17 @@ def on_mind_subject(memory: Memory, here: str | None, speaker: str, news_source:
     text = memory.text
     if memory.kind is not Kind.OBSERVATION or text.startswith("I said") or " wrote to me privately: " in text[:100]:
         return None
-    if news_source and text.startswith(f"{news_source} said in #"):
-        return None
-    if here and f" in #{here}: " in text[:100]:  # the channel heard it already
+    if not new_here(text, here, news_source):
         return None
     return Subject("mind", text, share=True) if pass_on_lines(text, speaker.split()[0]) else None
+
+
+def new_here(memory: str, here: str | None, news_source: str | None) -> bool:
+    """A memory that would be news in channel `here`: not the news feed's post (the world tells
+    its news) and not something said in this very channel (it heard it already)."""
+    if news_source and memory.startswith(f"{news_source} said in #"):
+        return False
+    return not (here and f" in #{here}: " in memory[:100])
 
 
 class TurnTaking:
@@ -208,8 +214,7 @@ class TurnTaking:
         # what it remembers that may be passed on: not the news feed's posts (the world tells its news) nor what
         # this channel heard already
         source = self.world.news_source(agent.guild_id)
-        memories = [m for m in recall.lines
-                    if not (source and m.startswith(f"{source} said in #")) and f" in #{channel.name}: " not in m[:100]]
+        memories = [m for m in recall.lines if new_here(m, channel.name, source)]
         return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=memories,
                           interests_match=match, known=known, expert=expert, world=self.world.lines(agent),
                           aside=self.world.aside(agent, heard.text, self._recent_own[agent.id]),
