@@ -11,7 +11,7 @@ from townsquare.agents.society.persona import Persona, Traits
 from townsquare.agents.turn.gate import GateContext, judge
 from townsquare.agents.brain.backends import GenOptions
 from townsquare.agents.brain.chain import Thought
-from townsquare.agents.turn.knowing import asks_for_facts, best_known, carries, expert_for, known_or_view
+from townsquare.agents.turn.knowing import asks_for_facts, asks_opinion, best_known, carries, expert_for, known_or_view
 from townsquare.agents.turn.plan import (
     Heard,
     keyphrase,
@@ -556,11 +556,18 @@ def test_a_question_of_opinion_is_answered_from_the_speakers_views_and_a_fact_fr
     assert all("museum with a tea room" in line for line in lines)
     assert not any(c in line for line in lines for c in ("Hope that helps", "That's what I know", "Worth knowing", "Good question"))
     assert PRIYA.views[0] in lines  # the view alone is one of the ways it is said
-    # a statement a view bears on gets the view as a word on it (no question back to a statement)
-    said = "The slugs have eaten half my lettuces this week."
-    shares = [p for p in (plan_reply(PRIYA, Heard("Ines Alvarez", said), seed=s, known=PRIYA.views[1], opinion=True)
-                          for s in range(40)) if p.act == "share"]
-    assert shares and all(p.opinion and "decency" in line and "You?" not in line for p in shares for line in p.fallbacks())
+    # a view answers a question, not a statement, nor a question that is not the line's last word
+    assert known_or_view(PRIYA, "The old mill by the river is for sale, they say.", overlap, 0.1) == (None, False)
+    assert known_or_view(PRIYA, "Priya, the old mill for sale? Saw it, yes.", overlap, 0.1) == (None, False)
+    # to a question of taste the view comes before a fact on its subject
+    PRIYA_TOO = PRIYA.model_copy(update={"knows": [*PRIYA.knows, "The old mill by the river was built in 1794."]})
+    assert known_or_view(PRIYA_TOO, "What should become of the old mill by the river?", overlap, 0.1) == (PRIYA.views[0], True)
+    assert known_or_view(PRIYA_TOO, "When was the old mill by the river built?", overlap, 0.1)[1] is False
+    assert asks_opinion("Jazz club or techno club tonight?") and asks_opinion("Should the pub quiz move to Thursdays?")
+    assert not asks_opinion("What should I do about slugs?") and not asks_opinion("When does the bakery open?")
+    # between agents, no view: an emoji, not "No idea, Oskar. Anyone?" (nor to another's "no idea")
+    for asked in ("Jazz club or techno club tonight?", "No idea when the bus runs. Anyone here know?"):
+        assert {plan_reply(PRIYA, Heard("Oskar Lind", asked, to_me=True), seed=s).act for s in range(20)} == {"react"}, asked
     # a person asking gets the view too, framed as an opinion
     asked = plan_reply(PRIYA, Heard("Sam Carter", f"@Priya Nair {mill}", human=True, to_me=True), seed=5,
                        known=PRIYA.views[0], opinion=True)

@@ -40,16 +40,30 @@ def best_known(knows: list[str], text: str, relevance: Callable[[str, str], floa
     return best[1] if best is not None else None
 
 
+_ASKS_OPINION = re.compile(r"(?i)\b(?:best|favou?rite|worst|should (?!i\b)|would you|good idea|bad idea|predictions?|"
+                           r"what do you (?:think|reckon)|which (?:\w+ )?(?:is|are) better|prefer|deserves?|worth (?:reading|seeing|"
+                           r"watching|hearing|a visit))\b|\w \bor\b \w[^?]*\?")
+
+
+def asks_opinion(question: str) -> bool:
+    """A question of taste or judgement ("best bread for a Sunday?", "vinyl or streaming?", "should
+    the quiz move to Thursdays?"): a view answers it better than a fact about its subject."""
+    return bool(_ASKS_OPINION.search(unmention(question)))
+
+
 def known_or_view(persona: Persona, text: str, relevance: Callable[[str, str], float], floor: float) -> tuple[str | None, bool]:
-    """What the persona has to say to `text`: a statement it knows that answers it, else a view of
-    its own that bears on it (its `views`: "Broad beans, always first." to "what are you planting
-    first?"), and whether it is a view. A fact wins: a view is an opinion, not an answer to a
-    question of fact it happens to resemble."""
+    """What the persona has to say to `text`: a statement it knows that answers it, or a view of
+    its own on it (its `views`: "Broad beans, always first." to "what are you planting first?"),
+    and whether it is a view. A view answers only a question (one that ends the line: not
+    "Sofia, the mural? Planning to, yes."); to a question of taste the view comes first ("the
+    reading circle meets on Thursdays" does not say which book to pick next), to any other the
+    fact does."""
     known = best_known(persona.knows, text, relevance, floor)
-    if known is not None or not persona.views:
+    asked = unmention(text).rstrip().endswith("?")
+    if not persona.views or not asked or (known is not None and not asks_opinion(text)):
         return known, False
     view = best_known(persona.views, text, relevance, floor)
-    return view, view is not None
+    return (view, True) if view is not None else (known, False)
 
 
 _SHARED_WORD_BONUS = 0.03  # per word in common (up to three): a tie-break among statements on the same subject

@@ -28,6 +28,11 @@ _QUOTED = re.compile(r"(?:\b(?P<w1>[A-Z][\w'-]+) was saying in #(?P<c1>[\w-]+): 
 # an answer that says it does not know is not news to pass on
 _NOT_KNOWN = re.compile(r"(?i)\b(?:no idea|not sure|don't know|couldn't say|can't say|wish i knew|beats me|no clue|haven't a clue|"
                         r"not my area|got me there|beyond me)\b")
+def says_not_known(text: str) -> bool:
+    """The line says its speaker does not know ("No idea, Sam. Anyone here know?")."""
+    return _NOT_KNOWN.search(text) is not None
+
+
 _PLAN = re.compile(r"^My plan: (?P<plan>.+)$", re.S)
 _WENT = re.compile(r"^I was at (?P<event>.+)$", re.S)
 _FIRST_PERSON_START = re.compile(r"^(?:I|I'm|I've|I'll|I'd|My|We|We're|Our)\b")
@@ -46,7 +51,7 @@ _WHEREABOUTS = re.compile(r"(?i)^(?:here at|i'm at|i am at|just got to|busy|just
 
 def _quotable(text: str) -> str | None:
     """The first sentence or two of what was said, if that is worth repeating."""
-    if _WHEREABOUTS.search(text) or _NOT_KNOWN.search(text):
+    if _WHEREABOUTS.search(text) or says_not_known(text):
         return None
     # what was said, without its questions and its short frames ("Good question, Sam.", "Hope that helps.")
     # (a memory clipped for a prompt ends mid-sentence: the fragment is not quoted)

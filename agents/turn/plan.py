@@ -24,8 +24,8 @@ from ..mind.sentiment import emoji_for, sentiment
 from ..society.persona import Persona
 from ..world.replies import Aside
 from .asides import aside_lines, first_person
-from .knowing import asks_for_facts
-from .passing import pass_on_lines
+from .knowing import asks_for_facts, asks_opinion
+from .passing import pass_on_lines, says_not_known
 from .text import STOP_WORDS as _STOP, lower_first, similarity, stems, unmention, words
 
 _QUESTION_START = re.compile(r"(?i)^\s*(?:@\S+\s+)?(?:what|why|how|when|where|who|which|whose|is|are|was|were|do|does|did|can|could|"
@@ -152,7 +152,7 @@ class Plan:
         elif self.act == "reach":
             options = _reach_lines(who, self.content)
         elif self.known and self.opinion and self.act != "open":  # a view of its own, as a person gives one
-            options = _view_lines(who if self.to_first else None, sentence(self.known), asked=self.act == "answer")
+            options = _view_lines(who if self.to_first else None, sentence(self.known))
         elif self.act == "answer" and self.known:  # what the speaker knows, framed in its own words
             # every fixed part at most four words (see the honest answers below)
             # mostly the statement alone: raters read the frames on every answer as a template
@@ -246,17 +246,13 @@ def _greet_lines(who: str, heard: str) -> list[str]:
     return [f"{h} {b}" for h in hello for b in bodies]
 
 
-def _view_lines(who: str | None, view: str, *, asked: bool) -> list[str]:
-    """A view said as an answer to a question of opinion, or as a word on what was said: mostly
-    the view alone (a frame on every line read as a template), sometimes a short frame or a
-    question back (a conversation goes on from it)."""
+def _view_lines(who: str | None, view: str) -> list[str]:
+    """A view said as the answer to a question of opinion: mostly the view alone (a frame on every
+    line read as a template), sometimes a short frame or a question back (a conversation goes on
+    from it)."""
     name = f", {who}" if who else ""
-    if asked:
-        openers = ["", "", "", f"Hm{name}.", f"Oh, easy{name}.", f"Ha, good one{name}.", f"Well{name}.", "For me?"]
-        closers = ["", "", "", "You?", "And you?", "What about you?", f"How about you{name}?"]
-    else:
-        openers = ["", "", "", "Funny you say that.", "My two cents:", "Hm.", "Oh, that."]
-        closers = ["", "", "", "Just saying.", "Anyone agree?"]
+    openers = ["", "", "", f"Hm{name}.", f"Oh, easy{name}.", f"Well{name}.", "For me?"]
+    closers = ["", "", "", "You?", "And you?", "What about you?", f"How about you{name}?"]
     return [" ".join(filter(None, [o, view, c])) for o in openers for c in closers]  # repeats weigh the bare view
 
 
@@ -502,6 +498,10 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         if _VOCATIVE_FIRST.match(text) or not (memory or news):
             return Plan("react", content=emoji_for(sentiment(text), 0.0, text, rng), **base)  # type: ignore[arg-type]
     factual = is_question(text) and asks_for_facts(text)
+    if not heard.human and (asks_opinion(text) or says_not_known(text)):
+        # between agents, "no idea" is no answer to "jazz or techno tonight?" nor to another's "no idea,
+        # anyone?" (a chain of them read as a template)
+        factual = False
     grounded = bool(memory or news or known)
     called = heard.to_me or bool(re.match(rf"\s*{re.escape(persona.name.split()[0])},\s", text))
     if not heard.human and not model_talk and grounded:
