@@ -183,6 +183,24 @@ def test_a_revival_topic_is_not_asked_again_until_half_the_list_had_its_turn() -
     assert all(s not in subjects[max(0, i - window):i] for i, s in enumerate(subjects)), subjects
 
 
+def test_a_revival_topic_asked_in_one_channel_is_not_asked_in_the_next() -> None:
+    sim = Sim("village", CONFIG)
+    sim.clock.advance(CONFIG.revive_idle_seconds * 2)
+    topics = sim.state.topics[sim.guild] = sim.state.topics[sim.guild][:8]  # fewer topics than four channels' revivals
+    subjects = []
+    revived = set()
+    for _ in range(3 * len(topics)):
+        for d in sim.policy.revivals(sim.state):
+            subjects.append(d.subject)
+            channel = sim.state.channels[d.channel_id]
+            channel.last_at, channel.revive_pending_until = sim.state.now, 0.0  # the opener was posted
+            revived.add(channel.name)
+        sim.clock.advance(CONFIG.revive_idle_seconds / 2)
+    window = len(topics) // 2
+    assert len(revived) > 1 and len(subjects) > window
+    assert all(s not in subjects[max(0, i - window):i] for i, s in enumerate(subjects)), subjects
+
+
 def test_a_topical_channel_is_revived_with_a_topic_of_its_own() -> None:
     from townsquare.worker.runtime.relevance import keyword_text_relevance
 

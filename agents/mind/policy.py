@@ -277,7 +277,9 @@ class SocietyState:
         self.channels: dict[int, ChannelState] = {}
         self.paused_guilds: set[int] = set()
         self.topics: dict[int, list[str]] = {}  # guild -> revival topics
-        self.topics_raised: dict[int, deque[str]] = {}  # channel -> the revival topics chosen there lately (not chosen again soon)
+        # channel -> the revival topics chosen there lately (not chosen again soon); guild -> the same, society-wide
+        self.topics_raised: dict[int, deque[str]] = {}
+        self.topics_raised_in_guild: dict[int, deque[str]] = {}
         self.guild_names: dict[int, str] = {}
         self.last_spoke: dict[int, float] = {}
         self.moods: dict[int, tuple[Mood, float]] = {}  # agent -> (mood, at)
@@ -661,7 +663,10 @@ class TurnPolicy:
         # a topic asked in this channel lately is not asked here again until half the list has had its
         # turn ("Which book should the reading circle pick next?" twice in one channel read as a loop)
         raised = state.topics_raised.setdefault(channel.id, deque(maxlen=max(1, len(topics) // 2)))
-        fresh = [t for t in topics if t not in raised] or topics
+        # ... nor one asked in another channel lately, while others remain (a village run asked the
+        # same eleven questions in one channel after another: a fifth of its lines were repeats)
+        society = state.topics_raised_in_guild.setdefault(channel.guild_id, deque(maxlen=max(1, len(topics) // 2)))
+        fresh = [t for t in topics if t not in raised and t not in society] or [t for t in topics if t not in raised] or topics
         # a topical channel gets a topic of its own ("open source project you wish more people knew
         # about?" was asked in #music); the agent's interests and a draw choose among those that fit
         if self.fits is not None and channel.name not in ("general", None):
@@ -670,6 +675,7 @@ class TurnPolicy:
             fresh = [t for t in fresh if fit[t] >= 0.6 * best] if best > 0 else fresh
         chosen = max(fresh, key=lambda t: self.relevance(agent, f"{t} {channel.name}") + 0.3 * rng.random())
         raised.append(chosen)
+        society.append(chosen)
         return chosen
 
 
