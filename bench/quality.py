@@ -280,6 +280,7 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
     societies = [("village", load_society("village")), ("city", load_society("city"))]
     raised: dict[str, dict[str, int]] = {}  # society -> subject -> simulated minute an opener brought it up
     kept: dict[tuple[str, str], list[Line]] = {}  # each channel keeps what was said in it (revived again and again)
+    unasked: dict[tuple[str, str], list[str]] = {}  # each channel's questions not asked yet in this round of them
     rounds = 0
     while len(bench.run.turns) < turns:
         for _, society in societies:
@@ -308,7 +309,12 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                     await bench.turn(society, speaker, plan, spec.name, spec.topic, history, "reply_agent")
                 asked = rng.choice(here)
                 asked_set = HELDOUT if questions == "heldout" else QUESTIONS
-                question = rng.choice(asked_set.get(spec.name, asked_set["general"]))
+                # a person does not ask a channel the same question twice: each channel's questions are
+                # asked in a shuffled order, all of them before any again
+                pending = unasked.setdefault((society.guild, spec.name), [])
+                if not pending:
+                    pending += rng.sample(asked_set.get(spec.name, asked_set["general"]), len(asked_set.get(spec.name, asked_set["general"])))
+                question = pending.pop()
                 history.append(Line(HUMAN, f"@{asked.name} {question}"))
                 plan = bench.reply(asked, Heard(HUMAN, f"@{asked.name} {question}", human=True, to_me=True), rng.randrange(2**31), here,
                                    society, t)
