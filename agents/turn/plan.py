@@ -207,7 +207,7 @@ class Plan:
                 rng.shuffle(echoes)
                 # the echo first in most answers, not all: it says what is not known (relevance), but every
                 # "X? No idea, Sam." read as a dodge template
-                pairs = zip(echoes, options) if rng.random() < 0.7 else zip(options, echoes)
+                pairs = zip(echoes, options) if rng.random() < ECHO_SHARE else zip(options, echoes)
                 return [line for pair in pairs for line in pair]
         else:
             options = {
@@ -309,6 +309,8 @@ def _world_lines(kind: str, subject: str, own: str = "") -> list[str]:
 # the news (its line must carry it) is still mostly an emoji; a small model's lines about the news
 # between agents rated 0.4 of 2 blind
 REACT_WEIGHT = 20.0
+ECHO_SHARE = 0.7  # of honest answers, those that say the question back first (without: relevance above the
+# shuffled baseline 64-69% instead of 78-86% on three seeds; one blind rater scored the echo 0 as parroting)
 MEMORY_SHARE = 0.5  # another agent's line that a memory bears on: passed on as it was said, else an emoji
 NEWS_SHARE = 0.2  # ... that the news bears on: the news told, else an emoji
 
