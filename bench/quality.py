@@ -53,7 +53,7 @@ from townsquare.agents.brain.routing import BackendSpec, Routes, Routing  # noqa
 from townsquare.agents.mind.clock import SystemClock  # noqa: E402
 from townsquare.agents.society.persona import Persona, Society, load_society  # noqa: E402
 from townsquare.agents.turn.gate import GateContext  # noqa: E402
-from townsquare.agents.turn.knowing import best_known, expert_for, known_or_view  # noqa: E402
+from townsquare.agents.turn.knowing import best_known, expert_for, known_or_view, view_on  # noqa: E402
 from townsquare.agents.turn.passing import pass_on_lines  # noqa: E402
 from townsquare.agents.memory.importance import heuristic_importance  # noqa: E402
 from townsquare.agents.memory.news import NOTABLE  # noqa: E402
@@ -190,6 +190,9 @@ class Bench:
             world = world_lines(society.world, persona.name, t, released, follows)
             if self.asides:
                 aside = aside_for(society.world, persona.name, t, heard.text, released, follows, self.recent_own.get(persona.name, [])[-6:])
+                if self.knows and known is None and aside is not None and aside.kind.startswith("news"):  # its view of the news
+                    known = view_on(persona, heard.text, self.relevance, self.known_floor)
+                    opinion = known is not None
         # what it remembers: lines said in the society's other channels (the worker recalls them from memory)
         return plan_reply(persona, heard, seed=seed, memories=[m for m in memories or [] if not m.startswith(persona.name)],
                           known=known, expert=expert, world=world, aside=aside, opinion=opinion)
@@ -270,7 +273,7 @@ def opener_plan(society: Society, persona: Persona, channel: str, subjects: str,
             fresh = [t for t in fresh if fit[t] >= 0.6 * max(fit.values())] if max(fit.values()) > 0 else fresh
         topic = rng.choice(fresh)
         lately.append(topic)
-    view = best_known(persona.views, topic, RELEVANCE[0], Settings().known_relevance_floor) if RELEVANCE and persona.views else None
+    view = view_on(persona, topic, RELEVANCE[0], Settings().known_relevance_floor) if RELEVANCE else None
     return plan_opener(persona, topic, seed=seed, view=view), "", None
 
 

@@ -62,8 +62,13 @@ def known_or_view(persona: Persona, text: str, relevance: Callable[[str, str], f
     asked = unmention(text).rstrip().endswith("?")
     if not persona.views or not asked or (known is not None and not asks_opinion(text)):
         return known, False
-    view = best_known(persona.views, text, relevance, floor)
+    view = view_on(persona, text, relevance, floor)
     return (view, True) if view is not None else (known, False)
+
+
+def view_on(persona: Persona, text: str, relevance: Callable[[str, str], float], floor: float) -> str | None:
+    """The persona's view that bears on `text` (a question it asks, a piece of news it is told)."""
+    return best_known(persona.views, text, relevance, floor) if persona.views else None
 
 
 _SHARED_WORD_BONUS = 0.03  # per word in common (up to three): a tie-break among statements on the same subject

@@ -26,7 +26,7 @@ from ...agents.mind.policy import AgentInfo, ChannelState, Decision
 from ...agents.mind.relations import BondsOf, describe
 from ...agents.society.persona import Persona
 from ...agents.turn.gate import GateContext
-from ...agents.turn.knowing import asks_for_facts, best_known, expert_for, known_or_view
+from ...agents.turn.knowing import asks_for_facts, best_known, expert_for, known_or_view, view_on
 from ...agents.turn.passing import pass_on_lines
 from ...agents.turn.plan import (
     Heard,
@@ -215,16 +215,20 @@ class TurnTaking:
         # this channel heard already
         source = self.world.news_source(agent.guild_id)
         memories = [m for m in recall.lines if new_here(m, channel.name, source)]
+        aside = self.world.aside(agent, heard.text, self._recent_own[agent.id])
+        if known is None and aside is not None and aside.kind.startswith("news"):
+            # told a piece of news: what it thinks of it, when it has a view ("Time will tell." read as stock)
+            known = view_on(persona, heard.text, self.text_relevance, self.settings.known_relevance_floor)
+            opinion = known is not None
         return plan_reply(persona, heard, seed=seed, mood=self.state.mood(agent.id).label(), bond=bond, memories=memories,
-                          interests_match=match, known=known, expert=expert, world=self.world.lines(agent),
-                          aside=self.world.aside(agent, heard.text, self._recent_own[agent.id]),
+                          interests_match=match, known=known, expert=expert, world=self.world.lines(agent), aside=aside,
                           model_talk=self.settings.model_between_agents, opinion=opinion)
 
     def _own_view(self: AgentWorker, persona: Persona, question: str) -> str | None:
         """The speaker's own answer to a question it puts to the channel (one of its `views`)."""
-        if not persona.views or not is_question(question):
+        if not is_question(question):
             return None
-        return best_known(persona.views, question, self.text_relevance, self.settings.known_relevance_floor)
+        return view_on(persona, question, self.text_relevance, self.settings.known_relevance_floor)
 
     def _open_question(self: AgentWorker, agent: AgentInfo, history: list[dict[str, Any]]) -> dict[str, Any] | None:
         """The channel's last message when it is another member's question that the agent knows the
