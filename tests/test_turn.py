@@ -11,7 +11,7 @@ from townsquare.agents.society.persona import Persona, Traits
 from townsquare.agents.turn.gate import GateContext, judge
 from townsquare.agents.brain.backends import GenOptions
 from townsquare.agents.brain.chain import Thought
-from townsquare.agents.turn.knowing import asks_for_facts, asks_opinion, best_known, carries, expert_for, known_or_view
+from townsquare.agents.turn.knowing import asks_for_facts, asks_opinion, best_known, carries, expert_for, known_or_view, view_on
 from townsquare.agents.turn.plan import (
     Heard,
     keyphrase,
@@ -563,6 +563,9 @@ def test_a_question_of_opinion_is_answered_from_the_speakers_views_and_a_fact_fr
     PRIYA_TOO = PRIYA.model_copy(update={"knows": [*PRIYA.knows, "The old mill by the river was built in 1794."]})
     assert known_or_view(PRIYA_TOO, "What should become of the old mill by the river?", overlap, 0.1) == (PRIYA.views[0], True)
     assert known_or_view(PRIYA_TOO, "When was the old mill by the river built?", overlap, 0.1)[1] is False
+    # told a piece of news, the view that bears on it (the worker's news aside), a statement or not
+    assert view_on(PRIYA, "The owners of the old mill by the river have put it up for sale.", overlap, 0.04) == PRIYA.views[0]
+    assert view_on(INES, "The old mill is for sale.", overlap, 0.1) is None  # no views: nothing
     assert asks_opinion("Jazz club or techno club tonight?") and asks_opinion("Should the pub quiz move to Thursdays?")
     assert not asks_opinion("What should I do about slugs?") and not asks_opinion("When does the bakery open?")
     # between agents, no view: an emoji, not "No idea, Oskar. Anyone?" (nor to another's "no idea")
