@@ -337,7 +337,10 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
             # DMs: a person writes to an agent; an agent writes to a friend
             agent = rng.choice(society.agents)
             dm: list[Line] = [Line(HUMAN, rng.choice(DM_OPENERS))]
-            plan = bench.reply(agent, Heard(HUMAN, dm[0].content, human=True, to_me=True), rng.randrange(2**31), society.agents)
+            # the worker reads a DM with the agent's day too ("are you coming to the meeting?")
+            when = _world_time(society, agent, rng) if society.world is not None else None
+            plan = bench.reply(agent, Heard(HUMAN, dm[0].content, human=True, to_me=True), rng.randrange(2**31), society.agents,
+                               society, when)
             await bench.turn(society, agent, plan, "dm", None, dm, "dm")
             friend = rng.choice([a for a in society.agents if a.name != agent.name])
             await bench.turn(society, agent, plan_reach(agent, friend.name, rng.choice(agent.interests or ["the weekend"]),

@@ -40,7 +40,8 @@ def best_known(knows: list[str], text: str, relevance: Callable[[str, str], floa
     return best[1] if best is not None else None
 
 
-_ASKS_OPINION = re.compile(r"(?i)\b(?:best|favou?rite|worst|should (?!i\b)|would you|good idea|bad idea|predictions?|"
+_ASKS_OPINION = re.compile(r"(?i)\b(?:best|favou?rite|worst|should (?!i\b)|should i (?:read|watch|see|listen to|try|cook|bake|buy|play)\b|"
+                           r"would you|good idea|bad idea|predictions?|"
                            r"what do you (?:think|reckon)|which (?:\w+ )?(?:is|are) better|prefer|deserves?|worth (?:reading|seeing|"
                            r"watching|hearing|a visit))\b|\w \bor\b \w[^?]*\?")
 

@@ -157,7 +157,9 @@ class Plan:
             # every fixed part at most four words (see the honest answers below)
             # mostly the statement alone: raters read the frames on every answer as a template
             openers = ["", "", "", f"Good question, {who}.", f"Ah, {who}.", f"{who}:", f"Right, {who}.", f"Oh, {who}!"]
-            if _ADVICE.search(self.content):  # advice asked for: the closer speaks of trying it
+            if self.heard is not None and not self.heard.human:  # "Hope that helps." to an agent's "chess puzzle, anyone?"
+                closers = [""]
+            elif _ADVICE.search(self.content):  # advice asked for: the closer speaks of trying it
                 closers = ["", "", "Worked for me.", "Hope that helps.", "That's what I'd do.", "Let me know!", "Good luck!"]
             else:
                 closers = ["", "", "", "Hope that helps.", "Worth knowing."]
