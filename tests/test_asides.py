@@ -218,3 +218,11 @@ def test_told_the_news_it_does_not_say_the_news_back_as_what_it_knows() -> None:
     assert plan_reply(agent("Tobias"), Heard("Maren Holt", news), seed=1, aside=found, known=same).known is None
     more = "The tenor bell was recast in 1921 after it cracked in a hard frost."
     assert plan_reply(agent("Tobias"), Heard("Maren Holt", news), seed=1, aside=found, known=more).known == more
+
+
+def test_asked_whats_on_the_calendar_answers_not_no_idea() -> None:
+    found = aside("Oskar", "Is there anything on this weekend?")
+    assert found is not None and found.kind == "whats_on" and "Saturday market" in found.what
+    lines = lines_for("Oskar", "Is there anything on this weekend?", author="Sam Carter")
+    assert lines and all(found.what in line and "idea" not in line for line in lines)
+    assert aside("Oskar", "What is going on with the bus?") is None  # not a question about what is on

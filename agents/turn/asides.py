@@ -93,6 +93,10 @@ def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = 
                   f"Wish I were. I'm {instead}." if instead else "Wish I were there."]
         closers = ["Have fun!", "Enjoy it!", ""]
         return [f"{b} {c}".strip() for b in bodies for c in closers]
+    if aside.kind == "whats_on":  # "anything on this weekend?": the next thing on the calendar
+        what = aside.what
+        return [f"{b}{what}.{c}" for b in ("There's ", "Well, there's ", "I know of ", "There's always ")
+                for c in ("", " Worth a look.", " Could be fun.", " Fancy it?")]
     if aside.kind == "unknown_event":  # "the meeting": which one? nothing on the calendar says there is one
         noun = aside.what.split()[-1]
         named = _capital(re.sub(r"^(?:a|an)\b", "the", aside.what))

@@ -184,6 +184,10 @@ class Plan:
             bodies = [f"No idea{about}.", f"Not sure{about}.", f"Couldn't say{about}.", f"Don't know much{about}.",
                       "Beats me.", "Wish I knew.", "No clue, honestly.", "You've got me there.", "That's beyond me.",
                       "Not my area.", "No idea, sorry.", "Haven't a clue."]
+            if asked:  # the thing itself said back, not the whole question ("The big house? No clue.")
+                thing_back = asked[:1].upper() + asked[1:]
+                bodies += [f"{thing_back}? No clue.", f"{thing_back}? Not a clue.", f"{thing_back}, no idea.",
+                           f"{thing_back}? Couldn't tell you."]
             closers = ["Someone may know.", "I'll ask around.", "Anyone here know?", "", "Sorry!",
                        "Try asking around.", "Can't help, sorry.", "Anyone?", "Others might know.",
                        "Worth asking around."]
@@ -196,6 +200,9 @@ class Plan:
                            f"{expert} knows this stuff.", f"{expert}'s the one to ask."]
             options = [" ".join(filter(None, [o, b, c])) for o in openers for b in bodies for c in closers
                        if not ("orry" in o and "orry" in c)]  # not "Sorry, Kwame. Beats me. Sorry!"
+            if about:  # what is not known named in the line ("Not sure about the market."): these first
+                rng.shuffle(options)
+                options.sort(key=lambda line: about not in line and asked[1:] not in line)
             asked = as_heard(sentence(unmention(self.content)))
             # the question echoed, as people do ("Why is the bell cracked? No idea, Sam."; "my basil" said
             # back as "your basil"): what is not known is named, not only "no idea"
@@ -205,11 +212,13 @@ class Plan:
                            f"Sorry, {who}, no idea.", f"Don't know, {who}.", f"Not a clue, {who}.", f"Can't say, {who}.",
                            f"Hmm, not sure, {who}."]
                 echoes = [" ".join([asked, r, c]) for r in replies for c in closers if c]  # a bare echo would be a parrot
-                rng.shuffle(options)
+                if not about:
+                    rng.shuffle(options)
                 rng.shuffle(echoes)
                 # the echo first in most answers, not all: it says what is not known (relevance), but every
                 # "X? No idea, Sam." read as a dodge template
-                pairs = zip(echoes, options) if rng.random() < ECHO_SHARE else zip(options, echoes)
+                # (fewer when the line can name what is not known without saying the question back)
+                pairs = zip(echoes, options) if rng.random() < (ECHO_SHARE_NAMED if about else ECHO_SHARE) else zip(options, echoes)
                 return [line for pair in pairs for line in pair]
         else:
             options = {
@@ -313,6 +322,7 @@ def _world_lines(kind: str, subject: str, own: str = "") -> list[str]:
 REACT_WEIGHT = 20.0
 ECHO_SHARE = 0.7  # of honest answers, those that say the question back first (without: relevance above the
 # shuffled baseline 64-69% instead of 78-86% on three seeds; one blind rater scored the echo 0 as parroting)
+ECHO_SHARE_NAMED = 0.3  # ... when the question names a thing that the line can name instead ("Not sure about the market.")
 MEMORY_SHARE = 0.5  # another agent's line that a memory bears on: passed on as it was said, else an emoji
 NEWS_SHARE = 0.2  # ... that the news bears on: the news told, else an emoji
 

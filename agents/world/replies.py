@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .life import Occurrence, WorldTime, at_minutes, current, upcoming, whereabouts
+from .life import Occurrence, WorldTime, at_minutes, current, describe_occurrence, upcoming, whereabouts
 from .model import DAY_MINUTES, World
 from .subjects import known_news, news_text
 
@@ -20,6 +20,9 @@ _ASKS_DOING = re.compile(
     r"(?i)\b(?:what(?:'s| is| are)\s+(?:every(?:one|body)|you(?:\s+all)?|people|y'all)(?:\s+else)?\s+(?:up\s+to|doing)|"
     r"what\s+are\s+you\s+up\s+to|how\s+are\s+you(?:\s+doing)?(?:\s+today)?\?|anyone\s+else\s+(?:about|around|up)|how(?:'s| is)\s+(?:every(?:one|body)|your\s+day)|"
     r"what\s+have\s+you\s+been\s+up\s+to|busy\s+today\?|(?:^|[.!]\s+)(?:and\s+|how\s+about\s+|what\s+about\s+)?you\?\s*$)")
+# "is there anything on this weekend?", "what's happening tonight?": the calendar answers
+_ASKS_WHATS_ON = re.compile(r"(?i)\b(?:(?:is there|anything|something)\s+(?:\w+\s+)?(?:on|happening|going on)\b(?!\s+(?:the|my|your|a)\b)|"
+                            r"what(?:'s| is)\s+(?:on|happening|going on)\b(?!\s+(?:with|in your|at your)\b)|any\s+(?:events|plans for)\b)")
 _AT_EVENT = re.compile(r"(?i)\b(?:i'm at|here at|just got to|anyone (?:else )?here|who is at|who's at|come along)\b")
 _ABOUT_GOING = re.compile(r"(?i)\b(?:going|go|off to|fancy|coming|come|make it|be there|attend|join)\b")
 _CONTENT = re.compile(r"[a-z][a-z']{2,}")
@@ -36,7 +39,7 @@ NEWS_SHARE = 0.4  # ... and this share of its own words (not a line that merely 
 
 @dataclass(frozen=True)
 class Aside:
-    kind: str  # doing | going | not_going | there | not_there | news_seen | news_unseen | unknown_event
+    kind: str  # doing | going | not_going | there | not_there | news_seen | news_unseen | unknown_event | whats_on
     what: str  # what it does now (doing, not_there), the event's title, the news headline
     place: str | None = None  # where it does it ("the bakery")
     instead: str | None = None  # what it does then: there (at the event), not_going / not_there (instead)
@@ -104,6 +107,10 @@ def aside_for(world: World, agent: str, t: WorldTime, heard: str, released: Mapp
             return None  # it told the others itself
         seen = follows(item.channel) and item in known_news(world, t, released, follows)
         return Aside("news_seen" if seen else "news_unseen", item.title or news_text(item))
+    if _ASKS_WHATS_ON.search(heard):  # what is on now or in the next two days, from the calendar
+        soon = [*current(world, t), *upcoming(world, t, 2 * DAY_MINUTES)]
+        if soon:
+            return Aside("whats_on", describe_occurrence(world, soon[0], t))
     if _ASKS_DOING.search(heard):
         doing, place, _ = _doing_at(world, agent, t)
         if doing:
