@@ -568,6 +568,9 @@ def test_a_question_of_opinion_is_answered_from_the_speakers_views_and_a_fact_fr
     assert view_on(INES, "The old mill is for sale.", overlap, 0.1) is None  # no views: nothing
     assert asks_opinion("Jazz club or techno club tonight?") and asks_opinion("Should the pub quiz move to Thursdays?")
     assert not asks_opinion("What should I do about slugs?") and not asks_opinion("When does the bakery open?")
+    # company, not facts: "You've got me there." to these read as a non sequitur
+    assert not asks_for_facts("Hey all, what is everyone reading right now?")
+    assert not asks_for_facts("Chess puzzle of the day. Anyone up for it?") and asks_for_facts("Anyone know when the bus comes?")
     # between agents, no view: an emoji, not "No idea, Oskar. Anyone?" (nor to another's "no idea")
     for asked in ("Jazz club or techno club tonight?", "No idea when the bus runs. Anyone here know?"):
         assert {plan_reply(PRIYA, Heard("Oskar Lind", asked, to_me=True), seed=s).act for s in range(20)} == {"react"}, asked

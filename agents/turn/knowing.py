@@ -119,7 +119,7 @@ _ASKS_YOUR_VIEW_OF = re.compile(r"(?i)\b(?:do you (?:think|reckon|know)|you thin
 _SOCIAL = re.compile(r"(?i)(?:^\s*(?:@\S+\s+)?(?:anyone|anybody|who(?:'s| is))(?: else)? (?:awake|around|up|here|there|online|about)\b|"
                      r"\b(?:any (?:news|gossip)|what(?:'s| is) (?:new|up|happening|going on|the news)|how(?:'s| is| are) "
                      r"(?:it going|things|everything|life|everyone|the day)|what(?:'s| is| are) (?:every(?:one|body)|people|you all)"
-                     r"(?: else)? (?:up to|doing))\b)")
+                     r"(?: else)? (?:up to|doing|\w+ing\b)|\b(?:anyone|anybody|who(?:'s| is))(?: else)? (?:up for|in\b|game|fancy))\b)")
 
 
 def asks_for_facts(question: str) -> bool:
