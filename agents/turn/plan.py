@@ -474,7 +474,8 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     what the agent knows of its world now (agents/world/subjects.world_lines): a share about
     something said there is about it; `aside`, what its own day says about the message
     (agents/world/replies.py): asked about an event, what it is doing, a piece of news, the line
-    is made from that. `opinion`: `known` is a view of the speaker's own (`known_or_view`). `model_talk`: the model may word lines between agents (agree, disagree,
+    is made from that. `opinion`: `known` is a view of the speaker's own (`known_or_view`).
+    `model_talk`: the model may word lines between agents (agree, disagree,
     ask, joke, share a memory); off by default: the bundled model's were nonsense, some offensive
     ("the old mill was built by the Jews"), so another agent's line gets what the agent knows, a
     memory passed on as it was said, the news, or an emoji."""
