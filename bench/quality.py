@@ -65,6 +65,7 @@ from townsquare.platform.analytics.message import Msg  # noqa: E402
 from townsquare.platform.analytics.textstats import TextQuality  # noqa: E402
 from townsquare.platform.core.config import Settings  # noqa: E402
 from townsquare.agents.world.life import WorldTime, at_minutes, due_news  # noqa: E402
+from townsquare.agents.world.facts import local_knowledge  # noqa: E402
 from townsquare.agents.world.replies import aside_for  # noqa: E402
 from townsquare.agents.world.subjects import pick_subject, situation, world_lines  # noqa: E402
 
@@ -168,7 +169,7 @@ def start_model_server(model_arg: str, threads: int) -> tuple[subprocess.Popen[b
 class Bench:
     def __init__(self, chain: FallbackChain, relevance, form: str, candidates: int, floor: float) -> None:  # type: ignore[no-untyped-def]
         self.chain, self.relevance, self.form, self.candidates, self.floor = chain, relevance, form, candidates, floor
-        self.knows, self.known_floor, self.asides = True, 0.5, True
+        self.knows, self.known_floor, self.asides, self.local = True, 0.5, True, True
         self.run = Run()
         self.recent_own: dict[str, list[str]] = {}
         self.calls = 0  # model calls so far (the chain's record hook counts them)
@@ -181,7 +182,8 @@ class Bench:
         opinion = False
         world: list[str] = []
         if self.knows:
-            known, opinion = known_or_view(persona, heard.text, self.relevance, self.known_floor)
+            local = local_knowledge(society.world, persona.name, t) if society is not None and heard.human and self.local else ()
+            known, opinion = known_or_view(persona, heard.text, self.relevance, self.known_floor, local)
             if known is None and is_question(heard.text) and heard.human and heard.to_me:
                 expert = expert_for(heard.text, [p for p in present if p.name != persona.name], self.relevance, self.known_floor)
         if society is not None and society.world is not None and t is not None:
@@ -299,6 +301,8 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                              if guild == society.guild and name != spec.name for line in lines[-6:] if line.author != HUMAN]
                 plan, where, t = opener_plan(society, opener, spec.name, subjects, rng, [line.content for line in history[-8:]],
                                           raised.setdefault(society.guild, {}), elsewhere)
+                if t is None and society.world is not None:  # the worker always knows the time of its world
+                    t = _world_time(society, opener, rng)
                 await bench.turn(society, opener, plan, spec.name, spec.topic, history, "opener", where)
                 if only == "openers":
                     continue
@@ -418,6 +422,7 @@ async def main() -> None:
     parser.add_argument("--floor", type=float, default=0.25, help="the gate's off-topic floor (embedding cosine; the product's default)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-knows", action="store_true", help="ignore the personas' `knows` (answers from the model alone)")
+    parser.add_argument("--no-local", action="store_true", help="a person's question is not answered from the world's facts (places, calendar, routines)")
     parser.add_argument("--no-asides", action="store_true", help="replies ignore what the speaker's own day says (going, doing, news seen)")
     parser.add_argument("--subjects", choices=["topics", "world"], default="topics", help="where openers take their subjects from")
     parser.add_argument("--only", choices=["openers"], default=None, help="play only openers")
@@ -437,11 +442,12 @@ async def main() -> None:
         bench = Bench(chain, relevance, args.form, args.candidates, args.floor)
         counter.append(bench)
         bench.knows, bench.known_floor, bench.asides = not args.no_knows, Settings().known_relevance_floor, not args.no_asides
+        bench.local = not args.no_local
         started = time.perf_counter()
         await play(bench, args.turns, args.seed, args.subjects, args.only, args.questions)
         await chain.close()
         result = figures(bench.run, relevance, model)
-        result |= {"knows": not args.no_knows, "asides": not args.no_asides, "subjects": args.subjects, "only": args.only, "questions": args.questions, "form": args.form, "candidates": args.candidates, "threads": args.threads, "floor": args.floor,
+        result |= {"knows": not args.no_knows, "local": not args.no_local, "asides": not args.no_asides, "subjects": args.subjects, "only": args.only, "questions": args.questions, "form": args.form, "candidates": args.candidates, "threads": args.threads, "floor": args.floor,
                    "wall_s": round(time.perf_counter() - started, 1), "load_1min": round(os.getloadavg()[0], 2)}
         args.sample.parent.mkdir(parents=True, exist_ok=True)
         write_sample(bench.run, args.sample)

@@ -21,7 +21,9 @@ from townsquare.agents.memory.remember import open_memories
 from townsquare.agents.mind.clock import FakeClock, SimClock
 from townsquare.agents.mind.policy import AgentInfo, ChannelState, Msg, PolicyConfig, SocietyState, TurnPolicy
 from townsquare.agents.society.persona import Society, bundled_societies, load_society
+from townsquare.agents.turn.knowing import known_or_view
 from townsquare.agents.turn.plan import Heard, plan_opener, plan_reply
+from townsquare.agents.world.facts import local_knowledge
 from townsquare.agents.world.life import at_minutes, current, due_news, presence, whereabouts, world_time
 from townsquare.agents.world.model import World
 from townsquare.agents.turn.passing import pass_on_lines
@@ -519,3 +521,43 @@ def test_what_an_agent_is_doing_comes_up_in_its_places_channel_or_the_open_one(v
             routine = [s for s, _ in candidates(village, agent, channel, t, released, lambda c: True) if s.kind == "routine"]
             home = village.place(here.place.id).channel if here.place is not None else None
             assert not routine or channel == "general" or channel == home, (agent, channel, routine)
+
+
+# --- what any resident knows of its world ------------------------------------------------------
+
+
+def _shared(a: str, b: str) -> float:
+    """Word overlap (a stand-in for the embedding relevance; the test chooses the wording)."""
+    wa, wb = {w.strip("?.,:!'s") for w in a.lower().split() if len(w) > 3}, {w.strip("?.,:!'s") for w in b.lower().split() if len(w) > 3}
+    return len(wa & wb) / (len(wa) * len(wb)) ** 0.5 if wa and wb else 0.0
+
+
+def test_a_persons_question_is_answered_from_what_any_local_knows_of_its_world(village: World) -> None:
+    says = [f.says for f in local_knowledge(village, "Ines Alvarez", hm(0, 10))]
+    assert "The pub quiz at the Plough, on Wednesdays, 20:00 to 22:30. Six rounds, a picture round and a meat pie for the winners." in says
+    assert any(s.startswith("Most days, I'm ") for s in says)  # its own day, in the first person
+    assert any(s.startswith("On Saturdays, Oskar is mending bikes") for s in says)  # a neighbour's, where people find him
+    assert not any(" is " in s and "at home" in s for s in says)  # a neighbour at home is nobody's business
+    tobias = [f.says for f in local_knowledge(village, "Tobias Reed", hm(0, 10))]
+    assert any(s.startswith("My history walk from the old mill, on Sunday, 14:00 to 15:30.") for s in tobias)  # its own event
+    # a one-off event is told while it is near and not over: the match on day 1, not a week later
+    assert any("football match" in s for s in says)
+    assert not any("football match" in s for s in (f.says for f in local_knowledge(village, "Ines Alvarez", hm(8, 10))))
+
+    nobody = load_society("village").agents[0].model_copy(update={"knows": [], "views": []})
+    facts = local_knowledge(village, nobody.name, hm(0, 10))
+    quiz = known_or_view(nobody, "@Ines Alvarez when is the pub quiz at the Plough?", _shared, 0.3, facts)
+    assert quiz == (says[says.index(next(s for s in says if s.startswith("The pub quiz")))], False)
+    # where the asker is, is not what it asks about: the village hall does not answer "a doctor in the village?"
+    assert known_or_view(nobody, "Is there a doctor in the village hall?", _shared, 0.2, facts)[0] is not None
+    assert known_or_view(nobody, "Is there a doctor in the village?", _shared, 0.2, facts) == (None, False)
+    assert known_or_view(nobody, "The pub quiz at the Plough is fun.", _shared, 0.3, facts) == (None, False)  # not asked
+    assert known_or_view(nobody, "When is the pub quiz at the Plough?", _shared, 0.3) == (None, False)  # no world: nothing
+
+    city = load_society("city")
+    assert city.world is not None
+    citizen = city.agents[0].model_copy(update={"knows": [], "views": []})
+    here = local_knowledge(city.world, citizen.name, hm(0, 10))
+    # a place known only by its name answers one asking for that kind of place, not for a word of it
+    assert known_or_view(citizen, "Is there a good bookshop?", _shared, 0.3, here) == ("There's the Lantern bookshop.", False)
+    assert known_or_view(citizen, "What's a good bouldering gym routine?", _shared, 0.3, here)[0] != "There's the bouldering gym."

@@ -10,21 +10,7 @@ import re
 
 from ..mind.sentiment import sentiment
 from ..world.replies import Aside
-from ..world.life import with_place
-
-
-def first_person(doing: str, own: str = "") -> str:
-    """A routine, written about the persona, as the persona says it ("selling bread at her
-    market stall" -> "selling bread at my market stall"; Oskar's "at Oskar's workshop" -> "at my
-    workshop")."""
-    doing = re.sub(rf"\b{re.escape(own)}'s\b", "my", doing) if own else doing
-    return re.sub(r"\b(?:his|her|their)\b", "my", doing[:1].lower() + doing[1:])
-
-
-def being(doing: str) -> str:
-    """What one "is" while doing it: "baking bread", "at the pub quiz", "out on an evening walk"."""
-    first = doing.split()[0] if doing.split() else ""
-    return doing if first.endswith("ing") or first == "at" else f"out on {doing}"
+from ..world.life import being, first_person, with_place
 
 
 def _reaction(title: str, seen: bool) -> list[str]:

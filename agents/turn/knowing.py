@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from ..society.persona import Persona
+from ..world.facts import Fact
 from .text import stems, unmention
 
 _ASKS_WHEN = re.compile(r"(?i)\b(?:when|what time|how (?:early|late|often|long|soon)|which day|what day)\b")
@@ -28,14 +29,20 @@ _SAYS_WHERE = re.compile(r"\b(?:[Aa]t|[Oo]n|[Ii]n|[Bb]y|[Nn]ear|[Ff]rom|[Bb]ehin
 _WEEKDAY = re.compile(r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b")
 
 
-def best_known(knows: list[str], text: str, relevance: Callable[[str, str], float], floor: float) -> str | None:
+def best_known(knows: Sequence[str], text: str, relevance: Callable[[str, str], float], floor: float) -> str | None:
     """Of what a persona knows, the statement that best answers `text`, if it fits well enough.
     Sentence embeddings match the subject ("bread"), not the kind of answer asked for, so: a
     question about when is answered only by a statement that says when, one about where only by
     one that names a place; a statement about another day of the week than the one asked about
     does not answer it; among statements that fit, the one sharing more of the question's words
     wins ("what time does the bakery open?": "the bakery opens at seven")."""
-    scored = [(score, k) for score, k in _fitting(knows, text, relevance) if score >= floor]
+    return best_fact([Fact(k, k) for k in knows], text, relevance, floor)
+
+
+def best_fact(facts: Sequence[Fact], text: str, relevance: Callable[[str, str], float], floor: float) -> str | None:
+    """`best_known` over facts matched by what they are about and answered with what they say (the
+    world's facts: agents/world/facts.py)."""
+    scored = [(score, f.says) for score, f in _fitting(facts, text, relevance) if score >= floor and _asks_for(f, text)]
     best = max(scored, default=None, key=lambda s: s[0] + _SHARED_WORD_BONUS * min(3, len(stems(s[1]) & stems(text))))
     return best[1] if best is not None else None
 
@@ -52,19 +59,26 @@ def asks_opinion(question: str) -> bool:
     return bool(_ASKS_OPINION.search(unmention(question)))
 
 
-def known_or_view(persona: Persona, text: str, relevance: Callable[[str, str], float], floor: float) -> tuple[str | None, bool]:
+def known_or_view(persona: Persona, text: str, relevance: Callable[[str, str], float], floor: float,
+                  local: Sequence[Fact] = ()) -> tuple[str | None, bool]:
     """What the persona has to say to `text`: a statement it knows that answers it, or a view of
     its own on it (its `views`: "Broad beans, always first." to "what are you planting first?"),
     and whether it is a view. A view answers only a question (one that ends the line: not
     "Sofia, the mural? Planning to, yes."); to a question of taste the view comes first ("the
     reading circle meets on Thursdays" does not say which book to pick next), to any other the
-    fact does."""
+    fact does. `local`: what it knows of its world (agents/world/facts.py), the answer when its
+    own statements and views have none (matched without where the asker is: "a doctor in the
+    village?" is not about the village hall)."""
     known = best_known(persona.knows, text, relevance, floor)
     asked = unmention(text).rstrip().endswith("?")
-    if not persona.views or not asked or (known is not None and not asks_opinion(text)):
-        return known, False
-    view = view_on(persona, text, relevance, floor)
-    return (view, True) if view is not None else (known, False)
+    view = None
+    if persona.views and asked and (known is None or asks_opinion(text)):
+        view = view_on(persona, text, relevance, floor)
+        if view is not None:
+            return view, True
+    if known is None and asked and local:
+        known = best_fact(local, _LOCATIVE.sub(" ", text), relevance, floor)
+    return known, False
 
 
 def view_on(persona: Persona, text: str, relevance: Callable[[str, str], float], floor: float) -> str | None:
@@ -75,17 +89,32 @@ def view_on(persona: Persona, text: str, relevance: Callable[[str, str], float],
 _SHARED_WORD_BONUS = 0.03  # per word in common (up to three): a tie-break among statements on the same subject
 
 
-def _fitting(knows: list[str], text: str, relevance: Callable[[str, str], float]) -> list[tuple[float, str]]:
-    """(cosine, statement) for the statements that may answer `text` at all."""
+# the word that names a kind of place ends what is asked for ("a good second-hand bookshop?", "the best
+# gallery in town?"), not "a gym routine?"
+_AFTER_KIND = r"(?=\s*(?:[?.!,;:]|$|\s+(?:in|at|on|near|around|nearby|here|for|to|with|that|which|where|open|this|today|tonight)\b))"
+
+
+def _asks_for(fact: Fact, text: str) -> bool:
+    return fact.names is None or re.search(rf"(?i)\b{re.escape(fact.names)}{_AFTER_KIND}", text) is not None
+
+
+# where the asker is, not what it asks about: "a doctor in the village?" is not about the village hall
+# (not "in the village hall?")
+_LOCATIVE = re.compile(r"(?i)(?:\b(?:in|around|round|near|about)\s+(?:the\s+)?(?:village|city|town|area|ward|neighbourhood)|"
+                       r"\b(?:around|round|near)\s+here|\bnearby)" + _AFTER_KIND)
+
+
+def _fitting(facts: Sequence[Fact], text: str, relevance: Callable[[str, str], float]) -> list[tuple[float, Fact]]:
+    """(cosine, fact) for the facts that may answer `text` at all."""
     text = unmention(text)  # "@Oskar Lind is the bus running?": the name is not what is asked about
     if _ASKS_WHEN.search(text):
-        knows = [k for k in knows if _SAYS_WHEN.search(k)]
+        facts = [f for f in facts if _SAYS_WHEN.search(f.says)]
     if _ASKS_WHERE.search(text):
-        knows = [k for k in knows if _SAYS_WHERE.search(k)]
+        facts = [f for f in facts if f.placed or _SAYS_WHERE.search(f.says)]
     asked_days = set(_WEEKDAY.findall(text.lower()))
     if asked_days:  # "open on Sunday?" is not answered by what happens on Saturdays
-        knows = [k for k in knows if not (set(_WEEKDAY.findall(k.lower())) - asked_days)]
-    return [(relevance(k, text), k) for k in knows]
+        facts = [f for f in facts if not (set(_WEEKDAY.findall(f.says.lower())) - asked_days)]
+    return [(relevance(f.about, text), f) for f in facts]
 
 
 def carries(line: str, known: str, asked: str) -> bool:

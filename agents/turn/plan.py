@@ -23,7 +23,8 @@ from ..mind.relations import Bond
 from ..mind.sentiment import emoji_for, sentiment
 from ..society.persona import Persona
 from ..world.replies import Aside
-from .asides import aside_lines, first_person
+from .asides import aside_lines
+from ..world.life import first_person
 from .knowing import asks_for_facts, asks_opinion
 from .passing import pass_on_lines, says_not_known
 from .text import STOP_WORDS as _STOP, lower_first, similarity, stems, unmention, words

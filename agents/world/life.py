@@ -148,6 +148,20 @@ def with_place(doing: str, place: str | None) -> str:
     return f"{doing} {'on' if re.search(r'(?:streets|roads|road|street)$', place.lower()) else 'at'} {place}"
 
 
+def first_person(doing: str, own: str = "") -> str:
+    """A routine, written about the persona, as the persona says it ("selling bread at her
+    market stall" -> "selling bread at my market stall"; Oskar's "at Oskar's workshop" -> "at my
+    workshop")."""
+    doing = re.sub(rf"\b{re.escape(own)}'s\b", "my", doing) if own else doing
+    return re.sub(r"\b(?:his|her|their)\b", "my", doing[:1].lower() + doing[1:])
+
+
+def being(doing: str) -> str:
+    """What one "is" while doing it: "baking bread", "at the pub quiz", "out on an evening walk"."""
+    first = doing.split()[0] if doing.split() else ""
+    return doing if first.endswith("ing") or first == "at" else f"out on {doing}"
+
+
 def describe_occurrence(world: World, occ: Occurrence, t: WorldTime) -> str:
     """"the Saturday market on the square (08:00 to 13:00)", with "today"/"tomorrow"/the weekday
     when it is not on now."""

@@ -207,7 +207,9 @@ class TurnTaking:
         match = self.policy.relevance(agent, heard.text) if self.policy.relevance else 0.0
         # what it knows that bears on the message: the answer to a question, else something to add; else a
         # view of its own on it
-        known, opinion = known_or_view(persona, heard.text, self.text_relevance, self.settings.known_relevance_floor)
+        # (a person's question may be answered from what any local knows: the places, the calendar, who is where)
+        known, opinion = known_or_view(persona, heard.text, self.text_relevance, self.settings.known_relevance_floor,
+                                       self.world.local(agent) if heard.human else ())
         expert = None
         if known is None and is_question(heard.text) and heard.human and heard.to_me and asks_for_facts(heard.text):
             expert = self._expert(agent, channel, heard.text)

@@ -21,6 +21,7 @@ from typing import Any
 from ...agents.memory.model import Kind, Memory, memory_id
 from ...agents.mind.clock import Clock, SimClock
 from ...agents.mind.policy import AgentInfo, ChannelState
+from ...agents.world.facts import Fact, local_knowledge
 from ...agents.world.files import society_world
 from ...agents.world.life import WorldTime, current, due_news, presence, whereabouts, world_time
 from ...agents.world.model import World
@@ -110,6 +111,11 @@ class WorldRuntime:
             return None
         return aside_for(sw.world, agent.persona.name, self.time(agent.guild_id), heard, sw.released,  # type: ignore[arg-type]
                          self._follows(agent), own_recent)
+
+    def local(self, agent: AgentInfo) -> tuple[Fact, ...]:
+        """What the agent knows of its world now: places, the calendar, routines (facts.py)."""
+        sw = self.worlds.get(agent.guild_id)
+        return local_knowledge(sw.world, agent.persona.name, self.time(agent.guild_id)) if sw else ()
 
     def news_source(self, guild_id: int) -> str | None:
         """The display name the society's news is posted under ("Town Crier"), if it has a world."""
