@@ -66,6 +66,7 @@ from townsquare.platform.analytics.textstats import TextQuality  # noqa: E402
 from townsquare.platform.core.config import Settings  # noqa: E402
 from townsquare.agents.world.life import WorldTime, at_minutes, due_news  # noqa: E402
 from townsquare.agents.world.facts import local_knowledge  # noqa: E402
+from townsquare.worker.runtime.turns import SOCIETY_LOOP_WINDOW  # noqa: E402
 from townsquare.agents.world.replies import aside_for  # noqa: E402
 from townsquare.agents.world.subjects import pick_subject, situation, world_lines  # noqa: E402
 
@@ -172,6 +173,7 @@ class Bench:
         self.knows, self.known_floor, self.asides, self.local = True, 0.5, True, True
         self.run = Run()
         self.recent_own: dict[str, list[str]] = {}
+        self.said_in_society: dict[str, deque[str]] = {}  # the worker's society-wide loop window (turns.SOCIETY_LOOP_WINDOW)
         self.calls = 0  # model calls so far (the chain's record hook counts them)
 
     def reply(self, persona: Persona, heard: Heard, seed: int, present: list[Persona], society: Society | None = None,
@@ -206,8 +208,10 @@ class Bench:
         gate = GateContext(own_name=persona.name, members=names, bio=persona.bio,
                            answering=heard.text if heard else None, subject=plan.content if heard is None else None,
                            own_recent=tuple(self.recent_own.get(persona.name, [])[-10:]),
-                           others_recent=tuple(line.content for line in history[-6:] if line.author != persona.name and
-                                               (heard is None or line.content != heard.text)),
+                           others_recent=(*(line.content for line in history[-6:] if line.author != persona.name and
+                                            (heard is None or line.content != heard.text)),
+                                          *(text for text in self.said_in_society.get(society.guild, ())
+                                            if heard is None or text != heard.text)),
                            relevance=self.relevance, relevance_floor=self.floor)
         scene = Scene(society.guild, channel, topic, tuple(history[-6:]), mood="You feel calm and thoughtful.", situation=where)
         started, calls = time.perf_counter(), self.calls
@@ -220,6 +224,7 @@ class Bench:
                                    seconds, spoken.rejections, self.calls - calls, plan.content if heard is None else None))
         if spoken.text:
             self.recent_own.setdefault(persona.name, []).append(spoken.text)
+            self.said_in_society.setdefault(society.guild, deque(maxlen=SOCIETY_LOOP_WINDOW)).append(spoken.text)
             history.append(Line(persona.name, spoken.text))
         return spoken.text
 

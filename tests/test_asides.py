@@ -14,7 +14,7 @@ from townsquare.agents.turn.plan import Heard, plan_reach, plan_reply
 from townsquare.agents.turn.realise import Line, Scene
 from townsquare.agents.turn.speak import speak
 from townsquare.agents.world.life import WorldTime, at_minutes, due_news
-from townsquare.agents.world.replies import aside_for
+from townsquare.agents.world.replies import _tie, aside_for
 from townsquare.agents.world.life import with_place
 
 from .test_turn import ScriptedChain
@@ -226,3 +226,29 @@ def test_asked_whats_on_the_calendar_answers_not_no_idea() -> None:
     lines = lines_for("Oskar", "Is there anything on this weekend?", author="Sam Carter")
     assert lines and all(found.what in line and "idea" not in line for line in lines)
     assert aside("Oskar", "What is going on with the bus?") is None  # not a question about what is on
+
+
+def test_told_news_about_a_place_of_its_days_it_says_so_and_with_nothing_of_its_own_often_only_reacts() -> None:
+    later = at_minutes(24 * 60 + 20 * 60, WORLD.first_day)  # the frost, the bells and the cut cable are out
+    frost = "Frost is forecast for Friday night. Cover tender seedlings on the allotments before dusk."
+    ines = aside("Ines", frost, later)
+    assert ines is not None and ines.tie == "I'm at the allotments most days"
+    said = lines_for("Ines", frost, t=later)
+    assert all("I'm at the allotments most days" in s for s in said)
+    assert not any(r in s for s in said for r in ("Interesting.", "Time will tell.", "Makes you think.", "We'll see."))
+    bells = "The church bells will be silent next week while the cracked tenor bell is inspected."
+    assert aside("Tobias", bells, later).tie == "I'm at St Aldric's church on Thursdays"  # type: ignore[union-attr]
+    assert aside("Maren", bells, later).tie is None  # type: ignore[union-attr]  # nothing of her days is there
+    city = load_society("city")
+    assert city.world is not None
+    cable = "A cut cable left Tech Row without fibre internet this morning."
+    tied = {a.name.split()[0] for a in city.agents
+            if (found := aside_for(city.world, a.name, later, cable, {n.id: n.at for n in due_news(city.world, later)},
+                                   lambda c: True)) is not None and found.tie}
+    assert "Amara" in tied and "Theo" not in tied
+    # "harbour" names six places of the city: the harbour market's news is not tied to the harbour gallery
+    assert _tie(city.world, "Chloe Dubois", "Boats crowd the harbour this morning.") is None  # she is at the Harbour gallery
+    # news it has nothing of its own to add to: an emoji about half the time, a line the rest
+    acts = [plan_reply(agent("Maren"), Heard("Priya Nair", frost), seed=s, aside=aside("Maren", frost, later)).act for s in range(40)]
+    assert 10 <= acts.count("react") <= 30 and "share" in acts
+    assert {plan_reply(agent("Ines"), Heard("Priya Nair", frost), seed=s, aside=ines).act for s in range(20)} == {"share"}

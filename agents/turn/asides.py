@@ -25,6 +25,9 @@ def _reaction(title: str, seen: bool) -> list[str]:
     return ["We'll see.", "Interesting.", "Time will tell.", "Makes you think.", "Curious, that.", "", *told]
 
 
+_FELT = frozenset({*_reaction("good", True), *_reaction("bad", True)}) - frozenset(_reaction("", True))  # not "Interesting."
+
+
 def _after_name(text: str) -> str:
     """A line's first word after a vocative ("Maren, count me in."), "I" kept a capital."""
     return text if re.match(r"I\b", text) else text[:1].lower() + text[1:]
@@ -102,4 +105,10 @@ def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = 
         # the headline said back first (two lines of three) or after ("Yes, I saw that. Frost tonight, eh?"):
         # a bare "Yes, I saw that." says nothing of what it answers
         plain = [f"{headline}? {b}" for b in plain if not b.endswith("?")] * 2 + [f"{b} {headline}, eh?" for b in plain]
-    return [f"{b} {r}".strip() for b in plain for r in ([known] if known else _reaction(aside.what, seen))]
+    if known:
+        return [f"{b} {known}" for b in plain]
+    if aside.tie:  # what its own days have to do with it, where "Interesting." would be anyone's
+        ties = [f"{aside.tie} myself.", f"{aside.tie}, so that one matters to me.", f"That's my patch: {_after_name(aside.tie)}."]
+        felt = [r for r in _reaction(aside.what, seen) if r in _FELT] + [""]
+        return [" ".join(filter(None, [b, t, r])) for b in plain for t in ties for r in felt]
+    return [f"{b} {r}".strip() for b in plain for r in _reaction(aside.what, seen)]

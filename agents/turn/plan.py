@@ -324,6 +324,7 @@ REACT_WEIGHT = 20.0
 ECHO_SHARE = 0.7  # of honest answers, those that say the question back first (without: relevance above the
 # shuffled baseline 64-69% instead of 78-86% on three seeds; one blind rater scored the echo 0 as parroting)
 ECHO_SHARE_NAMED = 0.3  # ... when the question names a thing that the line can name instead ("Not sure about the market.")
+NEWS_QUIET = 0.5  # news with nothing of the agent's own to add to it: this share gets an emoji instead of a line
 MEMORY_SHARE = 0.5  # another agent's line that a memory bears on: passed on as it was said, else an emoji
 NEWS_SHARE = 0.2  # ... that the news bears on: the news told, else an emoji
 
@@ -500,6 +501,10 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
         # what it knows about the news, unless that is the news itself said back ("I read that too.
         # From next week the library stays open until nine." to the library's news)
         adds = known is not None and len(stems(known) - stems(text)) >= max(2, len(stems(known)) // 2)
+        if aside.kind.startswith("news") and not adds and aside.tie is None and not heard.to_me and rng.random() < NEWS_QUIET:
+            # nothing of its own to say to the news (no view, no tie to its days): often a reaction, as in a
+            # real channel (raters read "Tech Row offline, eh? Interesting." from three agents as a template)
+            return Plan("react", content=emoji_for(sentiment(text), bond.affinity if bond else 0.0, text, rng), **base)  # type: ignore[arg-type]
         return Plan("answer" if is_question(text) else "share", content=aside.what, aside=aside,  # type: ignore[arg-type]
                     known=known if aside.kind.startswith("news") and adds else None, **base)
     if not heard.human and known is not None and _says(text, known):

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .life import Occurrence, WorldTime, at_minutes, current, describe_occurrence, upcoming, whereabouts
+from .life import Occurrence, WorldTime, at_minutes, current, describe_occurrence, first_person, upcoming, whereabouts, with_place
 from .model import DAY_MINUTES, World
 from .subjects import known_news, news_text
 
@@ -43,6 +43,7 @@ class Aside:
     what: str  # what it does now (doing, not_there), the event's title, the news headline
     place: str | None = None  # where it does it ("the bakery")
     instead: str | None = None  # what it does then: there (at the event), not_going / not_there (instead)
+    tie: str | None = None  # news: where the speaker's own days take it that the news is about ("I'm at the allotments most days")
 
 
 def _content(text: str) -> set[str]:
@@ -54,6 +55,51 @@ def _names(occ: Occurrence, heard: set[str]) -> bool:
     "pub quiz"), at least one of them four letters or more."""
     title = _content(occ.event.title)
     return bool(title) and title <= heard and any(len(w) >= 4 for w in title)
+
+
+def _plain(words: set[str]) -> set[str]:
+    return {w[:-1] if w.endswith("s") and not w.endswith("ss") else w for w in words}
+
+
+def _place_words(name: str) -> tuple[set[str], ...]:
+    """The word sets that name a place, each on its own: what it is, its own proper name, where
+    it is: "the French bakery on Quay Road" -> ({bakery}, {french}, {quay, road}); "St Aldric's
+    church" -> ({church}, {aldric}); "the offices on Tech Row" -> ({office}, set(), {tech, row})."""
+    at = re.search(r" (?:on|by|in|at|near|of|behind|above|beside) ", name)
+    head, where = (name[:at.start()], name[at.end():]) if at else (name, "")
+    proper = {w.lower().removesuffix("'s") for w in re.findall(r"\b[A-Z][a-z']{2,}", head)}
+    what = {w.removesuffix("'s") for w in _content(head.lower()) if len(w) >= 4} - proper
+    located = {w.lower() for w in re.findall(r"\b[A-Z][a-z']{1,}", where)}
+    return _plain(what) - _COMMON, _plain(proper) - _COMMON, _plain(located)
+
+
+def _tie(world: World, agent: str, news: str) -> str | None:
+    """Where the agent's own days take it that a piece of news is about: a place of its routine
+    the news names ("Frost ... on the allotments": "I'm at the allotments most days"; "A cut cable
+    left Tech Row without fibre": "I'm at the offices on Tech Row most days"), or what it does
+    there, by two words. Only words that tell places apart count ("harbour" is in six places'
+    names in the city). A reaction from it is the agent's own, where "Interesting." is anyone's."""
+    told = _plain(_content(news))
+    names = {p.id: _place_words(p.name) for p in world.places}
+    seen: dict[str, int] = {}
+    for parts in names.values():
+        for w in set().union(*parts):
+            seen[w] = seen.get(w, 0) + 1
+    for entry in world.routines.get(agent, ()):
+        place = world.place(entry.place)
+        if place is None or place.id == "home":
+            continue
+        when = "on " + " and ".join(d.capitalize() + "s" for d in entry.days) if entry.days else "most days"
+        if any(words and words <= told for words in ({w for w in part if seen[w] <= 2} for part in names[place.id])):
+            return f"I'm at {place.name} {when}"
+        does = _plain({w for w in _content(entry.doing) if len(w) >= 4 and not w.endswith("ing")}) - _COMMON
+        if len(does & told) >= 2:
+            return f"{when[:1].upper()}{when[1:]}, I'm {first_person(with_place(entry.doing, place.name), agent.split()[0])}"
+    return None
+
+
+_COMMON = frozenset({"city", "town", "village", "ward", "tomorrow", "today", "week", "weekend", "street", "streets", "road",
+                     "most", "days", "every", "people", "everyone", "local", "year", "time"})
 
 
 def _doing_at(world: World, agent: str, t: WorldTime) -> tuple[str | None, str | None, Occurrence | None]:
@@ -106,7 +152,7 @@ def aside_for(world: World, agent: str, t: WorldTime, heard: str, released: Mapp
         if any(len(_content(line) & _content(news_text(item))) >= NEWS_WORDS for line in own_recent):
             return None  # it told the others itself
         seen = follows(item.channel) and item in known_news(world, t, released, follows)
-        return Aside("news_seen" if seen else "news_unseen", item.title or news_text(item))
+        return Aside("news_seen" if seen else "news_unseen", item.title or news_text(item), tie=_tie(world, agent, news_text(item)))
     if _ASKS_WHATS_ON.search(heard):  # what is on now or in the next two days, from the calendar
         soon = [*current(world, t), *upcoming(world, t, 2 * DAY_MINUTES)]
         if soon:

@@ -58,6 +58,7 @@ EXPERTS_CONSIDERED = 20  # members whose knowledge a question nobody here can an
 # a line like one of the channel's last LOOP_WINDOW messages is a loop (the scorecard reads
 # near-duplicates over the same window, platform/analytics/textstats.py)
 LOOP_WINDOW = 20
+SOCIETY_LOOP_WINDOW = 30  # the last lines this worker's agents said anywhere in the society, also loop-checked
 WORLD_SHARE = 0.75  # of revivals with nothing on the agent's mind: a subject from the world (the rest: the society's topics)
 
 
@@ -301,8 +302,9 @@ class TurnTaking:
             own_name=persona.name, members=list(people.values()), roster=self._roster(agent.guild_id), bio=persona.bio,
             answering=heard.text if heard is not None else None, subject=plan.content if heard is None else None,
             own_recent=(*self._recent_own[agent.id], *(readable(m) for m in said if _author_id(m) == agent.id)),
-            others_recent=tuple(readable(m) for m in said if m.get("content") and _author_id(m) != agent.id
-                                and m.get("id") != str(decision.reply_to_message)),
+            others_recent=(*(readable(m) for m in said if m.get("content") and _author_id(m) != agent.id
+                             and m.get("id") != str(decision.reply_to_message)),
+                           *(line for line in self._said_in_society[agent.guild_id] if heard is None or line != heard.text)),
             names_to_ids=self.member_ids[agent.guild_id], bonds=BondsOf(self.state.relations, agent.id),
             knowledge=recall.knowledge, relevance=self.text_relevance, relevance_floor=self.settings.gate_relevance_floor)
         scene = Scene(self.state.guild_names.get(agent.guild_id, "the society"), channel.name or "dm", channel.topic, lines,
@@ -407,6 +409,7 @@ class TurnTaking:
         await live.signal_activity(self.redis, self.prefix, agent.id, "speaking", live.SPEAKING_SECONDS, target_channel)
         sent = await self.api.send(token, target_channel, prefix + text, nonce=decision.nonce, reply_to=reply_to, mention=mention)
         self._recent_own[agent.id].append(text)
+        self._said_in_society[agent.guild_id].append(text)
         self.state.last_spoke[agent.id] = self.clock.now()
         return int(sent["id"])
 

@@ -61,7 +61,7 @@ from .api import AgentAPI, PlatformRefused
 from .pacing import BACKGROUND, Deferred, ModelPace
 from .presence import AgentPresence
 from .relevance import keyword_text_relevance
-from .turns import TurnTaking, readable
+from .turns import SOCIETY_LOOP_WINDOW, TurnTaking, readable
 from .world import WorldRuntime
 
 log = logging.getLogger("townsquare.worker")
@@ -143,6 +143,9 @@ class AgentWorker(TurnTaking):
         self._agent_tokens: dict[int, deque[tuple[float, int]]] = defaultdict(deque)
         self._failures: dict[int, int] = defaultdict(int)
         self._recent_own: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=10))
+        # guild -> what this worker's agents said lately in any of its channels (the gate's loop check: the same
+        # "X? No clue. I'll ask around." in two channels reads as a template to whoever reads both)
+        self._said_in_society: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=SOCIETY_LOOP_WINDOW))
         self.member_ids: dict[int, dict[str, int]] = defaultdict(dict)  # guild -> display name -> user id
         self.member_names: dict[int, dict[int, str]] = defaultdict(dict)  # guild -> user id -> latest display name
         self._rosters: dict[int, Any] = {}  # guild -> the gate's Roster of its members, made when first needed
