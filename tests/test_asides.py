@@ -252,3 +252,33 @@ def test_told_news_about_a_place_of_its_days_it_says_so_and_with_nothing_of_its_
     acts = [plan_reply(agent("Maren"), Heard("Priya Nair", frost), seed=s, aside=aside("Maren", frost, later)).act for s in range(40)]
     assert 10 <= acts.count("react") <= 30 and "share" in acts
     assert {plan_reply(agent("Ines"), Heard("Priya Nair", frost), seed=s, aside=ines).act for s in range(20)} == {"share"}
+
+
+def test_news_about_the_agent_itself_is_its_own_and_a_tie_said_before_is_not_said_again() -> None:
+    city = load_society("city")
+    assert city.world is not None
+    later = at_minutes(24 * 60 + 20 * 60, city.world.first_day)
+    released = {n.id: n.at for n in due_news(city.world, later)}
+    mural = "Did you hear? The port authority approved Pablo Reyes's design for the harbour wall. Thoughts?"
+    own = aside_for(city.world, "Pablo Reyes", later, mural, released, lambda c: True)
+    assert own is not None and own.kind == "news_own"
+    said = plan_reply(next(a for a in city.agents if a.name == "Pablo Reyes"), Heard("Zara Ahmed", mural), seed=3, aside=own).fallbacks()
+    assert said and all("me" in s.lower() or "mine" in s for s in said) and not any("I'd heard" in s or "I saw" in s for s in said)
+    assert aside_for(city.world, "Sofia Lindqvist", later, mural, released, lambda c: True).kind != "news_own"  # type: ignore[union-attr]
+    # the market's news, told by one who said where she is on Saturdays: the next one there says "too"
+    told = "Saw that earlier. New at Saturday's market, eh? That's my patch: I'm at the stalls on the square on Saturdays."
+    later = at_minutes(12 * 60, WORLD.first_day)
+    oskar = aside("Oskar", told, later)
+    assert oskar is not None and oskar.tie == "I'm there on Saturdays too"
+    assert not any("stalls on the square" in s for s in lines_for("Oskar", told, "Ines Alvarez", later))
+
+
+def test_what_are_you_doing_put_to_someone_else_is_not_answered_by_whoever_read_it() -> None:
+    to_sam = "Hm, Sam. Just selling honey at the market. You?"
+    found = aside("Maren", to_sam)
+    assert found is not None and found.kind == "doing"  # her day would answer "you?"
+    plan = plan_reply(agent("Maren"), Heard("Priya Nair", to_sam), seed=5, aside=found)
+    assert plan.aside is None and not any(line.startswith(("Just ", "Me? ")) for line in plan.fallbacks() if plan.composed)
+    mine = plan_reply(agent("Maren"), Heard("Priya Nair", "Just selling honey at the market. You?"), seed=5,
+                      aside=aside("Maren", "Just selling honey at the market. You?"))
+    assert mine.aside is not None and mine.aside.kind == "doing"

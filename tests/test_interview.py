@@ -14,7 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from townsquare.agents.interview.answer import Interviewee, chat_prompt, narrates, transcript_prompt, trim
+from townsquare.agents.brain.backends import GenOptions
+from townsquare.agents.interview.answer import Interviewee, answer, chat_prompt, narrates, transcript_prompt, trim
 from townsquare.agents.mind.mood import Mood
 from townsquare.agents.mind.relations import Bond
 from townsquare.agents.society.persona import Persona
@@ -385,3 +386,36 @@ async def test_the_real_bundled_model_answers_an_interview(platform: Platform, s
                 assert {"mill", "auction", "friday", "sold"} & set(got["answer"].lower().replace(".", " ").split()), got
         finally:
             real.stop()
+
+
+def test_what_the_persona_knows_or_thinks_answers_an_interview_as_it_answers_in_its_turns() -> None:
+    """Its `knows` and `views` (the turn's `known_or_view`) come after its memory: a fact to a
+    question of fact, a view to a question of opinion, neither to "have you heard ...?"."""
+    fact = "The old mill by the river ground flour until 1962."
+    view = "The old mill ought to become a small museum of the village."
+    remembered = [Recalled(Memory("m", 1, Kind.OBSERVATION, FACT, 9.0, 0.0, 0.0), 3.1, 0.62)]
+    assert choose("When did the old mill stop grinding?", remembered, [], [], known=(fact, False)).basis == "memory"
+    got = choose("When did the old mill stop grinding?", [], [], [], known=(fact, False))
+    assert got.basis == "known" and got.statement == fact and got.knows
+    assert choose("What should become of the old mill?", [], [], [], known=(view, True)).statement == view
+    assert choose("What should become of the old mill?", [], [], [], known=(view, True)).basis == "view"
+    assert choose("Have you heard anything about the old mill?", [], [], [], known=(fact, False)).basis == "unknown"
+    assert choose("When did the old mill stop grinding?", [], [], [], known=(view, True)).basis == "unknown"  # a view is no fact
+
+
+async def test_a_statement_it_knows_is_its_answer_without_the_model() -> None:
+    persona = Persona(name="Tobias Reed", bio="Retired teacher and local historian.", interests=["history"],
+                      knows=["The old mill by the river ground flour until 1962."])
+    who = Interviewee(persona, "Ashford Green", Mood(), {}, {})
+
+    class NoModel:  # the answer is said as the persona holds it: no model is asked
+        routing = type("R", (), {"chain": staticmethod(lambda **_: [])})()
+        backends: dict[str, Any] = {}
+
+        async def think(self, **_: Any) -> Any:
+            raise AssertionError("the model was asked")
+
+    evidence = Evidence("known", statement=persona.knows[0])
+    said = await answer(NoModel(), who, "When did the old mill stop grinding?", evidence, agent_id=1, guild_id=1,  # type: ignore[arg-type]
+                        options=GenOptions(max_tokens=40))
+    assert said.source == "plan" and said.reached and "ground flour until 1962" in said.text

@@ -4,6 +4,7 @@ the planner's acts, the prompt forms, and the model's pacing (priority, giving u
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from townsquare.agents.mind.relations import Bond
@@ -580,7 +581,9 @@ def test_a_question_of_opinion_is_answered_from_the_speakers_views_and_a_fact_fr
     assert asked.must_post and asked.composed and all("museum" in line for line in asked.fallbacks())
     # a question it puts to a quiet channel carries its own answer, after the question
     opener = plan_opener(PRIYA, "Slugs or snails, which is the bigger menace in your garden?", seed=2, view=PRIYA.views[1])
-    assert opener.composed and all(line.endswith("carry their houses about.") and "garden? Slugs, no contest." in line
+    # said as its own ("Mountains or seaside? Mountains." read as a question answered by its asker)
+    assert opener.composed and all(line.endswith("carry their houses about.") and
+                                   re.search(r"garden\? (?:Me\?|I'll start\.|My answer\?) Slugs, no contest\.", line)
                                    for line in opener.fallbacks())
     # not after a statement, news or the world's subjects
     assert plan_opener(PRIYA, "The old mill is for sale.", seed=2, view=PRIYA.views[0]).known is None

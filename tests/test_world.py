@@ -238,7 +238,7 @@ def test_a_subject_is_raised_in_its_own_channel_or_the_open_one(village: World) 
 def test_a_share_in_a_reply_is_about_what_the_agent_knows(village: World) -> None:
     t = hm(0, 12)
     lines = world_lines(village, "Ines Alvarez", t, {n.id: n.at for n in due_news(village, t)}, lambda c: True)
-    assert any("Frost tonight" in line for line in lines)
+    assert any("Frost on Friday night" in line for line in lines)
     ines = load_society("village").agents[2]
     heard = Heard("Maren Holt", "My seedlings are coming up nicely, though the nights are cold.", human=False)
     shares = [plan_reply(ines, heard, seed=s, world=lines) for s in range(60)]

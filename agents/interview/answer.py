@@ -24,7 +24,7 @@ from ..mind.relations import Bond, describe
 from ..society.persona import Persona
 from ..turn.gate import GateContext, Verdict, judge
 from ..turn.realise import Prompt, persona_card, prompt_texts, third_person
-from ..turn.text import sentences, words
+from ..turn.text import lower_first, sentences, words
 from .evidence import Evidence
 
 TASK = "interview"  # the LLM-call records' task: analytics tell interviews from the society's own talk
@@ -228,7 +228,11 @@ def _remembered_line(text: str) -> str:
 
 def fallbacks(who: Interviewee, question: str, evidence: Evidence, rng: random.Random) -> list[str]:
     """Plain answers made from the evidence alone (no model), in a seeded order."""
-    if evidence.basis == "memory":
+    if evidence.statement is not None:
+        said = evidence.statement
+        options = ([said, f"For me? {said}", f"Honestly? {said}", f"If you ask me, {lower_first(said)}"] if evidence.basis == "view"
+                   else [said, f"As far as I know, {lower_first(said)}", f"That I know: {said}"])
+    elif evidence.basis == "memory":
         memory = _remembered_line(evidence.memories[0].memory.text)
         yes = "Yes. " if _YES_NO.match(question) else ""
         options = [f"{yes}What I remember is this: {memory}", f"{yes}Here's what I know: {memory}",
@@ -274,6 +278,11 @@ async def answer(chain: FallbackChain, who: Interviewee, question: str, evidence
     returns the first one that passes the gate and carries the evidence; else a fallback line.
     No backend reaching the model is the caller's error to report (`reached` False)."""
     rng = random.Random(zlib.crc32(f"{agent_id}:{question}".encode()))
+    if evidence.statement is not None:  # what it knows or thinks, said as it is (the model's rewording was worse)
+        plain = gate_context(who, question, evidence, relevance=None, relevance_floor=0.0)
+        lines = fallbacks(who, question, evidence, rng)
+        line = next((line for line in lines if judge(line, plain).ok), evidence.statement)
+        return Answer(line, "plan", _first_model(chain, who.persona.name))
     opening = lead(who, question, evidence, rng) if form == "transcript" else ""
     prompt = transcript_prompt(who, question, evidence, opening) if form == "transcript" else chat_prompt(who, question, evidence)
     # a recital repeats the persona or the instructions; repeating the memory is the answer (so

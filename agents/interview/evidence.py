@@ -7,6 +7,8 @@ so whether the agent knows is not the model's call):
 - `self`: how it is and what it cares about (its persona and mood);
 - `memory`: memories whose cosine similarity to the question reaches the floor (for an open
   "any news?" question: its most important recent memories, whatever their similarity);
+- `known` / `view`: a statement of its persona's `knows` that answers the question, or one of its
+  `views` on it (agents/turn/knowing.known_or_view: the same match as in its turns), said as it is;
 - `person`: how it gets on with a member the question names (its relationship record);
 - `opinion`: a view on one of its own interests, claiming no news;
 - `unknown`: none of these: the answer says it has not heard about it.
@@ -23,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..memory.model import Memory
+from ..turn.knowing import asks_opinion
 from ..turn.text import words
 
 Similar = Callable[[str, str], float]  # the cosine similarity of two texts' embeddings
 
-BASES = ("self", "memory", "person", "opinion", "unknown")
+BASES = ("self", "memory", "known", "view", "person", "opinion", "unknown")
 
 NEWS_IMPORTANCE = 5.0  # an open "any news?" is answered from memories at least this important
 _SEARCHED = 8  # memories ranked per question (the best `k` of those above the floor are used)
@@ -40,6 +43,7 @@ _SELF = re.compile(
 _NEWS = re.compile(
     r"(?i)\b(?:any(?:thing)? news|what(?:'s| is) new|what(?:'s| is) (?:going on|happening)|what(?:'ve| have) you heard|"
     r"heard anything (?:new|interesting)|what happened (?:today|lately|recently|this week)|anything (?:new|interesting) (?:lately|today))")
+_HEARD = re.compile(r"(?i)\b(?:heard|hear|told|news)\b")
 _RELATION = re.compile(r"(?i)\b(?:think (?:of|about)|feel about|get (?:on|along)|like|friends?|trust|know|close to|opinion of)\b")
 _OPINION = re.compile(r"(?i)\b(?:what do you think|your (?:opinion|view|advice)|how do you feel about|do you (?:like|enjoy|prefer)|"
                       r"favou?rite|would you recommend|should (?:i|we)|any (?:advice|tips?)|what would you|best (?:way|time|place))\b")
@@ -63,6 +67,7 @@ class Evidence:
     memories: tuple[Recalled, ...] = ()  # what the answer may use, best first
     people: tuple[tuple[int, str], ...] = ()  # members the question names (id, display name)
     interest: str | None = None  # `opinion`: the interest the question touches
+    statement: str | None = None  # `known` / `view`: the persona's statement or view that answers it
 
     @property
     def knows(self) -> bool:
@@ -103,12 +108,19 @@ def touched_interest(question: str, interests: Sequence[str], similar: Similar |
 
 
 def choose(question: str, relevant: Sequence[Recalled], people: Sequence[tuple[int, str]], interests: Sequence[str], *,
-           similar: Similar | None = None, floor: float = 1.0) -> Evidence:
-    """The basis of the answer (see the module's docstring), in that order of precedence."""
+           similar: Similar | None = None, floor: float = 1.0, known: tuple[str | None, bool] = (None, False)) -> Evidence:
+    """The basis of the answer (see the module's docstring), in that order of precedence.
+    `known`: what the persona knows or thinks that answers the question (`known_or_view`)."""
     if asks_about_self(question):
         return Evidence("self", tuple(relevant[:2]), tuple(people))
     if relevant:
         return Evidence("memory", tuple(relevant), tuple(people))
+    statement, is_view = known
+    # "have you heard about the mill?" asks what it was told, which a view or an old fact does not
+    # answer; a view answers only a question of opinion
+    if statement and not asks_for_news(question) and not _HEARD.search(question) and (not is_view or _OPINION.search(question)
+                                                                                      or asks_opinion(question)):
+        return Evidence("view" if is_view else "known", (), tuple(people), statement=statement)
     if people and _RELATION.search(question):
         return Evidence("person", (), tuple(people))
     interest = touched_interest(question, interests, similar, floor) if _OPINION.search(question) else None
@@ -118,7 +130,8 @@ def choose(question: str, relevant: Sequence[Recalled], people: Sequence[tuple[i
 
 
 async def gather(memories: Any, agent_id: int, question: str, *, members: Mapping[str, int], interests: Sequence[str],
-                 floor: float, k: int = 4, similar: Similar | None = None) -> Evidence:
+                 floor: float, k: int = 4, similar: Similar | None = None,
+                 known: tuple[str | None, bool] = (None, False)) -> Evidence:
     """Searches the agent's memory (`memories`: agents.memory.remember.Memories) for the question
     and for each member it names (those come after: their scores rank another search), and
     chooses the basis. Nothing is written."""
@@ -136,5 +149,5 @@ async def gather(memories: Any, agent_id: int, question: str, *, members: Mappin
             if s.memory.id not in seen and s.similarity >= floor * 0.75:
                 relevant.append(Recalled(s.memory, s.score, s.similarity))
                 seen.add(s.memory.id)
-    return choose(question, relevant[:k], people, interests, similar=similar, floor=floor)
+    return choose(question, relevant[:k], people, interests, similar=similar, floor=floor, known=known)
 

@@ -93,6 +93,14 @@ def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = 
                   f"{named}? Not that I know of."]
         closers = ["Haven't heard of one.", "First I've heard of it.", "Nothing in my diary.", "Tell me more.", ""]
         return [f"{b} {c}".strip() for b in bodies for c in closers if not (b.endswith("of.") and c.startswith("First"))]
+    if aside.kind == "news_own":  # the news is about the speaker itself
+        mood = sentiment(aside.what)
+        felt = (["Still pinching myself.", "Thrilled, honestly.", "Can't quite believe it."] if mood > 0.2 else
+                ["Don't remind me.", "Not my finest week.", "Rough one, that."] if mood < -0.2 else ["Word gets around.", ""])
+        head = _capital(aside.what.rstrip(".!?"))
+        bodies = [f"{head}? That's me, yes.", f"{head}? That's mine!", "Yes, that one's about me.", f"That's me they mean, {who}." if who
+                  else "That's me they mean."]
+        return [f"{b} {f}".strip() for b in bodies for f in felt]
     seen = aside.kind == "news_seen"
     plain = (["Yes, I saw that.", "Saw that earlier.", "I read that too.", "Caught that this morning.", "It's all over town.",
               "I know, I saw.", "Yes, I'd heard.", "So I read.", "Saw it, yes.", "Yep, heard that."]
@@ -108,7 +116,8 @@ def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = 
     if known:
         return [f"{b} {known}" for b in plain]
     if aside.tie:  # what its own days have to do with it, where "Interesting." would be anyone's
-        ties = [f"{aside.tie} myself.", f"{aside.tie}, so that one matters to me.", f"That's my patch: {_after_name(aside.tie)}."]
+        ties = ([f"{aside.tie}.", f"Same here: {_after_name(aside.tie)}."] if aside.tie.startswith("I'm there ")
+                else [f"{aside.tie} myself.", f"{aside.tie}, so that one matters to me.", f"That's my patch: {_after_name(aside.tie)}."])
         felt = [r for r in _reaction(aside.what, seen) if r in _FELT] + [""]
         return [" ".join(filter(None, [b, t, r])) for b in plain for t in ties for r in felt]
     return [f"{b} {r}".strip() for b in plain for r in _reaction(aside.what, seen)]

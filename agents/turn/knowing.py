@@ -76,7 +76,7 @@ def known_or_view(persona: Persona, text: str, relevance: Callable[[str, str], f
         view = view_on(persona, text, relevance, floor)
         if view is not None:
             return view, True
-    if known is None and asked and local:
+    if known is None and asked and local and asks_where_or_when(text):
         known = best_fact(local, _LOCATIVE.sub(" ", text), relevance, floor)
     return known, False
 
@@ -87,6 +87,19 @@ def view_on(persona: Persona, text: str, relevance: Callable[[str, str], float],
 
 
 _SHARED_WORD_BONUS = 0.03  # per word in common (up to three): a tie-break among statements on the same subject
+
+
+# what the world's facts answer: where, when, whether there is one ("how do I start a compost heap?" is
+# not answered by when someone turns the compost at the allotments)
+_WHERE_OR_WHEN = re.compile(r"(?i)\b(?:where|when|what time|which day|is there|are there|anywhere|what(?:'s| is) open|"
+                            r"(?:best|good|nice|cheap|decent) (?:\w+ ){0,2}(?:in town|around here|round here|nearby|near here|"
+                            r"to (?:eat|go|visit|drink|swim|run|walk|sit|work)))\b")
+
+
+def asks_where_or_when(question: str) -> bool:
+    """A question a place, an event or someone's day can answer (see `_WHERE_OR_WHEN`)."""
+    text = unmention(question)
+    return bool(_WHERE_OR_WHEN.search(text) or _ASKS_WHERE.search(text) or _ASKS_WHEN.search(text))
 
 
 # the word that names a kind of place ends what is asked for ("a good second-hand bookshop?", "the best

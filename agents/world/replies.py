@@ -39,7 +39,7 @@ NEWS_SHARE = 0.4  # ... and this share of its own words (not a line that merely 
 
 @dataclass(frozen=True)
 class Aside:
-    kind: str  # doing | going | not_going | there | not_there | news_seen | news_unseen | unknown_event | whats_on
+    kind: str  # doing | going | not_going | there | not_there | news_seen | news_unseen | news_own | unknown_event | whats_on
     what: str  # what it does now (doing, not_there), the event's title, the news headline
     place: str | None = None  # where it does it ("the bakery")
     instead: str | None = None  # what it does then: there (at the event), not_going / not_there (instead)
@@ -73,7 +73,7 @@ def _place_words(name: str) -> tuple[set[str], ...]:
     return _plain(what) - _COMMON, _plain(proper) - _COMMON, _plain(located)
 
 
-def _tie(world: World, agent: str, news: str) -> str | None:
+def _tie(world: World, agent: str, news: str) -> Tie | None:
     """Where the agent's own days take it that a piece of news is about: a place of its routine
     the news names ("Frost ... on the allotments": "I'm at the allotments most days"; "A cut cable
     left Tech Row without fibre": "I'm at the offices on Tech Row most days"), or what it does
@@ -91,11 +91,26 @@ def _tie(world: World, agent: str, news: str) -> str | None:
             continue
         when = "on " + " and ".join(d.capitalize() + "s" for d in entry.days) if entry.days else "most days"
         if any(words and words <= told for words in ({w for w in part if seen[w] <= 2} for part in names[place.id])):
-            return f"I'm at {place.name} {when}"
+            mine = re.sub(rf"\b{re.escape(agent.split()[0])}'s\b", "my", place.name)  # "my food truck on the harbour front"
+            return Tie(f"I'm at {mine} {when}", place.name, when)
         does = _plain({w for w in _content(entry.doing) if len(w) >= 4 and not w.endswith("ing")}) - _COMMON
         if len(does & told) >= 2:
-            return f"{when[:1].upper()}{when[1:]}, I'm {first_person(with_place(entry.doing, place.name), agent.split()[0])}"
+            doing = first_person(with_place(entry.doing, place.name), agent.split()[0])
+            return Tie(f"{when[:1].upper()}{when[1:]}, I'm {doing}", place.name, when)
     return None
+
+
+@dataclass(frozen=True)
+class Tie:
+    said: str  # "I'm at the allotments most days"
+    place: str
+    when: str
+
+
+def _own_news(agent: str, news: str) -> bool:
+    """The news is about the agent itself ("The port authority approved Pablo Reyes's design")."""
+    first = agent.split()[0]
+    return re.search(rf"\b(?:{re.escape(agent)}|{re.escape(first)})(?:'s)?\b", news) is not None
 
 
 _COMMON = frozenset({"city", "town", "village", "ward", "tomorrow", "today", "week", "weekend", "street", "streets", "road",
@@ -152,7 +167,15 @@ def aside_for(world: World, agent: str, t: WorldTime, heard: str, released: Mapp
         if any(len(_content(line) & _content(news_text(item))) >= NEWS_WORDS for line in own_recent):
             return None  # it told the others itself
         seen = follows(item.channel) and item in known_news(world, t, released, follows)
-        return Aside("news_seen" if seen else "news_unseen", item.title or news_text(item), tie=_tie(world, agent, news_text(item)))
+        told = news_text(item)
+        if _own_news(agent, told):  # "Yes, I'd heard." from the one the news is about read as the wrong voice
+            return Aside("news_own", item.title or told)
+        tie = _tie(world, agent, told)
+        said = tie.said if tie is not None else None
+        if tie is not None and (tie.said.lower() in heard.lower() or f"i'm at {tie.place.lower()}" in heard.lower()):
+            # another said it first ("That's my patch: I'm at the stalls on the square on Saturdays."): not again word for word
+            said = f"I'm there {tie.when} too"
+        return Aside("news_seen" if seen else "news_unseen", item.title or told, tie=said)
     if _ASKS_WHATS_ON.search(heard):  # what is on now or in the next two days, from the calendar
         soon = [*current(world, t), *upcoming(world, t, 2 * DAY_MINUTES)]
         if soon:

@@ -26,6 +26,7 @@ from ...agents.memory.importance import heuristic_importance
 from ...agents.memory.model import Kind, Memory, memory_id, memory_object
 from ...agents.mind.mood import Mood
 from ...agents.society.persona import Persona
+from ...agents.turn.knowing import known_or_view
 from ..core.errors import InvalidFormBody, MemoryUnavailable, ModelUnavailable, UnknownGuild
 from ..core.metrics import count_records
 from ..core.snowflake import new_id
@@ -76,9 +77,13 @@ async def _ask(platform: Platform, row: Any, who: Interviewee, question: str) ->
 
     similar = _similarity()
 
+    # what the persona knows or thinks that answers it: the statement its turns would answer with
+    known = (known_or_view(who.persona, question, similar, settings.known_relevance_floor) if similar is not None
+             else (None, False))
+
     async def search(memories: Any) -> Any:
         return await gather(memories, row.id, question, members=who.members, interests=who.persona.interests,
-                            floor=settings.interview_relevance_floor, similar=similar)
+                            floor=settings.interview_relevance_floor, similar=similar, known=known)
 
     evidence = await _store(platform, search)
     calls: list[dict[str, Any]] = []
