@@ -492,18 +492,12 @@ async def test_the_report_in_a_browser_and_on_paper(platform: Platform, client: 
         await close_web(web)
 
 
-async def test_the_export_and_report_commands(platform: Platform, client: httpx.AsyncClient, settings: Any, services: Any,
-                                              tmp_path: Path) -> None:
-    """`townsquare export` and `townsquare report` in subprocesses against the session's installation."""
+def commands(settings: Any, services: Any) -> Any:
+    """`cli(*args)`: a `townsquare` command in a subprocess against the session's installation: (exit code, stdout, stderr)."""
     import asyncio
     import os
     import sys
 
-    s = await society(platform, client)
-    sc: Script = s["script"]
-    for i in range(9):
-        sc.say(s["ids"][i % 5], 1 + i, FILLER[i])
-    await sc.commit()
     env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url, "TOWNSQUARE_LOG_LEVEL": "WARNING",
            "TOWNSQUARE_DATABASE_SCHEMA": settings.database_schema or "", "TOWNSQUARE_REDIS_PREFIX": settings.redis_prefix,
            "TOWNSQUARE_DATA_DIR": str(settings.data_dir), "CHROMA_URL": settings.chroma_url or "", "TOWNSQUARE_ANALYTICS_TOPIC_SAMPLE": "0"}
@@ -514,6 +508,18 @@ async def test_the_export_and_report_commands(platform: Platform, client: httpx.
         out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
         return proc.returncode or 0, out.decode(), err.decode()
 
+    return cli
+
+
+async def test_the_export_and_report_commands(platform: Platform, client: httpx.AsyncClient, settings: Any, services: Any,
+                                              tmp_path: Path) -> None:
+    """`townsquare export` and `townsquare report` in subprocesses against the session's installation."""
+    s = await society(platform, client)
+    sc: Script = s["script"]
+    for i in range(9):
+        sc.say(s["ids"][i % 5], 1 + i, FILLER[i])
+    await sc.commit()
+    cli = commands(settings, services)
     code, out, err = await cli("export", "--guild", str(s["guild_id"]), "--since", iso(s["t0"]), "--format", "csv",
                                "--out", str(tmp_path / "csv"))
     assert code == 0, err
@@ -530,3 +536,102 @@ async def test_the_export_and_report_commands(platform: Platform, client: httpx.
     assert code == 1 and "Unknown Run" in err and not (tmp_path / "none.html").exists()
     code, out, err = await cli("report", "--out", str(tmp_path / "none.html"))
     assert code == 1 and "--guild" in err
+
+
+# --- a batch of runs: an A/B comparison's arms side by side ---
+
+BATCH_SCENARIO = RUN_SCENARIO.replace("sim_speed: 60", "sim_speed: 600") + """\
+  - name: mood
+    kind: sentiment
+    topic: goats
+"""
+# (arm, repeat) -> (goats, mood, how many members say the goats got through the hedge), in the order `townsquare run` runs them
+BATCH = {("A", 0): (0.6, 0.1, 2), ("B", 0): (0.2, -0.2, 1), ("A", 1): (0.8, 0.3, 3), ("B", 1): (0.3, 0.0, 1)}
+
+
+async def recorded_batch(platform: Platform) -> dict[str, Any]:
+    """Two arms × two repeats recorded through the action layer as `townsquare run` records them,
+    each run a fresh society whose members speak during the run; then a B run that failed early."""
+    from sqlalchemy import select
+
+    from townsquare.platform.actions import runs
+    from townsquare.platform.core.snowflake import new_id
+    from townsquare.platform.db.models import Channel
+
+    admin = await person(platform, is_admin=True)
+    batch_id = new_id()
+    ids: dict[tuple[str, int], int] = {}
+    for (arm, repeat), (goats, mood, tellers) in BATCH.items():
+        run_id = await runs.start_run(platform, batch_id=batch_id, name="goats", arm=arm, repeat=repeat, scenario=BATCH_SCENARIO,
+                                      model="test-model", seed=3 + repeat, created_by=admin.id)
+        guild_id, cast = await found(platform, admin, size=4)
+        await runs.set_guild(platform, run_id, guild_id)
+        members = [int(a["id"]) for a in cast]
+        async with platform.read() as conn:
+            channel_id = (await conn.execute(select(Channel.id).where(Channel.guild_id == guild_id).limit(1))).scalar_one()
+        lines = [(members[i], "The goats got through the hedge again!") for i in range(tellers)] + [(members[-1], FILLER[0])]
+        async with platform.transaction() as tx:  # said during the run: after its start, before its end
+            await tx.conn.execute(insert(Message), [{"id": new_id(), "channel_id": channel_id, "guild_id": guild_id, "author_id": a,
+                                                     "content": c, "nonce": None, "mentions": []} for a, c in lines])
+        answers = [{"name": "goats", "kind": "knows", "value": goats, "informed": tellers, "agents": 4, "who": [], "told": [], "said": []},
+                   {"name": "mood", "kind": "sentiment", "value": mood, "messages": len(lines)}]
+        await runs.end_run(platform, run_id, "done", results={"questions": answers, "interventions": []})
+        ids[arm, repeat] = run_id
+    failed = await runs.start_run(platform, batch_id=batch_id, name="goats", arm="B", repeat=2, scenario=BATCH_SCENARIO,
+                                  model="test-model", seed=5, created_by=admin.id)
+    await runs.end_run(platform, failed, "failed", error="RuntimeError: the agent worker did not start")
+    return {"admin": admin, "batch_id": batch_id, "runs": ids, "failed": failed}
+
+
+def check_batch_report(html: str, batch: dict[str, Any]) -> None:
+    """The numbers chosen in BATCH, as the report must show them."""
+    from townsquare.agents.scenario.stats import difference
+
+    assert "<script" not in html and "http://" not in html and "https://" not in html  # self-contained
+    goats = difference([0.6, 0.8], [0.2, 0.3], seed=3)  # seeded by the first run's seed, as the command's summary
+    assert "<td>A</td><td class=\"num\">0.700</td><td class=\"num\">0.141</td><td class=\"num\">0.600</td><td class=\"num\">0.800</td>" in html
+    assert "<td>B</td><td class=\"num\">0.250</td>" in html and "<td>B</td><td class=\"num\">-0.100</td>" in html  # goats, mood
+    assert f"A - B: 0.450</b>, 95% interval [{goats['low']:.3f}, {goats['high']:.3f}]" in html and "A - B: 0.300</b>" in html
+    assert "bootstrap (2000 resamples)" in html
+    assert "<title>A #2: 0.800</title>" in html and "<title>B #1: -0.200</title>" in html  # every run a dot
+    assert html.count('<td class="num">2</td></tr>') >= 4  # n = 2 per arm and question: the failed run is not counted
+    # diffusion: every run's curve on one chart, the legend naming arm and repeat, the last point its members informed
+    chart = html[html.index("Members informed of “goats”"):html.index("<h2>Runs</h2>")]
+    assert all(f"</svg>{label}</span>" in chart for label in ("A #1", "A #2", "B #1", "B #2"))
+    assert "A #2: 3 informed" in chart and "B #1: 1 informed" in chart and chart.count("<path") == 4
+    # the runs and their answers, the failed one with its reason
+    assert str(batch["runs"]["A", 0]) in html and "test-model" in html and "the agent worker did not start" in html
+    assert "no society" in html and "(3/4 informed)" in html
+
+
+async def test_a_batchs_arms_side_by_side(platform: Platform, client: httpx.AsyncClient, settings: Any, services: Any,
+                                          tmp_path: Path) -> None:
+    """A batch's report (`GET .../runs/batches/{id}/report`, `townsquare report --batch`): each
+    question's arms with the difference and its interval, every run's diffusion, the runs."""
+    from townsquare.platform.api.routes.analytics import REPORT_CSP
+
+    batch = await recorded_batch(platform)
+    admin: Actor = batch["admin"]
+    url = f"/api/v10/townsquare/runs/batches/{batch['batch_id']}/report"
+    r = await client.get(url, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html") and r.headers["content-security-policy"] == REPORT_CSP
+    assert r.headers["cache-control"] == "no-store" and "content-disposition" not in r.headers
+    check_batch_report(r.text, batch)
+    Path("/tmp/batch_report.html").write_text(r.text)  # TEMP
+    r = await client.get(url, params={"download": "true"}, headers=admin.headers)
+    assert f'filename="townsquare-batch-{batch["batch_id"]}-report.html"' in r.headers["content-disposition"]
+
+    assert_discord_error(await client.get(url, headers=(await person(platform)).headers), 403, 50013)
+    assert_discord_error(await client.get("/api/v10/townsquare/runs/batches/123/report", headers=admin.headers), 404, 10111)
+    for bad in ("x1", "-1", "99999999999999999999"):
+        assert_discord_error(await client.get(f"/api/v10/townsquare/runs/batches/{bad}/report", headers=admin.headers), 400, 50035)
+
+    cli = commands(settings, services)
+    code, out, err = await cli("report", "--batch", str(batch["batch_id"]), "--out", str(tmp_path / "batch.html"))
+    assert code == 0, err
+    check_batch_report((tmp_path / "batch.html").read_text(), batch)
+    code, out, err = await cli("report", "--batch", str(batch["batch_id"]), "--run", str(batch["runs"]["A", 0]), "--out", str(tmp_path / "x.html"))
+    assert code == 2 and "--batch" in err and "--run" in err and "not both" in err and not (tmp_path / "x.html").exists()
+    code, out, err = await cli("report", "--batch", "123", "--out", str(tmp_path / "none.html"))
+    assert code == 1 and "Unknown Batch" in err and not (tmp_path / "none.html").exists()

@@ -39,7 +39,8 @@ def aside(first: str, heard: str, t: WorldTime = FRIDAY_NINE):  # type: ignore[n
 def lines_for(first: str, heard: str, author: str = "Priya Nair", t: WorldTime = FRIDAY_NINE) -> list[str]:
     found = aside(first, heard, t)
     assert found is not None, (first, heard)
-    plan = plan_reply(agent(first), Heard(author, heard), seed=5, aside=found)
+    # (news with nothing of its own to add gets an emoji on most seeds: the first seed that gives a line)
+    plan = next(p for seed in range(5, 60) if (p := plan_reply(agent(first), Heard(author, heard), seed=seed, aside=found)).act != "react")
     assert plan.composed and plan.aside == found
     return plan.fallbacks()
 
@@ -248,9 +249,9 @@ def test_told_news_about_a_place_of_its_days_it_says_so_and_with_nothing_of_its_
     assert "Amara" in tied and "Theo" not in tied
     # "harbour" names six places of the city: the harbour market's news is not tied to the harbour gallery
     assert _tie(city.world, "Chloe Dubois", "Boats crowd the harbour this morning.") is None  # she is at the Harbour gallery
-    # news it has nothing of its own to add to: an emoji about half the time, a line the rest
+    # news it has nothing of its own to add to: an emoji most of the time (plan.NEWS_QUIET), a line the rest
     acts = [plan_reply(agent("Maren"), Heard("Priya Nair", frost), seed=s, aside=aside("Maren", frost, later)).act for s in range(40)]
-    assert 10 <= acts.count("react") <= 30 and "share" in acts
+    assert 20 <= acts.count("react") <= 36 and "share" in acts
     assert {plan_reply(agent("Ines"), Heard("Priya Nair", frost), seed=s, aside=ines).act for s in range(20)} == {"share"}
 
 
@@ -282,3 +283,9 @@ def test_what_are_you_doing_put_to_someone_else_is_not_answered_by_whoever_read_
     mine = plan_reply(agent("Maren"), Heard("Priya Nair", "Just selling honey at the market. You?"), seed=5,
                       aside=aside("Maren", "Just selling honey at the market. You?"))
     assert mine.aside is not None and mine.aside.kind == "doing"
+
+
+def test_you_after_a_view_asks_for_a_view_not_what_one_is_doing() -> None:
+    assert aside("Maren", "Vinyl, always! Callas on a crackly old record fills a room. You?") is None
+    assert aside("Maren", "Me? Sorting seeds at the kitchen table. How about you?").kind == "doing"  # type: ignore[union-attr]
+    assert aside("Maren", "Busy baking bread. You?").kind == "doing"  # type: ignore[union-attr]

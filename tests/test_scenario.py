@@ -18,7 +18,7 @@ from townsquare.agents.mind.policy import PolicyConfig
 from townsquare.agents.scenario.document import claims
 from townsquare.agents.scenario.load import ScenarioError, load_scenario, parse_scenario
 from townsquare.agents.scenario.model import parse_duration
-from townsquare.agents.scenario.stats import difference, summary
+from townsquare.agents.scenario.stats import compare_arms, compare_runs, difference, summary
 from townsquare.agents.society.persona import Society
 from townsquare.platform.actions import agents
 from townsquare.platform.actions.context import Platform
@@ -124,6 +124,34 @@ def test_durations_claims_and_statistics() -> None:
     diff = difference([0.6, 0.7, 0.8], [0.0, 0.1, 0.05], seed=1)
     assert diff["diff"] == pytest.approx(0.65) and 0 < diff["low"] <= diff["diff"] <= diff["high"]
     assert difference([0.5], [0.1])["method"].startswith("single repeat")
+
+
+def _results(**values: float | None) -> dict[str, Any]:
+    return {"questions": [{"name": q, "kind": "knows", "value": v} for q, v in values.items()]}
+
+
+def test_arms_compared_first_minus_second() -> None:
+    """The one comparison the command and the batch report share: A - B (not B - A), per question."""
+    out = compare_arms(["mill", "mood"], {"A": [_results(mill=0.6, mood=0.1), _results(mill=0.8)],
+                                          "B": [_results(mill=0.2, mood=0.3), _results(mill=0.3, mood=None)]}, seed=3)
+    mill = out["mill"]
+    assert mill["arms"]["A"]["mean"] == pytest.approx(0.7) and mill["arms"]["B"]["mean"] == pytest.approx(0.25)
+    assert mill["difference"]["of"] == "A - B" and mill["difference"]["diff"] == pytest.approx(0.45)
+    assert 0.3 - 1e-9 <= mill["difference"]["low"] <= 0.45 <= mill["difference"]["high"] <= 0.6 + 1e-9  # every resample has A above B
+    assert out["mood"]["arms"]["A"]["n"] == 1 and out["mood"]["difference"]["diff"] == pytest.approx(-0.2)
+    assert "difference" not in compare_arms(["mill"], {"A": [_results(mill=0.5)]}, seed=1)["mill"]  # one arm: nothing to compare
+
+    # over run records: arms in the order they ran, done runs only, the bootstrap seeded by the first run's seed
+    runs = [{"arm": "A", "state": "done", "seed": 3, "results": _results(mill=0.6, mood=0.1)},
+            {"arm": "without plant", "state": "done", "seed": 3, "results": _results(mill=0.2)},
+            {"arm": "A", "state": "done", "seed": 4, "results": _results(mill=0.8)},
+            {"arm": "without plant", "state": "failed", "seed": 4, "results": _results(mill=0.9)},
+            {"arm": "without plant", "state": "done", "seed": 4, "results": _results(mill=0.3)}]
+    by_runs = compare_runs(runs)
+    assert list(by_runs) == ["mill", "mood"] and by_runs["mill"]["difference"]["of"] == "A - without plant"
+    assert by_runs["mill"]["arms"]["without plant"]["n"] == 2  # the failed run is not counted
+    assert by_runs["mill"]["difference"] == {**mill["difference"], "of": "A - without plant"}  # same numbers, seed 3
+    assert list(compare_runs(runs, ["mood"])) == ["mood"]
 
 
 # --- the seed ---

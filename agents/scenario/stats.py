@@ -37,3 +37,38 @@ def difference(a: Sequence[float | None], b: Sequence[float | None], *, level: f
     lo = draws[int((1 - level) / 2 * (BOOTSTRAP - 1))]
     hi = draws[int((1 + level) / 2 * (BOOTSTRAP - 1))]
     return {"diff": diff, "low": lo, "high": hi, "level": level, "method": f"bootstrap ({BOOTSTRAP} resamples)"}
+
+
+def answer(results: dict[str, Any] | None, question: str) -> float | None:
+    """A run's value for a question (None: not asked, or no value)."""
+    return next((a.get("value") for a in (results or {}).get("questions", []) if a.get("name") == question), None)
+
+
+def compare_arms(questions: Sequence[str], per_arm: dict[str, list[dict[str, Any]]], *, seed: int) -> dict[str, Any]:
+    """Per question: each arm's summary over its repeats (their results) and, with two arms, the
+    first arm minus the second (A - B) with an interval."""
+    out: dict[str, Any] = {}
+    labels = list(per_arm)
+    for q in questions:
+        values = {arm: [answer(r, q) for r in results] for arm, results in per_arm.items()}
+        entry: dict[str, Any] = {"arms": {arm: summary(v) for arm, v in values.items()}}
+        if len(labels) == 2:
+            entry["difference"] = {"of": f"{labels[0]} - {labels[1]}", **difference(values[labels[0]], values[labels[1]], seed=seed)}
+        out[q] = entry
+    return out
+
+
+def compare_runs(runs: Sequence[dict[str, Any]], questions: Sequence[str] | None = None) -> dict[str, Any]:
+    """`compare_arms` over a batch's run records in id order (`run_object`): arms in the order they
+    first ran (A first), only runs that ended `done`, the bootstrap seeded by the first run's seed
+    (A's first repeat), so that the command's summary and the batch report agree to the digit.
+    Questions: the given ones, else every one answered, in order."""
+    per_arm: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        per_arm.setdefault(r["arm"], [])
+        if r["state"] == "done":
+            per_arm[r["arm"]].append(r["results"] or {})
+    if questions is None:
+        names = (a.get("name") for r in runs for a in (r["results"] or {}).get("questions", []))
+        questions = list(dict.fromkeys(n for n in names if isinstance(n, str)))
+    return compare_arms(questions, per_arm, seed=runs[0]["seed"] if runs else 0)

@@ -21,8 +21,10 @@ def _reaction(title: str, seen: bool) -> list[str]:
         return ["Good news.", "Lovely to hear.", "About time, too.", "That's cheering.", "Nice one.", "Glad to hear it.", ""]
     if mood < -0.2:
         return ["What a shame.", "Sad news.", "Not good at all.", "That's a worry.", "Oh dear.", "Poor things.", ""]
-    told = [] if seen else ["Thanks for that.", "Who'd have thought?", "Well, well.", "Good to know."]
-    return ["We'll see.", "Interesting.", "Time will tell.", "Makes you think.", "Curious, that.", "", *told]
+    # mostly nothing after it: "Makes you think." after the library's hours, "Time will tell." after a record
+    # fair read as stock tags
+    told = [] if seen else ["Thanks for that.", "Good to know."]
+    return ["", "", "", "Interesting.", *told]
 
 
 _FELT = frozenset({*_reaction("good", True), *_reaction("bad", True)}) - frozenset(_reaction("", True))  # not "Interesting."

@@ -47,7 +47,7 @@ def best_fact(facts: Sequence[Fact], text: str, relevance: Callable[[str, str], 
     return best[1] if best is not None else None
 
 
-_ASKS_OPINION = re.compile(r"(?i)\b(?:best|favou?rite|worst|should (?!i\b)|should i (?:read|watch|see|listen to|try|cook|bake|buy|play)\b|"
+_ASKS_OPINION = re.compile(r"(?i)\b(?:best|favou?rite|worst|underrated|overrated|most (?:beautiful|interesting|fun|boring|annoying)|should (?!i\b)|should i (?:read|watch|see|listen to|try|cook|bake|buy|play)\b|"
                            r"would you|good idea|bad idea|predictions?|"
                            r"what do you (?:think|reckon)|which (?:\w+ )?(?:is|are) better|prefer|deserves?|worth (?:reading|seeing|"
                            r"watching|hearing|a visit))\b|\w \bor\b \w[^?]*\?")

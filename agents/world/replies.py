@@ -19,7 +19,12 @@ from .subjects import known_news, news_text
 _ASKS_DOING = re.compile(
     r"(?i)\b(?:what(?:'s| is| are)\s+(?:every(?:one|body)|you(?:\s+all)?|people|y'all)(?:\s+else)?\s+(?:up\s+to|doing)|"
     r"what\s+are\s+you\s+up\s+to|how\s+are\s+you(?:\s+doing)?(?:\s+today)?\?|anyone\s+else\s+(?:about|around|up)|how(?:'s| is)\s+(?:every(?:one|body)|your\s+day)|"
-    r"what\s+have\s+you\s+been\s+up\s+to|busy\s+today\?|(?:^|[.!]\s+)(?:and\s+|how\s+about\s+|what\s+about\s+)?you\?\s*$)")
+    r"what\s+have\s+you\s+been\s+up\s+to|busy\s+today\?)")
+# "..., you?" asks what the listener is doing only after the speaker said what it is doing ("Busy baking. You?");
+# after a view ("Vinyl, always! ... You?") it asks for the listener's view
+_ASKED_BACK = re.compile(r"(?i)(?:^|[.!]\s+)(?:and\s+|how\s+about\s+|what\s+about\s+)?you\?\s*$")
+_SAYS_DOING = re.compile(r"(?i)^(?:\W*\w+,\s+\w+[.!]\s+)?(?:(?:just|busy|currently|been|spent a while|out|off)\b|me\?)|\bright now\b|"
+                         r"^(?:\W*\w+,\s+\w+[.!]\s+)?[a-z]+ing\b")
 # "is there anything on this weekend?", "what's happening tonight?": the calendar answers
 _ASKS_WHATS_ON = re.compile(r"(?i)\b(?:(?:is there|anything|something)\s+(?:\w+\s+)?(?:on|happening|going on)\b(?!\s+(?:the|my|your|a)\b)|"
                             r"what(?:'s| is)\s+(?:on|happening|going on)\b(?!\s+(?:with|in your|at your)\b)|any\s+(?:events|plans for)\b)")
@@ -180,7 +185,7 @@ def aside_for(world: World, agent: str, t: WorldTime, heard: str, released: Mapp
         soon = [*current(world, t), *upcoming(world, t, 2 * DAY_MINUTES)]
         if soon:
             return Aside("whats_on", describe_occurrence(world, soon[0], t))
-    if _ASKS_DOING.search(heard):
+    if _ASKS_DOING.search(heard) or (_ASKED_BACK.search(heard) and _SAYS_DOING.search(heard)):
         doing, place, _ = _doing_at(world, agent, t)
         if doing:
             return Aside("doing", doing, place)
