@@ -610,3 +610,11 @@ def test_a_revival_answers_the_question_the_channel_went_quiet_on_when_the_agent
     assert AgentWorker._open_question(worker, priya, [msg(3, "The old mill by the river is for sale.")]) is None  # type: ignore[arg-type]
     assert AgentWorker._open_question(worker, priya, [msg(3, "Who won the pub quiz last night?")]) is None  # type: ignore[arg-type]
     assert AgentWorker._open_question(worker, priya, []) is None  # type: ignore[arg-type]
+    # a person's question the world answers (the places, the calendar): as a person's mention is answered
+    from townsquare.agents.world.facts import Fact
+
+    quiz = "The pub quiz at the Plough, on Wednesdays, 20:00 to 22:30."
+    worker.world = SimpleNamespace(local=lambda agent: (Fact(quiz, quiz, True),))
+    person = msg(9, "When is the pub quiz at the Plough?", bot=False)
+    assert AgentWorker._open_question(worker, priya, [person]) is person  # type: ignore[arg-type]
+    assert AgentWorker._open_question(worker, priya, [msg(9, "When is the pub quiz at the Plough?")]) is None  # type: ignore[arg-type]

@@ -239,7 +239,9 @@ class TurnTaking:
         last = history[-1] if history else None
         if last is None or _author_id(last) in (None, agent.id) or not is_question(plain(last)):
             return None
-        said, _ = known_or_view(agent.persona, plain(last), self.text_relevance, self.settings.known_relevance_floor)
+        person = not (last.get("author") or {}).get("bot")  # a person's question may be answered from the world, as in _plan
+        said, _ = known_or_view(agent.persona, plain(last), self.text_relevance, self.settings.known_relevance_floor,
+                                self.world.local(agent) if person else ())
         return last if said is not None else None
 
     def _expert(self: AgentWorker, agent: AgentInfo, channel: ChannelState, question: str) -> str | None:
