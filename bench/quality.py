@@ -352,7 +352,8 @@ async def play(bench: Bench, turns: int, seed: int, subjects: str = "topics", on
                                society, when)
             await bench.turn(society, agent, plan, "dm", None, dm, "dm")
             friend = rng.choice([a for a in society.agents if a.name != agent.name])
-            await bench.turn(society, agent, plan_reach(agent, friend.name, rng.choice(agent.interests or ["the weekend"]),
+            shared = [i for i in agent.interests if i in friend.interests]  # as the worker chooses (policy.outreach)
+            await bench.turn(society, agent, plan_reach(agent, friend.name, rng.choice(shared or friend.interests or ["the weekend"]),
                                                         seed=rng.randrange(2**31)), "dm", None, [], "dm")
         rounds += 1
 

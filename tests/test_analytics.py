@@ -454,7 +454,8 @@ async def test_the_scorecard_page_in_a_browser(platform: Platform, client: httpx
 
 async def test_the_report_in_a_browser_and_on_paper(platform: Platform, client: httpx.AsyncClient, browser: object, server: Any) -> None:
     """The HTML report: self-contained (inline SVG plots, no script), the notable moments with their
-    words; opened in Chromium it requests nothing beyond loopback and logs no error; it prints to PDF."""
+    words; opened in Chromium it requests nothing beyond loopback and logs no error; it prints to PDF.
+    Then a batch's report, likewise."""
     from .browser import ARTIFACTS, close_web, open_web
 
     s = await society(platform, client, minutes_ago=30)
@@ -487,6 +488,14 @@ async def test_the_report_in_a_browser_and_on_paper(platform: Platform, client: 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         pdf = await page.pdf(path=str(ARTIFACTS / "analytics-report.pdf"))  # type: ignore[attr-defined]
         assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
+        # a batch's report: the arms' dots and every run's diffusion drawn under the same policy, nothing blocked
+        batch = await recorded_batch(platform)
+        await web.context.set_extra_http_headers(batch["admin"].headers)  # type: ignore[attr-defined]
+        await page.goto(f"/api/v10/townsquare/runs/batches/{batch['batch_id']}/report")  # type: ignore[attr-defined]
+        await page.get_by_role("heading", name="Each run's answers").wait_for()  # type: ignore[attr-defined]
+        assert await page.locator("svg.chart[role=img]").count() == 3  # type: ignore[attr-defined]  two questions, one fact
+        assert await page.locator("svg.chart circle").count() == 8 + 4  # type: ignore[attr-defined]  a dot per run and question; each run's end
+        await web.shot("analytics-batch-report")
         assert web.console_errors == []
     finally:
         await close_web(web)
@@ -618,7 +627,6 @@ async def test_a_batchs_arms_side_by_side(platform: Platform, client: httpx.Asyn
     assert r.headers["content-type"].startswith("text/html") and r.headers["content-security-policy"] == REPORT_CSP
     assert r.headers["cache-control"] == "no-store" and "content-disposition" not in r.headers
     check_batch_report(r.text, batch)
-    Path("/tmp/batch_report.html").write_text(r.text)  # TEMP
     r = await client.get(url, params={"download": "true"}, headers=admin.headers)
     assert f'filename="townsquare-batch-{batch["batch_id"]}-report.html"' in r.headers["content-disposition"]
 

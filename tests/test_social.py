@@ -78,6 +78,8 @@ def test_agents_write_privately_to_friends_and_open_channels_for_shared_interest
     sim.clock.advance(700)
     reach = sim.policy.outreach(sim.state, 600)
     assert len(reach) == 1 and reach[0].trigger == "reach" and reach[0].invitees[0] in {b.id for b in agents}
+    # about what the friend cares about (both, here): not the writer's own thing asked of a friend who does not share it
+    assert reach[0].subject in sim.state.agents[reach[0].invitees[0]].persona.interests
     assert sim.policy.outreach(sim.state, 600) == []  # once per period per society
     # founding: two or more friends share an interest of an outgoing, curious agent
     sim.state.last_founding[sim.guild] = float("-inf")  # due now

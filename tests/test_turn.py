@@ -618,3 +618,13 @@ def test_a_revival_answers_the_question_the_channel_went_quiet_on_when_the_agent
     person = msg(9, "When is the pub quiz at the Plough?", bot=False)
     assert AgentWorker._open_question(worker, priya, [person]) is person  # type: ignore[arg-type]
     assert AgentWorker._open_question(worker, priya, [msg(9, "When is the pub quiz at the Plough?")]) is None  # type: ignore[arg-type]
+
+
+def test_an_honest_answer_names_what_was_asked_not_where_the_asker_is_nor_a_problem_nobody_has() -> None:
+    swim = plan_reply(PRIYA, Heard("Sam Carter", "@Priya Nair where can I swim in the city?", human=True, to_me=True), seed=4)
+    # ("The city, no idea." read as a template filled in wrong; the question said back whole still says it)
+    assert swim.honest and not any("the city" in line.lower() for line in swim.fallbacks() if not line.startswith("Where can you swim"))
+    read = plan_reply(PRIYA, Heard("Sam Carter", "@Priya Nair what should I read after The Hobbit?", human=True, to_me=True), seed=4)
+    assert read.honest and not any("dealt with it" in line or "problem" in line for line in read.fallbacks())
+    slugs = plan_reply(PRIYA, Heard("Sam Carter", "@Priya Nair slugs ate my lettuces, what should I do?", human=True, to_me=True), seed=4)
+    assert any("Anyone dealt with it?" in line for line in slugs.fallbacks())

@@ -612,8 +612,11 @@ class TurnPolicy:
                 continue
             rng = self.rng("reach", guild, slot)
             agent, target, _ = rng.choices(pairs, weights=[max(w, 1e-3) for _, _, w in pairs])[0]
-            shared = [i for i in agent.persona.interests if target in state.agents and i in state.agents[target].persona.interests]
-            subject = rng.choice(shared or agent.persona.interests) if shared or agent.persona.interests else None  # None: how they are
+            theirs = state.agents[target].persona.interests if target in state.agents else []
+            shared = [i for i in agent.persona.interests if i in theirs]
+            # what both care about, else the friend's own thing ("Still into sourdough?" to the baker, not the
+            # mechanic's bicycles); None: how they are
+            subject = rng.choice(shared or theirs) if shared or theirs else None
             out.append(Decision(agent.id, 0, "reach", nonce("dm", agent.id, target, slot), subject=subject, invitees=(target,)))
         return out
 

@@ -118,8 +118,9 @@ def aside_lines(aside: Aside, who: str | None, asked: bool, known: str | None = 
     if known:
         return [f"{b} {known}" for b in plain]
     if aside.tie:  # what its own days have to do with it, where "Interesting." would be anyone's
+        # ("That's my patch: ..." read as a stock phrase to three raters of four)
         ties = ([f"{aside.tie}.", f"Same here: {_after_name(aside.tie)}."] if aside.tie.startswith("I'm there ")
-                else [f"{aside.tie} myself.", f"{aside.tie}, so that one matters to me.", f"That's my patch: {_after_name(aside.tie)}."])
+                else [f"{aside.tie} myself.", f"{aside.tie}, so that one matters to me."])
         felt = [r for r in _reaction(aside.what, seen) if r in _FELT] + [""]
         return [" ".join(filter(None, [b, t, r])) for b in plain for t in ties for r in felt]
     return [f"{b} {r}".strip() for b in plain for r in _reaction(aside.what, seen)]

@@ -77,7 +77,7 @@ def known_or_view(persona: Persona, text: str, relevance: Callable[[str, str], f
         if view is not None:
             return view, True
     if known is None and asked and local and asks_where_or_when(text):
-        known = best_fact(local, _LOCATIVE.sub(" ", text), relevance, floor)
+        known = best_fact(local, without_locative(text), relevance, floor)
     return known, False
 
 
@@ -115,6 +115,12 @@ def _asks_for(fact: Fact, text: str) -> bool:
 # (not "in the village hall?")
 _LOCATIVE = re.compile(r"(?i)(?:\b(?:in|around|round|near|about)\s+(?:the\s+)?(?:village|city|town|area|ward|neighbourhood)|"
                        r"\b(?:around|round|near)\s+here|\bnearby)" + _AFTER_KIND)
+
+
+def without_locative(question: str) -> str:
+    """The question without where the asker is ("is there a doctor in the village?" -> "is there
+    a doctor ?"): what it asks about, for matching and for naming it."""
+    return " ".join(_LOCATIVE.sub(" ", question).split()).replace(" ?", "?")
 
 
 def _fitting(facts: Sequence[Fact], text: str, relevance: Callable[[str, str], float]) -> list[tuple[float, Fact]]:

@@ -25,7 +25,7 @@ from ..society.persona import Persona
 from ..world.replies import Aside
 from .asides import aside_lines
 from ..world.life import first_person
-from .knowing import asks_for_facts, asks_opinion
+from .knowing import asks_for_facts, asks_opinion, without_locative
 from .passing import pass_on_lines, says_not_known
 from .text import STOP_WORDS as _STOP, lower_first, similarity, stems, unmention, words
 
@@ -177,7 +177,8 @@ class Plan:
         elif self.heard is None and self.world:
             options = _world_lines(self.world, self.content, self.first)
         elif self.act == "answer":  # composed, short and varied, so that two agents' lines rarely read alike
-            asked = object_phrase(self.content, definite_only=True)  # "the old mill", not "the adult" from "as an adult"
+            # "the old mill", not "the adult" from "as an adult", nor "the city" from "where can I swim in the city?"
+            asked = object_phrase(without_locative(self.content), definite_only=True)
             about = f" about {asked}" if asked else ""
             # every fixed part is at most four words (with the name): a repeated word 5-gram then needs
             # the same draw in two slots, so a society's honest answers rarely repeat one another
@@ -193,7 +194,7 @@ class Plan:
             closers = ["Someone may know.", "I'll ask around.", "Anyone here know?", "", "Sorry!",
                        "Try asking around.", "Can't help, sorry.", "Anyone?", "Others might know.",
                        "Worth asking around."]
-            if _ADVICE.search(self.content):  # a problem to solve: the speaker has not had it, and asks
+            if _PROBLEM.search(self.content):  # a problem to solve: the speaker has not had it, and asks
                 bodies.append("Never had that problem.")
                 closers += ["Anyone dealt with it?", "What have you tried?"]
             if self.expert:  # an honest "I don't know" that still helps: who would
@@ -369,6 +370,10 @@ def as_heard(question: str) -> str:
 
 
 _FIRST_PERSON = re.compile(r"(?i)\b(?:i|i'm|i've|i'd|me|my|mine|we|our|us)\b")
+# a trouble the asker has ("slugs ate my lettuces", "my basil keeps dying", "my laptop is slow"), not any advice
+# asked for ("what should I read after The Hobbit? ... Anyone dealt with it?" read as a template misfiring)
+_PROBLEM = re.compile(r"(?i)\b(?:keeps?|kept|ate|eaten|dying|died|dead|broken|broke|slow|stuck|leak\w*|problem|trouble|won't|"
+                      r"can't|doesn't|isn't working|stopped|injur\w*|hurt\w*|sick|pests?)\b")
 _ADVICE = re.compile(r"(?i)\b(?:how (?:do|can|should|would) (?:i|we|you)|what should|what (?:do|can) i do|any (?:tips?|ideas?|advice)|"
                      r"advice|should i|tips?|recommend)\b")
 
