@@ -182,7 +182,8 @@ class Plan:
             about = f" about {asked}" if asked else ""
             # every fixed part is at most four words (with the name): a repeated word 5-gram then needs
             # the same draw in two slots, so a society's honest answers rarely repeat one another
-            openers = [f"Good question, {who}.", f"Hm, {who}.", f"Ah, {who}.", f"Honestly, {who}?", f"Let me think, {who}.",
+            # (not "Good question, Sam." before "no idea": raters read it as wrong)
+            openers = [f"Hm, {who}.", f"Ah, {who}.", f"Honestly, {who}?", f"Let me think, {who}.",
                        f"Oh, {who}.", f"Sorry, {who}.", f"Well, {who}.", f"Hmm, {who}.", f"Oh dear, {who}."]
             bodies = [f"No idea{about}.", f"Not sure{about}.", f"Couldn't say{about}.", f"Don't know much{about}.",
                       "Beats me.", "Wish I knew.", "No clue, honestly.", "You've got me there.", "That's beyond me.",
@@ -211,10 +212,11 @@ class Plan:
             # back as "your basil"): what is not known is named, not only "no idea"
             if asked.endswith("?") and len(asked.split()) <= 12 and _QUESTION_START.match(asked):  # not "your basil ..., why?"
                 replies = [f"No idea, {who}.", f"Not sure, {who}.", f"Beats me, {who}.", f"Wish I knew, {who}.",
-                           f"Couldn't say, {who}.", f"Hmm, no idea, {who}.", f"No clue, {who}.", f"Good question, {who}.",
+                           f"Couldn't say, {who}.", f"Hmm, no idea, {who}.", f"No clue, {who}.",
                            f"Sorry, {who}, no idea.", f"Don't know, {who}.", f"Not a clue, {who}.", f"Can't say, {who}.",
                            f"Hmm, not sure, {who}."]
-                echoes = [" ".join([asked, r, c]) for r in replies for c in closers if c]  # a bare echo would be a parrot
+                echoes = [" ".join([asked, r, c]) for r in replies for c in closers  # a bare echo would be a parrot
+                          if c and f"{r} {c}".count("orry") <= 1]
                 if not about:
                     rng.shuffle(options)
                 rng.shuffle(echoes)
