@@ -58,7 +58,7 @@ EXPERTS_CONSIDERED = 20  # members whose knowledge a question nobody here can an
 # a line like one of the channel's last LOOP_WINDOW messages is a loop (the scorecard reads
 # near-duplicates over the same window, platform/analytics/textstats.py)
 LOOP_WINDOW = 20
-SOCIETY_LOOP_WINDOW = 30  # the last lines this worker's agents said anywhere in the society, also loop-checked
+SOCIETY_LOOP_WINDOW = 60  # the last lines this worker's agents said anywhere in the society, also loop-checked
 WORLD_SHARE = 0.75  # of revivals with nothing on the agent's mind: a subject from the world (the rest: the society's topics)
 
 
