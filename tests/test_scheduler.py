@@ -3,6 +3,8 @@ stop at the cap, humans are always answered, and decisions are reproducible."""
 
 from __future__ import annotations
 
+from collections import deque
+
 import itertools
 import random
 
@@ -216,6 +218,35 @@ def test_a_topical_channel_is_revived_with_a_topic_of_its_own() -> None:
         if decision is not None:
             subjects.append(decision.subject)
     assert subjects and all(keyword_text_relevance(s, garden.topic) > 0 for s in subjects[:3]), subjects
+
+
+def test_a_topical_channels_own_topic_wins_over_the_societys_rotation() -> None:
+    """Its own questions asked elsewhere lately, #garden still gets one of them, not another channel's."""
+    from townsquare.worker.runtime.relevance import keyword_text_relevance
+
+    sim = Sim("village", CONFIG)
+    sim.policy.fits = keyword_text_relevance
+    sim.clock.advance(CONFIG.revive_idle_seconds * 2)
+    garden = next(c for c in sim.channels if c.name == "garden")
+    garden.topic = "gardening, planting, slugs, tomatoes and window boxes"
+    own = ["Best way to keep slugs off the tomatoes?", "What are you planting in your window boxes?"]
+    sim.state.topics[sim.guild] = [*own, "Which old photograph of the square do you like best?", "Favourite pub quiz round?",
+                                   "Best bread for a Sunday breakfast?", "Who remembers the great flood?"]
+    sim.state.topics_raised_in_guild.setdefault(sim.guild, deque(maxlen=3)).extend(own)  # asked in other channels lately
+    for c in sim.channels:  # only #garden is quiet (another channel's revival would push them out of the society's memory)
+        if c.id != garden.id:
+            c.last_at = sim.state.now + 10**6
+    decision = None
+    for _ in range(20):
+        for d in sim.policy.revivals(sim.state):
+            if d.channel_id == garden.id and decision is None:
+                decision = d
+            channel = sim.state.channels[d.channel_id]
+            channel.last_at, channel.revive_pending_until = sim.state.now, 0.0  # the opener was posted
+        if decision is not None:
+            break
+        sim.clock.advance(CONFIG.revive_idle_seconds / 2)
+    assert decision is not None and decision.subject in own, decision
 
 
 def test_a_channel_whose_regulars_all_sleep_is_revived_by_someone_awake() -> None:

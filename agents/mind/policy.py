@@ -669,13 +669,16 @@ class TurnPolicy:
         # ... nor one asked in another channel lately, while others remain (a village run asked the
         # same eleven questions in one channel after another: a fifth of its lines were repeats)
         society = state.topics_raised_in_guild.setdefault(channel.guild_id, deque(maxlen=max(1, len(topics) // 2)))
-        fresh = [t for t in topics if t not in raised and t not in society] or [t for t in topics if t not in raised] or topics
+        pool = [t for t in topics if t not in raised] or topics
         # a topical channel gets a topic of its own ("open source project you wish more people knew
-        # about?" was asked in #music); the agent's interests and a draw choose among those that fit
+        # about?" was asked in #music); the agent's interests and a draw choose among those that fit.
+        # The channel's fit comes first: left to the society's rotation alone, #books got "favourite
+        # running route?" when its own questions had been asked elsewhere lately
         if self.fits is not None and channel.name not in ("general", None):
-            fit = {t: self.fits(t, f"{channel.name} {channel.topic or ''}") for t in fresh}
+            fit = {t: self.fits(t, f"{channel.name} {channel.topic or ''}") for t in pool}
             best = max(fit.values())
-            fresh = [t for t in fresh if fit[t] >= 0.6 * best] if best > 0 else fresh
+            pool = [t for t in pool if fit[t] >= 0.6 * best] if best > 0 else pool
+        fresh = [t for t in pool if t not in society] or pool
         chosen = max(fresh, key=lambda t: self.relevance(agent, f"{t} {channel.name}") + 0.3 * rng.random())
         raised.append(chosen)
         society.append(chosen)
