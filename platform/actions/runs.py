@@ -101,6 +101,7 @@ class RunScope:
     since_id: int
     until_id: int | None
     facts: list[Any]
+    sim_speed: float | None = None  # the run's clock (its scenario's), not the server's: None if unreadable
 
     def bounds(self, since: int | None, until: int | None, facts: list[Any]) -> tuple[int, int | None, list[Any]]:
         """The caller's own bounds and facts where given, the run's elsewhere."""
@@ -119,13 +120,14 @@ async def run_scope(platform: Platform, run_id: int) -> RunScope:
     if row is None or row.guild_id is None:  # not a run, or one whose society was never founded (or was deleted)
         raise UnknownRun()
     try:
-        questions = parse_scenario(row.scenario).questions
+        scenario = parse_scenario(row.scenario)
+        questions, sim_speed = scenario.questions, scenario.sim_speed
     except Exception:  # noqa: BLE001 - a scenario stored by an older version still has a window
-        questions = []
+        questions, sim_speed = [], None
     facts = [Fact(q.name, tuple(k.lower() for k in (q.keywords or default_keywords(q.fact))))
              for q in questions if q.kind == "knows"]
     until = id_at(row.ended_at.timestamp()) + (1 << 22) if row.ended_at else None
-    return RunScope(row.guild_id, row.id, until, facts[:10])
+    return RunScope(row.guild_id, row.id, until, facts[:10], sim_speed)
 
 
 async def scoped(platform: Platform, guild_id: int | None, run_id: int | None, since: int | None, until: int | None,

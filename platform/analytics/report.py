@@ -24,8 +24,8 @@ COLOURS = ("#3558d8", "#e0641a", "#1f9d6b", "#b3396b", "#7a5bd6", "#9a7b12", "#2
 def _nice(top: float) -> float:
     if top <= 0:
         return 1.0
-    for step in (1, 2, 5):
-        for power in range(-3, 9):
+    for power in range(-3, 9):  # the smallest 1, 2 or 5 times a power of ten that reaches the top
+        for step in (1, 2, 5):
             value = step * 10.0 ** power
             if value >= top:
                 return value

@@ -1,5 +1,5 @@
 """`townsquare export` and `townsquare report`: a society's window written as files or as an HTML
-report (platform/analytics/)."""
+report, or a batch of scenario runs as one HTML report (platform/analytics/)."""
 
 from __future__ import annotations
 
@@ -68,11 +68,24 @@ def report(out: Annotated[Path, typer.Option("--out", help="The HTML file to wri
            until: Annotated[str | None, typer.Option(help="ISO time with a zone, or a snowflake (default: now).")] = None,
            fact: Annotated[list[str] | None, typer.Option(help="A planted fact: `keyword,keyword` or `label=keyword,...` (repeatable).")] = None,
            run: Annotated[int | None, _RUN] = None,
+           batch: Annotated[int | None, typer.Option("--batch", help="Instead: a batch of runs (`townsquare run` prints its id), "
+                                                                    "its arms side by side, each run over its own window.")] = None,
            ) -> None:
-    """Write a society's HTML report over a window: plots, the scorecard, the notable moments (print it to PDF from a browser)."""
+    """Write a society's HTML report over a window: plots, the scorecard, the notable moments (print it to PDF from a browser);
+    or, with --batch, an A/B comparison's arms and repeats side by side."""
     from ..analytics.report import report as render_report
 
-    html = _scoped(lambda platform, g, lo, hi, facts: render_report(platform, g, lo, hi, facts), guild, run, since, until, fact)
+    if batch is not None:
+        given = [name for name, value in (("--guild", guild), ("--run", run), ("--since", since), ("--until", until), ("--fact", fact))
+                 if value not in (None, [])]
+        if given:  # a batch's runs each have their own society, window and facts
+            raise typer.BadParameter(f"--batch takes each run's own society, window and facts: "
+                                     f"give --batch or {', '.join(given)}, not both")
+        from ..analytics.batch import report as batch_report
+
+        html = _on_platform(lambda platform: batch_report(platform, batch))
+    else:
+        html = _scoped(lambda platform, g, lo, hi, facts: render_report(platform, g, lo, hi, facts), guild, run, since, until, fact)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     typer.echo(f"{out}  ({len(html)} bytes)")

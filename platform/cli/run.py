@@ -7,8 +7,10 @@ agent worker and rq worker, started with the run's seed and clock speed. Every p
 `<log dir>/runs/<batch id>/<name>.log` (this process's own records in `run.log`); the terminal
 shows a progress bar per run and, at the end, each question's answer: with `--repeat N` its mean
 and spread over the repeats, with a second arm (`--compare B.yaml` or `--without NAME`) the
-difference between the arms with a 95% interval. `--json` prints one JSON object instead (the
-last line). Every run is recorded in the `runs` table (the dashboard lists them).
+difference between the arms with a 95% interval (agents/scenario/stats.py `compare_runs`, which the
+batch report shares). `--json` prints one JSON object instead (the last line). Every run is
+recorded in the `runs` table (the dashboard lists them); `townsquare report --batch ID` puts a
+batch's arms side by side in one HTML file (platform/analytics/batch.py).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pydantic import ValidationError
 
 from ...agents.scenario import model as sc
 from ...agents.scenario.load import ScenarioError, load_scenario
-from ...agents.scenario.stats import difference, summary
+from ...agents.scenario.stats import compare_runs
 from ..core.config import Settings, get_settings
 
 log = logging.getLogger("townsquare.run")
@@ -213,20 +215,6 @@ def arms(scenario: sc.Scenario, compare: sc.Scenario | None, without: str | None
     return out
 
 
-def compare_arms(questions: list[str], per_arm: dict[str, list[dict[str, Any]]], seed: int) -> dict[str, Any]:
-    """Per question: each arm's summary over its repeats and, with two arms, A - B with an interval."""
-    out: dict[str, Any] = {}
-    labels = list(per_arm)
-    for q in questions:
-        values = {arm: [next((a["value"] for a in r.get("questions", []) if a["name"] == q), None) for r in results]
-                  for arm, results in per_arm.items()}
-        entry: dict[str, Any] = {"arms": {arm: summary(v) for arm, v in values.items()}}
-        if len(labels) == 2:
-            entry["difference"] = {"of": f"{labels[0]} - {labels[1]}", **difference(values[labels[0]], values[labels[1]], seed=seed)}
-        out[q] = entry
-    return out
-
-
 def _num(v: Any) -> str:
     return "-" if v is None else f"{v:.3f}"
 
@@ -248,6 +236,7 @@ def print_report(report: dict[str, Any]) -> None:
         d = entry.get("difference")
         if d:
             typer.echo(f"  {d['of']}: {_num(d['diff'])}  95% interval [{_num(d['low'])}, {_num(d['high'])}]  ({d['method']})")
+    typer.echo(f"\nthe arms side by side in one HTML file: townsquare report --batch {report['batch_id']} --out report.html")
 
 
 def run_command(scenario: Annotated[str, typer.Argument(help="A scenario file (YAML) or a bundled scenario's name.")],
@@ -305,7 +294,6 @@ async def _run_all(settings: Settings, plan: list[tuple[str, sc.Scenario]], base
     model_name = model_of(settings, plan[0][1])
     stack = Stack(settings, services, log_dir)
     bar = Bar(show_progress)
-    outcomes: dict[str, list[Any]] = {arm: [] for arm, _ in plan}
     try:
         await stack.start()
         if plan[0][1].model and settings.routing_file is None:  # the model server's address is known now
@@ -323,10 +311,9 @@ async def _run_all(settings: Settings, plan: list[tuple[str, sc.Scenario]], base
             agents = ProcessAgents(stack)
             for r in range(repeat):
                 for arm, scenario in plan:
-                    outcome = await run_scenario(platform, admin, scenario, base_dir=bases["A" if arm == "A" else "B"], batch_id=batch_id,
-                                                 arm=arm, repeat=r, clock=SystemClock(), sleep=asyncio.sleep, agents_=agents,
-                                                 progress=Progress(bar.start, bar.tick, bar.end), model=model_name)
-                    outcomes[arm].append(outcome)
+                    await run_scenario(platform, admin, scenario, base_dir=bases["A" if arm == "A" else "B"], batch_id=batch_id,
+                                       arm=arm, repeat=r, clock=SystemClock(), sleep=asyncio.sleep, agents_=agents,
+                                       progress=Progress(bar.start, bar.tick, bar.end), model=model_name)
             async with platform.read() as conn:
                 rows = (await conn.execute(select(Run).where(Run.batch_id == batch_id).order_by(Run.id))).all()
         finally:
@@ -338,7 +325,5 @@ async def _run_all(settings: Settings, plan: list[tuple[str, sc.Scenario]], base
 
     records = [run_object(r) for r in rows]
     questions = [q.name for q in plan[0][1].questions]
-    per_arm = {arm: [o.results for o in outs if o.state == "done"] for arm, outs in outcomes.items()}
     return {"batch_id": str(batch_id), "scenario": plan[0][1].name, "arms": [arm for arm, _ in plan], "repeat": repeat,
-            "model": model_name, "logs": str(log_dir), "runs": records,
-            "summary": compare_arms(questions, per_arm, seed=plan[0][1].seed)}
+            "model": model_name, "logs": str(log_dir), "runs": records, "summary": compare_runs(records, questions)}

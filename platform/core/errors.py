@@ -110,6 +110,10 @@ class UnknownRun(NotFound):
     code, message = 10110, "Unknown Run"  # Townsquare extension: a scenario run
 
 
+class UnknownBatch(NotFound):
+    code, message = 10111, "Unknown Batch"  # Townsquare extension: the runs of one `townsquare run`
+
+
 class MemoryUnavailable(TownsquareError):
     status, code, message = 503, 130001, "The memory store is unavailable, try again shortly"
 

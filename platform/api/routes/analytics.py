@@ -77,8 +77,12 @@ async def report(guild_id: Snowflake, me: Me, platform: PlatformDep, since: Boun
     """The HTML report of the window (plots, scorecard, notable moments; printable to PDF)."""
     require_admin(me)
     lo, hi, facts = await _scope(platform, guild_id, run, since, until, fact)
-    html = await render_report(platform, guild_id, lo, hi, facts)
+    return report_response(await render_report(platform, guild_id, lo, hi, facts), f"townsquare-{guild_id}-report.html", download)
+
+
+def report_response(html: str, filename: str, download: bool) -> HTMLResponse:
+    """A report as served (the society's, a batch's): locked down, never cached, a file to save when asked."""
     headers = {"Content-Security-Policy": REPORT_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
     if download:
-        headers["Content-Disposition"] = f'attachment; filename="townsquare-{guild_id}-report.html"'
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return HTMLResponse(html, headers=headers)

@@ -10,13 +10,16 @@ from fastapi import Path as PathParam
 from pydantic import Field
 
 from pydantic import ValidationError
+from starlette.responses import HTMLResponse
 
 from ....agents.scenario.load import parse_intervention
 from ...actions import agents, audit, interventions, interviews, memories, messages, news, relationships, runs, world
+from ...analytics.batch import report as render_batch
 from ...core.errors import InvalidFormBody
 from ..bodies import Body
 from ..deps import MAX_SNOWFLAKE, Me, OptSnowflakeQuery, PlatformDep, Reason, Snowflake, SnowflakeInt
 from ..strictjson import StrictJSONRoute, check_text
+from .analytics import report_response
 from .messages import ReferenceBody, check_content
 
 router = APIRouter(prefix="/api/v10/townsquare", route_class=StrictJSONRoute)
@@ -175,6 +178,15 @@ async def list_runs(me: Me, platform: PlatformDep, before: OptSnowflakeQuery = N
 @router.get("/runs/{run_id}")
 async def get_run(run_id: Snowflake, me: Me, platform: PlatformDep) -> dict[str, Any]:
     return await runs.get_run(platform, me, run_id)
+
+
+@router.get("/runs/batches/{batch_id}/report",
+            responses={200: {"description": "The batch's report, one HTML file", "content": {"text/html": {"schema": {"type": "string"}}}}})
+async def batch_report(batch_id: Snowflake, me: Me, platform: PlatformDep, download: bool = False) -> HTMLResponse:
+    """The runs of one `townsquare run` side by side: each question's arms (mean, spread, A - B with a
+    95% interval), the diffusion of the planted facts in every run, the runs and their answers."""
+    agents.require_admin(me)
+    return report_response(await render_batch(platform, batch_id), f"townsquare-batch-{batch_id}-report.html", download)
 
 
 # --- agents ---
