@@ -5,6 +5,8 @@ phone the navigation folds; a non-administrator is refused. Screenshots: tests/a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import Any
 
 import httpx
@@ -332,6 +334,12 @@ async def test_the_scenarios_page_applies_interventions_and_lists_runs(platform:
         await row.wait_for()
         assert "done" in await row.text_content() and "knows-party: 0.25" in await row.text_content()
         await web.shot("admin-scenarios")
+        # its batch's report (the arms side by side), downloaded from the row
+        async with page.expect_download() as info:  # type: ignore[attr-defined]
+            await row.get_by_role("button", name="Batch report").click()
+        download = await info.value
+        report = Path(await download.path()).read_text(encoding="utf-8")
+        assert download.suggested_filename.endswith(".html") and "knows-party" in report and "0.25" in report
         assert web.page_errors == [] and web.outside_loopback() == []
     finally:
         await close_web(web)

@@ -5,7 +5,7 @@
 import { api } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
-import { act, errorText, num, poll, section, stamp, table } from "./util.js";
+import { act, errorText, num, poll, saveDownload, section, stamp, table } from "./util.js";
 
 const TRAITS = ["openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"];
 // each kind's fields: [key, input kind]; "agent" picks one of the society's agents, "agents" several
@@ -42,13 +42,17 @@ export async function mount(el, ctx) {
     runsStatus.textContent = runs.length ? t("adm_updated", { time: new Date().toLocaleTimeString() }) : t("adm_no_runs");
     replace(runsBox, runs.length ? table(
       [t("adm_run_scenario"), t("adm_run_arm"), t("adm_run_state"), t("adm_run_started"), t("adm_run_ended"), t("adm_run_seed"),
-        t("adm_run_model"), t("adm_run_answers")],
+        t("adm_run_model"), t("adm_run_answers"), t("adm_run_batch")],
       runs.map((r) => h("tr", { "data-run-id": r.id },
         h("th", { scope: "row" }, r.name), h("td", {}, `${r.arm} #${r.repeat + 1}`),
         h("td", {}, h("span", { class: `status run-${r.state}` }, t(`adm_run_${r.state}`)), r.error ? h("div", { class: "small muted" }, r.error) : null),
         h("td", {}, stamp(r.started_at)), h("td", {}, stamp(r.ended_at)), h("td", { class: "num" }, String(r.seed)),
         h("td", {}, r.model || "–", h("div", { class: "small muted" }, r.code_version)),
-        h("td", {}, (r.results?.questions || []).map((q) => h("div", {}, `${q.name}: ${num(q.value, 3)}`))))),
+        h("td", {}, (r.results?.questions || []).map((q) => h("div", {}, `${q.name}: ${num(q.value, 3)}`))),
+        // the batch's arms side by side (every run of one `townsquare run`), one HTML file
+        h("td", {}, h("button", { type: "button", class: "batch-report", "data-batch-id": r.batch_id,
+          onclick: (e) => act(e.currentTarget, () => saveDownload(`/api/v10/townsquare/runs/batches/${r.batch_id}/report?download=true`,
+            `batch-${r.batch_id}.html`), t("adm_sc_downloaded")) }, t("adm_run_batch_report"))))),
       { caption: t("adm_runs") }) : null);
   }
   return poll(loadRuns, 10000, (error) => { runsStatus.textContent = errorText(error); });

@@ -2,11 +2,11 @@
 // diffusion of planted facts, sentiment, topics, the graph), with its alerts and breakthroughs
 // linked to the messages, and the exports (a zip) to download. Plots are our own SVG charts.
 
-import { ApiError, api, token } from "../lib/api.js";
+import { api } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { t, formatNumber } from "../lib/i18n.js";
 import { lineChart } from "../lib/charts.js";
-import { act, clock, errorText, num, pct, section, stamp, table } from "./util.js";
+import { act, clock, errorText, num, pct, saveDownload, section, stamp, table } from "./util.js";
 
 const WINDOWS = [60, 360, 1440, 10080, 0]; // minutes; 0: since the society was founded
 const FORMATS = ["parquet", "csv", "gexf", "graphml"];
@@ -62,16 +62,8 @@ export async function mount(el, ctx) {
   async function download(what, format, button) {
     await act(button, async () => {
       const extra = what === "report" ? "download=true" : `format=${format}`;
-      const response = await fetch(`/api/v10/townsquare/societies/${ctx.guildId}/${what}${query(minutes, factList())}&${extra}`
-        .replace(/^([^?]*)&/, "$1?"), { headers: { Authorization: `Bearer ${token.get()}` } });
-      if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
-      const name = (response.headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] || `${what}.${format}`;
-      const url = URL.createObjectURL(await response.blob());
-      const link = h("a", { href: url, download: name });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      await saveDownload(`/api/v10/townsquare/societies/${ctx.guildId}/${what}${query(minutes, factList())}&${extra}`
+        .replace(/^([^?]*)&/, "$1?"), `${what}.${format}`);
     }, t("adm_sc_downloaded"));
   }
 

@@ -1,6 +1,6 @@
 // Shared bits of the dashboard's views: polling with backoff, toasts, small formatters.
 
-import { ApiError, api } from "../lib/api.js";
+import { ApiError, api, token } from "../lib/api.js";
 import { h, $, replace } from "../lib/dom.js";
 import { t, formatNumber, lang } from "../lib/i18n.js";
 
@@ -66,6 +66,19 @@ export async function act(button, fn, done = null) {
   } finally {
     if (button) button.disabled = false;
   }
+}
+
+/** Saves what an authenticated GET of `url` returns as a file (its Content-Disposition name, else `fallback`). */
+export async function saveDownload(url, fallback) {
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${token.get()}` } });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  const name = (response.headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] || fallback;
+  const href = URL.createObjectURL(await response.blob());
+  const link = h("a", { href, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 10_000);
 }
 
 export const isMissing = (error) => error instanceof ApiError && (error.status === 404 || error.status === 405);
