@@ -628,3 +628,17 @@ def test_an_honest_answer_names_what_was_asked_not_where_the_asker_is_nor_a_prob
     assert read.honest and not any("dealt with it" in line or "problem" in line for line in read.fallbacks())
     slugs = plan_reply(PRIYA, Heard("Sam Carter", "@Priya Nair slugs ate my lettuces, what should I do?", human=True, to_me=True), seed=4)
     assert any("Anyone dealt with it?" in line for line in slugs.fallbacks())
+
+
+def test_a_statement_gets_what_the_persona_knows_only_when_it_is_about_it_and_no_word_is_said_twice() -> None:
+    from townsquare.agents.turn.knowing import STATEMENT_MARGIN
+
+    fixed = lambda a, b: 0.55  # noqa: E731  # between the floor and the floor + margin
+    assert known_or_view(PRIYA, "When does the post office open?", fixed, 0.5)[0] is not None  # asked: it answers
+    assert known_or_view(PRIYA, "The harbour run starts at the fish market this week.", fixed, 0.5) == (None, False)
+    assert known_or_view(PRIYA, "The harbour run starts at the fish market.", lambda a, b: 0.5 + STATEMENT_MARGIN, 0.5)[0] is not None
+    for seed in range(30):
+        plan = plan_reply(PRIYA, Heard("Sam Carter", "@Priya Nair who lived in the big house?", human=True, to_me=True), seed=seed)
+        for line in plan.fallbacks():
+            low = line.lower()
+            assert low.count("honestly") <= 1 and low.count("sorry") <= 1, line

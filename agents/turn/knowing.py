@@ -69,8 +69,10 @@ def known_or_view(persona: Persona, text: str, relevance: Callable[[str, str], f
     fact does. `local`: what it knows of its world (agents/world/facts.py), the answer when its
     own statements and views have none (matched without where the asker is: "a doctor in the
     village?" is not about the village hall)."""
-    known = best_known(persona.knows, text, relevance, floor)
     asked = unmention(text).rstrip().endswith("?")
+    # something to add to a line that asks nothing must be about it, not near it (a piece of news about the
+    # harbour run starting at the fish market got the co-working space above the fish market's hours)
+    known = best_known(persona.knows, text, relevance, floor if asked else floor + STATEMENT_MARGIN)
     view = None
     if persona.views and asked and (known is None or asks_opinion(text)):
         view = view_on(persona, text, relevance, floor)
@@ -79,6 +81,9 @@ def known_or_view(persona: Persona, text: str, relevance: Callable[[str, str], f
     if known is None and asked and local and asks_where_or_when(text):
         known = best_fact(local, without_locative(text), relevance, floor)
     return known, False
+
+
+STATEMENT_MARGIN = 0.1  # how much better a statement must fit a line that is not a question (see known_or_view)
 
 
 def view_on(persona: Persona, text: str, relevance: Callable[[str, str], float], floor: float) -> str | None:

@@ -203,7 +203,7 @@ class Plan:
                 closers = [f"{expert} would know.", f"Ask {expert}.", f"Try {expert}, maybe.", f"{expert} might know.",
                            f"{expert} knows this stuff.", f"{expert}'s the one to ask."]
             options = [" ".join(filter(None, [o, b, c])) for o in openers for b in bodies for c in closers
-                       if f"{o} {b} {c}".count("orry") <= 1]  # not "Sorry, Kwame. Beats me. Sorry!"
+                       if not _says_twice(f"{o} {b} {c}")]  # not "Sorry, Kwame. Beats me. Sorry!", "Honestly, Sam? No clue, honestly."
             if about:  # what is not known named in the line ("Not sure about the market."): these first
                 rng.shuffle(options)
                 options.sort(key=lambda line: about not in line and asked[1:] not in line)
@@ -216,7 +216,7 @@ class Plan:
                            f"Sorry, {who}, no idea.", f"Don't know, {who}.", f"Not a clue, {who}.", f"Can't say, {who}.",
                            f"Hmm, not sure, {who}."]
                 echoes = [" ".join([asked, r, c]) for r in replies for c in closers  # a bare echo would be a parrot
-                          if c and f"{r} {c}".count("orry") <= 1]
+                          if c and not _says_twice(f"{r} {c}")]
                 if not about:
                     rng.shuffle(options)
                 rng.shuffle(echoes)
@@ -403,6 +403,12 @@ def object_phrase(text: str, *, definite_only: bool = False) -> str | None:
         phrase = phrase[:-1]
     det = {"my": "your", "your": "my", "our": "our", "a": "the", "an": "the", "this": "that"}.get(found.group(1).lower(), found.group(1).lower())
     return f"{det} {' '.join(phrase)}"
+
+
+def _says_twice(line: str) -> bool:
+    """A fixed word said twice in one composed line ("sorry", "honestly", "idea")."""
+    said = re.findall(r"[a-z]+", line.lower().replace("sorry", " sorry "))
+    return any(said.count(w) > 1 for w in ("sorry", "honestly", "idea", "clue", "sure", "anyone", "know"))
 
 
 def sentence(text: str) -> str:
