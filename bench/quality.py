@@ -185,7 +185,7 @@ class Bench:
         world: list[str] = []
         if self.knows:
             local = local_knowledge(society.world, persona.name, t) if society is not None and heard.human and self.local else ()
-            known, opinion = known_or_view(persona, heard.text, self.relevance, self.known_floor, local)
+            known, opinion = known_or_view(persona, heard.text, self.relevance, self.known_floor, local, person=heard.human)
             if known is None and is_question(heard.text) and heard.human and heard.to_me:
                 expert = expert_for(heard.text, [p for p in present if p.name != persona.name], self.relevance, self.known_floor)
         if society is not None and society.world is not None and t is not None:

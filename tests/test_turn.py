@@ -642,3 +642,15 @@ def test_a_statement_gets_what_the_persona_knows_only_when_it_is_about_it_and_no
         for line in plan.fallbacks():
             low = line.lower()
             assert low.count("honestly") <= 1 and low.count("sorry") <= 1, line
+
+
+def test_a_persons_practical_question_is_not_answered_with_a_view_nor_does_an_asker_answer_its_own_call_for_help() -> None:
+    snails = "Slugs or snails, which is the bigger menace in your garden?"
+    slugs = lambda a, b: 0.6 if "slug" in a.lower() and "slug" in b.lower() else 0.0  # noqa: E731
+    asked = "@Priya Nair slugs ate my lettuces, what should I do?"
+    assert known_or_view(PRIYA, asked, slugs, 0.5, person=True) == (None, False)
+    assert known_or_view(PRIYA, snails, slugs, 0.5, person=True)[1] is True  # a question of opinion: her view
+    assert known_or_view(PRIYA, "Slugs ate my lettuces, what should I do?", slugs, 0.5)[1] is True  # another agent's
+    # the asker's own view comes after a question of opinion, not after a call for help
+    assert plan_opener(PRIYA, snails, seed=2, view=PRIYA.views[1]).known is not None
+    assert plan_opener(PRIYA, "Does anyone have photographs of slugs in the square?", seed=2, view=PRIYA.views[1]).known is None

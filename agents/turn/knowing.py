@@ -60,7 +60,7 @@ def asks_opinion(question: str) -> bool:
 
 
 def known_or_view(persona: Persona, text: str, relevance: Callable[[str, str], float], floor: float,
-                  local: Sequence[Fact] = ()) -> tuple[str | None, bool]:
+                  local: Sequence[Fact] = (), *, person: bool = False) -> tuple[str | None, bool]:
     """What the persona has to say to `text`: a statement it knows that answers it, or a view of
     its own on it (its `views`: "Broad beans, always first." to "what are you planting first?"),
     and whether it is a view. A view answers only a question (one that ends the line: not
@@ -68,13 +68,17 @@ def known_or_view(persona: Persona, text: str, relevance: Callable[[str, str], f
     reading circle meets on Thursdays" does not say which book to pick next), to any other the
     fact does. `local`: what it knows of its world (agents/world/facts.py), the answer when its
     own statements and views have none (matched without where the asker is: "a doctor in the
-    village?" is not about the village hall)."""
+    village?" is not about the village hall). `person`: a person asked (not another agent)."""
     asked = unmention(text).rstrip().endswith("?")
     # something to add to a line that asks nothing must be about it, not near it (a piece of news about the
     # harbour run starting at the fish market got the co-working space above the fish market's hours)
     known = best_known(persona.knows, text, relevance, floor if asked else floor + STATEMENT_MARGIN)
     view = None
-    if persona.views and asked and (known is None or asks_opinion(text)):
+    # a person's practical question is not answered with a view ("how early should I come to get bread?" got
+    # "A white loaf for Sunday breakfast...", "slugs ate my lettuces, what should I do?" a view on slugs and
+    # snails); another member's question is (the society's questions are what views were written for)
+    practical = person and not asks_opinion(text) and asks_for_facts(text)
+    if persona.views and asked and (known is None or asks_opinion(text)) and not practical:
         view = view_on(persona, text, relevance, floor)
         if view is not None:
             return view, True

@@ -655,7 +655,10 @@ def plan_opener(persona: Persona, subject: str, *, seed: int, news: bool = False
     the speaker's own answer to the question it asks (one of its `views`), said after it."""
     memory = _memory_hint(memories or [], subject)
     rng = random.Random(seed)
-    own = view if view is not None and not news and world is None and subject.rstrip().endswith("?") else None
+    # only after a question of opinion: "Does anyone have photographs of the square? My answer? ..." or "Who do
+    # we call? Me? ..." read as asking for help and answering it oneself
+    own = view if (view is not None and not news and world is None and subject.rstrip().endswith("?")
+                   and (asks_opinion(subject) or not asks_for_facts(subject))) else None
     return Plan("share" if news else "open", speaker=persona.name, content=subject, hint=memory, seed=seed,
                 lead=lead_for("share", subject, None, rng) if news else "", world=world, known=own, opinion=own is not None)
 

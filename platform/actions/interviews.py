@@ -78,7 +78,7 @@ async def _ask(platform: Platform, row: Any, who: Interviewee, question: str) ->
     similar = _similarity()
 
     # what the persona knows or thinks that answers it: the statement its turns would answer with
-    known = (known_or_view(who.persona, question, similar, settings.known_relevance_floor) if similar is not None
+    known = (known_or_view(who.persona, question, similar, settings.known_relevance_floor, person=True) if similar is not None
              else (None, False))
 
     async def search(memories: Any) -> Any:

@@ -210,7 +210,7 @@ class TurnTaking:
         # view of its own on it
         # (a person's question may be answered from what any local knows: the places, the calendar, who is where)
         known, opinion = known_or_view(persona, heard.text, self.text_relevance, self.settings.known_relevance_floor,
-                                       self.world.local(agent) if heard.human else ())
+                                       self.world.local(agent) if heard.human else (), person=heard.human)
         expert = None
         if known is None and is_question(heard.text) and heard.human and heard.to_me and asks_for_facts(heard.text):
             expert = self._expert(agent, channel, heard.text)
@@ -241,7 +241,7 @@ class TurnTaking:
             return None
         person = not (last.get("author") or {}).get("bot")  # a person's question may be answered from the world, as in _plan
         said, _ = known_or_view(agent.persona, plain(last), self.text_relevance, self.settings.known_relevance_floor,
-                                self.world.local(agent) if person else ())
+                                self.world.local(agent) if person else (), person=person)
         return last if said is not None else None
 
     def _expert(self: AgentWorker, agent: AgentInfo, channel: ChannelState, question: str) -> str | None:
