@@ -654,3 +654,25 @@ def test_a_persons_practical_question_is_not_answered_with_a_view_nor_does_an_as
     # the asker's own view comes after a question of opinion, not after a call for help
     assert plan_opener(PRIYA, snails, seed=2, view=PRIYA.views[1]).known is not None
     assert plan_opener(PRIYA, "Does anyone have photographs of slugs in the square?", seed=2, view=PRIYA.views[1]).known is None
+
+
+def test_a_statement_about_the_speaker_is_said_in_its_own_words_so_the_gate_lets_it_through() -> None:
+    maren = PRIYA.model_copy(update={"name": "Maren Holt", "knows": [], "views": []})
+    known = "Saturday orders are collected from Maren's stall at the market."
+    plan = plan_reply(maren, Heard("Sam Carter", "@Maren Holt how early should I come to get bread?", human=True, to_me=True),
+                      seed=3, known=known)
+    lines = plan.fallbacks()
+    assert lines and all("Maren" not in line and "my stall" in line for line in lines)
+    gate = GateContext(own_name="Maren Holt", members=["Sam Carter", "Priya Nair"], bio=maren.bio,
+                       answering="how early should I come to get bread?")
+    assert judge(lines[0], gate).ok and not judge(known, gate).ok  # the statement as written names her: refused
+
+
+def test_in_own_words_turns_the_speakers_name_into_the_first_person() -> None:
+    from townsquare.agents.turn.plan import in_own_words
+
+    assert in_own_words("On Saturday mornings Lucia shops at the harbour market.", "Lucia Ferraro") == \
+        "On Saturday mornings I shop at the harbour market."
+    assert in_own_words("Pablo paints the wall; Pablo has helpers; ask Pablo.", "Pablo Reyes") == "I paint the wall; I have helpers; ask me."
+    assert in_own_words("Tobias's walk starts at two.", "Tobias Reed") == "my walk starts at two."
+    assert in_own_words("Tobias goes to the archive.", "Tobias Reed") == "I go to the archive."

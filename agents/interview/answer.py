@@ -23,6 +23,7 @@ from ..mind.mood import Mood
 from ..mind.relations import Bond, describe
 from ..society.persona import Persona
 from ..turn.gate import GateContext, Verdict, judge
+from ..turn.plan import in_own_words
 from ..turn.realise import Prompt, persona_card, prompt_texts, third_person
 from ..turn.text import lower_first, sentences, words
 from .evidence import Evidence
@@ -229,7 +230,7 @@ def _remembered_line(text: str) -> str:
 def fallbacks(who: Interviewee, question: str, evidence: Evidence, rng: random.Random) -> list[str]:
     """Plain answers made from the evidence alone (no model), in a seeded order."""
     if evidence.statement is not None:
-        said = evidence.statement
+        said = in_own_words(evidence.statement, who.persona.name)
         options = ([said, f"For me? {said}", f"Honestly? {said}", f"If you ask me, {lower_first(said)}"] if evidence.basis == "view"
                    else [said, f"As far as I know, {lower_first(said)}", f"That I know: {said}"])
     elif evidence.basis == "memory":
@@ -281,7 +282,7 @@ async def answer(chain: FallbackChain, who: Interviewee, question: str, evidence
     if evidence.statement is not None:  # what it knows or thinks, said as it is (the model's rewording was worse)
         plain = gate_context(who, question, evidence, relevance=None, relevance_floor=0.0)
         lines = fallbacks(who, question, evidence, rng)
-        line = next((line for line in lines if judge(line, plain).ok), evidence.statement)
+        line = next((line for line in lines if judge(line, plain).ok), in_own_words(evidence.statement, who.persona.name))
         return Answer(line, "plan", _first_model(chain, who.persona.name))
     opening = lead(who, question, evidence, rng) if form == "transcript" else ""
     prompt = transcript_prompt(who, question, evidence, opening) if form == "transcript" else chat_prompt(who, question, evidence)

@@ -411,6 +411,20 @@ def _says_twice(line: str) -> bool:
     return any(said.count(w) > 1 for w in ("sorry", "honestly", "idea", "clue", "sure", "anyone", "know"))
 
 
+def in_own_words(statement: str, name: str) -> str:
+    """A statement about the speaker said by the speaker ("Saturday orders are collected from
+    Maren's stall" said by Maren: "from my stall"); the gate refuses a line naming its speaker, so
+    the baker asked about bread said nothing at all."""
+    first = re.escape(name.split()[0])
+    full = re.escape(name)
+    statement = re.sub(rf"\b(?:{full}|{first})'s\b", "my", statement)
+    # the speaker as a subject: "while Priya sells honey" -> "while I sell honey", "Pablo paints" -> "I paint"
+    for verb, mine in (("has", "have"), ("is", "am"), ("was", "was")):
+        statement = re.sub(rf"\b(?:{full}|{first}) {verb}\b", f"I {mine}", statement)
+    statement = re.sub(rf"\b(?:{full}|{first}) ([a-z]+(?:ch|sh|ss|x|o)(?=es\b)|[a-z]+(?=s\b))e?s\b", r"I \1", statement)
+    return re.sub(rf"(?<![.!?]\s)(?<!^)\b(?:{full}|{first})\b", "me", statement)
+
+
 def sentence(text: str) -> str:
     """A statement as a sentence of its own: capitalised, ending with its punctuation."""
     text = " ".join(text.split()).rstrip()
@@ -500,6 +514,7 @@ def plan_reply(persona: Persona, heard: Heard, *, seed: int, mood: str = "calm",
     ("the old mill was built by the Jews"), so another agent's line gets what the agent knows, a
     memory passed on as it was said, the news, or an emoji."""
     rng = random.Random(seed)
+    known = in_own_words(known, persona.name) if known else known
     text = " ".join(heard.text.split())
     framed = _recalled(memories or [], text)
     memory = _body(framed) if framed is not None else None
