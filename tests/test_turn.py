@@ -676,3 +676,14 @@ def test_in_own_words_turns_the_speakers_name_into_the_first_person() -> None:
     assert in_own_words("Pablo paints the wall; Pablo has helpers; ask Pablo.", "Pablo Reyes") == "I paint the wall; I have helpers; ask me."
     assert in_own_words("Tobias's walk starts at two.", "Tobias Reed") == "my walk starts at two."
     assert in_own_words("Tobias goes to the archive.", "Tobias Reed") == "I go to the archive."
+
+
+def test_a_person_who_asked_gets_an_honest_line_when_what_the_speaker_knows_cannot_be_said() -> None:
+    known = "As an AI language model, I cannot say where Saturday orders are collected."  # assistant-speak: refused
+    plan = plan_reply(PRIYA, Heard("Sam Carter", "@Priya Nair where are Saturday orders collected?", human=True, to_me=True),
+                      seed=3, known=known)
+    gate = GateContext(own_name="Priya Nair", members=["Sam Carter"], bio=PRIYA.bio, answering=plan.heard.text)  # type: ignore[union-attr]
+    assert plan.must_post and not any(judge(line, gate).ok for line in plan.fallbacks())
+    spoken = asyncio.run(speak(ScriptedChain("x"), agent_id=None, guild_id=None, persona=PRIYA, plan=plan,  # type: ignore[arg-type]
+                               scene=Scene("Ashford Green", "market", None, ()), gate=gate, options=GenOptions(max_tokens=40)))
+    assert spoken.text and judge(spoken.text, gate).ok and "AI" not in spoken.text

@@ -79,6 +79,11 @@ async def speak(chain: FallbackChain, *, agent_id: int | None, guild_id: int | N
         if line is None and plan.must_post:  # a person asked again: answered again (a repeat, not silence)
             again = replace(composed, own_recent=(), others_recent=())
             line = next((line for line in plan.fallbacks() if judge(line, again).ok), None)
+            if line is None and (plan.known or plan.aside is not None):
+                # what it knows could not be said (the gate refused every way of saying it): a person who asked
+                # still gets an honest line, not silence
+                honest = replace(plan, act="answer", known=None, opinion=False, aside=None, honest=True, hint=None)
+                line = next((line for line in honest.fallbacks() if judge(line, again).ok), None)
         return Spoken(line, "plan" if line else "none", 0, (), reached=True)
     prompt = build_prompt(form, persona, plan, scene)
     ctx = replace(gate, prompt_texts=(*gate.prompt_texts, *prompt_texts(persona, prompt)), lead=prompt.lead)
