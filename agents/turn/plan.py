@@ -201,7 +201,8 @@ class Plan:
             if self.expert:  # an honest "I don't know" that still helps: who would
                 expert = self.expert.split()[0]
                 closers = [f"{expert} would know.", f"Ask {expert}.", f"Try {expert}, maybe.", f"{expert} might know.",
-                           f"{expert} knows this stuff.", f"{expert}'s the one to ask."]
+                           f"{expert} knows this stuff.",
+                           f"{expert} is the one to ask." if expert.endswith("s") else f"{expert}'s the one to ask."]  # not "Marcus's the one"
             options = [" ".join(filter(None, [o, b, c])) for o in openers for b in bodies for c in closers
                        if not _says_twice(f"{o} {b} {c}")]  # not "Sorry, Kwame. Beats me. Sorry!", "Honestly, Sam? No clue, honestly."
             if about:  # what is not known named in the line ("Not sure about the market."): these first
