@@ -289,3 +289,11 @@ def test_you_after_a_view_asks_for_a_view_not_what_one_is_doing() -> None:
     assert aside("Maren", "Vinyl, always! Callas on a crackly old record fills a room. You?") is None
     assert aside("Maren", "Me? Sorting seeds at the kitchen table. How about you?").kind == "doing"  # type: ignore[union-attr]
     assert aside("Maren", "Busy baking bread. You?").kind == "doing"  # type: ignore[union-attr]
+
+
+def test_anyone_else_awake_is_answered_with_what_the_agent_is_doing() -> None:
+    night = at_minutes(23 * 60, WORLD.first_day)
+    found = aside("Oskar", "@Oskar Lind anyone else awake? can't sleep.", night)
+    assert found is not None and found.kind == "doing"
+    assert aside("Oskar", "Is anyone up for a walk by the river tomorrow?", night) is None or \
+        aside("Oskar", "Is anyone up for a walk by the river tomorrow?", night).kind != "doing"  # type: ignore[union-attr]

@@ -18,7 +18,7 @@ from .subjects import known_news, news_text
 
 _ASKS_DOING = re.compile(
     r"(?i)\b(?:what(?:'s| is| are)\s+(?:every(?:one|body)|you(?:\s+all)?|people|y'all)(?:\s+else)?\s+(?:up\s+to|doing)|"
-    r"what\s+are\s+you\s+up\s+to|how\s+are\s+you(?:\s+doing)?(?:\s+today)?\?|anyone\s+else\s+(?:about|around|up)|how(?:'s| is)\s+(?:every(?:one|body)|your\s+day)|"
+    r"what\s+are\s+you\s+up\s+to|how\s+are\s+you(?:\s+doing)?(?:\s+today)?\?|anyone\s+(?:else\s+)?(?:about|around|awake)|anyone\s+else\s+up|anyone\s+up\s*\?|how(?:'s| is)\s+(?:every(?:one|body)|your\s+day)|"
     r"what\s+have\s+you\s+been\s+up\s+to|busy\s+today\?)")
 # "..., you?" asks what the listener is doing only after the speaker said what it is doing ("Busy baking. You?");
 # after a view ("Vinyl, always! ... You?") it asks for the listener's view
