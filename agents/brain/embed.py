@@ -25,7 +25,8 @@ package, takes a few seconds once, is deterministic (single-threaded calibration
 factors) and is cached as `minilm-l6-int8mm-<sha256 of source and recipe>.onnx` in `cache_dir` (default
 `$TOWNSQUARE_EMBED_CACHE`, else `$XDG_CACHE_HOME/townsquare/embed`, else
 `~/.cache/townsquare/embed`); when no folder is writable it is built in memory at each load.
-Without `onnx`, or with `fast=False` / `TOWNSQUARE_EMBED_FAST=0`, the packaged file runs as is.
+Without `onnx`, or with `fast=False` / `TOWNSQUARE_EMBED_FAST=0`, the packaged file runs as is; so it
+does by default on an x86 CPU without VNNI, whose integer kernel saturates (`exact_integer_products`).
 An explicit `model_path` is always run as given.
 
 What makes it fast (see shared/notes/offline-stack.md, "the trap"): every batch is padded only
@@ -311,6 +312,23 @@ def build_fast_model(source: str | Path, tokenizer) -> bytes:  # type: ignore[no
     return model.SerializeToString()
 
 
+def exact_integer_products() -> bool:
+    """Whether onnxruntime's uint8 x int8 products are exact on this CPU. On x86 without VNNI
+    (AVX2 only, e.g. AMD EPYC before Zen 4) its kernel adds products in pairs in 16 bits
+    (vpmaddubsw), which saturates: measured on such an EPYC, the derived model fell to cosine 0.983
+    against the float model (0.992 or more with VNNI), so the packaged float model is run there."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return True  # ARM's dot-product kernels accumulate in 32 bits
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False  # not Linux: unknown, so the float model
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
 def fast_model_name(source: str | Path) -> str:
     """File name of the derived model for `source`: a hash of the source bytes and the recipe."""
     digest = hashlib.sha256()
@@ -356,7 +374,7 @@ class Embedder:
     `threads` is onnxruntime's intra-op thread count (default: all cores). `spin` lets idle ORT
     worker threads busy-wait between batches: a little lower latency, but burnt CPU that the
     LLM and the platform on the same machine would rather have, hence off by default.
-    `fast` (default: on unless TOWNSQUARE_EMBED_FAST=0) runs the derived integer-matmul model
+    `fast` (default: on where `exact_integer_products()`, else off; TOWNSQUARE_EMBED_FAST=1/0 forces it) runs the derived integer-matmul model
     instead of the packaged file when no `model_path` is given; `cache_dir` is where it is cached.
     `model_path` is the file run (the derived one when fast), `source_model_path` the packaged one.
     """
@@ -372,7 +390,8 @@ class Embedder:
         self.source_model_path = Path(model_path) if model_path else default_model_path()
         self.model_path = self.source_model_path
         if fast is None:
-            fast = os.environ.get("TOWNSQUARE_EMBED_FAST", "1").strip().lower() not in ("0", "false", "no", "off")
+            wanted = os.environ.get("TOWNSQUARE_EMBED_FAST", "").strip().lower()
+            fast = exact_integer_products() if not wanted else wanted not in ("0", "false", "no", "off")
         self.fast = bool(fast) and model_path is None
         self.cache_dir = cache_dir
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
